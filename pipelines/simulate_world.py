@@ -1,0 +1,119 @@
+"""Simulate a podcast world into ``DATA_ROOT``: day-partitioned Avro logs plus the saved ground truth.
+
+Usage (``make data`` wraps this)::
+
+    python -m pipelines.simulate_world --data_root=./data --world=demo --seed=7 [--dirty_rate=0.01] \\
+        [--runner=DataflowRunner --project=... --region=... --temp_location=gs://...]
+
+The driver draws the world (entities and hidden traits) and saves it under ``world/``; the pipeline then shards the
+users across workers, each shard writing its own part files; the merged statistics become ``world/summary.json``,
+which is printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
+
+from pipelines.options import DataRootOptions, resolve_runner
+from schemas import LOG_TABLES, SNAPSHOT_TABLES, layout
+from simulator import World, WorldConfig
+from simulator.summary import format_summary, summarize
+from transforms.simulate import SimulateWorld, WriteJson
+
+
+class SimulateWorldOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--world", default="demo", help="World preset: tiny, demo or bench.")
+        parser.add_argument("--seed", type=int, default=None, help="Random seed (default: the preset's).")
+        parser.add_argument("--dirty_rate", type=float, default=None, help="Share of rows per defect kind, 0-0.1.")
+        parser.add_argument("--n_users", type=int, default=None, help="Override the preset's number of users.")
+        parser.add_argument("--n_days", type=int, default=None, help="Override the preset's number of days.")
+        parser.add_argument("--start_date", default=None, help="Override the first day (YYYY-MM-DD).")
+        parser.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="Replace a world already simulated under --data_root (raw tables and world/).",
+        )
+
+
+def build_config(opts: SimulateWorldOptions) -> WorldConfig:
+    import datetime
+
+    overrides = {
+        "seed": opts.seed,
+        "dirty_rate": opts.dirty_rate,
+        "n_users": opts.n_users,
+        "n_days": opts.n_days,
+        "start_date": datetime.date.fromisoformat(opts.start_date) if opts.start_date else None,
+    }
+    return WorldConfig.preset(opts.world, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def prepare_output(data_root: str, overwrite: bool) -> None:
+    """Refuse to mix two worlds under one root; with ``overwrite``, delete the previous one first."""
+    world_dir = layout.world_dir(data_root)
+    existing = [
+        path
+        for path in [world_dir, *(layout.raw_table(data_root, t) for t in (*LOG_TABLES, *SNAPSHOT_TABLES))]
+        if FileSystems.exists(path) or FileSystems.match([path + "/*"])[0].metadata_list
+    ]
+    if not existing:
+        return
+    if not overwrite:
+        raise FileExistsError(
+            f"{data_root} already holds simulated data ({existing[0]} ...); pass --overwrite to replace it "
+            "or choose another --data_root"
+        )
+    for path in existing:
+        matches = FileSystems.match([path + "/**"])[0].metadata_list
+        if matches:
+            FileSystems.delete([m.path for m in matches])
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Simulate the world and return its summary (also saved as ``world/summary.json``)."""
+    options = resolve_runner(PipelineOptions(argv))
+    options.view_as(SetupOptions).save_main_session = False
+    opts = options.view_as(SimulateWorldOptions)
+    data_root = options.view_as(DataRootOptions).data_root
+    config = build_config(opts)
+
+    started = time.perf_counter()
+    prepare_output(data_root, opts.overwrite)
+    world = World.generate(config)
+    world.save(layout.world_dir(data_root))
+    summary_path = layout.join(layout.world_dir(data_root), "summary.json")
+
+    with beam.Pipeline(options=options) as pipeline:
+        _ = (
+            pipeline
+            | "Simulate" >> SimulateWorld(data_root, config.n_shards, [d.isoformat() for d in config.days])
+            | "Summarize" >> beam.Map(summarize, config)
+            | "SaveSummary" >> WriteJson(summary_path)
+        )
+    with FileSystems.open(summary_path) as handle:
+        summary = json.loads(handle.read())
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    summary = run(sys.argv[1:] if argv is None else argv)
+    print(format_summary(summary))
+    print(f"\nwritten in {summary['seconds']:.1f} s; summary: world/summary.json")
+
+
+if __name__ == "__main__":
+    main()

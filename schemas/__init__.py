@@ -1,0 +1,26 @@
+"""Data contracts: the Avro schemas of every raw table and the dataset layout.
+
+>>> from schemas import load_schema, RAW_TABLES
+>>> load_schema("stream").field_names[:3]
+('event_id', 'event_ts', 'user_id')
+"""
+
+from schemas.registry import (
+    LOG_TABLES,
+    RAW_TABLES,
+    SNAPSHOT_TABLES,
+    SchemaError,
+    TableSchema,
+    load_schema,
+    parse_schema,
+)
+
+__all__ = [
+    "LOG_TABLES",
+    "RAW_TABLES",
+    "SNAPSHOT_TABLES",
+    "SchemaError",
+    "TableSchema",
+    "load_schema",
+    "parse_schema",
+]

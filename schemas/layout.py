@@ -1,0 +1,62 @@
+"""The on-disk layout of every dataset: a public contract that all pipelines follow.
+
+Paths are plain strings joined with ``/`` so they work for local folders and ``gs://bucket/prefix`` alike::
+
+    >>> raw_partition("gs://b/p", "stream", datetime.date(2026, 1, 2))
+    'gs://b/p/raw/stream/dt=2026-01-02'
+
+Layout under ``DATA_ROOT``::
+
+    raw/<table>/dt=YYYY-MM-DD/part-NNNNN.avro     logs and daily dimension snapshots (Avro, schemas/avro)
+    world/                                        the simulator's config, ground truth and run summary
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+PART_PREFIX = "part-"
+AVRO_SUFFIX = ".avro"
+_DT_RE = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
+
+
+def join(root: str, *parts: str) -> str:
+    """Join path components with ``/`` (works for local and ``gs://`` roots)."""
+    out = root.rstrip("/")
+    for part in parts:
+        out = f"{out}/{part.strip('/')}"
+    return out
+
+
+def dt_dir(day: datetime.date) -> str:
+    return f"dt={day.isoformat()}"
+
+
+def parse_dt(path: str) -> datetime.date:
+    """The partition day in a path containing ``dt=YYYY-MM-DD``."""
+    match = _DT_RE.search(path)
+    if not match:
+        raise ValueError(f"path {path!r} has no dt=YYYY-MM-DD partition component")
+    return datetime.date.fromisoformat(match.group(1))
+
+
+def raw_table(root: str, table: str) -> str:
+    return join(root, "raw", table)
+
+
+def raw_partition(root: str, table: str, day: datetime.date) -> str:
+    return join(raw_table(root, table), dt_dir(day))
+
+
+def part_file(partition: str, shard: int, suffix: str = AVRO_SUFFIX) -> str:
+    return join(partition, f"{PART_PREFIX}{shard:05d}{suffix}")
+
+
+def raw_glob(root: str, table: str, day: datetime.date) -> str:
+    """Glob of the finished part files of one partition (temporary files never match)."""
+    return join(raw_partition(root, table, day), f"{PART_PREFIX}*{AVRO_SUFFIX}")
+
+
+def world_dir(root: str) -> str:
+    return join(root, "world")

@@ -1,0 +1,155 @@
+"""Beam transforms that run the simulated world: users sharded across workers, each shard writing its own parts.
+
+Records never cross a shuffle: a shard generates a day of logs for its users and writes them as
+``raw/<table>/dt=D/part-<shard>.avro`` directly (atomically, byte-identical on a retry since everything is seeded by
+``(seed, shard, day)``). Only small per-shard statistics flow through the pipeline, into the run summary. This keeps
+the simulator as fast as numpy allows while still scaling out on Dataflow or Flink: more users, more shards.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics import Metrics
+
+from schemas import LOG_TABLES, SNAPSHOT_TABLES, layout, load_schema
+from simulator.behaviour import ShardSimulator
+from simulator.dirt import truncated_file_target
+from simulator.world import World
+from transforms.avro_io import deterministic_sync_marker, truncate_file, write_avro_part
+
+CATALOG_TABLES = ("podcast", "campaign", "creative")
+CATALOG_SHARD = 0
+
+
+class SimulateUserShardFn(beam.DoFn):
+    """Simulates one shard of users over every day; writes its log and user-snapshot parts; yields its stats."""
+
+    def __init__(self, data_root: str) -> None:
+        self.data_root = data_root
+        self.rows_written = {t: Metrics.counter("simulate", f"rows_{t}") for t in (*LOG_TABLES, "user")}
+        self.files_truncated = Metrics.counter("simulate", "dirt_truncated_files")
+
+    def setup(self) -> None:
+        self.world = World.load(layout.world_dir(self.data_root))
+
+    def process(self, shard: int) -> Iterator[dict]:
+        sim = ShardSimulator(self.world, shard)
+        target = truncated_file_target(self.world.config)
+        truncated = []
+        for day, tables in sim.run():
+            for table, records in tables.items():
+                path = layout.part_file(layout.raw_partition(self.data_root, table, day), shard)
+                write_avro_part(
+                    path, load_schema(table), records,
+                    sync_marker=deterministic_sync_marker(self.world.config.seed, table, day, shard),
+                )  # fmt: skip
+                self.rows_written[table].inc(len(records))
+                if target == (shard, table, self.world.day_offset(day)):
+                    truncate_file(path, keep_fraction=0.6)
+                    truncated.append({"path": path, "rows_in_file": len(records)})
+                    self.files_truncated.inc()
+        stats = sim.stats.to_dict()
+        stats["truncated_files"] = truncated
+        yield stats
+
+
+class WriteCatalogSnapshotsFn(beam.DoFn):
+    """Writes the podcast, campaign and creative snapshots of one day (small tables: one part each)."""
+
+    def __init__(self, data_root: str) -> None:
+        self.data_root = data_root
+
+    def setup(self) -> None:
+        self.world = World.load(layout.world_dir(self.data_root))
+
+    def process(self, day_iso: str) -> Iterator[dict]:
+        import datetime
+
+        day = datetime.date.fromisoformat(day_iso)
+        rows = {
+            "podcast": self.world.podcast_rows(day),
+            "campaign": self.world.campaign_rows(day),
+            "creative": self.world.creative_rows(day),
+        }
+        for table, records in rows.items():
+            path = layout.part_file(layout.raw_partition(self.data_root, table, day), CATALOG_SHARD)
+            write_avro_part(
+                path, load_schema(table), records,
+                sync_marker=deterministic_sync_marker(self.world.config.seed, table, day, CATALOG_SHARD),
+            )  # fmt: skip
+        yield {"rows": {table: {day_iso: len(records)} for table, records in rows.items()}}
+
+
+def merge_stats(parts: Iterable[dict]) -> dict:
+    """Sum nested count dicts (and equal-length count lists) from every shard into one."""
+
+    def add(into: dict, other: dict) -> None:
+        for key, value in other.items():
+            if isinstance(value, dict):
+                add(into.setdefault(key, {}), value)
+            elif isinstance(value, list) and value and isinstance(value[0], dict):
+                into.setdefault(key, []).extend(value)
+            elif isinstance(value, list):
+                current = into.get(key) or [0] * len(value)
+                into[key] = (np.asarray(current) + np.asarray(value)).tolist() if value else current
+            else:
+                into[key] = into.get(key, 0) + value
+
+    merged: dict = {}
+    for part in parts:
+        add(merged, part)
+    return merged
+
+
+class SimulateWorld(beam.PTransform):
+    """Simulate the world saved under ``<data_root>/world`` into ``<data_root>/raw``; outputs the merged stats.
+
+    The world (entities and ground truth) must already be saved there with :meth:`World.save`: workers load it,
+    so the driver decides the world once and every worker agrees on it.
+    """
+
+    def __init__(self, data_root: str, n_shards: int, days: list[str]) -> None:
+        super().__init__()
+        self.data_root = data_root
+        self.n_shards = n_shards
+        self.days = days
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        shards = (
+            pbegin
+            | "UserShards" >> beam.Create(list(range(self.n_shards)))
+            # Spread shards over workers (Create alone may hand every element to one bundle).
+            | "SpreadShards" >> beam.Reshuffle()
+            | "SimulateUsers" >> beam.ParDo(SimulateUserShardFn(self.data_root))
+        )
+        catalog = (
+            pbegin
+            | "Days" >> beam.Create(self.days)
+            | "WriteCatalogSnapshots" >> beam.ParDo(WriteCatalogSnapshotsFn(self.data_root))
+        )
+        return (shards, catalog) | "AllStats" >> beam.Flatten() | "MergeStats" >> beam.CombineGlobally(merge_stats)
+
+
+class WriteJson(beam.PTransform):
+    """Writes the single element of its input as pretty JSON to ``path``."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
+        def write(value: dict, path: str) -> str:
+            from apache_beam.io.filesystems import FileSystems
+
+            with FileSystems.create(path) as handle:
+                handle.write(json.dumps(value, indent=2, sort_keys=True, default=str).encode())
+            return path
+
+        return pcoll | "Write" >> beam.Map(write, self.path)
+
+
+__all__ = ["SNAPSHOT_TABLES", "SimulateWorld", "WriteJson", "merge_stats"]
