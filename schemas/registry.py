@@ -21,6 +21,7 @@ schema without affecting encoding):
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 from collections.abc import Iterable, Iterator, Mapping
@@ -83,7 +84,9 @@ class TableSchema:
         """
         fastavro.writer(
             fileobj,
-            self.parsed,
+            # The schema as declared (a fresh copy): the file header then embeds the same JSON in every process,
+            # whereas the key order of fastavro's parsed form depends on what the process parsed before.
+            copy.deepcopy(dict(self.raw)),
             records,
             codec=codec,
             sync_marker=sync_marker,
@@ -142,13 +145,13 @@ def parse_schema(raw: Mapping[str, Any], *, source: str = "<dict>") -> TableSche
                 raise SchemaError(f"{source}: field {name!r}: podtarget.allowed must be a non-empty list of strings")
             allowed[name] = tuple(values)
     try:
-        parsed = fastavro.parse_schema(dict(raw), _write_hint=False)
+        parsed = fastavro.parse_schema(copy.deepcopy(dict(raw)))
     except Exception as exc:  # fastavro raises several exception types for a bad schema
         raise SchemaError(f"{source}: not a valid Avro schema: {exc}") from exc
     canonical = fastavro.schema.to_parsing_canonical_form(parsed)
     return TableSchema(
         name=raw["name"],
-        raw=raw,
+        raw=copy.deepcopy(dict(raw)),
         parsed=parsed,
         version=raw["podtarget.version"],
         fingerprint=fastavro.schema.fingerprint(canonical, "CRC-64-AVRO"),

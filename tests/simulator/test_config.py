@@ -1,0 +1,51 @@
+import datetime
+
+import pytest
+
+from simulator import GroundTruth, WorldConfig
+
+
+def test_presets_and_overrides():
+    demo = WorldConfig.preset("demo")
+    assert (demo.n_users, demo.n_podcasts, demo.n_days) == (20_000, 2_000, 14)
+    assert demo.n_ad_campaigns + demo.n_promo_campaigns >= 100
+    assert WorldConfig.preset("tiny", seed=3).seed == 3
+    bench = WorldConfig.preset("bench")
+    assert bench.n_users >= 400_000
+
+
+def test_json_round_trip():
+    cfg = WorldConfig.preset("tiny", dirty_rate=0.01, start_date=datetime.date(2026, 1, 1))
+    assert WorldConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_shards_cover_users_exactly_once():
+    cfg = WorldConfig(n_users=1234, users_per_shard=500)
+    assert cfg.n_shards == 3
+    covered = [u for s in range(cfg.n_shards) for u in cfg.shard_users(s)]
+    assert covered == list(range(1234))
+    with pytest.raises(ValueError, match=r"shard must be in \[0, 3\), got 3"):
+        cfg.shard_users(3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_users": 0}, "WorldConfig.n_users must be >= 1, got 0"),
+        ({"dirty_rate": 0.5}, r"WorldConfig.dirty_rate must be in \[0, 0.1\], got 0.5"),
+        ({"premium_share": 1.0}, r"WorldConfig.premium_share must be in \[0, 1\), got 1.0"),
+        ({"sessions_per_user_day": 0}, "WorldConfig.sessions_per_user_day must be > 0, got 0"),
+        ({"ground_truth": GroundTruth(ad_format_effect=(0.0,))},
+         r"GroundTruth.ad_format_effect needs one value per category \(3\), got 1"),
+    ],
+)  # fmt: skip
+def test_validation_errors_name_the_field(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        WorldConfig(**kwargs)
+
+
+def test_unknown_preset_or_field():
+    with pytest.raises(ValueError, match="unknown world preset 'huge'; expected one of tiny, demo, bench"):
+        WorldConfig.preset("huge")
+    with pytest.raises(ValueError, match=r"unknown WorldConfig field\(s\) \['n_user'\]"):
+        WorldConfig.preset("tiny", n_user=5)
