@@ -38,8 +38,34 @@ MS_PER_DAY = 24 * MS_PER_HOUR
 QUALIFYING_MS = 60_000
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 # Local listening hours peak on the morning commute and in the evening.
-_HOUR_WEIGHTS = np.array([1, 0.6, 0.4, 0.3, 0.3, 0.6, 1.5, 3.0, 4.0, 3.0, 2.2, 2.0,
-                          2.3, 2.0, 1.9, 2.0, 2.4, 3.2, 3.6, 3.8, 4.0, 3.5, 2.6, 1.6])  # fmt: skip
+_HOUR_WEIGHTS = np.array(
+    [
+        1,
+        0.6,
+        0.4,
+        0.3,
+        0.3,
+        0.6,
+        1.5,
+        3.0,
+        4.0,
+        3.0,
+        2.2,
+        2.0,
+        2.3,
+        2.0,
+        1.9,
+        2.0,
+        2.4,
+        3.2,
+        3.6,
+        3.8,
+        4.0,
+        3.5,
+        2.6,
+        1.6,
+    ]
+)
 _HOUR_P = _HOUR_WEIGHTS / _HOUR_WEIGHTS.sum()
 _CAMPAIGN_CANDIDATES = 4  # promotion positions per placement at most
 _MAX_ADS_PER_SESSION = 3
@@ -49,10 +75,20 @@ _SMART_SPEAKER = DEVICES.index("smart_speaker")
 # Promotion slot -> (surface, possible layouts); slot mix of the app.
 _PROMO_SLOT_P = np.array([0.5, 0.15, 0.2, 0.15])
 _PROMO_SLOT_SURFACE = np.array([SURFACES.index(s) for s in ("home", "home", "search", "now_playing")])
-_PROMO_SLOT_LAYOUTS = [
-    [PROMO_LAYOUTS.index(x) for x in names]
-    for names in (("carousel", "card", "list"), ("banner",), ("card", "list"), ("card",))
-]
+# Layout probabilities per promotion slot (rows: PROMO_SLOTS, columns: PROMO_LAYOUTS), as cumulative sums for
+# vectorised sampling.
+_PROMO_LAYOUT_CDF = np.cumsum(
+    np.array(
+        [
+            [0.35, 0.45, 0.0, 0.20],  # home_shelf: card, carousel, list
+            [0.0, 0.0, 1.0, 0.0],  # hero_banner: banner
+            [0.6, 0.0, 0.0, 0.4],  # search_card: card, list
+            [1.0, 0.0, 0.0, 0.0],  # episode_end: card
+        ]
+    ),
+    axis=1,
+)
+assert PROMO_LAYOUTS == ("card", "carousel", "banner", "list")
 _IN_STREAM_SLOTS = np.array([AD_SLOTS.index(s) for s in ("preroll", "midroll", "postroll")])
 _IN_STREAM_SLOT_P = np.array([0.3, 0.5, 0.2])
 _HOME_BANNER = AD_SLOTS.index("home_banner")
@@ -183,8 +219,9 @@ class ShardSimulator:
     def _simulate_day(self, d: int) -> None:
         rng = rng_for(self.cfg.seed, 1, self.shard, d)
         w = self.world
-        day_start = int((datetime.datetime.combine(self.cfg.days[d], datetime.time(), datetime.UTC) - _EPOCH)
-                        .total_seconds() * 1000)  # fmt: skip
+        day_start = int(
+            (datetime.datetime.combine(self.cfg.days[d], datetime.time(), datetime.UTC) - _EPOCH).total_seconds() * 1000
+        )
         active = self.users[w.users.signup_day[self.users] <= d]
         n_sessions = rng.poisson(w.users.activity[active])
         sess_user = np.repeat(active, n_sessions)
@@ -228,19 +265,26 @@ class ShardSimulator:
             sess = idx[row]
             camp = campaigns[order[row, pos]]
             counts[s["user"][sess] - self.users[0], camp] += 1
-            layouts = np.array([rng.choice(_PROMO_SLOT_LAYOUTS[sl]) for sl in slot[sess]], dtype=np.int64)
-            out.append({
-                "session": sess, "user": s["user"][sess], "campaign": camp,
-                "podcast": self.world.campaigns.podcast[camp].astype(np.int64),
-                "slot": slot[sess], "layout": layouts, "position": pos.astype(np.int64),
-                "surface": _PROMO_SLOT_SURFACE[slot[sess]], "device": s["device"][sess], "hour": s["hour"][sess],
-                "ts": s["ts"][sess] + pos * 1_000 + rng.integers(0, 60_000, len(sess)),
-            })  # fmt: skip
+            cdf = _PROMO_LAYOUT_CDF[slot[sess]]
+            layouts = np.minimum((rng.random(len(sess))[:, None] >= cdf).sum(axis=1), len(PROMO_LAYOUTS) - 1)
+            out.append(
+                {
+                    "session": sess,
+                    "user": s["user"][sess],
+                    "campaign": camp,
+                    "podcast": self.world.campaigns.podcast[camp].astype(np.int64),
+                    "slot": slot[sess],
+                    "layout": layouts,
+                    "position": pos.astype(np.int64),
+                    "surface": _PROMO_SLOT_SURFACE[slot[sess]],
+                    "device": s["device"][sess],
+                    "hour": s["hour"][sess],
+                    "ts": s["ts"][sess] + pos * 1_000 + rng.integers(0, 60_000, len(sess)),
+                }
+            )
         return _concat(out)
 
-    def _ads(
-        self, rng: np.random.Generator, s: Columns, campaigns: np.ndarray, counts: np.ndarray, d: int
-    ) -> Columns:
+    def _ads(self, rng: np.random.Generator, s: Columns, campaigns: np.ndarray, counts: np.ndarray, d: int) -> Columns:
         w = self.world
         n = len(s["user"])
         free = ~w.users.premium[s["user"]]
@@ -278,15 +322,25 @@ class ShardSimulator:
                 counts[local_user, camp] += 1
                 creative = self._choose_creative(rng, camp, display[won][within], s["device"][sess])
                 is_display = display[won][within]
-                slot = np.where(is_display, _HOME_BANNER,
-                                rng.choice(_IN_STREAM_SLOTS, size=len(sess), p=_IN_STREAM_SLOT_P))  # fmt: skip
-                out.append({
-                    "session": sess, "user": s["user"][sess], "campaign": camp,
-                    "podcast": w.campaigns.podcast[camp].astype(np.int64), "creative": creative,
-                    "slot": slot, "surface": np.where(is_display, _HOME, _NOW_PLAYING), "device": s["device"][sess],
-                    "hour": s["hour"][sess], "prior": prior, "cost": cost,
-                    "ts": s["ts"][sess] + j * 300_000 + rng.integers(0, 120_000, len(sess)),
-                })  # fmt: skip
+                slot = np.where(
+                    is_display, _HOME_BANNER, rng.choice(_IN_STREAM_SLOTS, size=len(sess), p=_IN_STREAM_SLOT_P)
+                )
+                out.append(
+                    {
+                        "session": sess,
+                        "user": s["user"][sess],
+                        "campaign": camp,
+                        "podcast": w.campaigns.podcast[camp].astype(np.int64),
+                        "creative": creative,
+                        "slot": slot,
+                        "surface": np.where(is_display, _HOME, _NOW_PLAYING),
+                        "device": s["device"][sess],
+                        "hour": s["hour"][sess],
+                        "prior": prior,
+                        "cost": cost,
+                        "ts": s["ts"][sess] + j * 300_000 + rng.integers(0, 120_000, len(sess)),
+                    }
+                )
         self._spent_total[campaigns] += self._daily_budget[campaigns] - remaining
         return _concat(out)
 
@@ -310,36 +364,65 @@ class ShardSimulator:
         w = self.world
         if channel == "ad":
             p = w.outcome_probabilities(
-                imp["user"], imp["podcast"], "ad", surface=imp["surface"], device=imp["device"], hour=imp["hour"],
-                creative=imp["creative"], ad_slot=imp["slot"], prior_exposures=imp["prior"],
-            )  # fmt: skip
+                imp["user"],
+                imp["podcast"],
+                "ad",
+                surface=imp["surface"],
+                device=imp["device"],
+                hour=imp["hour"],
+                creative=imp["creative"],
+                ad_slot=imp["slot"],
+                prior_exposures=imp["prior"],
+            )
         else:
             p = w.outcome_probabilities(
-                imp["user"], imp["podcast"], "promo", surface=imp["surface"], device=imp["device"],
-                hour=imp["hour"], promo_slot=imp["slot"], layout=imp["layout"], position=imp["position"],
-            )  # fmt: skip
+                imp["user"],
+                imp["podcast"],
+                "promo",
+                surface=imp["surface"],
+                device=imp["device"],
+                hour=imp["hour"],
+                promo_slot=imp["slot"],
+                layout=imp["layout"],
+                position=imp["position"],
+            )
         impression_ids = hex_ids(rng.integers(0, 2**63, size=n, dtype=np.int64))
         user_id, podcast_id = imp["user"] + 1, imp["podcast"] + 1
         if channel == "ad":
-            self._emit("ad_impression", {
-                "impression_id": np.array(impression_ids, dtype=object), "event_ts": imp["ts"],
-                "user_id": user_id, "podcast_id": podcast_id, "campaign_id": imp["campaign"] + 1,
-                "creative_id": imp["creative"] + 1,
-                "ad_format": np.array(AD_FORMATS, dtype=object)[w.creatives.format[imp["creative"]]],
-                "slot": np.array(AD_SLOTS, dtype=object)[imp["slot"]],
-                "surface": np.array(SURFACES, dtype=object)[imp["surface"]],
-                "device": np.array(DEVICES, dtype=object)[imp["device"]],
-                "country": self._countries(imp["user"]), "cost_micros": imp["cost"],
-            })  # fmt: skip
+            self._emit(
+                "ad_impression",
+                {
+                    "impression_id": np.array(impression_ids, dtype=object),
+                    "event_ts": imp["ts"],
+                    "user_id": user_id,
+                    "podcast_id": podcast_id,
+                    "campaign_id": imp["campaign"] + 1,
+                    "creative_id": imp["creative"] + 1,
+                    "ad_format": np.array(AD_FORMATS, dtype=object)[w.creatives.format[imp["creative"]]],
+                    "slot": np.array(AD_SLOTS, dtype=object)[imp["slot"]],
+                    "surface": np.array(SURFACES, dtype=object)[imp["surface"]],
+                    "device": np.array(DEVICES, dtype=object)[imp["device"]],
+                    "country": self._countries(imp["user"]),
+                    "cost_micros": imp["cost"],
+                },
+            )
         else:
-            self._emit("promo_impression", {
-                "impression_id": np.array(impression_ids, dtype=object), "event_ts": imp["ts"],
-                "user_id": user_id, "podcast_id": podcast_id, "campaign_id": imp["campaign"] + 1,
-                "slot": np.array(PROMO_SLOTS, dtype=object)[imp["slot"]],
-                "layout": np.array(PROMO_LAYOUTS, dtype=object)[imp["layout"]], "position": imp["position"],
-                "surface": np.array(SURFACES, dtype=object)[imp["surface"]],
-                "device": np.array(DEVICES, dtype=object)[imp["device"]], "country": self._countries(imp["user"]),
-            })  # fmt: skip
+            self._emit(
+                "promo_impression",
+                {
+                    "impression_id": np.array(impression_ids, dtype=object),
+                    "event_ts": imp["ts"],
+                    "user_id": user_id,
+                    "podcast_id": podcast_id,
+                    "campaign_id": imp["campaign"] + 1,
+                    "slot": np.array(PROMO_SLOTS, dtype=object)[imp["slot"]],
+                    "layout": np.array(PROMO_LAYOUTS, dtype=object)[imp["layout"]],
+                    "position": imp["position"],
+                    "surface": np.array(SURFACES, dtype=object)[imp["surface"]],
+                    "device": np.array(DEVICES, dtype=object)[imp["device"]],
+                    "country": self._countries(imp["user"]),
+                },
+            )
 
         clicked = rng.random(n) < p.click
         streamed = rng.random(n) < np.where(clicked, p.stream_if_click, p.stream_if_no_click)
@@ -347,11 +430,15 @@ class ShardSimulator:
         stats["stream"] += int(streamed.sum())
         stats["expected_stream"] += float(p.stream.sum())
         click_ts = imp["ts"] + rng.exponential(20_000, n).astype(np.int64) + 1_000
-        self._emit("click", {
-            "event_id": np.array(hex_ids(rng.integers(0, 2**63, size=int(clicked.sum()))), dtype=object),
-            "event_ts": click_ts[clicked], "impression_id": np.array(impression_ids, dtype=object)[clicked],
-            "user_id": user_id[clicked],
-        })  # fmt: skip
+        self._emit(
+            "click",
+            {
+                "event_id": np.array(hex_ids(rng.integers(0, 2**63, size=int(clicked.sum()))), dtype=object),
+                "event_ts": click_ts[clicked],
+                "impression_id": np.array(impression_ids, dtype=object)[clicked],
+                "user_id": user_id[clicked],
+            },
+        )
         # Streams come minutes to days later and carry no impression reference: attribution is downstream's job.
         component = rng.choice(3, size=n, p=[0.55, 0.3, 0.15])
         delay = rng.exponential(np.array([8 * 60_000, 5 * MS_PER_HOUR, 40 * MS_PER_HOUR])[component])
@@ -360,13 +447,21 @@ class ShardSimulator:
         sampled = ~streamed & (rng.random(n) < self.cfg.ground_truth.short_play_rate * p.stream)
         stats["short_play"] += int(sampled.sum())
         play = streamed | sampled
-        ms = np.where(streamed, QUALIFYING_MS + rng.lognormal(np.log(11 * 60_000), 0.9, n),
-                      rng.integers(1_000, QUALIFYING_MS, n)).astype(np.int64)  # fmt: skip
+        ms = np.where(
+            streamed, QUALIFYING_MS + rng.lognormal(np.log(11 * 60_000), 0.9, n), rng.integers(1_000, QUALIFYING_MS, n)
+        ).astype(np.int64)
         stream_ts = imp["ts"] + delay
         surface = np.where(clicked, SURFACES.index("podcast_page"), rng.choice([0, 1, 3], size=n))
         self._emit_streams(rng, imp["user"][play], imp["podcast"][play], stream_ts[play], ms[play], surface[play])
-        self._engagement(rng, imp["user"][streamed], imp["podcast"][streamed], stream_ts[streamed],
-                         p.follow_if_stream[streamed], p.like_if_stream[streamed], stats)  # fmt: skip
+        self._engagement(
+            rng,
+            imp["user"][streamed],
+            imp["podcast"][streamed],
+            stream_ts[streamed],
+            p.follow_if_stream[streamed],
+            p.like_if_stream[streamed],
+            stats,
+        )
 
     def _engagement(
         self,
@@ -393,11 +488,15 @@ class ShardSimulator:
             stats["like"] += int(like.sum())
         for table, chosen, mean_delay in (("follow", follow, 30 * 60_000), ("like", like, 45 * 60_000)):
             m = int(chosen.sum())
-            self._emit(table, {
-                "event_id": np.array(hex_ids(rng.integers(0, 2**63, size=m)), dtype=object),
-                "event_ts": stream_ts[chosen] + rng.exponential(mean_delay, m).astype(np.int64) + 10_000,
-                "user_id": user[chosen] + 1, "podcast_id": podcast[chosen] + 1,
-            })  # fmt: skip
+            self._emit(
+                table,
+                {
+                    "event_id": np.array(hex_ids(rng.integers(0, 2**63, size=m)), dtype=object),
+                    "event_ts": stream_ts[chosen] + rng.exponential(mean_delay, m).astype(np.int64) + 10_000,
+                    "user_id": user[chosen] + 1,
+                    "podcast_id": podcast[chosen] + 1,
+                },
+            )
 
     def _emit_streams(
         self,
@@ -412,11 +511,18 @@ class ShardSimulator:
         episode = (podcast + 1) * 10_000 + np.maximum(
             self.world.podcasts.episode_count[podcast] - rng.integers(0, 5, m), 1
         )
-        self._emit("stream", {
-            "event_id": np.array(hex_ids(rng.integers(0, 2**63, size=m)), dtype=object), "event_ts": ts,
-            "user_id": user + 1, "podcast_id": podcast + 1, "episode_id": episode.astype(np.int64),
-            "ms_played": ms_played, "surface": np.array(SURFACES, dtype=object)[surface],
-        })  # fmt: skip
+        self._emit(
+            "stream",
+            {
+                "event_id": np.array(hex_ids(rng.integers(0, 2**63, size=m)), dtype=object),
+                "event_ts": ts,
+                "user_id": user + 1,
+                "podcast_id": podcast + 1,
+                "episode_id": episode.astype(np.int64),
+                "ms_played": ms_played,
+                "surface": np.array(SURFACES, dtype=object)[surface],
+            },
+        )
 
     def _organic(self, rng: np.random.Generator, s: Columns, d: int) -> None:
         """Listening without any impression: popularity-driven candidates, chosen by the shared affinity."""
@@ -438,8 +544,11 @@ class ShardSimulator:
         choice = np.argmax(utility + _gumbel(rng, utility.shape), axis=1)
         podcast = cand[np.arange(len(sess)), choice].astype(np.int64)
         qualifying = rng.random(len(sess)) < 0.72
-        ms = np.where(qualifying, QUALIFYING_MS + rng.lognormal(np.log(14 * 60_000), 1.0, len(sess)),
-                      rng.integers(1_000, QUALIFYING_MS, len(sess))).astype(np.int64)  # fmt: skip
+        ms = np.where(
+            qualifying,
+            QUALIFYING_MS + rng.lognormal(np.log(14 * 60_000), 1.0, len(sess)),
+            rng.integers(1_000, QUALIFYING_MS, len(sess)),
+        ).astype(np.int64)
         ts = s["ts"][sess] + rng.integers(0, 50 * 60_000, len(sess))
         surface = rng.choice(len(SURFACES), size=len(sess), p=[0.3, 0.15, 0.1, 0.35, 0.1])
         self._emit_streams(rng, user, podcast, ts, ms, surface)
@@ -458,8 +567,10 @@ class ShardSimulator:
         return np.array(COUNTRIES, dtype=object)[self.world.users.country[users]]
 
     def _day_of(self, ts: np.ndarray) -> np.ndarray:
-        start = int((datetime.datetime.combine(self.cfg.start_date, datetime.time(), datetime.UTC) - _EPOCH)
-                    .total_seconds() * 1000)  # fmt: skip
+        start = int(
+            (datetime.datetime.combine(self.cfg.start_date, datetime.time(), datetime.UTC) - _EPOCH).total_seconds()
+            * 1000
+        )
         return (ts - start) // MS_PER_DAY
 
     def _emit(self, table: str, cols: Columns) -> None:

@@ -38,10 +38,27 @@ COUNTRIES = ("SE", "US", "GB", "DE", "BR", "MX", "IN", "JP")
 COUNTRY_WEIGHTS = (0.08, 0.30, 0.12, 0.10, 0.14, 0.10, 0.10, 0.06)
 COUNTRY_LANGUAGE = {"SE": "sv", "US": "en", "GB": "en", "DE": "de", "BR": "pt", "MX": "es", "IN": "en", "JP": "ja"}
 GENRES = (
-    "comedy", "news", "true_crime", "sports", "business", "technology", "health", "society", "history",
-    "science", "education", "arts", "music", "kids", "religion", "fiction", "tv_film", "leisure", "politics",
+    "comedy",
+    "news",
+    "true_crime",
+    "sports",
+    "business",
+    "technology",
+    "health",
+    "society",
+    "history",
+    "science",
+    "education",
+    "arts",
+    "music",
+    "kids",
+    "religion",
+    "fiction",
+    "tv_film",
+    "leisure",
+    "politics",
     "self_improvement",
-)  # fmt: skip
+)
 N_TOPICS = 120
 DIRT_KINDS = ("duplicate", "late", "null_id", "unknown_id", "bad_timestamp", "orphan_click", "truncated_file")
 
@@ -64,8 +81,8 @@ class GroundTruth:
     stream_intercept_promo: float = -3.7
     click_intercept_ad: float = -5.1
     click_intercept_promo: float = -4.7
-    follow_given_stream_intercept: float = -2.6
-    like_given_stream_intercept: float = -2.4
+    follow_given_stream_intercept: float = -3.1
+    like_given_stream_intercept: float = -3.0
     # Shared user-podcast affinity (dot product of latent taste vectors, unit variance) and show appeal.
     affinity_stream: float = 1.1
     affinity_click: float = 0.7
@@ -103,8 +120,13 @@ class GroundTruth:
         for name, size in sizes.items():
             got = len(getattr(self, name))
             _check(got == size, f"GroundTruth.{name} needs one value per category ({size}), got {got}")
-        for name in ("creative_quality_sd", "ad_responsiveness_sd", "user_format_preference_sd",
-                     "promo_responsiveness_sd", "short_play_rate"):  # fmt: skip
+        for name in (
+            "creative_quality_sd",
+            "ad_responsiveness_sd",
+            "user_format_preference_sd",
+            "promo_responsiveness_sd",
+            "short_play_rate",
+        ):
             _check(getattr(self, name) >= 0, f"GroundTruth.{name} must be >= 0, got {getattr(self, name)}")
 
 
@@ -142,10 +164,10 @@ class WorldConfig:
             "promo.stream": (0.03, 0.08),
             "ad.click": (0.005, 0.02),
             "promo.click": (0.005, 0.02),
-            "ad.follow": (0.0, 0.01),
-            "promo.follow": (0.0, 0.01),
-            "ad.like": (0.0, 0.01),
-            "promo.like": (0.0, 0.01),
+            "ad.follow": (0.0002, 0.008),
+            "promo.follow": (0.0002, 0.008),
+            "ad.like": (0.0002, 0.008),
+            "promo.like": (0.0002, 0.008),
         }
     )
 
@@ -164,8 +186,14 @@ class WorldConfig:
             value = getattr(self, name)
             _check(0.0 <= value < 1.0, f"WorldConfig.{name} must be in [0, 1), got {value}")
         _check(0.0 <= self.dirty_rate <= 0.1, f"WorldConfig.dirty_rate must be in [0, 0.1], got {self.dirty_rate}")
-        for name in ("sessions_per_user_day", "promos_per_session", "ads_per_session",
-                     "organic_streams_per_session", "popularity_sigma", "incumbent_noise"):  # fmt: skip
+        for name in (
+            "sessions_per_user_day",
+            "promos_per_session",
+            "ads_per_session",
+            "organic_streams_per_session",
+            "popularity_sigma",
+            "incumbent_noise",
+        ):
             _check(getattr(self, name) > 0, f"WorldConfig.{name} must be > 0, got {getattr(self, name)}")
         _check(isinstance(self.seed, int) and self.seed >= 0, f"WorldConfig.seed must be an int >= 0, got {self.seed}")
         self.ground_truth.validate()
@@ -195,11 +223,26 @@ class WorldConfig:
         """A named world: ``tiny`` (tests), ``demo`` (about 20k users, 14 days) or ``bench`` (millions of
         impressions a day). Keyword arguments override single fields."""
         presets: dict[str, dict[str, Any]] = {
-            "tiny": dict(n_users=1_500, n_podcasts=200, n_ad_campaigns=24, n_promo_campaigns=12, n_days=6,
-                         users_per_shard=500, sessions_per_user_day=0.9),  # fmt: skip
+            "tiny": dict(
+                n_users=1_500,
+                n_podcasts=200,
+                n_ad_campaigns=24,
+                n_promo_campaigns=12,
+                n_days=6,
+                users_per_shard=500,
+                sessions_per_user_day=0.9,
+            ),
             "demo": {},
-            "bench": dict(n_users=400_000, n_podcasts=20_000, n_ad_campaigns=500, n_promo_campaigns=200, n_days=4,
-                          users_per_shard=25_000, sessions_per_user_day=2.0, promos_per_session=2.0),  # fmt: skip
+            "bench": dict(
+                n_users=400_000,
+                n_podcasts=20_000,
+                n_ad_campaigns=500,
+                n_promo_campaigns=200,
+                n_days=4,
+                users_per_shard=25_000,
+                sessions_per_user_day=2.0,
+                promos_per_session=2.0,
+            ),
         }
         if name not in presets:
             raise ValueError(f"unknown world preset {name!r}; expected one of {', '.join(presets)}")

@@ -190,9 +190,7 @@ class World:
             activity=(config.sessions_per_user_day * rng.lognormal(-0.5, 1.0, size=n)).astype(np.float32),
             ad_responsiveness=rng.normal(0, gt.ad_responsiveness_sd, size=n).astype(np.float32),
             promo_responsiveness=rng.normal(0, gt.promo_responsiveness_sd, size=n).astype(np.float32),
-            format_preference=rng.normal(0, gt.user_format_preference_sd, size=(n, len(AD_FORMATS))).astype(
-                np.float32
-            ),
+            format_preference=rng.normal(0, gt.user_format_preference_sd, size=(n, len(AD_FORMATS))).astype(np.float32),
             genre_profile=profile.astype(np.float32),
         )
 
@@ -213,8 +211,9 @@ class World:
         for k in range(4):
             # Topics mostly belong to the show's main genre.
             same = rng.random(n) < 0.7
-            in_genre = np.array([rng.choice(np.flatnonzero(topic_genre == g)) if (topic_genre == g).any() else 0
-                                 for g in g1])  # fmt: skip
+            in_genre = np.array(
+                [rng.choice(np.flatnonzero(topic_genre == g)) if (topic_genre == g).any() else 0 for g in g1]
+            )
             pick = np.where(same, in_genre, rng.integers(0, N_TOPICS, size=n))
             topics[:, k] = np.where(k < n_topics, pick, -1)
         phi = 0.6 * genre_dirs[g1] + 0.3 * np.where((g2 >= 0)[:, None], genre_dirs[np.maximum(g2, 0)], 0)
@@ -429,17 +428,19 @@ class World:
         rows = []
         for i in np.flatnonzero(p.created_day <= off):
             age_days = off - int(p.created_day[i])
-            rows.append({
-                "podcast_id": int(i) + 1,
-                "publisher": f"publisher-{int(p.publisher[i]):03d}",
-                "genres": [GENRES[g] for g in p.genres[i] if g >= 0],
-                "topics": [f"topic-{int(t):03d}" for t in p.topics[i] if t >= 0],
-                "language": LANGUAGES[p.language[i]],
-                "is_original": bool(p.is_original[i]),
-                "created_date": self._date(p.created_day[i]),
-                "explicit": bool(p.explicit[i]),
-                "episode_count": int(p.episode_count[i]) + (age_days // 7 if p.created_day[i] >= 0 else 0),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "podcast_id": int(i) + 1,
+                    "publisher": f"publisher-{int(p.publisher[i]):03d}",
+                    "genres": [GENRES[g] for g in p.genres[i] if g >= 0],
+                    "topics": [f"topic-{int(t):03d}" for t in p.topics[i] if t >= 0],
+                    "language": LANGUAGES[p.language[i]],
+                    "is_original": bool(p.is_original[i]),
+                    "created_date": self._date(p.created_day[i]),
+                    "explicit": bool(p.explicit[i]),
+                    "episode_count": int(p.episode_count[i]) + (age_days // 7 if p.created_day[i] >= 0 else 0),
+                }
+            )
         return rows
 
     def campaign_rows(self, day: datetime.date) -> list[dict]:
@@ -447,23 +448,28 @@ class World:
         rows = []
         for i in np.flatnonzero(c.start_day <= off):
             is_ad = c.channel[i] == 0
-            rows.append({
-                "campaign_id": int(i) + 1,
-                "channel": "ad" if is_ad else "promo",
-                "podcast_id": int(c.podcast[i]) + 1,
-                "objective": OBJECTIVES[c.objective[i]],
-                "start_date": self._date(c.start_day[i]),
-                "end_date": self._date(c.end_day[i]),
-                "budget_micros": int(c.budget_micros[i]) if is_ad else None,
-                "cpm_micros": int(c.cpm_micros[i]) if is_ad else None,
-                "target_countries": [] if c.target_countries[i].all()
-                else [COUNTRIES[k] for k in np.flatnonzero(c.target_countries[i])],
-                "target_age_buckets": [] if c.target_ages[i].all()
-                else [AGE_BUCKETS[k] for k in np.flatnonzero(c.target_ages[i])],
-                "target_account_types": [] if c.target_accounts[i].all()
-                else [ACCOUNT_TYPES[k] for k in np.flatnonzero(c.target_accounts[i])],
-                "advertiser": f"advertiser-{int(c.advertiser[i]):03d}" if is_ad else None,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "campaign_id": int(i) + 1,
+                    "channel": "ad" if is_ad else "promo",
+                    "podcast_id": int(c.podcast[i]) + 1,
+                    "objective": OBJECTIVES[c.objective[i]],
+                    "start_date": self._date(c.start_day[i]),
+                    "end_date": self._date(c.end_day[i]),
+                    "budget_micros": int(c.budget_micros[i]) if is_ad else None,
+                    "cpm_micros": int(c.cpm_micros[i]) if is_ad else None,
+                    "target_countries": []
+                    if c.target_countries[i].all()
+                    else [COUNTRIES[k] for k in np.flatnonzero(c.target_countries[i])],
+                    "target_age_buckets": []
+                    if c.target_ages[i].all()
+                    else [AGE_BUCKETS[k] for k in np.flatnonzero(c.target_ages[i])],
+                    "target_account_types": []
+                    if c.target_accounts[i].all()
+                    else [ACCOUNT_TYPES[k] for k in np.flatnonzero(c.target_accounts[i])],
+                    "advertiser": f"advertiser-{int(c.advertiser[i]):03d}" if is_ad else None,
+                }
+            )
         return rows
 
     def creative_rows(self, day: datetime.date) -> list[dict]:
@@ -531,5 +537,3 @@ def _write_bytes(path: str, data: bytes) -> None:
 def _read_bytes(path: str) -> bytes:
     with FileSystems.open(path) as handle:
         return handle.read()
-
-
