@@ -20,7 +20,7 @@ import time
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, TestOptions
 
 from pipelines.options import DataRootOptions, resolve_runner
 from schemas import LOG_TABLES, SNAPSHOT_TABLES, layout
@@ -95,13 +95,18 @@ def run(argv: list[str] | None = None) -> dict:
     world.save(layout.world_dir(data_root))
     summary_path = layout.join(layout.world_dir(data_root), "summary.json")
 
-    with beam.Pipeline(options=options) as pipeline:
-        _ = (
-            pipeline
-            | "Simulate" >> SimulateWorld(data_root, config.n_shards, [d.isoformat() for d in config.days])
-            | "Summarize" >> beam.Map(summarize, config)
-            | "SaveSummary" >> WriteJson(summary_path)
-        )
+    pipeline = beam.Pipeline(options=options)
+    _ = (
+        pipeline
+        | "Simulate" >> SimulateWorld(data_root, config.n_shards, [d.isoformat() for d in config.days])
+        | "Summarize" >> beam.Map(summarize, config)
+        | "SaveSummary" >> WriteJson(summary_path)
+    )
+    result = pipeline.run()
+    result.wait_until_finish()
+    if options.view_as(TestOptions).dry_run:
+        # Dataflow's --dry_run builds and validates the whole job graph offline, and runs nothing.
+        return {"dry_run": True, "state": str(result.state), "world": {"n_shards": config.n_shards}}
     with FileSystems.open(summary_path) as handle:
         summary = json.loads(handle.read())
     summary["seconds"] = round(time.perf_counter() - started, 2)
@@ -111,6 +116,9 @@ def run(argv: list[str] | None = None) -> dict:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     summary = run(sys.argv[1:] if argv is None else argv)
+    if summary.get("dry_run"):
+        print(f"dry run: the job graph was built and validated ({summary['state']}); nothing ran")
+        return
     print(format_summary(summary))
     print(f"\nwritten in {summary['seconds']:.1f} s; summary: world/summary.json")
 

@@ -8,6 +8,7 @@ the simulator as fast as numpy allows while still scaling out on Dataflow or Fli
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Iterable, Iterator
 
@@ -25,16 +26,29 @@ CATALOG_TABLES = ("podcast", "campaign", "creative")
 CATALOG_SHARD = 0
 
 
-class SimulateUserShardFn(beam.DoFn):
-    """Simulates one shard of users over every day; writes its log and user-snapshot parts; yields its stats."""
+class _WorldPartWriterFn(beam.DoFn):
+    """Base for DoFns that load the saved world once per worker and write seeded, atomic part files."""
 
     def __init__(self, data_root: str) -> None:
         self.data_root = data_root
-        self.rows_written = {t: Metrics.counter("simulate", f"rows_{t}") for t in (*LOG_TABLES, "user")}
-        self.files_truncated = Metrics.counter("simulate", "dirt_truncated_files")
 
     def setup(self) -> None:
         self.world = World.load(layout.world_dir(self.data_root))
+
+    def write_part(self, table: str, day: datetime.date, shard: int, records: list[dict]) -> str:
+        path = layout.part_file(layout.raw_partition(self.data_root, table, day), shard)
+        marker = deterministic_sync_marker(self.world.config.seed, table, day, shard)
+        write_avro_part(path, load_schema(table), records, sync_marker=marker)
+        return path
+
+
+class SimulateUserShardFn(_WorldPartWriterFn):
+    """Simulates one shard of users over every day; writes its log and user-snapshot parts; yields its stats."""
+
+    def __init__(self, data_root: str) -> None:
+        super().__init__(data_root)
+        self.rows_written = {t: Metrics.counter("simulate", f"rows_{t}") for t in (*LOG_TABLES, "user")}
+        self.files_truncated = Metrics.counter("simulate", "dirt_truncated_files")
 
     def process(self, shard: int) -> Iterator[dict]:
         sim = ShardSimulator(self.world, shard)
@@ -42,11 +56,7 @@ class SimulateUserShardFn(beam.DoFn):
         truncated = []
         for day, tables in sim.run():
             for table, records in tables.items():
-                path = layout.part_file(layout.raw_partition(self.data_root, table, day), shard)
-                write_avro_part(
-                    path, load_schema(table), records,
-                    sync_marker=deterministic_sync_marker(self.world.config.seed, table, day, shard),
-                )  # fmt: skip
+                path = self.write_part(table, day, shard, records)
                 self.rows_written[table].inc(len(records))
                 if target == (shard, table, self.world.day_offset(day)):
                     truncate_file(path, keep_fraction=0.6)
@@ -57,18 +67,10 @@ class SimulateUserShardFn(beam.DoFn):
         yield stats
 
 
-class WriteCatalogSnapshotsFn(beam.DoFn):
+class WriteCatalogSnapshotsFn(_WorldPartWriterFn):
     """Writes the podcast, campaign and creative snapshots of one day (small tables: one part each)."""
 
-    def __init__(self, data_root: str) -> None:
-        self.data_root = data_root
-
-    def setup(self) -> None:
-        self.world = World.load(layout.world_dir(self.data_root))
-
     def process(self, day_iso: str) -> Iterator[dict]:
-        import datetime
-
         day = datetime.date.fromisoformat(day_iso)
         rows = {
             "podcast": self.world.podcast_rows(day),
@@ -76,11 +78,7 @@ class WriteCatalogSnapshotsFn(beam.DoFn):
             "creative": self.world.creative_rows(day),
         }
         for table, records in rows.items():
-            path = layout.part_file(layout.raw_partition(self.data_root, table, day), CATALOG_SHARD)
-            write_avro_part(
-                path, load_schema(table), records,
-                sync_marker=deterministic_sync_marker(self.world.config.seed, table, day, CATALOG_SHARD),
-            )  # fmt: skip
+            self.write_part(table, day, CATALOG_SHARD, records)
         yield {"rows": {table: {day_iso: len(records)} for table, records in rows.items()}}
 
 
