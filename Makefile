@@ -3,7 +3,8 @@
 #
 #   make demo                      simulate the demo world into $(DATA_ROOT) and print its summary
 #   make test                      the test suite (what CI runs)
-#   make data WORLD=bench          any world preset; DATA_ROOT may be gs://bucket/prefix
+#   make data WORLD=bench          (re)simulate a world preset into DATA_ROOT (replacing the previous one);
+#                                  DATA_ROOT may be gs://bucket/prefix
 #   make bench                     benchmarks; figures land in reports/bench/*.json
 #
 # Pipeline variables: RUNNER (DirectRunner = in-process, the default; DataflowRunner; PortableRunner for Flink),
@@ -38,8 +39,8 @@ PIP_EXTRA   := $(if $(wildcard $(WHEELS_DIR)),--find-links $(WHEELS_DIR))
 
 .PHONY: help setup demo data test lint bench clean
 
-help:
-	@sed -n '1,14p' Makefile | sed 's/^# \{0,1\}//'
+help:  ## print the comment block at the top of this file
+	@awk '/^#/ { sub(/^# ?/, ""); print; next } { exit }' Makefile
 
 setup: $(STAMP)
 
@@ -51,7 +52,7 @@ $(STAMP): pyproject.toml setup.py
 
 data: setup
 	$(PY) -m pipelines.simulate_world --data_root=$(DATA_ROOT) --world=$(WORLD) --seed=$(SEED) \
-	    --dirty_rate=$(DIRTY_RATE) $(BEAM_ARGS)
+	    --dirty_rate=$(DIRTY_RATE) --overwrite $(BEAM_ARGS)
 
 demo: setup
 	$(MAKE) --no-print-directory data WORLD=demo
@@ -63,8 +64,14 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
+# Benchmarks use both cores by default (SDK worker processes); figures land in reports/bench/<name>.json.
+BENCH_MODE    ?= multi_processing
+BENCH_WORKERS ?= 2
+BENCH_ROOT    ?= ./data/bench
+
 bench: setup
-	$(PY) -m benchmarks.run --out=reports/bench $(BEAM_ARGS)
+	$(PY) -m benchmarks.run --out=reports/bench --bench_root=$(BENCH_ROOT) --runner=$(RUNNER) \
+	    --direct_running_mode=$(BENCH_MODE) --direct_num_workers=$(BENCH_WORKERS) $(PIPELINE_ARGS)
 
 clean:
 	rm -rf build dist *.egg-info reports/bench

@@ -107,8 +107,15 @@ def test_multi_processing_workers_give_the_same_logs(clean_tiny_world, tmp_path)
     parallel = str(tmp_path / "parallel")
     from pipelines.simulate_world import run
 
-    run([f"--data_root={parallel}", "--world=tiny", "--runner=DirectRunner",
-         "--direct_running_mode=multi_processing", "--direct_num_workers=2"])  # fmt: skip
+    run(
+        [
+            f"--data_root={parallel}",
+            "--world=tiny",
+            "--runner=DirectRunner",
+            "--direct_running_mode=multi_processing",
+            "--direct_num_workers=2",
+        ]
+    )
     assert _digest(parallel) == _digest(root)
 
 

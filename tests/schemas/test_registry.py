@@ -53,11 +53,19 @@ def _roundtrip(table, records):
 
 def test_round_trip_with_nulls_arrays_dates_and_timestamps():
     campaign = {
-        "campaign_id": 7, "channel": "promo", "podcast_id": 3, "objective": "follow",
-        "start_date": datetime.date(2026, 3, 1), "end_date": datetime.date(2026, 3, 9),
-        "budget_micros": None, "cpm_micros": None, "target_countries": ["SE", "US"],
-        "target_age_buckets": [], "target_account_types": ["free"], "advertiser": None,
-    }  # fmt: skip
+        "campaign_id": 7,
+        "channel": "promo",
+        "podcast_id": 3,
+        "objective": "follow",
+        "start_date": datetime.date(2026, 3, 1),
+        "end_date": datetime.date(2026, 3, 9),
+        "budget_micros": None,
+        "cpm_micros": None,
+        "target_countries": ["SE", "US"],
+        "target_age_buckets": [],
+        "target_account_types": ["free"],
+        "advertiser": None,
+    }
     assert _roundtrip("campaign", [campaign]) == [campaign]
     ts = datetime.datetime(2026, 3, 1, 12, 30, 5, 123000, tzinfo=UTC)
     click = {"event_id": "e1", "event_ts": ts, "impression_id": None, "user_id": 9}
@@ -67,10 +75,19 @@ def test_round_trip_with_nulls_arrays_dates_and_timestamps():
 def test_problems_name_each_defect():
     schema = load_schema("ad_impression")
     good = {
-        "impression_id": "i", "event_ts": 1, "user_id": 1, "podcast_id": 2, "campaign_id": 3, "creative_id": 4,
-        "ad_format": "audio", "slot": "midroll", "surface": "now_playing", "device": "ios", "country": "SE",
+        "impression_id": "i",
+        "event_ts": 1,
+        "user_id": 1,
+        "podcast_id": 2,
+        "campaign_id": 3,
+        "creative_id": 4,
+        "ad_format": "audio",
+        "slot": "midroll",
+        "surface": "now_playing",
+        "device": "ios",
+        "country": "SE",
         "cost_micros": 5000,
-    }  # fmt: skip
+    }
     assert schema.problems(good) == []
     bad = {**good, "user_id": None, "ad_format": "hologram"}
     assert schema.problems(bad) == [
@@ -89,10 +106,18 @@ def test_reader_accepts_older_files_when_an_optional_field_is_added():
     older_raw["fields"] = [f for f in older_raw["fields"] if f["name"] != "advertiser"]
     older = parse_schema(older_raw)
     row = {
-        "campaign_id": 1, "channel": "ad", "podcast_id": 2, "objective": "stream",
-        "start_date": datetime.date(2026, 3, 1), "end_date": datetime.date(2026, 3, 2), "budget_micros": 10,
-        "cpm_micros": 5, "target_countries": [], "target_age_buckets": [], "target_account_types": ["free"],
-    }  # fmt: skip
+        "campaign_id": 1,
+        "channel": "ad",
+        "podcast_id": 2,
+        "objective": "stream",
+        "start_date": datetime.date(2026, 3, 1),
+        "end_date": datetime.date(2026, 3, 2),
+        "budget_micros": 10,
+        "cpm_micros": 5,
+        "target_countries": [],
+        "target_age_buckets": [],
+        "target_account_types": ["free"],
+    }
     buffer = io.BytesIO()
     older.write(buffer, [row])
     buffer.seek(0)
@@ -100,11 +125,24 @@ def test_reader_accepts_older_files_when_an_optional_field_is_added():
 
     # And the next evolution of a log table: a new optional field on today's files.
     newer_raw = copy.deepcopy(dict(load_schema("stream").raw))
-    newer_raw["fields"].append({"name": "episode_position_ms", "type": ["null", "long"], "default": None,
-                                "doc": "Where in the episode playback started."})  # fmt: skip
+    newer_raw["fields"].append(
+        {
+            "name": "episode_position_ms",
+            "type": ["null", "long"],
+            "default": None,
+            "doc": "Where in the episode playback started.",
+        }
+    )
     buffer = io.BytesIO()
-    stream = {"event_id": "s", "event_ts": datetime.datetime(2026, 3, 1, tzinfo=UTC), "user_id": 1,
-              "podcast_id": 2, "episode_id": 3, "ms_played": 61000, "surface": "home"}  # fmt: skip
+    stream = {
+        "event_id": "s",
+        "event_ts": datetime.datetime(2026, 3, 1, tzinfo=UTC),
+        "user_id": 1,
+        "podcast_id": 2,
+        "episode_id": 3,
+        "ms_played": 61000,
+        "surface": "home",
+    }
     load_schema("stream").write(buffer, [stream])
     buffer.seek(0)
     assert list(parse_schema(newer_raw).read(buffer)) == [{**stream, "episode_position_ms": None}]

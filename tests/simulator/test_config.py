@@ -35,10 +35,12 @@ def test_shards_cover_users_exactly_once():
         ({"dirty_rate": 0.5}, r"WorldConfig.dirty_rate must be in \[0, 0.1\], got 0.5"),
         ({"premium_share": 1.0}, r"WorldConfig.premium_share must be in \[0, 1\), got 1.0"),
         ({"sessions_per_user_day": 0}, "WorldConfig.sessions_per_user_day must be > 0, got 0"),
-        ({"ground_truth": GroundTruth(ad_format_effect=(0.0,))},
-         r"GroundTruth.ad_format_effect needs one value per category \(3\), got 1"),
+        (
+            {"ground_truth": GroundTruth(ad_format_effect=(0.0,))},
+            r"GroundTruth.ad_format_effect needs one value per category \(3\), got 1",
+        ),
     ],
-)  # fmt: skip
+)
 def test_validation_errors_name_the_field(kwargs, message):
     with pytest.raises(ValueError, match=message):
         WorldConfig(**kwargs)

@@ -72,8 +72,14 @@ def test_one_shared_affinity_drives_streams_in_both_channels(world):
 def test_ad_specific_effects_matter(world):
     user, podcast, _ = _random_impressions(world, "ad", n=1)
     ctx = dict(surface=np.zeros(2, int), device=np.zeros(2, int), hour=np.full(2, 20), ad_slot=np.ones(2, int))
-    fresh = world.outcome_probabilities(np.repeat(user, 2), np.repeat(podcast, 2), "ad",
-                                        creative=np.array([0, 0]), prior_exposures=np.array([0, 2]), **ctx)  # fmt: skip
+    fresh = world.outcome_probabilities(
+        np.repeat(user, 2),
+        np.repeat(podcast, 2),
+        "ad",
+        creative=np.array([0, 0]),
+        prior_exposures=np.array([0, 2]),
+        **ctx,
+    )
     assert fresh.stream[1] < fresh.stream[0]  # fatigue from repeated exposure
     with pytest.raises(ValueError, match="channel='ad' needs creative and ad_slot"):
         world.outcome_probabilities(user, podcast, "ad", surface=[0], device=[0], hour=[0])
@@ -98,8 +104,12 @@ def test_snapshot_rows_match_the_schemas(world):
     from schemas import load_schema
 
     day = world.config.days[2]
-    for table, rows in (("user", world.user_rows(np.arange(50))), ("podcast", world.podcast_rows(day)),
-                        ("campaign", world.campaign_rows(day)), ("creative", world.creative_rows(day))):  # fmt: skip
+    for table, rows in (
+        ("user", world.user_rows(np.arange(50))),
+        ("podcast", world.podcast_rows(day)),
+        ("campaign", world.campaign_rows(day)),
+        ("creative", world.creative_rows(day)),
+    ):
         assert rows, table
         schema = load_schema(table)
         for row in rows:

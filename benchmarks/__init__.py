@@ -1,0 +1,1 @@
+"""Benchmarks behind `make bench`: speed and memory figures, written as JSON under reports/bench/."""

@@ -1,0 +1,43 @@
+"""`make bench`: run every benchmark and write its figures to ``<out>/<name>.json``.
+
+    python -m benchmarks.run --out=reports/bench [--only=simulate] [--bench_root=./data/bench] [beam args...]
+
+Beam arguments (``--runner``, ``--direct_running_mode``, ``--direct_num_workers``, ...) are passed to every
+pipeline the benchmarks run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from benchmarks import simulate
+from benchmarks.harness import write_report
+
+BENCHMARKS = {"simulate": simulate.run}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="reports/bench", help="Folder for the JSON reports.")
+    parser.add_argument("--bench_root", default="./data/bench", help="Where the bench world is simulated.")
+    parser.add_argument("--only", default="", help=f"Comma-separated subset of: {', '.join(BENCHMARKS)}.")
+    args, beam_args = parser.parse_known_args(argv)
+    chosen = [b for b in args.only.split(",") if b] or list(BENCHMARKS)
+    unknown = set(chosen) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmark(s) {sorted(unknown)}; expected some of {', '.join(BENCHMARKS)}")
+    failed = False
+    for name in chosen:
+        figures = BENCHMARKS[name](args.bench_root, beam_args)
+        path = write_report(args.out, name, figures)
+        print(f"{name}: {json.dumps(figures, indent=2)}\n-> {path}")
+        failed |= not figures.get("targets_met", True)
+    if failed:
+        print("WARNING: a benchmark missed its target (see targets_met above)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
