@@ -80,7 +80,7 @@ class GroundTruth:
     stream_intercept_ad: float = -5.0
     stream_intercept_promo: float = -3.7
     click_intercept_ad: float = -5.1
-    click_intercept_promo: float = -4.7
+    click_intercept_promo: float = -4.9
     follow_given_stream_intercept: float = -3.1
     like_given_stream_intercept: float = -3.0
     # Shared user-podcast affinity (dot product of latent taste vectors, unit variance) and show appeal.
