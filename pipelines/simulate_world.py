@@ -26,7 +26,8 @@ from pipelines.options import DataRootOptions, resolve_runner
 from schemas import LOG_TABLES, SNAPSHOT_TABLES, layout
 from simulator import World, WorldConfig
 from simulator.summary import format_summary, summarize
-from transforms.simulate import SimulateWorld, WriteJson
+from transforms.simulate import SimulateWorld
+from transforms.sinks import WriteJson
 
 
 class SimulateWorldOptions(PipelineOptions):

@@ -9,6 +9,12 @@ Layout under ``DATA_ROOT``::
 
     raw/<table>/dt=YYYY-MM-DD/part-NNNNN.avro     logs and daily dimension snapshots (Avro, schemas/avro)
     world/                                        the simulator's config, ground truth and run summary
+    features/{user,podcast}/dt=YYYY-MM-DD/        point-in-time feature snapshots (Parquet, schemas/derived.py)
+    examples/dt=YYYY-MM-DD/                       labeled multi-task examples (Parquet, schemas/derived.py)
+    deadletter/<pipeline>/dt=YYYY-MM-DD/          rejected records with their reason (Parquet)
+
+Derived partitions are committed whole: written to a staging folder, then swapped in, with ``_SUCCESS.json`` (the
+run's counts) written last, so a partition with that marker is complete.
 """
 
 from __future__ import annotations
@@ -60,3 +66,25 @@ def raw_glob(root: str, table: str, day: datetime.date) -> str:
 
 def world_dir(root: str) -> str:
     return join(root, "world")
+
+
+PARQUET_SUFFIX = ".parquet"
+SUCCESS_MARKER = "_SUCCESS.json"
+
+
+def feature_partition(root: str, entity: str, day: datetime.date) -> str:
+    if entity not in ("user", "podcast"):
+        raise ValueError(f"feature entity must be 'user' or 'podcast', got {entity!r}")
+    return join(root, "features", entity, dt_dir(day))
+
+
+def examples_partition(root: str, day: datetime.date) -> str:
+    return join(root, "examples", dt_dir(day))
+
+
+def deadletter_partition(root: str, pipeline: str, day: datetime.date) -> str:
+    return join(root, "deadletter", pipeline, dt_dir(day))
+
+
+def success_marker(partition: str) -> str:
+    return join(partition, SUCCESS_MARKER)

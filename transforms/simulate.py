@@ -9,18 +9,17 @@ the simulator as fast as numpy allows while still scaling out on Dataflow or Fli
 from __future__ import annotations
 
 import datetime
-import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import apache_beam as beam
-import numpy as np
 from apache_beam.metrics import Metrics
 
-from schemas import LOG_TABLES, SNAPSHOT_TABLES, layout, load_schema
+from schemas import LOG_TABLES, layout, load_schema
 from simulator.behaviour import ShardSimulator
 from simulator.dirt import truncated_file_target
 from simulator.world import World
-from transforms.avro_io import deterministic_sync_marker, truncate_file, write_avro_part
+from transforms.counting import merge_counts
+from transforms.storage import deterministic_sync_marker, truncate_file, write_avro_part
 
 CATALOG_TABLES = ("podcast", "campaign", "creative")
 CATALOG_SHARD = 0
@@ -82,27 +81,6 @@ class WriteCatalogSnapshotsFn(_WorldPartWriterFn):
         yield {"rows": {table: {day_iso: len(records)} for table, records in rows.items()}}
 
 
-def merge_stats(parts: Iterable[dict]) -> dict:
-    """Sum nested count dicts (and equal-length count lists) from every shard into one."""
-
-    def add(into: dict, other: dict) -> None:
-        for key, value in other.items():
-            if isinstance(value, dict):
-                add(into.setdefault(key, {}), value)
-            elif isinstance(value, list) and value and isinstance(value[0], dict):
-                into.setdefault(key, []).extend(value)
-            elif isinstance(value, list):
-                current = into.get(key) or [0] * len(value)
-                into[key] = (np.asarray(current) + np.asarray(value)).tolist() if value else current
-            else:
-                into[key] = into.get(key, 0) + value
-
-    merged: dict = {}
-    for part in parts:
-        add(merged, part)
-    return merged
-
-
 class SimulateWorld(beam.PTransform):
     """Simulate the world saved under ``<data_root>/world`` into ``<data_root>/raw``; outputs the merged stats.
 
@@ -129,25 +107,7 @@ class SimulateWorld(beam.PTransform):
             | "Days" >> beam.Create(self.days)
             | "WriteCatalogSnapshots" >> beam.ParDo(WriteCatalogSnapshotsFn(self.data_root))
         )
-        return (shards, catalog) | "AllStats" >> beam.Flatten() | "MergeStats" >> beam.CombineGlobally(merge_stats)
+        return (shards, catalog) | "AllStats" >> beam.Flatten() | "MergeStats" >> beam.CombineGlobally(merge_counts)
 
 
-class WriteJson(beam.PTransform):
-    """Writes the single element of its input as pretty JSON to ``path``."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__()
-        self.path = path
-
-    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
-        def write(value: dict, path: str) -> str:
-            from apache_beam.io.filesystems import FileSystems
-
-            with FileSystems.create(path) as handle:
-                handle.write(json.dumps(value, indent=2, sort_keys=True, default=str).encode())
-            return path
-
-        return pcoll | "Write" >> beam.Map(write, self.path)
-
-
-__all__ = ["SNAPSHOT_TABLES", "SimulateWorld", "WriteJson", "merge_stats"]
+__all__ = ["SimulateWorld"]

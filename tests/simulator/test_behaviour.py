@@ -13,7 +13,7 @@ from simulator.summary import summarize
 @pytest.fixture(scope="module")
 def simulated():
     """All shards of a clean tiny world, run in-process: (world, {table: records}, merged stats)."""
-    from transforms.simulate import merge_stats
+    from transforms.counting import merge_counts
 
     world = World.generate(WorldConfig.preset("tiny"))
     tables = collections.defaultdict(list)
@@ -24,7 +24,7 @@ def simulated():
             for table, records in day_tables.items():
                 tables[table].extend(records)
         stats.append(sim.stats.to_dict())
-    return world, tables, merge_stats(stats)
+    return world, tables, merge_counts(stats)
 
 
 def test_records_satisfy_their_contracts(simulated):

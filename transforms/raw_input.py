@@ -1,0 +1,151 @@
+"""Reading raw log partitions in Beam: plan the files a day needs, read each into Arrow, validate, bucket by user.
+
+A pipeline building day D *owns* the partitions logged on D: their rejected rows go to its dead letters and their
+rows are reconciled in its counts. Partitions of other days it reads only for context (later outcomes, competing
+impressions, history); their defects belong to their own day's run, so here they are dropped silently (and still
+counted, as ``context_rows_dropped``).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+from apache_beam import pvalue
+from apache_beam.metrics import Metrics
+
+from schemas import layout
+from transforms.bucketing import split_by_bucket
+from transforms.storage import list_files, read_avro_as_arrow
+from transforms.validation import ReferenceIds, file_dead_letter, validate_log_rows
+
+DEAD_LETTER_TAG = "dead_letter"
+COUNTS_TAG = "counts"
+# Bookkeeping columns added to every slice, so per-bucket work can restore a deterministic order (logging day,
+# then file, then row) whatever order the shuffle delivered slices in: deduplication keeps the first occurrence.
+ORDER_COLUMNS = ("_pday", "_file", "_row")
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One raw part file to read, and what it is for."""
+
+    table: str
+    day: str  # logging day (partition), ISO
+    path: str
+    role: str  # how the consumer uses the rows (e.g. "target", "competitor", "stream")
+    owned: bool  # the run owns this partition: dead-letter and reconcile its rows
+    index: int  # position in the plan (deterministic order of files)
+
+
+def available_days(data_root: str, table: str) -> list[datetime.date]:
+    """Logging days of raw ``table`` that have at least one part file."""
+    days = set()
+    for path in list_files(layout.join(layout.raw_table(data_root, table), "dt=*", "part-*.avro")):
+        days.add(layout.parse_dt(path))
+    return sorted(days)
+
+
+def plan_files(data_root: str, requests: Sequence[tuple[str, str, Sequence[datetime.date], bool]]) -> list[FileSpec]:
+    """File specs for ``(table, role, days, owned)`` requests, numbered in a deterministic order."""
+    specs = []
+    for table, role, days, owned in requests:
+        for day in days:
+            for path in list_files(layout.raw_glob(data_root, table, day)):
+                specs.append((table, day.isoformat(), path, role, owned))
+    return [FileSpec(*spec, index=i) for i, spec in enumerate(specs)]
+
+
+class ReadValidateBucketFn(beam.DoFn):
+    """Reads one part file, validates its rows, projects them for their role and splits them by user bucket.
+
+    Main output: ``(bucket, (role, rows))``; tagged outputs: dead-letter tables (owned files only) and counts.
+
+    Args:
+        pipeline: name used in dead letters and counters.
+        run_day: the day being built (owner of partitions logged on it).
+        n_buckets: number of user buckets.
+        allowed_lateness_days: how far before its logging day an event may have happened.
+        project: ``project(spec, rows) -> rows`` shapes valid rows for their role (must keep ``user_id``).
+    """
+
+    def __init__(self, pipeline: str, run_day: datetime.date, n_buckets: int, allowed_lateness_days: int, project):
+        self.pipeline = pipeline
+        self.run_day = run_day
+        self.n_buckets = n_buckets
+        self.allowed_lateness_days = allowed_lateness_days
+        self.project = project
+        self.rows_read = Metrics.counter(pipeline, "rows_read")
+        self.rows_rejected = Metrics.counter(pipeline, "rows_dead_lettered")
+        self.files_unreadable = Metrics.counter(pipeline, "files_unreadable")
+
+    def process(self, spec: FileSpec, reference: ReferenceIds) -> Iterator:
+        day = datetime.date.fromisoformat(spec.day)
+        result = read_avro_as_arrow(spec.path, spec.table)
+        rows = result.table
+        counts: dict = {}
+        if result.error is not None:
+            self.files_unreadable.inc()
+            if spec.owned:
+                detail = f"{result.error}; {rows.num_rows} rows salvaged from complete blocks"
+                yield pvalue.TaggedOutput(
+                    DEAD_LETTER_TAG,
+                    file_dead_letter(pipeline=self.pipeline, table=spec.table, source_path=spec.path, detail=detail),
+                )
+                counts["unreadable_files"] = [{"path": spec.path, "table": spec.table, "rows_salvaged": rows.num_rows}]
+        checked = validate_log_rows(
+            rows,
+            spec.table,
+            day,
+            reference,
+            allowed_lateness_days=self.allowed_lateness_days,
+            source_path=spec.path,
+            pipeline=self.pipeline,
+        )
+        self.rows_read.inc(rows.num_rows)
+        if spec.owned:
+            self.rows_rejected.inc(checked.rejected.num_rows)
+            if checked.rejected.num_rows:
+                yield pvalue.TaggedOutput(DEAD_LETTER_TAG, checked.rejected)
+            reasons = checked.rejected.column("reason").to_pylist()
+            counts["tables"] = {
+                spec.table: {
+                    "read": rows.num_rows,
+                    "dead_letter": {r: reasons.count(r) for r in sorted(set(reasons))},
+                }
+            }
+        else:
+            counts["context_rows_read"] = {spec.table: rows.num_rows}
+            counts["context_rows_dropped"] = {spec.table: checked.rejected.num_rows}
+        yield pvalue.TaggedOutput(COUNTS_TAG, counts)
+        valid = self.project(spec, checked.valid)
+        n = valid.num_rows
+        valid = (
+            valid.append_column("_pday", pa.array(np.full(n, (day - self.run_day).days, np.int16)))
+            .append_column("_file", pa.array(np.full(n, spec.index, np.int32)))
+            .append_column("_row", pa.array(np.arange(n, dtype=np.int32)))
+        )
+        for bucket, part in split_by_bucket(valid, "user_id", self.n_buckets):
+            yield bucket, (spec.role, part)
+
+
+def in_logging_order(table: pa.Table) -> pa.Table:
+    """Rows sorted by (logging day, file, row): a deterministic order for tables gathered from a shuffle."""
+    if table.num_rows == 0:
+        return table
+    return table.sort_by([(c, "ascending") for c in ORDER_COLUMNS])
+
+
+def first_occurrences(table: pa.Table, id_column: str) -> np.ndarray:
+    """Mask of the rows whose ``id_column`` value has not appeared in an earlier row (table in logging order)."""
+    if table.num_rows == 0:
+        return np.zeros(0, bool)
+    ids = table.column(id_column).to_numpy(zero_copy_only=False)
+    _, first = np.unique(ids, return_index=True)
+    keep = np.zeros(len(ids), bool)
+    keep[first] = True
+    return keep

@@ -1,0 +1,250 @@
+"""File IO for every pipeline, through Beam's FileSystems (local paths and ``gs://`` alike).
+
+- Avro part files are written atomically (temporary name, then rename) and read straight into Arrow with the
+  polars Avro decoder (about 7x fastavro here), with a block-by-block fastavro fallback that salvages what a
+  corrupt file still holds.
+- Parquet parts and whole derived partitions are committed atomically: parts go to a staging folder, the staging
+  folder replaces the partition, and ``_SUCCESS.json`` is written last.
+
+>>> result = read_avro_as_arrow("data/raw/click/dt=2026-03-02/part-00000.avro", "click")   # doctest: +SKIP
+>>> result.table.schema.field("event_ts").type                                            # doctest: +SKIP
+DataType(int64)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import fastavro
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from schemas import TableSchema, layout, load_schema
+
+
+# -- plain bytes ---------------------------------------------------------------------------------------------------
+def read_bytes(path: str) -> bytes:
+    with FileSystems.open(path) as handle:
+        return handle.read()
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary sibling that no ``part-*`` glob matches, then rename it."""
+    directory, _, name = path.rpartition("/")
+    tmp = f"{directory}/.tmp-{uuid.uuid4().hex}-{name}"
+    with FileSystems.create(tmp) as handle:
+        handle.write(data)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+
+
+def list_files(pattern: str) -> list[str]:
+    """Paths matching a glob, sorted; empty when nothing (or no folder) matches."""
+    try:
+        matches = FileSystems.match([pattern])[0].metadata_list
+    except OSError:
+        return []
+    return sorted(m.path for m in matches)
+
+
+# -- Avro ----------------------------------------------------------------------------------------------------------
+def deterministic_sync_marker(*key: object) -> bytes:
+    """A 16-byte Avro sync marker derived from ``key``, so identical inputs give byte-identical files."""
+    return hashlib.blake2b(repr(key).encode(), digest_size=16).digest()
+
+
+def write_avro_part(
+    path: str,
+    schema: TableSchema,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    sync_marker: bytes | None = None,
+) -> int:
+    """Write ``records`` as one Avro file at ``path``, atomically. Returns the bytes written."""
+    buffer = io.BytesIO()
+    schema.write(buffer, records, sync_marker=sync_marker)
+    atomic_write(path, buffer.getvalue())
+    return buffer.tell()
+
+
+def truncate_file(path: str, keep_fraction: float) -> int:
+    """Rewrite ``path`` keeping only its first ``keep_fraction`` of bytes (planting a corrupt file on purpose)."""
+    data = read_bytes(path)
+    cut = data[: max(1, int(len(data) * keep_fraction))]
+    with FileSystems.create(path) as handle:
+        handle.write(cut)
+    return len(data) - len(cut)
+
+
+_AVRO_TO_ARROW = {
+    "long": pa.int64(),
+    "int": pa.int32(),
+    "string": pa.string(),
+    "boolean": pa.bool_(),
+    "double": pa.float64(),
+    "float": pa.float32(),
+}
+
+
+def _arrow_type(avro_type: Any) -> pa.DataType:
+    if isinstance(avro_type, list):  # ["null", T]
+        (inner,) = [t for t in avro_type if t != "null"]
+        return _arrow_type(inner)
+    if isinstance(avro_type, dict):
+        logical = avro_type.get("logicalType")
+        if logical == "timestamp-millis":
+            return pa.int64()  # epoch milliseconds: what every computation downstream wants
+        if logical == "date":
+            return pa.date32()
+        if avro_type.get("type") == "array":
+            return pa.list_(_arrow_type(avro_type["items"]))
+        return _arrow_type(avro_type["type"])
+    return _AVRO_TO_ARROW[avro_type]
+
+
+def arrow_schema(table: str) -> pa.Schema:
+    """The Arrow schema raw table ``table`` is read into: timestamps as int64 epoch ms, dates as date32."""
+    return pa.schema([pa.field(f["name"], _arrow_type(f["type"])) for f in load_schema(table).raw["fields"]])
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Cast ``table`` to ``schema`` column by column; a column the file lacks (an older writer) becomes null."""
+    columns = []
+    for field in schema:
+        if field.name in table.column_names:
+            column = table.column(field.name)
+            if pa.types.is_timestamp(column.type):
+                column = column.cast(pa.int64())
+            columns.append(column.cast(field.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+@dataclass(frozen=True)
+class AvroReadResult:
+    """Rows read from one Avro file; ``error`` is set when the file was corrupt and only ``table`` was salvaged."""
+
+    path: str
+    table: pa.Table
+    error: str | None = None
+
+
+def _salvage_with_fastavro(data: bytes, table: str) -> tuple[pa.Table, str | None]:
+    """Decode record by record until the first error; complete blocks before it are kept."""
+    rows: list[dict] = []
+    error = None
+    try:
+        for record in fastavro.reader(io.BytesIO(data)):
+            rows.append(record)
+    except Exception as exc:  # any decoding failure: keep what was read so far
+        error = f"{type(exc).__name__}: {exc}"
+    # fastavro yields datetimes for timestamp-millis; read them as Arrow timestamps, then conform to epoch ms.
+    decoded = pa.schema(
+        [pa.field(f.name, pa.timestamp("ms", tz="UTC")) if f.name == "event_ts" else f for f in arrow_schema(table)]
+    )
+    return conform(pa.Table.from_pylist(rows, schema=decoded), arrow_schema(table)), error
+
+
+def read_avro_as_arrow(path: str, table: str, columns: list[str] | None = None) -> AvroReadResult:
+    """Read one Avro part file of raw table ``table`` into Arrow (see :func:`arrow_schema`).
+
+    Files written by an older schema (without a since-added optional field) read with that field null. A corrupt
+    file is salvaged block by block and returned with ``error`` set, so the caller can dead-letter it.
+    """
+    import polars as pl
+
+    schema = arrow_schema(table)
+    if columns is not None:
+        schema = pa.schema([schema.field(c) for c in columns])
+    data = read_bytes(path)
+    try:
+        frame = pl.read_avro(io.BytesIO(data))
+        got = frame.to_arrow()
+        return AvroReadResult(path, conform(got.select([c for c in schema.names if c in got.column_names]), schema))
+    except Exception as polars_error:
+        # polars also refuses valid files it cannot handle (an empty container, for one): only a failure of the
+        # record-by-record decoder means the file is corrupt.
+        salvaged, error = _salvage_with_fastavro(data, table)
+        if error is not None:
+            error = f"{error} (polars: {polars_error})"
+        return AvroReadResult(path, salvaged.select(schema.names), error)
+
+
+# -- Parquet and whole partitions ----------------------------------------------------------------------------------
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="snappy")
+    return sink.getvalue().to_pybytes()
+
+
+def read_parquet(pattern: str, schema: pa.Schema | None = None) -> pa.Table:
+    """All Parquet files matching ``pattern`` as one table (empty with ``schema`` when none match)."""
+    paths = list_files(pattern)
+    tables = [pq.read_table(io.BytesIO(read_bytes(p))) for p in paths]
+    if not tables:
+        if schema is None:
+            raise FileNotFoundError(f"no Parquet files match {pattern}")
+        return schema.empty_table()
+    table = pa.concat_tables(tables, promote_options="default")
+    return table.cast(schema) if schema is not None else table
+
+
+def staging_dir(partition: str, run_id: str) -> str:
+    """Where a run writes a partition's parts before committing: ``<table>/_staging/dt=D-<run_id>``."""
+    parent, _, name = partition.rstrip("/").rpartition("/")
+    return f"{parent}/_staging/{name}-{run_id}"
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path
+
+
+def commit_partition(staging: str, partition: str, success: Mapping[str, Any]) -> None:
+    """Replace ``partition`` by the parts in ``staging`` and mark it complete with ``_SUCCESS.json``.
+
+    A crash before this call leaves the previous partition untouched. Locally the swap is two directory renames;
+    on object stores each object is renamed (copy + delete), so the window between removing the old partition and
+    the new one appearing is as short as the listing.
+    """
+    atomic_write(layout.success_marker(staging), json.dumps(success, indent=2, sort_keys=True).encode())
+    if _is_local(partition):
+        os.makedirs(os.path.dirname(partition.rstrip("/")), exist_ok=True)
+        trash = staging + ".replaced"
+        if os.path.exists(partition):
+            os.replace(partition, trash)
+        os.replace(staging, partition)
+        if os.path.exists(trash):
+            import shutil
+
+            shutil.rmtree(trash)
+        return
+    old = list_files(layout.join(partition, "**"))
+    if old:
+        FileSystems.delete(old)
+    new = list_files(layout.join(staging, "**"))
+    marker = layout.success_marker(staging)
+    body = [p for p in new if p != marker]
+    FileSystems.rename(body, [partition.rstrip("/") + p[len(staging.rstrip("/")) :] for p in body])
+    FileSystems.rename([marker], [layout.success_marker(partition)])
+
+
+def is_complete(partition: str) -> bool:
+    return FileSystems.exists(layout.success_marker(partition))
+
+
+def read_success(partition: str) -> dict:
+    return json.loads(read_bytes(layout.success_marker(partition)))
