@@ -5,6 +5,9 @@
 #   make test                      the test suite (what CI runs)
 #   make data WORLD=bench          (re)simulate a world preset into DATA_ROOT (replacing the previous one);
 #                                  DATA_ROOT may be gs://bucket/prefix
+#   make features DATE=2026-03-05  point-in-time feature snapshots of one day
+#   make examples DATE=2026-03-05  labeled multi-task examples of one day (UNOBSERVED=1: allow immature labels)
+#   make backfill START=... END=... features and examples for every day in the range (FORCE=1 rebuilds)
 #   make bench                     benchmarks; figures land in reports/bench/*.json
 #
 # Pipeline variables: RUNNER (DirectRunner = in-process, the default; DataflowRunner; PortableRunner for Flink),
@@ -37,7 +40,7 @@ BEAM_ARGS = --runner=$(RUNNER) --direct_running_mode=$(DIRECT_MODE) --direct_num
 WHEELS_DIR  ?= /opt/wheels
 PIP_EXTRA   := $(if $(wildcard $(WHEELS_DIR)),--find-links $(WHEELS_DIR))
 
-.PHONY: help setup demo data test lint bench clean
+.PHONY: help setup demo data features examples backfill test lint bench clean
 
 help:  ## print the comment block at the top of this file
 	@awk '/^#/ { sub(/^# ?/, ""); print; next } { exit }' Makefile
@@ -54,8 +57,30 @@ data: setup
 	$(PY) -m pipelines.simulate_world --data_root=$(DATA_ROOT) --world=$(WORLD) --seed=$(SEED) \
 	    --dirty_rate=$(DIRTY_RATE) --overwrite $(BEAM_ARGS)
 
+require = $(if $($(1)),,$(error $(1)=YYYY-MM-DD is required, e.g. make $@ $(1)=2026-03-05))
+DAILY_FLAGS = $(if $(UNOBSERVED),--allow_unobserved) $(if $(FORCE),--force)
+
+features: setup
+	$(call require,DATE)
+	$(PY) -m pipelines.build_features --data_root=$(DATA_ROOT) --date=$(DATE) $(BEAM_ARGS)
+
+examples: setup
+	$(call require,DATE)
+	$(PY) -m pipelines.build_examples --data_root=$(DATA_ROOT) --date=$(DATE) $(if $(UNOBSERVED),--allow_unobserved) \
+	    $(BEAM_ARGS)
+
+backfill: setup
+	$(call require,START)
+	$(call require,END)
+	$(PY) -m pipelines.backfill --data_root=$(DATA_ROOT) --start=$(START) --end=$(END) $(DAILY_FLAGS) $(BEAM_ARGS)
+
+# The demo world spans 2026-03-02..15; the last days' labels are immature, so they are built as unobserved.
+DEMO_START ?= 2026-03-02
+DEMO_END   ?= 2026-03-15
+
 demo: setup
 	$(MAKE) --no-print-directory data WORLD=demo
+	$(MAKE) --no-print-directory backfill START=$(DEMO_START) END=$(DEMO_END) UNOBSERVED=1 FORCE=1
 
 test: setup
 	$(PY) -m pytest

@@ -1,0 +1,290 @@
+"""Build labeled multi-task examples for one impression day: ``examples/dt=D/`` (Parquet, ``schemas.derived``).
+
+Usage (``make examples DATE=...`` wraps this)::
+
+    python -m pipelines.build_examples --data_root=./data --date=2026-03-05 [--allow_unobserved]
+
+One row per valid, deduplicated impression logged on D (ads and promotions), labelled by last-touch attribution
+across both channels (see ``transforms/attribution.py``), joined point-in-time with the features of D. The run
+refuses a day whose attribution windows are not yet covered by the logs, unless ``--allow_unobserved`` marks the
+uncovered labels as unobserved (null). Rejected records go to ``deadletter/build_examples/dt=D/`` with their
+reason; the partition's ``_SUCCESS.json`` reconciles every row read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import math
+import sys
+import time
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
+
+from pipelines.daily import (
+    DailyOptions,
+    MissingInputError,
+    build_day,
+    format_reconciliation,
+    horizon_end_ms,
+    load_podcast_features,
+    load_reference_ids,
+    load_snapshot,
+    logged_through,
+    read_json,
+    reconcile,
+)
+from pipelines.options import DataRootOptions, resolve_runner
+from schemas import layout
+from schemas.derived import EXAMPLES, USER_FEATURES, fingerprint
+from transforms.attribution import AttributionConfig
+from transforms.counting import merge_counts
+from transforms.examples import PIPELINE, BuildExamplesBucketFn, project_for_role
+from transforms.raw_input import COUNTS_TAG, DEAD_LETTER_TAG, ReadValidateBucketFn, plan_files
+from transforms.sinks import WriteDeadLetters, WriteJson
+from transforms.storage import (
+    commit_partition,
+    is_complete,
+    list_files,
+    new_run_id,
+    read_parquet,
+    staging_dir,
+)
+from transforms.validation import MS_PER_DAY, day_start_ms
+
+HOUR_MS = 3_600_000
+
+
+class BuildExamplesOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--allow_unobserved",
+            action="store_true",
+            help="Build a day whose attribution windows reach past the logs, with those labels null (unobserved).",
+        )
+        parser.add_argument("--stream_window_hours", type=float, default=72, help="Stream attribution window.")
+        parser.add_argument("--follow_window_days", type=float, default=7, help="Follow attribution window.")
+        parser.add_argument("--like_window_days", type=float, default=7, help="Like attribution window.")
+        parser.add_argument("--click_window_hours", type=float, default=24, help="Click-to-impression window.")
+        parser.add_argument("--min_stream_seconds", type=float, default=60, help="Shortest stream that counts.")
+
+
+def attribution_config(opts: BuildExamplesOptions) -> AttributionConfig:
+    def both(ms: float) -> dict[str, int]:
+        return {"ad": int(ms), "promo": int(ms)}
+
+    return AttributionConfig(
+        stream_window_ms=both(opts.stream_window_hours * HOUR_MS),
+        follow_window_ms=both(opts.follow_window_days * MS_PER_DAY),
+        like_window_ms=both(opts.like_window_days * MS_PER_DAY),
+        click_window_ms=int(opts.click_window_hours * HOUR_MS),
+        min_stream_ms=int(opts.min_stream_seconds * 1000),
+    )
+
+
+def _days(start: datetime.date, n: int) -> list[datetime.date]:
+    return [start + datetime.timedelta(days=i) for i in range(n)]
+
+
+def plan(data_root: str, day: datetime.date, config: AttributionConfig, lateness: int, last_logged: datetime.date):
+    """The files a day needs, by role: what it owns (logged on D) and the context around it."""
+    after = (last_logged - day).days  # days of logs available after D
+
+    def ahead(window_ms: int) -> list[datetime.date]:
+        return _days(day + datetime.timedelta(days=1), min(after, math.ceil(window_ms / MS_PER_DAY) + lateness))
+
+    click_days = math.ceil(config.click_window_ms / MS_PER_DAY) + lateness
+    requests = [
+        ("ad_impression", "target", [day], True),
+        ("promo_impression", "target", [day], True),
+        ("ad_impression", "competitor", ahead(config.max_window_ms()), False),
+        ("promo_impression", "competitor", ahead(config.max_window_ms()), False),
+        ("ad_impression", "known", _days(day - datetime.timedelta(days=click_days), click_days), False),
+        ("promo_impression", "known", _days(day - datetime.timedelta(days=click_days), click_days), False),
+    ]
+    for table, outcome in (("stream", "stream"), ("follow", "follow"), ("like", "like"), ("click", "click")):
+        window = max(config.window_ms(outcome, "ad"), config.window_ms(outcome, "promo"))
+        requests.append((table, table, [day], True))
+        requests.append((table, table, ahead(window), False))
+    return plan_files(data_root, requests)
+
+
+class ReadUserFeatureBucketsFn(beam.DoFn):
+    """Reads one user-feature Parquet part and splits it by user bucket (role ``user_features``)."""
+
+    def __init__(self, n_buckets: int) -> None:
+        self.n_buckets = n_buckets
+
+    def process(self, path: str):
+        from transforms.bucketing import split_by_bucket
+
+        table = read_parquet(path, USER_FEATURES)
+        for bucket, part in split_by_bucket(table, "user_id", self.n_buckets):
+            yield bucket, ("user_features", part)
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Build examples for ``--date``; returns the partition's summary (also its ``_SUCCESS.json``)."""
+    options = resolve_runner(PipelineOptions(argv))
+    daily = options.view_as(DailyOptions)
+    opts = options.view_as(BuildExamplesOptions)
+    data_root = options.view_as(DataRootOptions).data_root
+    day, lateness = build_day(options), daily.allowed_lateness_days
+    config = attribution_config(opts)
+    started = time.perf_counter()
+
+    user_feature_paths = list_files(layout.join(layout.feature_partition(data_root, "user", day), "part-*.parquet"))
+    for entity in ("user", "podcast"):
+        if not is_complete(layout.feature_partition(data_root, entity, day)):
+            raise MissingInputError(
+                f"features/{entity} for {day} are missing or incomplete; run `make features DATE={day}` first"
+            )
+    last_logged = logged_through(data_root, day)
+    if last_logged is None:
+        raise MissingInputError(f"no complete set of raw logs for {day} under {data_root}/raw")
+    horizon = horizon_end_ms(last_logged, lateness)
+    needed = day_start_ms(day) + MS_PER_DAY + config.max_window_ms()
+    mature = horizon >= needed
+    if not mature and not opts.allow_unobserved:
+        need_day = datetime.date.fromordinal(
+            datetime.date(1970, 1, 1).toordinal() + math.ceil(needed / MS_PER_DAY) + lateness - 1
+        )
+        raise ValueError(
+            f"labels of {day} are not mature: attribution windows (up to {config.max_window_ms() / MS_PER_DAY:g} "
+            f"days, plus {lateness} days of logging lateness) need logs through {need_day}, but logs end on "
+            f"{last_logged}. Pass --allow_unobserved to build it with the uncovered labels marked unobserved (null)."
+        )
+    files = plan(data_root, day, config, lateness, last_logged)
+    run_id = new_run_id()
+    partition = layout.examples_partition(data_root, day)
+    dead_partition = layout.deadletter_partition(data_root, PIPELINE, day)
+    staging, dead_staging = staging_dir(partition, run_id), staging_dir(dead_partition, run_id)
+    counts_path = layout.join(staging, "_counts.json")
+
+    pipeline = beam.Pipeline(options=options)
+    seed = pipeline | "Day" >> beam.Create([day.isoformat()])
+    reference = seed | "ReferenceIds" >> beam.Map(load_reference_ids, data_root)
+    podcast_features = seed | "PodcastFeatures" >> beam.Map(load_podcast_features, data_root)
+    campaigns = seed | "Campaigns" >> beam.Map(load_snapshot, data_root, "campaign")
+    creatives = seed | "Creatives" >> beam.Map(load_snapshot, data_root, "creative")
+    read = (
+        pipeline
+        | "Files" >> beam.Create(files)
+        | "SpreadFiles" >> beam.Reshuffle()
+        | "ReadValidateBucket"
+        >> beam.ParDo(
+            ReadValidateBucketFn(PIPELINE, day, daily.n_buckets, lateness, project_for_role),
+            beam.pvalue.AsSingleton(reference),
+        ).with_outputs(DEAD_LETTER_TAG, COUNTS_TAG, main="rows")
+    )
+    user_features = (
+        pipeline
+        | "UserFeatureFiles" >> beam.Create(user_feature_paths)
+        | "ReadUserFeatures" >> beam.ParDo(ReadUserFeatureBucketsFn(daily.n_buckets))
+    )
+    built = (
+        (read.rows, user_features)
+        | "AllRows" >> beam.Flatten()
+        | "ByUserBucket" >> beam.GroupByKey()
+        | "LabelAndAssemble"
+        >> beam.ParDo(
+            BuildExamplesBucketFn(day, staging, horizon, config, [f.path for f in files]),
+            beam.pvalue.AsSingleton(podcast_features),
+            beam.pvalue.AsSingleton(campaigns),
+            beam.pvalue.AsSingleton(creatives),
+        ).with_outputs(DEAD_LETTER_TAG, COUNTS_TAG)
+    )
+    _ = (
+        (read[COUNTS_TAG], built[COUNTS_TAG])
+        | "AllCounts" >> beam.Flatten()
+        | "MergeCounts" >> beam.CombineGlobally(merge_counts)
+        | "SaveCounts" >> WriteJson(counts_path)
+    )
+    _ = (
+        (read[DEAD_LETTER_TAG], built[DEAD_LETTER_TAG])
+        | "AllDeadLetters" >> beam.Flatten()
+        | "SaveDeadLetters" >> WriteDeadLetters(dead_staging)
+    )
+    result = pipeline.run()
+    result.wait_until_finish()
+    if options.view_as(TestOptions).dry_run:
+        return {"dry_run": True, "state": str(result.state), "files": len(files)}
+
+    counts = read_json(counts_path)
+    balance = reconcile(counts)
+    unaccounted = {t: r["unaccounted"] for t, r in balance.items() if r["unaccounted"]}
+    if unaccounted:
+        raise RuntimeError(
+            f"rows unaccounted for in {day}: {unaccounted}; partition not committed\n" + format_reconciliation(balance)
+        )
+    summary = {
+        "date": day.isoformat(),
+        "rows": sum(counts["tables"].get(t, {}).get("written", 0) for t in ("ad_impression", "promo_impression")),
+        "reconciliation": balance,
+        "dead_letter": {t: c.get("dead_letter", {}) for t, c in counts["tables"].items() if c.get("dead_letter")},
+        "filtered": {
+            t: c.get("filtered", {}) for t, c in counts["tables"].items() if any(c.get("filtered", {}).values())
+        },
+        "unreadable_files": counts.get("unreadable_files", []),
+        "context_rows_dropped": counts.get("context_rows_dropped", {}),
+        "labels": counts.get("labels", {}),
+        "labels_mature": mature,
+        "logs_through": last_logged.isoformat(),
+        "horizon_end_ms": horizon,
+        "attribution": {
+            "stream_window_ms": dict(config.stream_window_ms),
+            "follow_window_ms": dict(config.follow_window_ms),
+            "like_window_ms": dict(config.like_window_ms),
+            "click_window_ms": config.click_window_ms,
+            "min_stream_ms": config.min_stream_ms,
+            "allowed_lateness_days": lateness,
+        },
+        "input_files": len(files),
+        "examples_schema_fingerprint": fingerprint(EXAMPLES),
+    }
+    commit_partition(dead_staging, dead_partition, {"date": day.isoformat(), "dead_letter": summary["dead_letter"]})
+    FileSystems.delete([counts_path])  # run-internal scratch: the summary in _SUCCESS.json replaces it
+    commit_partition(staging, partition, summary)
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    lines = [
+        f"examples/dt={summary['date']}: {summary['rows']:,} rows"
+        f" (labels {'mature' if summary['labels_mature'] else 'partly unobserved'}; logs through "
+        f"{summary['logs_through']})",
+        "",
+        format_reconciliation(summary["reconciliation"]),
+    ]
+    if summary["dead_letter"]:
+        lines += ["", f"dead letters: {json.dumps(summary['dead_letter'], sort_keys=True)}"]
+    if summary["filtered"]:
+        lines += [f"filtered: {json.dumps(summary['filtered'], sort_keys=True)}"]
+    for source, labels in sorted(summary["labels"].items()):
+        rates = ", ".join(
+            f"{name[6:]} {v['positive'] / max(v['positive'] + v['negative'], 1):.2%}"
+            + (f" ({v['unobserved']:,} unobserved)" if v["unobserved"] else "")
+            for name, v in labels.items()
+        )
+        lines.append(f"{source:<6} label rates: {rates}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    summary = run(sys.argv[1:] if argv is None else argv)
+    if summary.get("dry_run"):
+        print(f"dry run: the job graph was built and validated ({summary['state']}); nothing ran")
+        return
+    print(format_summary(summary))
+    print(f"\nbuilt in {summary['seconds']:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""Build the point-in-time feature snapshots of one day: ``features/user/dt=D/`` and ``features/podcast/dt=D/``.
+
+Usage (``make features DATE=...`` wraps this)::
+
+    python -m pipelines.build_features --data_root=./data --date=2026-03-05
+
+The snapshot of D uses only logs of days before D (so nothing logged on or after D can leak into it) and the
+dimension snapshots of D (who exists on D: static attributes, not behaviour). History rows with defects are dropped
+here and counted; they are dead-lettered by the examples run of the day that logged them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import sys
+import time
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
+
+from pipelines.daily import DailyOptions, MissingInputError, build_day, load_reference_ids, load_snapshot, read_json
+from pipelines.options import DataRootOptions, resolve_runner
+from schemas import layout
+from schemas.derived import PODCAST_FEATURES, USER_FEATURES, fingerprint
+from transforms.counting import merge_counts
+from transforms.feature_snapshots import (
+    HISTORY_TABLES,
+    LISTENING_TAG,
+    PIPELINE,
+    BuildUserFeaturesBucketFn,
+    ReadUserSnapshotBucketsFn,
+    keep_all_columns,
+)
+from transforms.features import FeatureConfig, merge_listening, podcast_features
+from transforms.raw_input import COUNTS_TAG, DEAD_LETTER_TAG, ReadValidateBucketFn, plan_files
+from transforms.sinks import WriteJson
+from transforms.storage import atomic_write, commit_partition, list_files, new_run_id, parquet_bytes, staging_dir
+
+
+def _write_podcast_features(listening, podcasts, day_iso: str, staging: str, config: FeatureConfig) -> int:
+    table = podcast_features(datetime.date.fromisoformat(day_iso), podcasts, listening, config)
+    atomic_write(layout.join(staging, "part-00000.parquet"), parquet_bytes(table))
+    return table.num_rows
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Build both feature snapshots of ``--date``; returns the summary saved in their ``_SUCCESS.json``."""
+    options = resolve_runner(PipelineOptions(argv))
+    daily = options.view_as(DailyOptions)
+    data_root = options.view_as(DataRootOptions).data_root
+    day = build_day(options)
+    config = FeatureConfig()
+    started = time.perf_counter()
+
+    user_snapshot = list_files(layout.raw_glob(data_root, "user", day))
+    if not user_snapshot:
+        raise MissingInputError(f"no user snapshot for {day} under {layout.raw_partition(data_root, 'user', day)}")
+    history_days = max(config.user_history_days, config.podcast_history_days)
+    days = [day - datetime.timedelta(days=k) for k in range(history_days, 0, -1)]
+    files = plan_files(data_root, [(table, table, days, False) for table in HISTORY_TABLES])
+    run_id = new_run_id()
+    user_partition = layout.feature_partition(data_root, "user", day)
+    podcast_partition = layout.feature_partition(data_root, "podcast", day)
+    user_staging, podcast_staging = staging_dir(user_partition, run_id), staging_dir(podcast_partition, run_id)
+    counts_path = layout.join(user_staging, "_counts.json")
+
+    pipeline = beam.Pipeline(options=options)
+    seed = pipeline | "Day" >> beam.Create([day.isoformat()])
+    reference = seed | "ReferenceIds" >> beam.Map(load_reference_ids, data_root)
+    podcasts = seed | "PodcastSnapshot" >> beam.Map(load_snapshot, data_root, "podcast")
+    history = (
+        pipeline
+        | "HistoryFiles" >> beam.Create(files)
+        | "SpreadFiles" >> beam.Reshuffle()
+        | "ReadValidateBucket"
+        >> beam.ParDo(
+            ReadValidateBucketFn(PIPELINE, day, daily.n_buckets, daily.allowed_lateness_days, keep_all_columns),
+            beam.pvalue.AsSingleton(reference),
+        ).with_outputs(DEAD_LETTER_TAG, COUNTS_TAG, main="rows")
+    )
+    users = (
+        pipeline
+        | "UserSnapshotFiles" >> beam.Create(user_snapshot)
+        | "ReadUsers" >> beam.ParDo(ReadUserSnapshotBucketsFn(daily.n_buckets))
+    )
+    built = (
+        (history.rows, users)
+        | "AllRows" >> beam.Flatten()
+        | "ByUserBucket" >> beam.GroupByKey()
+        | "UserFeatures"
+        >> beam.ParDo(
+            BuildUserFeaturesBucketFn(day, user_staging, config), beam.pvalue.AsSingleton(podcasts)
+        ).with_outputs(LISTENING_TAG, COUNTS_TAG)
+    )
+    podcast_rows = (
+        built[LISTENING_TAG]
+        | "MergeListening" >> beam.CombineGlobally(merge_listening)
+        | "PodcastFeatures"
+        >> beam.Map(
+            _write_podcast_features, beam.pvalue.AsSingleton(podcasts), day.isoformat(), podcast_staging, config
+        )
+        | "AsCounts" >> beam.Map(lambda n: {"podcasts_written": n})
+    )
+    _ = (
+        (history[COUNTS_TAG], built[COUNTS_TAG], podcast_rows)
+        | "AllCounts" >> beam.Flatten()
+        | "MergeCounts" >> beam.CombineGlobally(merge_counts)
+        | "SaveCounts" >> WriteJson(counts_path)
+    )
+    result = pipeline.run()
+    result.wait_until_finish()
+    if options.view_as(TestOptions).dry_run:
+        return {"dry_run": True, "state": str(result.state), "files": len(files)}
+
+    counts = read_json(counts_path)
+    from apache_beam.io.filesystems import FileSystems
+
+    FileSystems.delete([counts_path])  # run-internal scratch: the summary in _SUCCESS.json replaces it
+    summary = {
+        "date": day.isoformat(),
+        "users": counts.get("users_written", 0),
+        "podcasts": counts.get("podcasts_written", 0),
+        "history_days": [days[0].isoformat(), days[-1].isoformat()] if days else [],
+        "history_rows_read": counts.get("context_rows_read", {}),
+        "history_rows_dropped": counts.get("context_rows_dropped", {}),
+        "history_files": len(files),
+        "config": {
+            "user_history_days": config.user_history_days,
+            "podcast_history_days": config.podcast_history_days,
+            "min_stream_ms": config.min_stream_ms,
+            "tier_shares": list(config.tier_shares),
+        },
+        "schema_fingerprints": {"user": fingerprint(USER_FEATURES), "podcast": fingerprint(PODCAST_FEATURES)},
+    }
+    commit_partition(podcast_staging, podcast_partition, summary)
+    commit_partition(user_staging, user_partition, summary)
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    summary = run(sys.argv[1:] if argv is None else argv)
+    if summary.get("dry_run"):
+        print(f"dry run: the job graph was built and validated ({summary['state']}); nothing ran")
+        return
+    dropped = sum(summary["history_rows_dropped"].values())
+    print(
+        f"features/dt={summary['date']}: {summary['users']:,} users, {summary['podcasts']:,} podcasts from "
+        f"{summary['history_files']} history files ({dropped:,} defective history rows dropped) "
+        f"in {summary['seconds']:.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Driver-side helpers shared by the daily pipelines (features, examples): options, inputs, counts, commit.
+
+Work that must happen once per run, before or after the Beam graph: finding which logging days exist, loading the
+small snapshots the graph takes as side inputs, checking that every input row is accounted for, and swapping the
+finished partition in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+
+import pyarrow as pa
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from schemas import LOG_TABLES, layout
+from schemas.derived import PODCAST_FEATURES
+from transforms.raw_input import available_days
+from transforms.storage import list_files, read_avro_as_arrow, read_bytes, read_parquet
+from transforms.validation import MS_PER_DAY, ReferenceIds, day_start_ms
+
+
+class DailyOptions(PipelineOptions):
+    """Options of every pipeline that builds one day."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        # Not argparse-required: Beam parses every registered options class for every pipeline in the process.
+        # A string, not a date: portable runners serialise options as JSON.
+        parser.add_argument("--date", default=None, help="Day to build, YYYY-MM-DD.")
+        parser.add_argument(
+            "--n_buckets", type=int, default=32, help="User hash buckets: units of parallel work and output parts."
+        )
+        parser.add_argument(
+            "--allowed_lateness_days",
+            type=int,
+            default=2,
+            help="How many days after its event day an event may still be logged (later: bad_timestamp).",
+        )
+
+
+def build_day(options: PipelineOptions) -> datetime.date:
+    """The ``--date`` a daily pipeline builds; a clear error when it was not given."""
+    day = options.view_as(DailyOptions).date
+    if day is None:
+        raise ValueError("--date=YYYY-MM-DD is required: the day to build")
+    try:
+        return datetime.date.fromisoformat(day)
+    except ValueError:
+        raise ValueError(f"--date must be a day as YYYY-MM-DD, got {day!r}") from None
+
+
+class MissingInputError(FileNotFoundError):
+    """An input partition the day needs does not exist (yet)."""
+
+
+def read_snapshot(data_root: str, table: str, day: datetime.date) -> pa.Table:
+    """All rows of raw snapshot ``table`` on ``day`` (Arrow); a clear error when the partition is missing."""
+    paths = list_files(layout.raw_glob(data_root, table, day))
+    if not paths:
+        raise MissingInputError(
+            f"no {table} snapshot for {day} under {layout.raw_partition(data_root, table, day)}; "
+            "simulate or ingest that day first"
+        )
+    parts = []
+    for path in paths:
+        result = read_avro_as_arrow(path, table)
+        if result.error is not None:
+            raise ValueError(f"snapshot file {path} is corrupt ({result.error}); snapshots must be complete")
+        parts.append(result.table)
+    return pa.concat_tables(parts)
+
+
+def load_snapshot(day_iso: str, data_root: str, table: str) -> pa.Table:
+    """Side-input loader: raw snapshot ``table`` of an ISO day."""
+    return read_snapshot(data_root, table, datetime.date.fromisoformat(day_iso))
+
+
+def load_podcast_features(day_iso: str, data_root: str) -> pa.Table:
+    """Side-input loader: the podcast feature snapshot of an ISO day (small: one row per show)."""
+    partition = layout.feature_partition(data_root, "podcast", datetime.date.fromisoformat(day_iso))
+    return read_parquet(layout.join(partition, "part-*.parquet"), PODCAST_FEATURES)
+
+
+def load_reference_ids(day_iso: str, data_root: str) -> ReferenceIds:
+    day = datetime.date.fromisoformat(day_iso)
+    return ReferenceIds.from_snapshots(
+        *(read_snapshot(data_root, t, day) for t in ("user", "podcast", "campaign", "creative"))
+    )
+
+
+def logged_through(data_root: str, first_day: datetime.date) -> datetime.date | None:
+    """The last day L such that every log table has a partition for each day from ``first_day`` to L."""
+    common = None
+    for table in LOG_TABLES:
+        days = set(available_days(data_root, table))
+        common = days if common is None else common & days
+    last = None
+    day = first_day
+    while common and day in common:
+        last = day
+        day += datetime.timedelta(days=1)
+    return last
+
+
+def horizon_end_ms(last_logged_day: datetime.date, allowed_lateness_days: int) -> int:
+    """Events before this instant are completely logged: an event may be logged up to the lateness after it."""
+    return day_start_ms(last_logged_day) + MS_PER_DAY - allowed_lateness_days * MS_PER_DAY
+
+
+def reconcile(counts: dict) -> dict[str, dict]:
+    """Per owned table: rows read = used + dead-lettered + filtered, with the difference (0 when balanced)."""
+    out = {}
+    for table, c in sorted(counts.get("tables", {}).items()):
+        read = c.get("read", 0)
+        used = c.get("written", c.get("accepted", 0))
+        dead = sum(c.get("dead_letter", {}).values())
+        filtered = sum(c.get("filtered", {}).values())
+        out[table] = {
+            "read": read,
+            "used": used,
+            "dead_lettered": dead,
+            "filtered": filtered,
+            "unaccounted": read - used - dead - filtered,
+        }
+    return out
+
+
+def format_reconciliation(rows: dict[str, dict]) -> str:
+    lines = [f"{'table':<18}{'read':>12}{'used':>12}{'dead-letter':>13}{'filtered':>10}{'unaccounted':>13}"]
+    for table, r in rows.items():
+        lines.append(
+            f"{table:<18}{r['read']:>12,}{r['used']:>12,}{r['dead_lettered']:>13,}{r['filtered']:>10,}"
+            f"{r['unaccounted']:>13,}"
+        )
+    return "\n".join(lines)
+
+
+def read_json(path: str) -> dict:
+    return json.loads(read_bytes(path))
+
+
+def day_range(start: datetime.date, end: datetime.date) -> list[datetime.date]:
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
+    return [start + datetime.timedelta(days=i) for i in range((end - start).days + 1)]

@@ -1,0 +1,218 @@
+"""Beam pieces of the examples pipeline: per-role projections and the per-bucket labelling and assembly.
+
+Every user bucket gathers, after one shuffle, the impressions of day D (``target``), the later impressions that
+may take the credit (``competitor``), earlier impression ids for the orphan-click check (``known``), the outcome
+events (``stream``, ``follow``, ``like``, ``click``) and the users' feature rows (``user_features``). The bucket
+is then labelled and assembled in Arrow, and written as one Parquet part.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from apache_beam import pvalue
+from apache_beam.metrics import Metrics
+
+from schemas import layout
+from schemas.derived import DEAD_LETTER, LABELS, USER_FEATURES
+from transforms.attribution import AttributionConfig, label_impressions
+from transforms.example_assembly import IMPRESSIONS, assemble_examples, unify_impressions
+from transforms.raw_input import (
+    COUNTS_TAG,
+    DEAD_LETTER_TAG,
+    ORDER_COLUMNS,
+    FileSpec,
+    first_occurrences,
+    in_logging_order,
+)
+from transforms.storage import atomic_write, parquet_bytes
+from transforms.validation import dead_letters
+
+PIPELINE = "build_examples"
+IMPRESSION_TABLES = ("ad_impression", "promo_impression")
+OUTCOME_TABLES = ("stream", "follow", "like", "click")
+_EVENT_COLUMNS = {
+    "stream": ["event_id", "user_id", "podcast_id", "event_ts", "ms_played"],
+    "follow": ["event_id", "user_id", "podcast_id", "event_ts"],
+    "like": ["event_id", "user_id", "podcast_id", "event_ts"],
+    "click": ["event_id", "impression_id", "user_id", "event_ts"],
+}
+_COMPETITOR_COLUMNS = ["impression_id", "source", "user_id", "podcast_id", "event_ts"]
+
+
+def project_for_role(spec: FileSpec, rows: pa.Table) -> pa.Table:
+    """Shape valid raw rows for their role in the examples pipeline (only the columns that role needs)."""
+    if spec.table in IMPRESSION_TABLES:
+        impressions = unify_impressions(
+            rows if spec.table == "ad_impression" else None, rows if spec.table == "promo_impression" else None
+        )
+        if spec.role == "target":
+            return impressions
+        if spec.role == "competitor":
+            return impressions.select(_COMPETITOR_COLUMNS)
+        return impressions.select(["impression_id", "user_id"])  # "known"
+    return rows.select(_EVENT_COLUMNS[spec.table])
+
+
+def _concat(parts: list[pa.Table], schema: pa.Schema | None = None) -> pa.Table | None:
+    if not parts:
+        return schema.empty_table() if schema is not None else None
+    return in_logging_order(pa.concat_tables(parts))
+
+
+class BuildExamplesBucketFn(beam.DoFn):
+    """Labels and assembles one user bucket; writes it as ``part-<bucket>.parquet`` in the staging folder.
+
+    Outputs: counts (tagged ``counts``) and dead letters for orphan clicks (tagged ``dead_letter``).
+    """
+
+    def __init__(
+        self,
+        day: datetime.date,
+        staging: str,
+        horizon_end_ms: int,
+        config: AttributionConfig,
+        paths: Sequence[str],
+    ) -> None:
+        self.day = day
+        self.staging = staging
+        self.horizon_end_ms = horizon_end_ms
+        self.config = config
+        self.paths = list(paths)
+        self.rows_written = Metrics.counter(PIPELINE, "examples_written")
+
+    def process(
+        self,
+        element: tuple[int, list[tuple[str, pa.Table]]],
+        podcast_features: pa.Table,
+        campaigns: pa.Table,
+        creatives: pa.Table,
+    ) -> Iterator:
+        bucket, items = element
+        by_role: dict[str, list[pa.Table]] = defaultdict(list)
+        for role, rows in items:
+            by_role[role].append(rows)
+        counts: dict = {"tables": {}}
+        tables = counts["tables"]
+
+        # Impressions of D: keep the first occurrence of each id (duplicates are filtered, and counted).
+        target = _concat(by_role["target"], None)
+        if target is None:
+            yield pvalue.TaggedOutput(COUNTS_TAG, counts)
+            return
+        keep = first_occurrences(target, "impression_id")
+        for table, source in (("ad_impression", "ad"), ("promo_impression", "promo")):
+            is_source = pc.equal(target.column("source"), source).to_numpy(zero_copy_only=False)
+            tables[table] = {"filtered": {"duplicate": int((is_source & ~keep).sum())}}
+        target = target.filter(pa.array(keep))
+
+        competitors = _concat(by_role["competitor"], None)
+        competitors = (
+            competitors.filter(pa.array(first_occurrences(competitors, "impression_id")))
+            if competitors is not None
+            else IMPRESSIONS.empty_table().select(_COMPETITOR_COLUMNS)
+        )
+        outcomes: dict[str, pa.Table] = {}
+        for table in OUTCOME_TABLES:
+            events = _concat(by_role[table], None)
+            if events is None:
+                continue
+            unique = first_occurrences(events, "event_id")
+            owned = events.column("_pday").to_numpy() == 0
+            tables[table] = {"filtered": {"duplicate": int((owned & ~unique).sum())}}
+            outcomes[table] = events.filter(pa.array(unique))
+
+        clicks = outcomes.pop("click", None)
+        if clicks is not None:
+            clicks, orphans = self._split_orphan_clicks(clicks, target, competitors, _concat(by_role["known"], None))
+            if orphans.num_rows:
+                yield pvalue.TaggedOutput(DEAD_LETTER_TAG, orphans)
+                tables["click"]["dead_letter"] = {"click_without_impression": orphans.num_rows}
+            tables["click"]["accepted"] = int((clicks.column("_pday").to_numpy() == 0).sum())
+        for table, events in outcomes.items():
+            tables[table]["accepted"] = int((events.column("_pday").to_numpy() == 0).sum())
+
+        labels = label_impressions(
+            target.select(["impression_id", "source", "user_id", "podcast_id", "event_ts"]),
+            competitors.select(_COMPETITOR_COLUMNS),
+            outcomes,
+            clicks.select(["impression_id", "event_ts"]) if clicks is not None else _empty_clicks(),
+            self.horizon_end_ms,
+            self.config,
+        )
+        # Feature rows are one per user: no logging order to restore.
+        user_features = pa.concat_tables([USER_FEATURES.empty_table(), *by_role["user_features"]])
+        examples = assemble_examples(
+            target.drop_columns(list(ORDER_COLUMNS)),
+            labels,
+            user_features,
+            podcast_features,
+            campaigns,
+            creatives,
+            self.day,
+        )
+        examples = examples.sort_by("impression_id")
+        atomic_write(layout.join(self.staging, f"part-{bucket:05d}.parquet"), parquet_bytes(examples))
+        self.rows_written.inc(examples.num_rows)
+        for table, source in (("ad_impression", "ad"), ("promo_impression", "promo")):
+            tables[table]["written"] = int(pc.sum(pc.equal(examples.column("source"), source)).as_py() or 0)
+        counts["labels"] = _label_counts(examples)
+        yield pvalue.TaggedOutput(COUNTS_TAG, counts)
+
+    def _split_orphan_clicks(
+        self, clicks: pa.Table, target: pa.Table, competitors: pa.Table, known: pa.Table | None
+    ) -> tuple[pa.Table, pa.Table]:
+        """Owned clicks whose impression was never served (in the click window) become dead letters."""
+        served = [target.column("impression_id"), competitors.column("impression_id")]
+        if known is not None:
+            served.append(known.column("impression_id"))
+        served_ids = pa.chunked_array([c for col in served for c in col.chunks], type=pa.string())
+        has_impression = pc.is_in(clicks.column("impression_id"), value_set=served_ids.unique()).to_numpy(
+            zero_copy_only=False
+        )
+        owned = clicks.column("_pday").to_numpy() == 0
+        orphan = owned & ~has_impression
+        if not orphan.any():
+            return clicks, DEAD_LETTER.empty_table()
+        rows = clicks.filter(pa.array(orphan))
+        files = rows.column("_file").to_numpy()
+        parts = []
+        for index in np.unique(files):
+            subset = rows.filter(pa.array(files == index)).drop_columns(list(ORDER_COLUMNS))
+            parts.append(
+                dead_letters(
+                    subset,
+                    np.full(subset.num_rows, "click_without_impression", dtype=object),
+                    pipeline=PIPELINE,
+                    table="click",
+                    source_path=self.paths[int(index)],
+                    detail="no impression with this impression_id was served before the click",
+                )
+            )
+        return clicks.filter(pa.array(~orphan)), pa.concat_tables(parts)
+
+
+def _empty_clicks() -> pa.Table:
+    return pa.table({"impression_id": pa.array([], pa.string()), "event_ts": pa.array([], pa.int64())})
+
+
+def _label_counts(examples: pa.Table) -> dict:
+    out: dict = {}
+    for source in ("ad", "promo"):
+        rows = examples.filter(pc.equal(examples.column("source"), source))
+        for label in LABELS:
+            values = rows.column(label)
+            positives = int(pc.sum(values).as_py() or 0)
+            unobserved = values.null_count
+            out.setdefault(source, {})[label] = {
+                "positive": positives,
+                "negative": rows.num_rows - positives - unobserved,
+                "unobserved": unobserved,
+            }
+    return out

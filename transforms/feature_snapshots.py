@@ -1,0 +1,92 @@
+"""Beam pieces of the features pipeline: per user bucket, the users' features and a partial of show listening.
+
+History rows (logged before D) and the user snapshot of D meet per user bucket after one shuffle; each bucket writes
+its users' feature rows as one Parquet part and emits the qualifying listening of the shows its users streamed,
+which a global combine merges into the show snapshot.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+from collections.abc import Iterator
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam import pvalue
+from apache_beam.metrics import Metrics
+
+from schemas import layout
+from transforms.features import FeatureConfig, podcast_listening_ms, user_features
+from transforms.raw_input import COUNTS_TAG, ORDER_COLUMNS, FileSpec, first_occurrences, in_logging_order
+from transforms.storage import arrow_schema, atomic_write, parquet_bytes
+
+PIPELINE = "build_features"
+LISTENING_TAG = "listening"
+HISTORY_TABLES = ("stream", "follow", "ad_impression", "promo_impression", "click")
+
+
+def keep_all_columns(spec: FileSpec, rows: pa.Table) -> pa.Table:
+    """Projection for the features pipeline: history rows keep their raw columns."""
+    return rows
+
+
+def _gather(parts: list[pa.Table], table: str, id_column: str) -> pa.Table:
+    """Rows of one raw table in logging order, first occurrence of each id only, raw columns only."""
+    if not parts:
+        return arrow_schema(table).empty_table()
+    rows = in_logging_order(pa.concat_tables(parts))
+    rows = rows.filter(pa.array(first_occurrences(rows, id_column)))
+    return rows.drop_columns([c for c in ORDER_COLUMNS if c in rows.column_names])
+
+
+class BuildUserFeaturesBucketFn(beam.DoFn):
+    """Computes one user bucket's feature rows, writes them as ``part-<bucket>.parquet``, emits its listening."""
+
+    def __init__(self, day: datetime.date, staging: str, config: FeatureConfig) -> None:
+        self.day = day
+        self.staging = staging
+        self.config = config
+        self.users_written = Metrics.counter(PIPELINE, "users_written")
+
+    def process(self, element: tuple[int, list[tuple[str, pa.Table]]], podcasts: pa.Table) -> Iterator:
+        bucket, items = element
+        by_role: dict[str, list[pa.Table]] = defaultdict(list)
+        for role, rows in items:
+            by_role[role].append(rows)
+        users = pa.concat_tables(by_role["users"]) if by_role["users"] else arrow_schema("user").empty_table()
+        ids = {"ad_impression": "impression_id", "promo_impression": "impression_id"}
+        history = {t: _gather(by_role[t], t, ids.get(t, "event_id")) for t in HISTORY_TABLES}
+        features = user_features(
+            self.day,
+            users,
+            podcasts,
+            history["stream"],
+            history["follow"],
+            history["ad_impression"],
+            history["promo_impression"],
+            history["click"],
+            self.config,
+        )
+        if features.num_rows:
+            atomic_write(layout.join(self.staging, f"part-{bucket:05d}.parquet"), parquet_bytes(features))
+        self.users_written.inc(features.num_rows)
+        yield pvalue.TaggedOutput(LISTENING_TAG, podcast_listening_ms(history["stream"], self.day, self.config))
+        yield pvalue.TaggedOutput(COUNTS_TAG, {"users_written": features.num_rows})
+
+
+class ReadUserSnapshotBucketsFn(beam.DoFn):
+    """Reads one part of the user snapshot and splits it by user bucket (role ``users``)."""
+
+    def __init__(self, n_buckets: int) -> None:
+        self.n_buckets = n_buckets
+
+    def process(self, path: str) -> Iterator:
+        from transforms.bucketing import split_by_bucket
+        from transforms.storage import read_avro_as_arrow
+
+        result = read_avro_as_arrow(path, "user")
+        if result.error is not None:
+            raise ValueError(f"user snapshot {path} is corrupt ({result.error}); snapshots must be complete")
+        for bucket, part in split_by_bucket(result.table, "user_id", self.n_buckets):
+            yield bucket, ("users", part)
