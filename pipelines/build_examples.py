@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import logging
 import math
-import sys
 import time
 
 import apache_beam as beam
@@ -38,13 +36,23 @@ from pipelines.daily import (
     read_json,
     reconcile,
 )
-from pipelines.options import DataRootOptions, resolve_runner
+from pipelines.options import DataRootOptions, resolve_runner, run_main
 from schemas import layout
 from schemas.derived import EXAMPLES, USER_FEATURES, fingerprint
 from transforms.attribution import AttributionConfig
 from transforms.counting import merge_counts
-from transforms.examples import PIPELINE, BuildExamplesBucketFn, project_for_role
-from transforms.raw_input import COUNTS_TAG, DEAD_LETTER_TAG, ReadValidateBucketFn, plan_files
+from transforms.examples import (
+    PIPELINE,
+    BuildExamplesBucketFn,
+    clicked_impression_ids,
+    columns_for_role,
+    make_relevance,
+    merge_sorted_unique,
+    project_for_role,
+    relevant_context,
+    target_pair_keys,
+)
+from transforms.raw_input import COUNTS_TAG, DEAD_LETTER_TAG, ReadRawByUserBucket, ReadValidateBucketFn, plan_files
 from transforms.sinks import WriteDeadLetters, WriteJson
 from transforms.storage import (
     commit_partition,
@@ -172,15 +180,27 @@ def run(argv: list[str] | None = None) -> dict:
     podcast_features = seed | "PodcastFeatures" >> beam.Map(load_podcast_features, data_root)
     campaigns = seed | "Campaigns" >> beam.Map(load_snapshot, data_root, "campaign")
     creatives = seed | "Creatives" >> beam.Map(load_snapshot, data_root, "creative")
-    read = (
+    # A light first pass over the owned files: which context rows can matter at all (see Relevance).
+    target_pairs = (
         pipeline
-        | "Files" >> beam.Create(files)
-        | "SpreadFiles" >> beam.Reshuffle()
-        | "ReadValidateBucket"
-        >> beam.ParDo(
-            ReadValidateBucketFn(PIPELINE, day, daily.n_buckets, lateness, project_for_role),
-            beam.pvalue.AsSingleton(reference),
-        ).with_outputs(DEAD_LETTER_TAG, COUNTS_TAG, main="rows")
+        | "TargetFiles" >> beam.Create([f.path for f in files if f.role == "target"])
+        | "TargetPairs" >> beam.Map(target_pair_keys)
+        | "AllTargetPairs" >> beam.CombineGlobally(merge_sorted_unique)
+    )
+    clicked = (
+        pipeline
+        | "OwnedClickFiles" >> beam.Create([f.path for f in files if f.table == "click" and f.owned])
+        | "ClickedImpressions" >> beam.Map(clicked_impression_ids)
+        | "AllClickedImpressions" >> beam.CombineGlobally(merge_sorted_unique)
+    )
+    relevance = target_pairs | "Relevance" >> beam.Map(make_relevance, beam.pvalue.AsSingleton(clicked))
+    read = pipeline | "ReadRaw" >> ReadRawByUserBucket(
+        files,
+        ReadValidateBucketFn(
+            PIPELINE, day, daily.n_buckets, lateness, project_for_role, columns_for_role, relevant_context
+        ),
+        beam.pvalue.AsSingleton(reference),
+        beam.pvalue.AsSingleton(relevance),
     )
     user_features = (
         pipeline
@@ -232,6 +252,7 @@ def run(argv: list[str] | None = None) -> dict:
         },
         "unreadable_files": counts.get("unreadable_files", []),
         "context_rows_dropped": counts.get("context_rows_dropped", {}),
+        "context_rows_irrelevant": counts.get("context_rows_irrelevant", {}),
         "labels": counts.get("labels", {}),
         "labels_mature": mature,
         "logs_through": last_logged.isoformat(),
@@ -267,23 +288,24 @@ def format_summary(summary: dict) -> str:
     if summary["filtered"]:
         lines += [f"filtered: {json.dumps(summary['filtered'], sort_keys=True)}"]
     for source, labels in sorted(summary["labels"].items()):
+        # A rate over observed rows only when all are observed: credited positives of an immature day are certain,
+        # but its uncredited rows are unknown, so a rate would be inflated.
         rates = ", ".join(
             f"{name[6:]} {v['positive'] / max(v['positive'] + v['negative'], 1):.2%}"
-            + (f" ({v['unobserved']:,} unobserved)" if v["unobserved"] else "")
+            if not v["unobserved"]
+            else f"{name[6:]} {v['positive']:,} positive, {v['unobserved']:,} unobserved"
             for name, v in labels.items()
         )
         lines.append(f"{source:<6} label rates: {rates}")
     return "\n".join(lines)
 
 
+def describe(summary: dict) -> str:
+    return f"{format_summary(summary)}\n\nbuilt in {summary['seconds']:.1f} s"
+
+
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    summary = run(sys.argv[1:] if argv is None else argv)
-    if summary.get("dry_run"):
-        print(f"dry run: the job graph was built and validated ({summary['state']}); nothing ran")
-        return
-    print(format_summary(summary))
-    print(f"\nbuilt in {summary['seconds']:.1f} s")
+    run_main(run, describe, argv)
 
 
 if __name__ == "__main__":

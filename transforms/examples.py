@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
@@ -22,6 +23,7 @@ from apache_beam.metrics import Metrics
 from schemas import layout
 from schemas.derived import DEAD_LETTER, LABELS, USER_FEATURES
 from transforms.attribution import AttributionConfig, label_impressions
+from transforms.bucketing import pair_keys
 from transforms.example_assembly import IMPRESSIONS, assemble_examples, unify_impressions
 from transforms.raw_input import (
     COUNTS_TAG,
@@ -31,8 +33,8 @@ from transforms.raw_input import (
     first_occurrences,
     in_logging_order,
 )
-from transforms.storage import atomic_write, parquet_bytes
-from transforms.validation import dead_letters
+from transforms.storage import atomic_write, parquet_bytes, read_avro_as_arrow
+from transforms.validation import dead_letters, isin_sorted
 
 PIPELINE = "build_examples"
 IMPRESSION_TABLES = ("ad_impression", "promo_impression")
@@ -46,17 +48,76 @@ _EVENT_COLUMNS = {
 _COMPETITOR_COLUMNS = ["impression_id", "source", "user_id", "podcast_id", "event_ts"]
 
 
+@dataclass(frozen=True)
+class Relevance:
+    """What context rows can matter to day D: the (user, show) pairs of its impressions (sorted pair keys), and
+    the impression ids its clicks reference (sorted). Everything else in later or earlier days cannot change a
+    label or an orphan check, so it is dropped before the shuffle."""
+
+    target_pairs: np.ndarray
+    clicked_impressions: np.ndarray
+
+
+def target_pair_keys(path: str) -> np.ndarray:
+    """Sorted unique (user, show) keys of the valid-looking impressions in one owned impression file."""
+    rows = read_avro_as_arrow(path, _table_of(path), ["user_id", "podcast_id"]).table
+    rows = rows.filter(pc.and_(pc.is_valid(rows.column("user_id")), pc.is_valid(rows.column("podcast_id"))))
+    return np.unique(pair_keys(rows.column("user_id").to_numpy(), rows.column("podcast_id").to_numpy()))
+
+
+def clicked_impression_ids(path: str) -> np.ndarray:
+    """Sorted unique impression ids referenced by one owned click file."""
+    ids = read_avro_as_arrow(path, "click", ["impression_id"]).table.column("impression_id").drop_null()
+    return np.unique(ids.to_numpy(zero_copy_only=False).astype(str))
+
+
+def _table_of(path: str) -> str:
+    return next(t for t in IMPRESSION_TABLES if f"/{t}/" in path)
+
+
+def merge_sorted_unique(parts) -> np.ndarray:
+    """Combine sorted unique arrays (associative, for ``CombineGlobally``)."""
+    parts = [p for p in parts if len(p)]
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0)
+
+
+def make_relevance(target_pairs: np.ndarray, clicked_impressions: np.ndarray) -> Relevance:
+    return Relevance(target_pairs=target_pairs, clicked_impressions=clicked_impressions)
+
+
+def relevant_context(spec: FileSpec, rows: pa.Table, relevance: Relevance) -> np.ndarray:
+    """Mask of context rows that can matter to the day (see :class:`Relevance`)."""
+    if spec.role == "known":
+        if len(relevance.clicked_impressions) == 0:
+            return np.zeros(rows.num_rows, bool)
+        clicked = pa.array(relevance.clicked_impressions.tolist(), pa.string())
+        return pc.is_in(rows.column("impression_id"), value_set=clicked).to_numpy(zero_copy_only=False)
+    if spec.table == "click":
+        return np.ones(rows.num_rows, bool)  # clicks join by impression id; they are few
+    keys = pair_keys(rows.column("user_id").to_numpy(), rows.column("podcast_id").to_numpy())
+    return isin_sorted(keys, relevance.target_pairs)
+
+
+def columns_for_role(spec: FileSpec) -> list[str] | None:
+    """Raw columns a context file is read with: what its role uses plus the required ids it is checked on."""
+    if spec.table in IMPRESSION_TABLES:
+        if spec.role == "known":
+            return ["impression_id", "event_ts", "user_id"]
+        return ["impression_id", "event_ts", "user_id", "podcast_id"]
+    return _EVENT_COLUMNS[spec.table]
+
+
 def project_for_role(spec: FileSpec, rows: pa.Table) -> pa.Table:
     """Shape valid raw rows for their role in the examples pipeline (only the columns that role needs)."""
+    if spec.table in IMPRESSION_TABLES and spec.role != "target":
+        source = "ad" if spec.table == "ad_impression" else "promo"
+        rows = rows.append_column("source", pa.array([source] * rows.num_rows, pa.string()))
+        return rows.select(_COMPETITOR_COLUMNS if spec.role == "competitor" else ["impression_id", "user_id"])
     if spec.table in IMPRESSION_TABLES:
         impressions = unify_impressions(
             rows if spec.table == "ad_impression" else None, rows if spec.table == "promo_impression" else None
         )
-        if spec.role == "target":
-            return impressions
-        if spec.role == "competitor":
-            return impressions.select(_COMPETITOR_COLUMNS)
-        return impressions.select(["impression_id", "user_id"])  # "known"
+        return impressions
     return rows.select(_EVENT_COLUMNS[spec.table])
 
 

@@ -168,7 +168,8 @@ def read_avro_as_arrow(path: str, table: str, columns: list[str] | None = None) 
         schema = pa.schema([schema.field(c) for c in columns])
     data = read_bytes(path)
     try:
-        frame = pl.read_avro(io.BytesIO(data))
+        # Projection: polars skips materialising unread columns (a file lacking one falls back to fastavro below).
+        frame = pl.read_avro(io.BytesIO(data), columns=columns)
         got = frame.to_arrow()
         return AvroReadResult(path, conform(got.select([c for c in schema.names if c in got.column_names]), schema))
     except Exception as polars_error:

@@ -68,7 +68,7 @@ _REFERENCED = (
 )
 
 
-def _isin_sorted(values: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
+def isin_sorted(values: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
     if len(sorted_ids) == 0:
         return np.zeros(len(values), bool)
     pos = np.searchsorted(sorted_ids, values).clip(max=len(sorted_ids) - 1)
@@ -121,13 +121,18 @@ def validate_log_rows(
     rows: pa.Table,
     table: str,
     logging_day: datetime.date,
-    reference: ReferenceIds,
+    reference: ReferenceIds | None,
     *,
     allowed_lateness_days: int,
     source_path: str,
     pipeline: str,
 ) -> CheckedRows:
-    """Split rows of raw log ``table`` logged on ``logging_day`` into valid rows and dead letters."""
+    """Split rows of raw log ``table`` logged on ``logging_day`` into valid rows and dead letters.
+
+    With ``reference=None`` only the structural checks run (null ids, timestamps): the snapshots of one day cannot
+    judge rows logged on another (a show launched the day after is unknown to today's snapshot, yet real).
+    Only the columns present in ``rows`` are checked, so a projected read checks what it read.
+    """
     n = rows.num_rows
     reason = np.full(n, "", dtype=object)
 
@@ -135,15 +140,16 @@ def validate_log_rows(
         reason[(reason == "") & mask] = why
 
     for field in load_schema(table).required_fields:
-        flag(rows.column(field).is_null().to_numpy(zero_copy_only=False), f"null_{field}")
+        if field in rows.column_names:
+            flag(rows.column(field).is_null().to_numpy(zero_copy_only=False), f"null_{field}")
     ts = rows.column("event_ts").to_numpy()
     start = day_start_ms(logging_day) - allowed_lateness_days * MS_PER_DAY
     end = day_start_ms(logging_day) + MS_PER_DAY
     flag((ts < start) | (ts >= end), "bad_timestamp")
-    for column, kind, why in _REFERENCED:
+    for column, kind, why in _REFERENCED if reference is not None else ():
         if column in rows.column_names:
             values = pc.fill_null(rows.column(column), -1).to_numpy()
-            flag(~_isin_sorted(values, getattr(reference, kind)), why)
+            flag(~isin_sorted(values, getattr(reference, kind)), why)
     bad = reason != ""
     if not bad.any():
         return CheckedRows(rows, DEAD_LETTER.empty_table())
