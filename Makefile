@@ -40,7 +40,7 @@ BEAM_ARGS = --runner=$(RUNNER) --direct_running_mode=$(DIRECT_MODE) --direct_num
 WHEELS_DIR  ?= /opt/wheels
 PIP_EXTRA   := $(if $(wildcard $(WHEELS_DIR)),--find-links $(WHEELS_DIR))
 
-.PHONY: help setup demo data features examples backfill test lint bench clean
+.PHONY: help setup demo data features examples backfill test lint bench wheel clean
 
 help:  ## print the comment block at the top of this file
 	@awk '/^#/ { sub(/^# ?/, ""); print; next } { exit }' Makefile
@@ -97,6 +97,11 @@ BENCH_ROOT    ?= ./data/bench
 bench: setup
 	$(PY) -m benchmarks.run --out=reports/bench --bench_root=$(BENCH_ROOT) --runner=$(RUNNER) \
 	    --direct_running_mode=$(BENCH_MODE) --direct_num_workers=$(BENCH_WORKERS) $(PIPELINE_ARGS)
+
+# The wheel that worker images install (deploy/worker.Dockerfile); also what --extra_package can ship.
+wheel: setup
+	$(PY) -m pip wheel --no-deps --no-build-isolation --quiet -w dist .
+	@ls dist/podtarget-*.whl
 
 clean:
 	rm -rf build dist *.egg-info reports/bench

@@ -12,10 +12,11 @@ import argparse
 import json
 import sys
 
-from benchmarks import simulate
+from benchmarks import examples, simulate
 from benchmarks.harness import write_report
 
-BENCHMARKS = {"simulate": simulate.run}
+# In order: the examples benchmark builds on the worlds the simulate benchmark leaves behind.
+BENCHMARKS = {"simulate": simulate.run, "examples": examples.run}
 
 
 def main(argv: list[str] | None = None) -> int:

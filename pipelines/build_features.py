@@ -12,15 +12,13 @@ here and counted; they are dead-lettered by the examples run of the day that log
 from __future__ import annotations
 
 import datetime
-import logging
-import sys
 import time
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
 from pipelines.daily import DailyOptions, MissingInputError, build_day, load_reference_ids, load_snapshot, read_json
-from pipelines.options import DataRootOptions, resolve_runner
+from pipelines.options import DataRootOptions, resolve_runner, run_main
 from schemas import layout
 from schemas.derived import PODCAST_FEATURES, USER_FEATURES, fingerprint
 from transforms.counting import merge_counts
@@ -33,7 +31,7 @@ from transforms.feature_snapshots import (
     keep_all_columns,
 )
 from transforms.features import FeatureConfig, merge_listening, podcast_features
-from transforms.raw_input import COUNTS_TAG, DEAD_LETTER_TAG, ReadValidateBucketFn, plan_files
+from transforms.raw_input import COUNTS_TAG, ReadRawByUserBucket, ReadValidateBucketFn, plan_files
 from transforms.sinks import WriteJson
 from transforms.storage import atomic_write, commit_partition, list_files, new_run_id, parquet_bytes, staging_dir
 
@@ -69,15 +67,10 @@ def run(argv: list[str] | None = None) -> dict:
     seed = pipeline | "Day" >> beam.Create([day.isoformat()])
     reference = seed | "ReferenceIds" >> beam.Map(load_reference_ids, data_root)
     podcasts = seed | "PodcastSnapshot" >> beam.Map(load_snapshot, data_root, "podcast")
-    history = (
-        pipeline
-        | "HistoryFiles" >> beam.Create(files)
-        | "SpreadFiles" >> beam.Reshuffle()
-        | "ReadValidateBucket"
-        >> beam.ParDo(
-            ReadValidateBucketFn(PIPELINE, day, daily.n_buckets, daily.allowed_lateness_days, keep_all_columns),
-            beam.pvalue.AsSingleton(reference),
-        ).with_outputs(DEAD_LETTER_TAG, COUNTS_TAG, main="rows")
+    history = pipeline | "ReadHistory" >> ReadRawByUserBucket(
+        files,
+        ReadValidateBucketFn(PIPELINE, day, daily.n_buckets, daily.allowed_lateness_days, keep_all_columns),
+        beam.pvalue.AsSingleton(reference),
     )
     users = (
         pipeline
@@ -139,18 +132,17 @@ def run(argv: list[str] | None = None) -> dict:
     return summary
 
 
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    summary = run(sys.argv[1:] if argv is None else argv)
-    if summary.get("dry_run"):
-        print(f"dry run: the job graph was built and validated ({summary['state']}); nothing ran")
-        return
+def describe(summary: dict) -> str:
     dropped = sum(summary["history_rows_dropped"].values())
-    print(
+    return (
         f"features/dt={summary['date']}: {summary['users']:,} users, {summary['podcasts']:,} podcasts from "
         f"{summary['history_files']} history files ({dropped:,} defective history rows dropped) "
         f"in {summary['seconds']:.1f} s"
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_main(run, describe, argv)
 
 
 if __name__ == "__main__":

@@ -51,3 +51,15 @@ def resolve_runner(options: PipelineOptions) -> PipelineOptions:
         direct.direct_num_workers,
     )
     return options
+
+
+def run_main(run, describe, argv: list[str] | None = None) -> None:
+    """Command-line entry shared by the pipelines: run, then print ``describe(summary)`` (or the dry-run note)."""
+    import sys
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    summary = run(sys.argv[1:] if argv is None else argv)
+    if summary.get("dry_run"):
+        print(f"dry run: the job graph was built and validated ({summary['state']}); nothing ran")
+        return
+    print(describe(summary))

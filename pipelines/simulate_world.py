@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
 import time
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, TestOptions
 
-from pipelines.options import DataRootOptions, resolve_runner
+from pipelines.options import DataRootOptions, resolve_runner, run_main
 from schemas import LOG_TABLES, SNAPSHOT_TABLES, layout
 from simulator import World, WorldConfig
 from simulator.summary import format_summary, summarize
@@ -114,14 +112,12 @@ def run(argv: list[str] | None = None) -> dict:
     return summary
 
 
+def describe(summary: dict) -> str:
+    return f"{format_summary(summary)}\n\nwritten in {summary['seconds']:.1f} s; summary: world/summary.json"
+
+
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    summary = run(sys.argv[1:] if argv is None else argv)
-    if summary.get("dry_run"):
-        print(f"dry run: the job graph was built and validated ({summary['state']}); nothing ran")
-        return
-    print(format_summary(summary))
-    print(f"\nwritten in {summary['seconds']:.1f} s; summary: world/summary.json")
+    run_main(run, describe, argv)
 
 
 if __name__ == "__main__":

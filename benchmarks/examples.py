@@ -1,0 +1,56 @@
+"""Benchmark features + examples for one day of the bench world, and peak memory across days of a longer world."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+
+from benchmarks.harness import measure
+from schemas import layout
+
+BUILD = {name: [sys.executable, "-m", f"pipelines.build_{name}"] for name in ("features", "examples")}
+
+
+def _build_day(data_root: str, day: datetime.date, beam_args: list[str]) -> dict:
+    common = [f"--data_root={data_root}", f"--date={day.isoformat()}", *beam_args]
+    features = measure([*BUILD["features"], *common])
+    examples = measure([*BUILD["examples"], *common, "--allow_unobserved"])
+    with open(layout.success_marker(layout.examples_partition(data_root, day))) as handle:
+        summary = json.load(handle)
+    impressions = sum(summary["reconciliation"][t]["read"] for t in ("ad_impression", "promo_impression"))
+    total = features["seconds"] + examples["seconds"]
+    return {
+        "date": day.isoformat(),
+        "impressions": impressions,
+        "examples_written": summary["rows"],
+        "features_seconds": round(features["seconds"], 2),
+        "examples_seconds": round(examples["seconds"], 2),
+        "examples_impressions_per_s": round(impressions / examples["seconds"]),
+        "end_to_end_impressions_per_s": round(impressions / total),
+        "peak_rss_mb": round(max(features["peak_rss_mb"], examples["peak_rss_mb"]), 1),
+        "input_files": summary["input_files"],
+    }
+
+
+def _world_start(data_root: str) -> datetime.date:
+    with open(layout.join(layout.world_dir(data_root), "config.json")) as handle:
+        return datetime.date.fromisoformat(json.load(handle)["start_date"])
+
+
+def run(bench_root: str, beam_args: list[str]) -> dict:
+    """Day 2 of the bench world (the simulate benchmark leaves it in ``bench_root``), then days 2, 4 and 6 of the
+    8-day world of its memory sweep (``<bench_root>-days``), whose peak memory must not grow with the day."""
+    start = _world_start(bench_root)
+    day = _build_day(bench_root, start + datetime.timedelta(days=1), beam_args)
+    sweep_root = f"{bench_root}-days"
+    sweep_start = _world_start(sweep_root)
+    sweep = [_build_day(sweep_root, sweep_start + datetime.timedelta(days=k), beam_args) for k in (1, 3, 5)]
+    growth = max(s["peak_rss_mb"] for s in sweep) / min(s["peak_rss_mb"] for s in sweep)
+    return {
+        "bench_day": day,
+        "memory_by_day": [{k: s[k] for k in ("date", "impressions", "peak_rss_mb")} for s in sweep],
+        "peak_rss_max_over_min": round(growth, 3),
+        "targets": {"end_to_end_impressions_per_s_at_least": 100_000, "peak_rss_max_over_min_at_most": 1.15},
+        "targets_met": day["end_to_end_impressions_per_s"] >= 100_000 and growth <= 1.15,
+    }
