@@ -28,6 +28,7 @@ from transforms.feature_snapshots import (
     PIPELINE,
     BuildUserFeaturesBucketFn,
     ReadUserSnapshotBucketsFn,
+    history_columns,
     keep_all_columns,
 )
 from transforms.features import FeatureConfig, merge_listening, podcast_features
@@ -69,7 +70,9 @@ def run(argv: list[str] | None = None) -> dict:
     podcasts = seed | "PodcastSnapshot" >> beam.Map(load_snapshot, data_root, "podcast")
     history = pipeline | "ReadHistory" >> ReadRawByUserBucket(
         files,
-        ReadValidateBucketFn(PIPELINE, day, daily.n_buckets, daily.allowed_lateness_days, keep_all_columns),
+        ReadValidateBucketFn(
+            PIPELINE, day, daily.n_buckets, daily.allowed_lateness_days, keep_all_columns, history_columns
+        ),
         beam.pvalue.AsSingleton(reference),
     )
     users = (

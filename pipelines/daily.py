@@ -30,7 +30,12 @@ class DailyOptions(PipelineOptions):
         # A string, not a date: portable runners serialise options as JSON.
         parser.add_argument("--date", default=None, help="Day to build, YYYY-MM-DD.")
         parser.add_argument(
-            "--n_buckets", type=int, default=32, help="User hash buckets: units of parallel work and output parts."
+            "--n_buckets",
+            type=int,
+            default=8,
+            help="User hash buckets: the units of parallel work and the output parts. 8 suits 2 local cores (each "
+            "file becomes one shuffled element per bucket, so more buckets cost overhead); use a few per worker "
+            "core on a cluster, e.g. 256 on 20 Dataflow workers.",
         )
         parser.add_argument(
             "--allowed_lateness_days",

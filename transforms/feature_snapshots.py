@@ -26,15 +26,30 @@ LISTENING_TAG = "listening"
 HISTORY_TABLES = ("stream", "follow", "ad_impression", "promo_impression", "click")
 
 
+# The raw columns the feature aggregates use (plus each table's id, for deduplication): reading only these keeps
+# weeks of history cheap to decode and to shuffle (impressions are the bulk, and need no context columns here).
+HISTORY_COLUMNS = {
+    "stream": ["event_id", "user_id", "podcast_id", "event_ts", "ms_played"],
+    "follow": ["event_id", "user_id", "podcast_id", "event_ts"],
+    "ad_impression": ["impression_id", "user_id", "event_ts"],
+    "promo_impression": ["impression_id", "user_id", "event_ts"],
+    "click": ["event_id", "impression_id", "user_id", "event_ts"],
+}
+
+
+def history_columns(spec: FileSpec) -> list[str]:
+    return HISTORY_COLUMNS[spec.table]
+
+
 def keep_all_columns(spec: FileSpec, rows: pa.Table) -> pa.Table:
-    """Projection for the features pipeline: history rows keep their raw columns."""
+    """Projection for the features pipeline: history rows keep the columns they were read with."""
     return rows
 
 
 def _gather(parts: list[pa.Table], table: str, id_column: str) -> pa.Table:
-    """Rows of one raw table in logging order, first occurrence of each id only, raw columns only."""
+    """Rows of one raw table in logging order, first occurrence of each id only, history columns only."""
     if not parts:
-        return arrow_schema(table).empty_table()
+        return arrow_schema(table).empty_table().select(HISTORY_COLUMNS[table])
     rows = in_logging_order(pa.concat_tables(parts))
     rows = rows.filter(pa.array(first_occurrences(rows, id_column)))
     return rows.drop_columns([c for c in ORDER_COLUMNS if c in rows.column_names])
