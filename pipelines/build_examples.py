@@ -38,12 +38,13 @@ from pipelines.daily import (
 )
 from pipelines.options import DataRootOptions, resolve_runner, run_main
 from schemas import layout
-from schemas.derived import EXAMPLES, USER_FEATURES, fingerprint
+from schemas.derived import EXAMPLES, fingerprint
 from transforms.attribution import AttributionConfig
 from transforms.counting import merge_counts
 from transforms.examples import (
     PIPELINE,
     BuildExamplesBucketFn,
+    ReadUserFeatureBucketsFn,
     clicked_impression_ids,
     columns_for_role,
     make_relevance,
@@ -59,7 +60,6 @@ from transforms.storage import (
     is_complete,
     list_files,
     new_run_id,
-    read_parquet,
     staging_dir,
 )
 from transforms.validation import MS_PER_DAY, day_start_ms
@@ -120,20 +120,6 @@ def plan(data_root: str, day: datetime.date, config: AttributionConfig, lateness
         requests.append((table, table, [day], True))
         requests.append((table, table, ahead(window), False))
     return plan_files(data_root, requests)
-
-
-class ReadUserFeatureBucketsFn(beam.DoFn):
-    """Reads one user-feature Parquet part and splits it by user bucket (role ``user_features``)."""
-
-    def __init__(self, n_buckets: int) -> None:
-        self.n_buckets = n_buckets
-
-    def process(self, path: str):
-        from transforms.bucketing import split_by_bucket
-
-        table = read_parquet(path, USER_FEATURES)
-        for bucket, part in split_by_bucket(table, "user_id", self.n_buckets):
-            yield bucket, ("user_features", part)
 
 
 def run(argv: list[str] | None = None) -> dict:

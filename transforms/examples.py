@@ -23,7 +23,7 @@ from apache_beam.metrics import Metrics
 from schemas import layout
 from schemas.derived import DEAD_LETTER, LABELS, USER_FEATURES
 from transforms.attribution import AttributionConfig, label_impressions
-from transforms.bucketing import pair_keys
+from transforms.bucketing import pair_keys, split_by_bucket
 from transforms.example_assembly import IMPRESSIONS, assemble_examples, unify_impressions
 from transforms.raw_input import (
     COUNTS_TAG,
@@ -33,7 +33,7 @@ from transforms.raw_input import (
     first_occurrences,
     in_logging_order,
 )
-from transforms.storage import atomic_write, parquet_bytes, read_avro_as_arrow
+from transforms.storage import atomic_write, parquet_bytes, read_avro_as_arrow, read_parquet
 from transforms.validation import dead_letters, isin_sorted
 
 PIPELINE = "build_examples"
@@ -257,6 +257,18 @@ class BuildExamplesBucketFn(beam.DoFn):
                 )
             )
         return clicks.filter(pa.array(~orphan)), pa.concat_tables(parts)
+
+
+class ReadUserFeatureBucketsFn(beam.DoFn):
+    """Reads one user-feature Parquet part and splits it by user bucket (role ``user_features``)."""
+
+    def __init__(self, n_buckets: int) -> None:
+        self.n_buckets = n_buckets
+
+    def process(self, path: str) -> Iterator:
+        table = read_parquet(path, USER_FEATURES)
+        for bucket, part in split_by_bucket(table, "user_id", self.n_buckets):
+            yield bucket, ("user_features", part)
 
 
 def _empty_clicks() -> pa.Table:
