@@ -33,6 +33,7 @@ from pipelines.daily import (
     load_reference_ids,
     load_snapshot,
     logged_through,
+    logs_needed_through,
     read_json,
     reconcile,
 )
@@ -62,7 +63,7 @@ from transforms.storage import (
     new_run_id,
     staging_dir,
 )
-from transforms.validation import MS_PER_DAY, day_start_ms
+from transforms.validation import MS_PER_DAY
 
 HOUR_MS = 3_600_000
 
@@ -142,12 +143,9 @@ def run(argv: list[str] | None = None) -> dict:
     if last_logged is None:
         raise MissingInputError(f"no complete set of raw logs for {day} under {data_root}/raw")
     horizon = horizon_end_ms(last_logged, lateness)
-    needed = day_start_ms(day) + MS_PER_DAY + config.max_window_ms()
-    mature = horizon >= needed
+    need_day = logs_needed_through(day, config.max_window_ms(), lateness)
+    mature = last_logged >= need_day
     if not mature and not opts.allow_unobserved:
-        need_day = datetime.date.fromordinal(
-            datetime.date(1970, 1, 1).toordinal() + math.ceil(needed / MS_PER_DAY) + lateness - 1
-        )
         raise ValueError(
             f"labels of {day} are not mature: attribution windows (up to {config.max_window_ms() / MS_PER_DAY:g} "
             f"days, plus {lateness} days of logging lateness) need logs through {need_day}, but logs end on "

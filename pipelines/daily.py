@@ -114,6 +114,13 @@ def horizon_end_ms(last_logged_day: datetime.date, allowed_lateness_days: int) -
     return day_start_ms(last_logged_day) + MS_PER_DAY - allowed_lateness_days * MS_PER_DAY
 
 
+def logs_needed_through(day: datetime.date, window_ms: int, allowed_lateness_days: int) -> datetime.date:
+    """The last logging day an impression day needs so that every window of ``window_ms`` is covered (the inverse of
+    :func:`horizon_end_ms`): windows end up to ``window_ms`` after D's end, and their events may be logged late."""
+    window_days = -(-window_ms // MS_PER_DAY)
+    return day + datetime.timedelta(days=window_days + allowed_lateness_days)
+
+
 def reconcile(counts: dict) -> dict[str, dict]:
     """Per owned table: rows read = used + dead-lettered + filtered, with the difference (0 when balanced)."""
     out = {}

@@ -1,0 +1,36 @@
+import datetime
+
+import pytest
+
+from pipelines.daily import day_range, horizon_end_ms, logs_needed_through, reconcile
+from transforms.validation import MS_PER_DAY, day_start_ms
+
+D = datetime.date(2026, 3, 3)
+
+
+@pytest.mark.parametrize(("window_days", "lateness"), [(7, 2), (3, 2), (1, 0), (2.5, 1)])
+def test_logs_needed_through_is_the_first_day_that_covers_every_window(window_days, lateness):
+    window = int(window_days * MS_PER_DAY)
+    needed = logs_needed_through(D, window, lateness)
+    last_window_end = day_start_ms(D) + MS_PER_DAY + window
+    assert horizon_end_ms(needed, lateness) >= last_window_end
+    assert horizon_end_ms(needed - datetime.timedelta(days=1), lateness) < last_window_end
+
+
+def test_reconcile_reports_what_is_unaccounted():
+    counts = {
+        "tables": {
+            "click": {"read": 10, "accepted": 6, "dead_letter": {"null_user_id": 2}, "filtered": {}},
+            "stream": {"read": 5, "accepted": 4, "filtered": {"duplicate": 1}},
+        }
+    }
+    assert reconcile(counts) == {
+        "click": {"read": 10, "used": 6, "dead_lettered": 2, "filtered": 0, "unaccounted": 2},
+        "stream": {"read": 5, "used": 4, "dead_lettered": 0, "filtered": 1, "unaccounted": 0},
+    }
+
+
+def test_day_range():
+    assert day_range(D, D) == [D]
+    with pytest.raises(ValueError, match="end 2026-03-02 is before start 2026-03-03"):
+        day_range(D, D - datetime.timedelta(days=1))
