@@ -76,21 +76,32 @@ class BuildExamplesOptions(PipelineOptions):
             action="store_true",
             help="Build a day whose attribution windows reach past the logs, with those labels null (unobserved).",
         )
-        parser.add_argument("--stream_window_hours", type=float, default=72, help="Stream attribution window.")
-        parser.add_argument("--follow_window_days", type=float, default=7, help="Follow attribution window.")
-        parser.add_argument("--like_window_days", type=float, default=7, help="Like attribution window.")
+        per_channel = " One number for both channels, or per channel as ad:N,promo:M."
+        parser.add_argument("--stream_window_hours", default="72", help="Stream attribution window." + per_channel)
+        parser.add_argument("--follow_window_days", default="7", help="Follow attribution window." + per_channel)
+        parser.add_argument("--like_window_days", default="7", help="Like attribution window." + per_channel)
         parser.add_argument("--click_window_hours", type=float, default=24, help="Click-to-impression window.")
         parser.add_argument("--min_stream_seconds", type=float, default=60, help="Shortest stream that counts.")
 
 
-def attribution_config(opts: BuildExamplesOptions) -> AttributionConfig:
-    def both(ms: float) -> dict[str, int]:
-        return {"ad": int(ms), "promo": int(ms)}
+def parse_window(option: str, value: str, unit_ms: int) -> dict[str, int]:
+    """``"72"`` or ``"ad:48,promo:72"`` (in the option's unit) as milliseconds per channel."""
+    try:
+        if ":" not in value:
+            return {"ad": int(float(value) * unit_ms), "promo": int(float(value) * unit_ms)}
+        pairs = dict(part.split(":", 1) for part in value.split(","))
+        if set(pairs) != {"ad", "promo"}:
+            raise ValueError
+        return {channel: int(float(n) * unit_ms) for channel, n in pairs.items()}
+    except ValueError:
+        raise ValueError(f"--{option} must be a number or 'ad:N,promo:M' (both channels), got {value!r}") from None
 
+
+def attribution_config(opts: BuildExamplesOptions) -> AttributionConfig:
     return AttributionConfig(
-        stream_window_ms=both(opts.stream_window_hours * HOUR_MS),
-        follow_window_ms=both(opts.follow_window_days * MS_PER_DAY),
-        like_window_ms=both(opts.like_window_days * MS_PER_DAY),
+        stream_window_ms=parse_window("stream_window_hours", opts.stream_window_hours, HOUR_MS),
+        follow_window_ms=parse_window("follow_window_days", opts.follow_window_days, MS_PER_DAY),
+        like_window_ms=parse_window("like_window_days", opts.like_window_days, MS_PER_DAY),
         click_window_ms=int(opts.click_window_hours * HOUR_MS),
         min_stream_ms=int(opts.min_stream_seconds * 1000),
     )

@@ -34,3 +34,19 @@ def test_day_range():
     assert day_range(D, D) == [D]
     with pytest.raises(ValueError, match="end 2026-03-02 is before start 2026-03-03"):
         day_range(D, D - datetime.timedelta(days=1))
+
+
+def test_attribution_windows_are_configurable_per_outcome_and_channel():
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipelines.build_examples import BuildExamplesOptions, attribution_config
+
+    opts = PipelineOptions(["--stream_window_hours=ad:48,promo:24", "--follow_window_days=3"])
+    config = attribution_config(opts.view_as(BuildExamplesOptions))
+    assert config.window_ms("stream", "ad") == 48 * 3_600_000
+    assert config.window_ms("stream", "promo") == 24 * 3_600_000
+    assert config.window_ms("follow", "promo") == 3 * MS_PER_DAY
+    assert config.window_ms("like", "ad") == 7 * MS_PER_DAY
+    bad = PipelineOptions(["--stream_window_hours=ad:48"]).view_as(BuildExamplesOptions)
+    with pytest.raises(ValueError, match=r"--stream_window_hours must be a number or 'ad:N,promo:M'.*got 'ad:48'"):
+        attribution_config(bad)
