@@ -95,7 +95,13 @@ def relevant_context(spec: FileSpec, rows: pa.Table, relevance: Relevance) -> np
     if spec.table == "click":
         return np.ones(rows.num_rows, bool)  # clicks join by impression id; they are few
     keys = pair_keys(rows.column("user_id").to_numpy(), rows.column("podcast_id").to_numpy())
-    return isin_sorted(keys, relevance.target_pairs)
+    relevant = isin_sorted(keys, relevance.target_pairs)
+    if spec.role == "competitor" and len(relevance.clicked_impressions):
+        # An impression logged after D may still be the one a click of D belongs to (served late on D, logged on
+        # D+1): keep it, or that click would look like an orphan.
+        clicked = pa.array(relevance.clicked_impressions.tolist(), pa.string())
+        relevant |= pc.is_in(rows.column("impression_id"), value_set=clicked).to_numpy(zero_copy_only=False)
+    return relevant
 
 
 def columns_for_role(spec: FileSpec) -> list[str] | None:
@@ -163,10 +169,10 @@ class BuildExamplesBucketFn(beam.DoFn):
         tables = counts["tables"]
 
         # Impressions of D: keep the first occurrence of each id (duplicates are filtered, and counted).
+        # A bucket may hold no impression of D (its users only listened): its owned events still need counting.
         target = _concat(by_role["target"], None)
         if target is None:
-            yield pvalue.TaggedOutput(COUNTS_TAG, counts)
-            return
+            target = _with_order_columns(IMPRESSIONS.empty_table())
         keep = first_occurrences(target, "impression_id")
         for table, source in (("ad_impression", "ad"), ("promo_impression", "promo")):
             is_source = pc.equal(target.column("source"), source).to_numpy(zero_copy_only=False)
@@ -199,6 +205,11 @@ class BuildExamplesBucketFn(beam.DoFn):
         for table, events in outcomes.items():
             tables[table]["accepted"] = int((events.column("_pday").to_numpy() == 0).sum())
 
+        if target.num_rows == 0:
+            for table in IMPRESSION_TABLES:
+                tables[table]["written"] = 0
+            yield pvalue.TaggedOutput(COUNTS_TAG, counts)
+            return
         labels = label_impressions(
             target.select(["impression_id", "source", "user_id", "podcast_id", "event_ts"]),
             competitors.select(_COMPETITOR_COLUMNS),
@@ -269,6 +280,14 @@ class ReadUserFeatureBucketsFn(beam.DoFn):
         table = read_parquet(path, USER_FEATURES)
         for bucket, part in split_by_bucket(table, "user_id", self.n_buckets):
             yield bucket, ("user_features", part)
+
+
+def _with_order_columns(table: pa.Table) -> pa.Table:
+    return (
+        table.append_column("_pday", pa.array([], pa.int16()))
+        .append_column("_file", pa.array([], pa.int32()))
+        .append_column("_row", pa.array([], pa.int32()))
+    )
 
 
 def _empty_clicks() -> pa.Table:

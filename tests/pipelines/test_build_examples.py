@@ -171,3 +171,31 @@ def test_missing_features_fail_with_the_command_to_run(tmp_path):
     assert summary["labels_mature"] is False
     [row] = pq.read_table(layout.examples_partition(w.root, D)).to_pylist()
     assert row["label_stream"] is None and row["label_follow"] is None  # unobserved, never a silent negative
+
+
+def test_owned_events_of_users_without_impressions_are_still_accounted_for(tmp_path):
+    """A day with streams but no impression at all for some users: those streams are read, accepted, reconciled."""
+    w = HandmadeWorld(tmp_path / "data", START, n_days=12)
+    w.ad(1, 1, w.ts(1, 8))
+    for user in (2, 3):  # no impressions on D for these users, whatever bucket they land in
+        w.stream(user, 2, w.ts(1, 9))
+    w.write()
+    summary = _build(w.root, D, "--n_buckets=16")
+    assert summary["reconciliation"]["stream"] == {
+        "read": 2,
+        "used": 2,
+        "dead_lettered": 0,
+        "filtered": 0,
+        "unaccounted": 0,
+    }
+
+
+def test_a_click_on_a_late_logged_impression_is_not_an_orphan(tmp_path):
+    """An impression served on D but logged on D+1, clicked on D: its click must find it among D+1's impressions."""
+    w = HandmadeWorld(tmp_path / "data", START, n_days=12)
+    w.ad(1, 1, w.ts(1, 8))
+    late = w.ad(2, 3, w.ts(1, 22), logged=2)  # a (user, show) pair with no impression logged on D
+    w.click(late, 2, w.ts(1, 22) + 30_000)
+    w.write()
+    summary = _build(w.root, D)
+    assert summary["dead_letter"] == {}
