@@ -89,9 +89,11 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-# Benchmarks use both cores by default (SDK worker processes); figures land in reports/bench/<name>.json.
-BENCH_MODE    ?= multi_processing
-BENCH_WORKERS ?= 2
+# Benchmarks run in-process by default: at bench scale, multi_processing (BENCH_MODE=multi_processing
+# BENCH_WORKERS=2) lost rows in 2 of 3 runs of one examples day. The reconciliation guard refused those days, so
+# nothing wrong was committed; the cause is not yet found. Figures land in reports/bench/<name>.json.
+BENCH_MODE    ?= in_memory
+BENCH_WORKERS ?= 1
 BENCH_ROOT    ?= ./data/bench
 
 bench: setup
