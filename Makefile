@@ -90,8 +90,8 @@ lint: setup
 	$(PY) -m ruff format --check .
 
 # Benchmarks run in-process by default: at bench scale, multi_processing (BENCH_MODE=multi_processing
-# BENCH_WORKERS=2) lost rows in 2 of 3 runs of one examples day. The reconciliation guard refused those days, so
-# nothing wrong was committed; the cause is not yet found. Figures land in reports/bench/<name>.json.
+# BENCH_WORKERS=2) lost rows in 2 of 3 runs of one examples day with very large buckets (see README, Known issue).
+# Buckets are now bounded, but the root cause is not known. Figures land in reports/bench/<name>.json.
 BENCH_MODE    ?= in_memory
 BENCH_WORKERS ?= 1
 BENCH_ROOT    ?= ./data/bench

@@ -54,7 +54,14 @@ from transforms.examples import (
     relevant_context,
     target_pair_keys,
 )
-from transforms.raw_input import COUNTS_TAG, DEAD_LETTER_TAG, ReadRawByUserBucket, ReadValidateBucketFn, plan_files
+from transforms.raw_input import (
+    COUNTS_TAG,
+    DEAD_LETTER_TAG,
+    ReadRawByUserBucket,
+    ReadValidateBucketFn,
+    effective_buckets,
+    plan_files,
+)
 from transforms.sinks import WriteDeadLetters, WriteJson
 from transforms.storage import (
     commit_partition,
@@ -163,6 +170,7 @@ def run(argv: list[str] | None = None) -> dict:
             f"{last_logged}. Pass --allow_unobserved to build it with the uncovered labels marked unobserved (null)."
         )
     files = plan(data_root, day, config, lateness, last_logged)
+    n_buckets = effective_buckets(daily.n_buckets, files)
     run_id = new_run_id()
     partition = layout.examples_partition(data_root, day)
     dead_partition = layout.deadletter_partition(data_root, PIPELINE, day)
@@ -191,16 +199,14 @@ def run(argv: list[str] | None = None) -> dict:
     relevance = target_pairs | "Relevance" >> beam.Map(make_relevance, beam.pvalue.AsSingleton(clicked))
     read = pipeline | "ReadRaw" >> ReadRawByUserBucket(
         files,
-        ReadValidateBucketFn(
-            PIPELINE, day, daily.n_buckets, lateness, project_for_role, columns_for_role, relevant_context
-        ),
+        ReadValidateBucketFn(PIPELINE, day, n_buckets, lateness, project_for_role, columns_for_role, relevant_context),
         beam.pvalue.AsSingleton(reference),
         beam.pvalue.AsSingleton(relevance),
     )
     user_features = (
         pipeline
         | "UserFeatureFiles" >> beam.Create(user_feature_paths)
-        | "ReadUserFeatures" >> beam.ParDo(ReadUserFeatureBucketsFn(daily.n_buckets))
+        | "ReadUserFeatures" >> beam.ParDo(ReadUserFeatureBucketsFn(n_buckets))
     )
     built = (
         (read.rows, user_features)
@@ -261,6 +267,8 @@ def run(argv: list[str] | None = None) -> dict:
             "allowed_lateness_days": lateness,
         },
         "input_files": len(files),
+        "input_bytes": sum(f.size_bytes for f in files),
+        "n_buckets": n_buckets,
         "examples_schema_fingerprint": fingerprint(EXAMPLES),
     }
     commit_partition(dead_staging, dead_partition, {"date": day.isoformat(), "dead_letter": summary["dead_letter"]})

@@ -32,7 +32,7 @@ from transforms.feature_snapshots import (
     keep_all_columns,
 )
 from transforms.features import FeatureConfig, merge_listening, podcast_features
-from transforms.raw_input import COUNTS_TAG, ReadRawByUserBucket, ReadValidateBucketFn, plan_files
+from transforms.raw_input import COUNTS_TAG, ReadRawByUserBucket, ReadValidateBucketFn, effective_buckets, plan_files
 from transforms.sinks import WriteJson
 from transforms.storage import atomic_write, commit_partition, list_files, new_run_id, parquet_bytes, staging_dir
 
@@ -58,6 +58,7 @@ def run(argv: list[str] | None = None) -> dict:
     history_days = max(config.user_history_days, config.podcast_history_days)
     days = [day - datetime.timedelta(days=k) for k in range(history_days, 0, -1)]
     files = plan_files(data_root, [(table, table, days, False) for table in HISTORY_TABLES])
+    n_buckets = effective_buckets(daily.n_buckets, files)
     run_id = new_run_id()
     user_partition = layout.feature_partition(data_root, "user", day)
     podcast_partition = layout.feature_partition(data_root, "podcast", day)
@@ -70,15 +71,13 @@ def run(argv: list[str] | None = None) -> dict:
     podcasts = seed | "PodcastSnapshot" >> beam.Map(load_snapshot, data_root, "podcast")
     history = pipeline | "ReadHistory" >> ReadRawByUserBucket(
         files,
-        ReadValidateBucketFn(
-            PIPELINE, day, daily.n_buckets, daily.allowed_lateness_days, keep_all_columns, history_columns
-        ),
+        ReadValidateBucketFn(PIPELINE, day, n_buckets, daily.allowed_lateness_days, keep_all_columns, history_columns),
         beam.pvalue.AsSingleton(reference),
     )
     users = (
         pipeline
         | "UserSnapshotFiles" >> beam.Create(user_snapshot)
-        | "ReadUsers" >> beam.ParDo(ReadUserSnapshotBucketsFn(daily.n_buckets))
+        | "ReadUsers" >> beam.ParDo(ReadUserSnapshotBucketsFn(n_buckets))
     )
     built = (
         (history.rows, users)
@@ -121,6 +120,7 @@ def run(argv: list[str] | None = None) -> dict:
         "history_rows_read": counts.get("context_rows_read", {}),
         "history_rows_dropped": counts.get("context_rows_dropped", {}),
         "history_files": len(files),
+        "n_buckets": n_buckets,
         "config": {
             "user_history_days": config.user_history_days,
             "podcast_history_days": config.podcast_history_days,

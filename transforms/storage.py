@@ -47,13 +47,18 @@ def atomic_write(path: str, data: bytes) -> None:
     FileSystems.rename([tmp], [path])
 
 
-def list_files(pattern: str) -> list[str]:
-    """Paths matching a glob, sorted; empty when nothing (or no folder) matches."""
+def list_files_with_sizes(pattern: str) -> list[tuple[str, int]]:
+    """``(path, size in bytes)`` of files matching a glob, sorted by path; empty when nothing matches."""
     try:
         matches = FileSystems.match([pattern])[0].metadata_list
     except OSError:
         return []
-    return sorted(m.path for m in matches)
+    return sorted((m.path, m.size_in_bytes) for m in matches)
+
+
+def list_files(pattern: str) -> list[str]:
+    """Paths matching a glob, sorted; empty when nothing (or no folder) matches."""
+    return [path for path, _ in list_files_with_sizes(pattern)]
 
 
 # -- Avro ----------------------------------------------------------------------------------------------------------

@@ -50,3 +50,14 @@ def test_attribution_windows_are_configurable_per_outcome_and_channel():
     bad = PipelineOptions(["--stream_window_hours=ad:48"]).view_as(BuildExamplesOptions)
     with pytest.raises(ValueError, match=r"--stream_window_hours must be a number or 'ad:N,promo:M'.*got 'ad:48'"):
         attribution_config(bad)
+
+
+def test_bucket_count_grows_with_the_input_so_grouped_elements_stay_small():
+    from transforms.raw_input import MAX_INPUT_BYTES_PER_BUCKET, FileSpec, effective_buckets
+
+    def files(total_mib: int) -> list[FileSpec]:
+        return [FileSpec("stream", "2026-03-03", "p", "stream", True, index=0, size_bytes=total_mib * 1024 * 1024)]
+
+    assert effective_buckets(8, files(14)) == 8  # a demo day keeps the requested count
+    assert effective_buckets(8, files(358)) == -(-358 * 1024 * 1024 // MAX_INPUT_BYTES_PER_BUCKET) == 45
+    assert effective_buckets(64, files(358)) == 64
