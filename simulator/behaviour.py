@@ -362,30 +362,20 @@ class ShardSimulator:
         if n == 0:
             return
         w = self.world
-        if channel == "ad":
-            p = w.outcome_probabilities(
-                imp["user"],
-                imp["podcast"],
-                "ad",
-                surface=imp["surface"],
-                device=imp["device"],
-                hour=imp["hour"],
-                creative=imp["creative"],
-                ad_slot=imp["slot"],
-                prior_exposures=imp["prior"],
-            )
-        else:
-            p = w.outcome_probabilities(
-                imp["user"],
-                imp["podcast"],
-                "promo",
-                surface=imp["surface"],
-                device=imp["device"],
-                hour=imp["hour"],
-                promo_slot=imp["slot"],
-                layout=imp["layout"],
-                position=imp["position"],
-            )
+        channel_context = (
+            {"creative": imp["creative"], "ad_slot": imp["slot"], "prior_exposures": imp["prior"]}
+            if channel == "ad"
+            else {"promo_slot": imp["slot"], "layout": imp["layout"], "position": imp["position"]}
+        )
+        p = w.outcome_probabilities(
+            imp["user"],
+            imp["podcast"],
+            channel,
+            surface=imp["surface"],
+            device=imp["device"],
+            hour=imp["hour"],
+            **channel_context,
+        )
         impression_ids = hex_ids(rng.integers(0, 2**63, size=n, dtype=np.int64))
         user_id, podcast_id = imp["user"] + 1, imp["podcast"] + 1
         if channel == "ad":
