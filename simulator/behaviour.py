@@ -378,41 +378,31 @@ class ShardSimulator:
         )
         impression_ids = hex_ids(rng.integers(0, 2**63, size=n, dtype=np.int64))
         user_id, podcast_id = imp["user"] + 1, imp["podcast"] + 1
+        # Columns both impression logs share, then each channel's own.
+        row = {
+            "impression_id": np.array(impression_ids, dtype=object),
+            "event_ts": imp["ts"],
+            "user_id": user_id,
+            "podcast_id": podcast_id,
+            "campaign_id": imp["campaign"] + 1,
+            "surface": np.array(SURFACES, dtype=object)[imp["surface"]],
+            "device": np.array(DEVICES, dtype=object)[imp["device"]],
+            "country": self._countries(imp["user"]),
+        }
         if channel == "ad":
-            self._emit(
-                "ad_impression",
-                {
-                    "impression_id": np.array(impression_ids, dtype=object),
-                    "event_ts": imp["ts"],
-                    "user_id": user_id,
-                    "podcast_id": podcast_id,
-                    "campaign_id": imp["campaign"] + 1,
-                    "creative_id": imp["creative"] + 1,
-                    "ad_format": np.array(AD_FORMATS, dtype=object)[w.creatives.format[imp["creative"]]],
-                    "slot": np.array(AD_SLOTS, dtype=object)[imp["slot"]],
-                    "surface": np.array(SURFACES, dtype=object)[imp["surface"]],
-                    "device": np.array(DEVICES, dtype=object)[imp["device"]],
-                    "country": self._countries(imp["user"]),
-                    "cost_micros": imp["cost"],
-                },
-            )
+            row |= {
+                "creative_id": imp["creative"] + 1,
+                "ad_format": np.array(AD_FORMATS, dtype=object)[w.creatives.format[imp["creative"]]],
+                "slot": np.array(AD_SLOTS, dtype=object)[imp["slot"]],
+                "cost_micros": imp["cost"],
+            }
         else:
-            self._emit(
-                "promo_impression",
-                {
-                    "impression_id": np.array(impression_ids, dtype=object),
-                    "event_ts": imp["ts"],
-                    "user_id": user_id,
-                    "podcast_id": podcast_id,
-                    "campaign_id": imp["campaign"] + 1,
-                    "slot": np.array(PROMO_SLOTS, dtype=object)[imp["slot"]],
-                    "layout": np.array(PROMO_LAYOUTS, dtype=object)[imp["layout"]],
-                    "position": imp["position"],
-                    "surface": np.array(SURFACES, dtype=object)[imp["surface"]],
-                    "device": np.array(DEVICES, dtype=object)[imp["device"]],
-                    "country": self._countries(imp["user"]),
-                },
-            )
+            row |= {
+                "slot": np.array(PROMO_SLOTS, dtype=object)[imp["slot"]],
+                "layout": np.array(PROMO_LAYOUTS, dtype=object)[imp["layout"]],
+                "position": imp["position"],
+            }
+        self._emit(f"{channel}_impression", row)
 
         clicked = rng.random(n) < p.click
         streamed = rng.random(n) < np.where(clicked, p.stream_if_click, p.stream_if_no_click)
