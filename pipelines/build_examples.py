@@ -36,6 +36,7 @@ from pipelines.daily import (
     logs_needed_through,
     read_json,
     reconcile,
+    shuffle_folder,
 )
 from pipelines.options import DataRootOptions, resolve_runner, run_main
 from schemas import layout
@@ -62,6 +63,7 @@ from transforms.raw_input import (
     effective_buckets,
     plan_files,
 )
+from transforms.shuffle import removed_afterwards
 from transforms.sinks import WriteDeadLetters, WriteJson
 from transforms.storage import (
     commit_partition,
@@ -176,6 +178,7 @@ def run(argv: list[str] | None = None) -> dict:
     dead_partition = layout.deadletter_partition(data_root, PIPELINE, day)
     staging, dead_staging = staging_dir(partition, run_id), staging_dir(dead_partition, run_id)
     counts_path = layout.join(staging, "_counts.json")
+    shuffle = shuffle_folder(options, data_root, PIPELINE, day, run_id)
 
     pipeline = beam.Pipeline(options=options)
     seed = pipeline | "Day" >> beam.Create([day.isoformat()])
@@ -199,14 +202,23 @@ def run(argv: list[str] | None = None) -> dict:
     relevance = target_pairs | "Relevance" >> beam.Map(make_relevance, beam.pvalue.AsSingleton(clicked))
     read = pipeline | "ReadRaw" >> ReadRawByUserBucket(
         files,
-        ReadValidateBucketFn(PIPELINE, day, n_buckets, lateness, project_for_role, columns_for_role, relevant_context),
+        ReadValidateBucketFn(
+            PIPELINE,
+            day,
+            n_buckets,
+            lateness,
+            project_for_role,
+            columns_for_role,
+            relevant_context,
+            shuffle_dir=shuffle,
+        ),
         beam.pvalue.AsSingleton(reference),
         beam.pvalue.AsSingleton(relevance),
     )
     user_features = (
         pipeline
         | "UserFeatureFiles" >> beam.Create(user_feature_paths)
-        | "ReadUserFeatures" >> beam.ParDo(ReadUserFeatureBucketsFn(n_buckets))
+        | "ReadUserFeatures" >> beam.ParDo(ReadUserFeatureBucketsFn(n_buckets, shuffle))
     )
     built = (
         (read.rows, user_features)
@@ -231,8 +243,9 @@ def run(argv: list[str] | None = None) -> dict:
         | "AllDeadLetters" >> beam.Flatten()
         | "SaveDeadLetters" >> WriteDeadLetters(dead_staging)
     )
-    result = pipeline.run()
-    result.wait_until_finish()
+    with removed_afterwards(shuffle):
+        result = pipeline.run()
+        result.wait_until_finish()
     if options.view_as(TestOptions).dry_run:
         return {"dry_run": True, "state": str(result.state), "files": len(files)}
 

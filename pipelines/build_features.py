@@ -17,7 +17,15 @@ import time
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
-from pipelines.daily import DailyOptions, MissingInputError, build_day, load_reference_ids, load_snapshot, read_json
+from pipelines.daily import (
+    DailyOptions,
+    MissingInputError,
+    build_day,
+    load_reference_ids,
+    load_snapshot,
+    read_json,
+    shuffle_folder,
+)
 from pipelines.options import DataRootOptions, resolve_runner, run_main
 from schemas import layout
 from schemas.derived import PODCAST_FEATURES, USER_FEATURES, fingerprint
@@ -33,6 +41,7 @@ from transforms.feature_snapshots import (
 )
 from transforms.features import FeatureConfig, merge_listening, podcast_features
 from transforms.raw_input import COUNTS_TAG, ReadRawByUserBucket, ReadValidateBucketFn, effective_buckets, plan_files
+from transforms.shuffle import removed_afterwards
 from transforms.sinks import WriteJson
 from transforms.storage import atomic_write, commit_partition, list_files, new_run_id, parquet_bytes, staging_dir
 
@@ -64,6 +73,7 @@ def run(argv: list[str] | None = None) -> dict:
     podcast_partition = layout.feature_partition(data_root, "podcast", day)
     user_staging, podcast_staging = staging_dir(user_partition, run_id), staging_dir(podcast_partition, run_id)
     counts_path = layout.join(user_staging, "_counts.json")
+    shuffle = shuffle_folder(options, data_root, PIPELINE, day, run_id)
 
     pipeline = beam.Pipeline(options=options)
     seed = pipeline | "Day" >> beam.Create([day.isoformat()])
@@ -71,13 +81,21 @@ def run(argv: list[str] | None = None) -> dict:
     podcasts = seed | "PodcastSnapshot" >> beam.Map(load_snapshot, data_root, "podcast")
     history = pipeline | "ReadHistory" >> ReadRawByUserBucket(
         files,
-        ReadValidateBucketFn(PIPELINE, day, n_buckets, daily.allowed_lateness_days, keep_all_columns, history_columns),
+        ReadValidateBucketFn(
+            PIPELINE,
+            day,
+            n_buckets,
+            daily.allowed_lateness_days,
+            keep_all_columns,
+            history_columns,
+            shuffle_dir=shuffle,
+        ),
         beam.pvalue.AsSingleton(reference),
     )
     users = (
         pipeline
         | "UserSnapshotFiles" >> beam.Create(user_snapshot)
-        | "ReadUsers" >> beam.ParDo(ReadUserSnapshotBucketsFn(n_buckets))
+        | "ReadUsers" >> beam.ParDo(ReadUserSnapshotBucketsFn(n_buckets, shuffle))
     )
     built = (
         (history.rows, users)
@@ -103,8 +121,9 @@ def run(argv: list[str] | None = None) -> dict:
         | "MergeCounts" >> beam.CombineGlobally(merge_counts)
         | "SaveCounts" >> WriteJson(counts_path)
     )
-    result = pipeline.run()
-    result.wait_until_finish()
+    with removed_afterwards(shuffle):
+        result = pipeline.run()
+        result.wait_until_finish()
     if options.view_as(TestOptions).dry_run:
         return {"dry_run": True, "state": str(result.state), "files": len(files)}
 

@@ -17,6 +17,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from schemas import LOG_TABLES, layout
 from schemas.derived import PODCAST_FEATURES
 from transforms.raw_input import available_days
+from transforms.shuffle import SHUFFLE_MODES
 from transforms.storage import list_files, read_avro_as_arrow, read_bytes, read_parquet
 from transforms.validation import MS_PER_DAY, ReferenceIds, day_start_ms
 
@@ -43,6 +44,21 @@ class DailyOptions(PipelineOptions):
             default=2,
             help="How many days after its event day an event may still be logged (later: bad_timestamp).",
         )
+        parser.add_argument(
+            "--shuffle",
+            choices=SHUFFLE_MODES,
+            default="files",
+            help="How rows reach their user bucket. files (default): as Arrow IPC files in a run-private folder "
+            "under DATA_ROOT/_shuffle (deleted at the end), with only references in Beam's shuffle; this keeps "
+            "the local runners' memory to one bucket per worker. beam: the tables go through Beam's shuffle.",
+        )
+
+
+def shuffle_folder(options: PipelineOptions, data_root: str, pipeline: str, day: datetime.date, run_id: str):
+    """The run's file-backed shuffle folder, or None when ``--shuffle=beam``."""
+    if options.view_as(DailyOptions).shuffle != "files":
+        return None
+    return layout.shuffle_dir(data_root, pipeline, day, run_id)
 
 
 def build_day(options: PipelineOptions) -> datetime.date:

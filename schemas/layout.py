@@ -86,5 +86,10 @@ def deadletter_partition(root: str, pipeline: str, day: datetime.date) -> str:
     return join(root, "deadletter", pipeline, dt_dir(day))
 
 
+def shuffle_dir(root: str, pipeline: str, day: datetime.date, run_id: str) -> str:
+    """Run-private scratch of a daily run's file-backed shuffle; deleted when the run ends."""
+    return join(root, "_shuffle", pipeline, f"{dt_dir(day)}-{run_id}")
+
+
 def success_marker(partition: str) -> str:
     return join(partition, SUCCESS_MARKER)

@@ -9,7 +9,6 @@ is then labelled and assembled in Arrow, and written as one Parquet part.
 from __future__ import annotations
 
 import datetime
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -23,7 +22,7 @@ from apache_beam.metrics import Metrics
 from schemas import layout
 from schemas.derived import DEAD_LETTER, LABELS, USER_FEATURES
 from transforms.attribution import AttributionConfig, label_impressions
-from transforms.bucketing import pair_keys, split_by_bucket
+from transforms.bucketing import pair_keys
 from transforms.example_assembly import IMPRESSIONS, assemble_examples, unify_impressions
 from transforms.raw_input import (
     COUNTS_TAG,
@@ -33,6 +32,7 @@ from transforms.raw_input import (
     first_occurrences,
     in_logging_order,
 )
+from transforms.shuffle import BucketEmitter, SpilledRows, rows_by_role
 from transforms.storage import atomic_write, parquet_bytes, read_avro_as_arrow, read_parquet
 from transforms.validation import dead_letters, isin_sorted
 
@@ -156,15 +156,13 @@ class BuildExamplesBucketFn(beam.DoFn):
 
     def process(
         self,
-        element: tuple[int, list[tuple[str, pa.Table]]],
+        element: tuple[int, list[tuple[str, pa.Table | SpilledRows]]],
         podcast_features: pa.Table,
         campaigns: pa.Table,
         creatives: pa.Table,
     ) -> Iterator:
         bucket, items = element
-        by_role: dict[str, list[pa.Table]] = defaultdict(list)
-        for role, rows in items:
-            by_role[role].append(rows)
+        by_role = rows_by_role(items)
         counts: dict = {"tables": {}}
         tables = counts["tables"]
 
@@ -271,14 +269,19 @@ class BuildExamplesBucketFn(beam.DoFn):
 
 
 class ReadUserFeatureBucketsFn(beam.DoFn):
-    """Reads one user-feature Parquet part and splits it by user bucket (role ``user_features``)."""
+    """Reads one user-feature Parquet part and splits it by user bucket (role ``user_features``).
 
-    def __init__(self, n_buckets: int) -> None:
+    ``shuffle_dir``: the run's file-backed shuffle folder, or None to shuffle the tables through Beam.
+    """
+
+    def __init__(self, n_buckets: int, shuffle_dir: str | None = None) -> None:
         self.n_buckets = n_buckets
+        self.shuffle_dir = shuffle_dir
 
     def process(self, path: str) -> Iterator:
         table = read_parquet(path, USER_FEATURES)
-        for bucket, part in split_by_bucket(table, "user_id", self.n_buckets):
+        emitter = BucketEmitter(self.n_buckets, self.shuffle_dir)
+        for bucket, part in emitter.split(table, f"user_features-{path.rsplit('/', 1)[-1]}"):
             yield bucket, ("user_features", part)
 
 

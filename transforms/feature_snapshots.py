@@ -8,7 +8,6 @@ which a global combine merges into the show snapshot.
 from __future__ import annotations
 
 import datetime
-from collections import defaultdict
 from collections.abc import Iterator
 
 import apache_beam as beam
@@ -19,6 +18,7 @@ from apache_beam.metrics import Metrics
 from schemas import layout
 from transforms.features import FeatureConfig, podcast_listening_ms, user_features
 from transforms.raw_input import COUNTS_TAG, ORDER_COLUMNS, FileSpec, first_occurrences, in_logging_order
+from transforms.shuffle import BucketEmitter, SpilledRows, rows_by_role
 from transforms.storage import arrow_schema, atomic_write, parquet_bytes
 
 PIPELINE = "build_features"
@@ -64,11 +64,9 @@ class BuildUserFeaturesBucketFn(beam.DoFn):
         self.config = config
         self.users_written = Metrics.counter(PIPELINE, "users_written")
 
-    def process(self, element: tuple[int, list[tuple[str, pa.Table]]], podcasts: pa.Table) -> Iterator:
+    def process(self, element: tuple[int, list[tuple[str, pa.Table | SpilledRows]]], podcasts: pa.Table) -> Iterator:
         bucket, items = element
-        by_role: dict[str, list[pa.Table]] = defaultdict(list)
-        for role, rows in items:
-            by_role[role].append(rows)
+        by_role = rows_by_role(items)
         users = pa.concat_tables(by_role["users"]) if by_role["users"] else arrow_schema("user").empty_table()
         ids = {"ad_impression": "impression_id", "promo_impression": "impression_id"}
         history = {t: _gather(by_role[t], t, ids.get(t, "event_id")) for t in HISTORY_TABLES}
@@ -91,17 +89,21 @@ class BuildUserFeaturesBucketFn(beam.DoFn):
 
 
 class ReadUserSnapshotBucketsFn(beam.DoFn):
-    """Reads one part of the user snapshot and splits it by user bucket (role ``users``)."""
+    """Reads one part of the user snapshot and splits it by user bucket (role ``users``).
 
-    def __init__(self, n_buckets: int) -> None:
+    ``shuffle_dir``: the run's file-backed shuffle folder, or None to shuffle the tables through Beam.
+    """
+
+    def __init__(self, n_buckets: int, shuffle_dir: str | None = None) -> None:
         self.n_buckets = n_buckets
+        self.shuffle_dir = shuffle_dir
 
     def process(self, path: str) -> Iterator:
-        from transforms.bucketing import split_by_bucket
         from transforms.storage import read_avro_as_arrow
 
         result = read_avro_as_arrow(path, "user")
         if result.error is not None:
             raise ValueError(f"user snapshot {path} is corrupt ({result.error}); snapshots must be complete")
-        for bucket, part in split_by_bucket(result.table, "user_id", self.n_buckets):
+        emitter = BucketEmitter(self.n_buckets, self.shuffle_dir)
+        for bucket, part in emitter.split(result.table, f"users-{path.rsplit('/', 1)[-1]}"):
             yield bucket, ("users", part)

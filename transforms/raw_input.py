@@ -20,7 +20,7 @@ from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
 from schemas import layout
-from transforms.bucketing import split_by_bucket
+from transforms.shuffle import BucketEmitter
 from transforms.storage import list_files, list_files_with_sizes, read_avro_as_arrow
 from transforms.validation import ReferenceIds, file_dead_letter, validate_log_rows
 
@@ -90,6 +90,8 @@ class ReadValidateBucketFn(beam.DoFn):
         columns: ``columns(spec) -> list | None``, the raw columns a context file is read with (None: all).
         relevant: ``relevant(spec, rows, relevance) -> mask`` keeps only the context rows that can matter to the
             day (``relevance`` is a side input the pipeline computes); owned rows are never filtered.
+        shuffle_dir: the run's file-backed shuffle folder (see :mod:`transforms.shuffle`); None shuffles the
+            tables through Beam.
     """
 
     def __init__(
@@ -101,6 +103,7 @@ class ReadValidateBucketFn(beam.DoFn):
         project,
         columns=None,
         relevant=None,
+        shuffle_dir: str | None = None,
     ):
         self.pipeline = pipeline
         self.run_day = run_day
@@ -109,6 +112,7 @@ class ReadValidateBucketFn(beam.DoFn):
         self.project = project
         self.columns = columns or (lambda spec: None)
         self.relevant = relevant
+        self.shuffle_dir = shuffle_dir
         self.rows_read = Metrics.counter(pipeline, "rows_read")
         self.rows_rejected = Metrics.counter(pipeline, "rows_dead_lettered")
         self.files_unreadable = Metrics.counter(pipeline, "files_unreadable")
@@ -165,7 +169,8 @@ class ReadValidateBucketFn(beam.DoFn):
             .append_column("_file", pa.array(np.full(n, spec.index, np.int32)))
             .append_column("_row", pa.array(np.arange(n, dtype=np.int32)))
         )
-        for bucket, part in split_by_bucket(valid, "user_id", self.n_buckets):
+        emitter = BucketEmitter(self.n_buckets, self.shuffle_dir)
+        for bucket, part in emitter.split(valid, f"{spec.index:06d}-{spec.table}"):
             yield bucket, (spec.role, part)
 
 

@@ -215,8 +215,21 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def _is_local(path: str) -> bool:
+def is_local(path: str) -> bool:
+    """A path on this machine's filesystem (not ``gs://`` or another scheme)."""
     return "://" not in path
+
+
+def delete_tree(folder: str) -> None:
+    """Delete ``folder`` and everything under it; nothing happens when it does not exist."""
+    if is_local(folder):
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    paths = list_files(layout.join(folder, "**"))
+    if paths:
+        FileSystems.delete(paths)
 
 
 def commit_partition(staging: str, partition: str, success: Mapping[str, Any]) -> None:
@@ -227,7 +240,7 @@ def commit_partition(staging: str, partition: str, success: Mapping[str, Any]) -
     the new one appearing is as short as the listing.
     """
     atomic_write(layout.success_marker(staging), json.dumps(success, indent=2, sort_keys=True).encode())
-    if _is_local(partition):
+    if is_local(partition):
         os.makedirs(os.path.dirname(partition.rstrip("/")), exist_ok=True)
         trash = staging + ".replaced"
         if os.path.exists(partition):

@@ -35,6 +35,7 @@ def dirty_world(tmp_path_factory):
 
 def test_backfill_builds_every_day_then_skips_complete_days(dirty_world):
     root, _, statuses = dirty_world
+    assert not [p for p in pathlib.Path(root, "_shuffle").rglob("*") if p.is_file()]  # shuffle files are deleted
     assert [(s["date"], s["stage"], s["status"]) for s in statuses] == [
         (d.isoformat(), stage, "built") for d in DAYS for stage in ("features", "examples")
     ]
@@ -85,11 +86,13 @@ def _digest(folder: str) -> dict:
     [
         ("--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"),
         ("--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK"),
+        ("--runner=FnApiRunner", "--shuffle=beam"),
     ],
-    ids=["multi_processing", "portable"],
+    ids=["multi_processing", "portable", "beam_shuffle"],
 )
 def test_other_runners_build_identical_partitions(dirty_world, tmp_path, runner_args):
-    """Features and examples of a day, rebuilt on another runner from the same raw logs, are byte-identical."""
+    """Features and examples of a day, rebuilt on another runner (or with the tables in Beam's shuffle instead of
+    shuffle files) from the same raw logs, are byte-identical."""
     root, _, _ = dirty_world
     day = DAYS[1]
     other = tmp_path / "data"
@@ -128,6 +131,7 @@ def test_backfill_on_gcs(gcs_emulator):
         rows = read_parquet(layout.join(partition, "part-*.parquet")).num_rows
         assert rows == read_success(partition)["rows"] > 0
     assert not list_files(layout.join(root, "examples", "_staging", "**"))
+    assert not list_files(layout.join(root, "_shuffle", "**"))  # every run's shuffle files are deleted
     assert {s["status"] for s in backfill.run(args)} == {"skipped (complete)"}
 
 
