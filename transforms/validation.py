@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from schemas import load_schema
 from schemas.derived import DEAD_LETTER
+from transforms.arrays import isin_sorted, sorted_unique
 
 MS_PER_DAY = 86_400_000
 _EPOCH = datetime.date(1970, 1, 1)
@@ -50,7 +51,7 @@ class ReferenceIds:
         cls, users: pa.Table, podcasts: pa.Table, campaigns: pa.Table, creatives: pa.Table
     ) -> ReferenceIds:
         def ids(table: pa.Table, column: str) -> np.ndarray:
-            return np.unique(table.column(column).drop_null().to_numpy())
+            return sorted_unique(table.column(column).drop_null().to_numpy())
 
         return cls(
             users=ids(users, "user_id"),
@@ -66,13 +67,6 @@ _REFERENCED = (
     ("campaign_id", "campaigns", "unknown_campaign"),
     ("creative_id", "creatives", "unknown_creative"),
 )
-
-
-def isin_sorted(values: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
-    if len(sorted_ids) == 0:
-        return np.zeros(len(values), bool)
-    pos = np.searchsorted(sorted_ids, values).clip(max=len(sorted_ids) - 1)
-    return sorted_ids[pos] == values
 
 
 @dataclass(frozen=True)
