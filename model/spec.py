@@ -1,0 +1,521 @@
+"""The declarative model spec: feature groups, tasks, sources and the directional mask, checked against a table.
+
+A spec is a small TOML (or JSON) file. It is parsed into frozen dataclasses and then validated against the Arrow
+schema of the example table, with errors that name the offending entry and say what was expected, in the style of
+scikit-learn's parameter validation::
+
+    >>> spec = load_spec("model/specs/podtarget.toml")
+    >>> [t.name for t in spec.tasks]
+    ['PromotionStream', 'AdStream', 'Click', 'Like', 'Follow']
+    >>> spec.trains_row("ad", "PromotionStream"), spec.trains_row("promo", "AdStream")
+    (False, True)
+    >>> spec.validate(table_schema)   # raises SpecError("feature 'x' in group 'user': column not in the table; ...")
+
+File format (every key is documented in ``model/specs/podtarget.toml``)::
+
+    [source]
+    column = "source"                       # which channel served the row
+    values = ["ad", "promo"]
+
+    [groups.user.categorical]               # column = hash buckets, or {buckets = N, min_count = K}
+    user_id = {buckets = 262144, min_count = 2}
+    [groups.user.multi_categorical]         # list<string|int> columns: mean of the values' embeddings
+    user_top_genres_28d = 64
+    [groups.user.numeric]                   # log1p for heavy-tailed counts, missing = add a null indicator
+    user_streams_28d = {log1p = true}
+
+    [[tasks]]
+    name = "AdStream"
+    label = "label_stream"
+    source = "ad"                           # the source the task belongs to (drives the directional mask)
+
+The default directional mask follows the paper: ``m[s, t] = 0`` iff ``s`` is not the source task ``t`` belongs to
+*and* ``t`` belongs to a source listed in ``[mask] protected`` (default: promo), i.e. ad rows give no loss to
+promotion tasks while promotion rows train every task. ``[mask.trains]`` overrides it with an explicit
+source -> tasks table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import pathlib
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import pyarrow as pa
+
+FeatureKind = Literal["categorical", "multi_categorical", "numeric"]
+KINDS: tuple[str, ...] = ("categorical", "multi_categorical", "numeric")
+ARCHITECTURES: tuple[str, ...] = ("shared_bottom", "mmoe")
+DEFAULT_SPEC = pathlib.Path(__file__).with_name("specs") / "podtarget.toml"
+
+
+class SpecError(ValueError):
+    """A spec that cannot be parsed, is inconsistent, or does not fit the table's schema."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSpec:
+    """One input column. ``buckets`` (categorical kinds): hashed embedding rows, row 0 being null / unseen in
+    training; ``min_count``: buckets seen fewer times than this on the training split also map to row 0, so rare
+    and new ids share one learned cold-start row. ``log1p`` / ``missing`` (numeric): see the module docstring."""
+
+    name: str
+    group: str
+    kind: FeatureKind
+    buckets: int = 0
+    min_count: int = 1
+    log1p: bool = False
+    missing: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """A binary task: its label column, the source it belongs to, and the sources whose rows evaluate it."""
+
+    name: str
+    label: str
+    source: str
+    eval_sources: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Network sizes. ``bottom``: shared encoder widths (batch norm after the last); ``tower``: hidden widths of
+    each task tower; ``experts``/``expert``: MMoE expert count and widths (used when architecture = "mmoe")."""
+
+    embedding_dim: int = 8
+    bottom: tuple[int, ...] = (128, 64)
+    tower: tuple[int, ...] = (32,)
+    architecture: str = "shared_bottom"
+    experts: int = 4
+    expert: tuple[int, ...] = (64,)
+    dropout: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """A validated model spec; build with :func:`load_spec` or :meth:`Spec.from_dict`."""
+
+    source_column: str
+    sources: tuple[str, ...]
+    features: tuple[FeatureSpec, ...]
+    tasks: tuple[TaskSpec, ...]
+    trains: Mapping[str, tuple[str, ...]]  # source -> tasks whose loss rows of that source feed
+    model: ModelSpec = ModelSpec()
+    groups: tuple[str, ...] = ()
+    disabled_groups: tuple[str, ...] = ()
+    slice_column: str | None = None
+    early_stopping_tasks: tuple[str, ...] = ()
+    max_unobserved_share: float = 0.5
+    explicit_mask: bool = False
+    protected_sources: tuple[str, ...] = ("promo",)
+
+    # ----------------------------------------------------------------------------------------- views
+
+    @property
+    def active_features(self) -> tuple[FeatureSpec, ...]:
+        """Features of the enabled groups, in spec order."""
+        return tuple(f for f in self.features if f.group not in self.disabled_groups)
+
+    def features_of(self, kind: str) -> tuple[FeatureSpec, ...]:
+        return tuple(f for f in self.active_features if f.kind == kind)
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.tasks)
+
+    def task(self, name: str) -> TaskSpec:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise SpecError(f"unknown task {name!r}; expected one of {', '.join(self.task_names)}")
+
+    def trains_row(self, source: str, task: str) -> bool:
+        """Whether a row of ``source`` gives loss to ``task`` (the directional mask m[source, task])."""
+        return task in self.trains.get(source, ())
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every table column the spec reads (features of enabled groups, labels, source, slice column)."""
+        cols = [self.source_column, *(f.name for f in self.active_features)]
+        cols += [t.label for t in self.tasks]
+        if self.slice_column:
+            cols.append(self.slice_column)
+        return tuple(dict.fromkeys(cols))
+
+    # ------------------------------------------------------------------------------- serialisation
+
+    def to_dict(self) -> dict:
+        """The spec as a plain dict in the file format (round-trips through :meth:`from_dict`)."""
+        groups: dict[str, dict] = {}
+        for g in self.groups:
+            groups[g] = {"enabled": g not in self.disabled_groups}
+        for f in self.features:
+            opts: dict[str, Any]
+            if f.kind == "numeric":
+                opts = {"log1p": f.log1p, "missing": f.missing}
+            else:
+                opts = {"buckets": f.buckets, "min_count": f.min_count}
+            groups[f.group].setdefault(f.kind, {})[f.name] = opts
+        out: dict[str, Any] = {
+            "source": {"column": self.source_column, "values": list(self.sources)},
+            "groups": groups,
+            "tasks": [
+                {"name": t.name, "label": t.label, "source": t.source, "eval_sources": list(t.eval_sources)}
+                for t in self.tasks
+            ],
+            "mask": {"protected": list(self.protected_sources)},
+            "model": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.model).items()},
+            "labels": {"max_unobserved_share": self.max_unobserved_share},
+            "evaluation": {"early_stopping_tasks": list(self.early_stopping_tasks)},
+        }
+        if self.explicit_mask:
+            out["mask"]["trains"] = {s: list(ts) for s, ts in self.trains.items()}
+        if self.slice_column:
+            out["evaluation"]["slice_column"] = self.slice_column
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Spec:
+        return _parse(raw)
+
+    def fingerprint(self) -> str:
+        """A short hash of the spec's canonical JSON: two runs with equal fingerprints encode rows identically."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def save(self, path: str | pathlib.Path) -> None:
+        pathlib.Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
+
+    # --------------------------------------------------------------------------------- variations
+
+    def with_changes(
+        self,
+        *,
+        tasks: Sequence[str] | None = None,
+        sources: Sequence[str] | None = None,
+        disabled_groups: Sequence[str] | None = None,
+        directional_mask: bool = True,
+        architecture: str | None = None,
+        extra_tasks: Sequence[TaskSpec] = (),
+    ) -> Spec:
+        """A variant for ablations and transfer: keep only ``tasks`` / ``sources``, switch groups off, turn the
+        directional mask off (every source trains every task), change the architecture, or add tasks."""
+        raw = self.to_dict()
+        known_tasks = {t["name"]: t for t in raw["tasks"]}
+        for t in extra_tasks:
+            known_tasks[t.name] = {"name": t.name, "label": t.label, "source": t.source, "eval_sources": []}
+        if tasks is not None:
+            missing = [t for t in tasks if t not in known_tasks]
+            if missing:
+                raise SpecError(f"--tasks: unknown task(s) {missing}; expected some of {', '.join(known_tasks)}")
+        names = list(tasks) if tasks is not None else list(known_tasks)
+        raw["tasks"] = [known_tasks[n] for n in names]
+        if sources is not None:
+            bad = [s for s in sources if s not in self.sources]
+            if bad:
+                raise SpecError(f"--sources: unknown source(s) {bad}; expected some of {', '.join(self.sources)}")
+            raw["source"]["values"] = list(sources)
+            for t in raw["tasks"]:  # evaluation stays on the task's own source, which may now be absent
+                t["eval_sources"] = [s for s in (t["eval_sources"] or [t["source"]]) if s in sources] or [t["source"]]
+        if disabled_groups is not None:
+            unknown = [g for g in disabled_groups if g not in self.groups]
+            if unknown:
+                raise SpecError(f"--disable_groups: unknown group(s) {unknown}; expected some of {self.groups}")
+            for g in self.groups:
+                raw["groups"][g]["enabled"] = g not in disabled_groups
+        trains = raw["mask"].get("trains")
+        if not directional_mask:
+            raw["mask"] = {"protected": [], "trains": {s: names for s in raw["source"]["values"]}}
+        elif trains is not None:
+            raw["mask"]["trains"] = {
+                s: [t for t in trains.get(s, names) if t in names] for s in raw["source"]["values"]
+            }
+        if architecture is not None:
+            raw["model"]["architecture"] = architecture
+        if raw["evaluation"].get("early_stopping_tasks"):
+            raw["evaluation"]["early_stopping_tasks"] = [
+                t for t in raw["evaluation"]["early_stopping_tasks"] if t in names
+            ]
+        return _parse(raw, allow_unknown_sources=sources is not None)
+
+    # --------------------------------------------------------------------------------- validation
+
+    def validate(self, schema: pa.Schema) -> None:
+        """Check every column the spec uses against ``schema``; raises :class:`SpecError` naming the first
+        problem (all problems are listed, one per line)."""
+        problems = []
+        names = schema.names
+
+        def missing(what: str, column: str) -> str:
+            close = difflib.get_close_matches(column, names, n=3)
+            hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            listed = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+            return f"{what}: column not in the table; {hint or 'expected one of ' + listed}".rstrip()
+
+        def check(what: str, column: str, ok, expected: str) -> None:
+            if column not in names:
+                problems.append(missing(what, column))
+                return
+            typ = schema.field(column).type
+            if not ok(typ):
+                problems.append(f"{what}: expected {expected} column, found {typ}")
+
+        check(f"source column {self.source_column!r}", self.source_column, _is_string, "a string or dictionary")
+        for f in self.active_features:
+            what = f"feature {f.name!r} in group {f.group!r}"
+            if f.kind == "categorical":
+                check(what, f.name, _is_categorical, "a string, integer, boolean or dictionary")
+            elif f.kind == "multi_categorical":
+                check(what, f.name, _is_multi, "a list of strings or integers")
+            else:
+                check(what, f.name, _is_numeric, "an integer, floating-point or boolean")
+        for t in self.tasks:
+            check(f"task {t.name!r} label {t.label!r}", t.label, _is_label, "an integer or boolean")
+        if self.slice_column:
+            check(f"slice column {self.slice_column!r}", self.slice_column, _is_categorical, "an integer or string")
+        if problems:
+            raise SpecError("spec does not fit the table:\n  " + "\n  ".join(problems))
+
+    def schema_fingerprint(self, schema: pa.Schema) -> str:
+        """A hash of the names and types of the columns this spec reads: the contract a trained model needs."""
+        return hashlib.sha256(_schema_text(self, schema).encode()).hexdigest()[:16]
+
+    def column_types(self, schema: pa.Schema) -> dict[str, str]:
+        return {c: str(schema.field(c).type) for c in self.columns if c in schema.names}
+
+
+def _schema_text(spec: Spec, schema: pa.Schema) -> str:
+    return ";".join(f"{c}:{schema.field(c).type if c in schema.names else 'absent'}" for c in spec.columns)
+
+
+def _value_type(t: pa.DataType) -> pa.DataType:
+    return t.value_type if pa.types.is_dictionary(t) else t
+
+
+def _is_string(t: pa.DataType) -> bool:
+    t = _value_type(t)
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _is_categorical(t: pa.DataType) -> bool:
+    return _is_string(t) or pa.types.is_integer(_value_type(t)) or pa.types.is_boolean(t)
+
+
+def _is_multi(t: pa.DataType) -> bool:
+    if not (pa.types.is_list(t) or pa.types.is_large_list(t)):
+        return False
+    return _is_string(t.value_type) or pa.types.is_integer(_value_type(t.value_type))
+
+
+def _is_numeric(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+
+
+def _is_label(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_boolean(t)
+
+
+# ------------------------------------------------------------------------------------------ parsing
+
+
+def load_spec(path: str | pathlib.Path = DEFAULT_SPEC) -> Spec:
+    """Read a spec from a ``.toml`` or ``.json`` file."""
+    path = pathlib.Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(f"cannot read spec file {str(path)!r}: {exc.strerror or exc}") from exc
+    try:
+        raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise SpecError(f"spec file {str(path)!r} is not valid {path.suffix.lstrip('.').upper()}: {exc}") from exc
+    return _parse(raw)
+
+
+def _keys(where: str, table: Any, allowed: Iterable[str], required: Iterable[str] = ()) -> Mapping[str, Any]:
+    if not isinstance(table, Mapping):
+        raise SpecError(f"{where}: expected a table, found {type(table).__name__}")
+    allowed = tuple(allowed)
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SpecError(f"{where}: unknown key {key!r}{hint}; expected one of {', '.join(allowed)}")
+    for key in required:
+        if key not in table:
+            raise SpecError(f"{where}: missing required key {key!r}")
+    return table
+
+
+def _typed(where: str, value: Any, typ: type | tuple[type, ...], expected: str) -> Any:
+    if isinstance(value, bool) and typ in (int, float, (int, float)):
+        raise SpecError(f"{where}: expected {expected}, found a boolean")
+    if not isinstance(value, typ):
+        raise SpecError(f"{where}: expected {expected}, found {value!r}")
+    return value
+
+
+def _positive_int(where: str, value: Any, minimum: int = 1) -> int:
+    _typed(where, value, int, f"an integer >= {minimum}")
+    if value < minimum:
+        raise SpecError(f"{where}: expected an integer >= {minimum}, found {value}")
+    return value
+
+
+def _str_list(where: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise SpecError(f"{where}: expected a list of strings, found {value!r}")
+    return tuple(value)
+
+
+def _int_list(where: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, int) and v > 0 for v in value):
+        raise SpecError(f"{where}: expected a list of positive integers, found {value!r}")
+    return tuple(value)
+
+
+def _parse_feature(group: str, kind: str, name: str, opts: Any) -> FeatureSpec:
+    where = f"feature {name!r} in group {group!r}"
+    if kind == "numeric":
+        opts = _keys(where, opts, ("log1p", "missing"))
+        return FeatureSpec(
+            name,
+            group,
+            "numeric",
+            log1p=_typed(f"{where} log1p", opts.get("log1p", False), bool, "true or false"),
+            missing=_typed(f"{where} missing", opts.get("missing", False), bool, "true or false"),
+        )
+    if isinstance(opts, int) and not isinstance(opts, bool):
+        opts = {"buckets": opts}
+    opts = _keys(where, opts, ("buckets", "min_count"), required=("buckets",))
+    return FeatureSpec(
+        name,
+        group,
+        kind,  # type: ignore[arg-type]
+        buckets=_positive_int(f"{where} buckets", opts["buckets"], minimum=2),
+        min_count=_positive_int(f"{where} min_count", opts.get("min_count", 1)),
+    )
+
+
+def _parse(raw: Mapping[str, Any], allow_unknown_sources: bool = False) -> Spec:
+    raw = _keys(
+        "spec", raw, ("source", "groups", "tasks", "mask", "model", "labels", "evaluation"), ("groups", "tasks")
+    )
+    src = _keys("[source]", raw.get("source", {}), ("column", "values"))
+    source_column = _typed("[source] column", src.get("column", "source"), str, "a column name")
+    sources = _str_list("[source] values", src.get("values", ["ad", "promo"]))
+    if not sources or len(set(sources)) != len(sources):
+        raise SpecError(f"[source] values: expected distinct source names, found {list(sources)}")
+
+    features: list[FeatureSpec] = []
+    groups, disabled = [], []
+    seen: dict[str, str] = {}
+    for group, table in _keys("[groups]", raw["groups"], raw["groups"].keys()).items():
+        table = _keys(f"group {group!r}", table, ("enabled", *KINDS))
+        groups.append(group)
+        if not _typed(f"group {group!r} enabled", table.get("enabled", True), bool, "true or false"):
+            disabled.append(group)
+        for kind in KINDS:
+            entries = table.get(kind, {})
+            if kind == "numeric" and isinstance(entries, list):  # shorthand: a list of plain numeric columns
+                entries = dict.fromkeys(_str_list(f"group {group!r} numeric", entries), {})
+            for name, opts in _keys(f"group {group!r} {kind}", entries, entries.keys()).items():
+                if name in seen:
+                    raise SpecError(f"feature {name!r} is listed twice: in group {seen[name]!r} and {group!r}")
+                seen[name] = group
+                features.append(_parse_feature(group, kind, name, opts))
+    if not features:
+        raise SpecError("[groups]: expected at least one feature")
+
+    if not isinstance(raw["tasks"], list) or not raw["tasks"]:
+        raise SpecError("[[tasks]]: expected at least one task table")
+    tasks: list[TaskSpec] = []
+    for i, t in enumerate(raw["tasks"]):
+        t = _keys(f"task #{i + 1}", t, ("name", "label", "source", "eval_sources"), ("name", "label", "source"))
+        name = _typed(f"task #{i + 1} name", t["name"], str, "a string")
+        where = f"task {name!r}"
+        if name in (x.name for x in tasks):
+            raise SpecError(f"{where}: the name is used twice; task names must be unique")
+        source = _typed(f"{where} source", t["source"], str, "a source name")
+        if source not in sources and not allow_unknown_sources:
+            raise SpecError(f"{where} source: expected one of {', '.join(sources)}, found {source!r}")
+        evals = _str_list(f"{where} eval_sources", t.get("eval_sources") or [source])
+        bad = [s for s in evals if s not in sources]
+        if bad and not allow_unknown_sources:
+            raise SpecError(f"{where} eval_sources: expected some of {', '.join(sources)}, found {bad}")
+        label = _typed(f"{where} label", t["label"], str, "a column name")
+        tasks.append(TaskSpec(name, label, source, evals))
+    names = [t.name for t in tasks]
+
+    mask = _keys("[mask]", raw.get("mask", {}), ("protected", "trains"))
+    protected = _str_list("[mask] protected", mask.get("protected", ["promo"]))
+    explicit = "trains" in mask
+    if explicit:
+        table = _keys("[mask.trains]", mask["trains"], sources)
+        trains = {}
+        for s in sources:
+            listed = _str_list(f"[mask.trains] {s}", table.get(s, []))
+            unknown = [t for t in listed if t not in names]
+            if unknown:
+                raise SpecError(f"[mask.trains] {s}: unknown task(s) {unknown}; expected some of {', '.join(names)}")
+            trains[s] = listed
+    else:
+        # The paper's rule: a row of source s trains task t unless t belongs to a protected source other than s.
+        trains = {s: tuple(t.name for t in tasks if not (t.source in protected and t.source != s)) for s in sources}
+
+    m = _keys("[model]", raw.get("model", {}), [f.name for f in dataclasses.fields(ModelSpec)])
+    defaults = ModelSpec()
+    arch = _typed("[model] architecture", m.get("architecture", defaults.architecture), str, "a string")
+    if arch not in ARCHITECTURES:
+        raise SpecError(f"[model] architecture: expected one of {', '.join(ARCHITECTURES)}, found {arch!r}")
+    dropout = _typed("[model] dropout", m.get("dropout", defaults.dropout), (int, float), "a number in [0, 1)")
+    if not 0 <= dropout < 1:
+        raise SpecError(f"[model] dropout: expected a number in [0, 1), found {dropout}")
+    model = ModelSpec(
+        embedding_dim=_positive_int("[model] embedding_dim", m.get("embedding_dim", defaults.embedding_dim)),
+        bottom=_int_list("[model] bottom", m.get("bottom", list(defaults.bottom))),
+        tower=_int_list("[model] tower", m.get("tower", list(defaults.tower))) if m.get("tower", 1) else (),
+        architecture=arch,
+        experts=_positive_int("[model] experts", m.get("experts", defaults.experts)),
+        expert=_int_list("[model] expert", m.get("expert", list(defaults.expert))),
+        dropout=float(dropout),
+    )
+
+    labels = _keys("[labels]", raw.get("labels", {}), ("max_unobserved_share",))
+    share = _typed("[labels] max_unobserved_share", labels.get("max_unobserved_share", 0.5), (int, float), "a number")
+    if not 0 < share <= 1:
+        raise SpecError(f"[labels] max_unobserved_share: expected a number in (0, 1], found {share}")
+
+    ev = _keys("[evaluation]", raw.get("evaluation", {}), ("slice_column", "early_stopping_tasks"))
+    slice_column = ev.get("slice_column")
+    if slice_column is not None:
+        _typed("[evaluation] slice_column", slice_column, str, "a column name")
+    early = _str_list("[evaluation] early_stopping_tasks", ev.get("early_stopping_tasks", []))
+    unknown = [t for t in early if t not in names]
+    if unknown:
+        raise SpecError(f"[evaluation] early_stopping_tasks: unknown task(s) {unknown}; expected some of {names}")
+    labels_used = {t.label for t in tasks}
+    clash = [f.name for f in features if f.name in labels_used or f.name == source_column]
+    if clash:
+        raise SpecError(f"feature(s) {clash}: a label or the source column cannot also be a feature (label leak)")
+    return Spec(
+        source_column=source_column,
+        sources=sources,
+        features=tuple(features),
+        tasks=tuple(tasks),
+        trains={s: tuple(ts) for s, ts in trains.items()},
+        model=model,
+        groups=tuple(groups),
+        disabled_groups=tuple(disabled),
+        slice_column=slice_column,
+        early_stopping_tasks=early,
+        max_unobserved_share=float(share),
+        explicit_mask=explicit,
+        protected_sources=protected,
+    )

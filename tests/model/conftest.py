@@ -1,0 +1,37 @@
+"""Toy tables and a trained toy run, built once per session for the model tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from model.train import TrainConfig, train
+from tests.model.toy import MOVIE_SPEC, PODCAST_SPEC, write_movie_toy, write_podcast_toy, write_spec
+
+
+@pytest.fixture(scope="session")
+def podcast_toy(tmp_path_factory):
+    """(examples root, spec path): 7 days shaped like our table, the last with immature labels."""
+    root = tmp_path_factory.mktemp("podcast_toy")
+    write_podcast_toy(root / "examples", days=7, unobserved_days=1)
+    return str(root / "examples"), write_spec(root / "spec.toml", PODCAST_SPEC)
+
+
+@pytest.fixture(scope="session")
+def movie_toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("movie_toy")
+    write_movie_toy(root / "examples")
+    return str(root / "examples"), write_spec(root / "spec.toml", MOVIE_SPEC)
+
+
+def toy_config(podcast_toy, out, **changes) -> TrainConfig:
+    examples, spec = podcast_toy
+    base = dict(
+        examples=examples, spec=spec, out=str(out), run="toy", epochs=2, batch_size=512, lr=0.01, progress=False
+    )
+    return TrainConfig(**{**base, **changes})
+
+
+@pytest.fixture(scope="session")
+def trained_toy(podcast_toy, tmp_path_factory):
+    """A RunResult of two epochs on the podcast toy table."""
+    return train(toy_config(podcast_toy, tmp_path_factory.mktemp("models")))

@@ -1,0 +1,152 @@
+"""Spec parsing, validation against a table's schema, the directional mask, and ablation variants."""
+
+import subprocess
+import sys
+
+import pyarrow as pa
+import pytest
+
+from model.spec import DEFAULT_SPEC, Spec, SpecError, load_spec
+from schemas.derived import EXAMPLES
+
+
+def spec_dict(**changes) -> dict:
+    raw = load_spec().to_dict()
+    raw.update(changes)
+    return raw
+
+
+def test_default_spec_fits_the_examples_contract():
+    spec = load_spec(DEFAULT_SPEC)
+    spec.validate(EXAMPLES)
+    assert spec.task_names == ("PromotionStream", "AdStream", "Click", "Like", "Follow")
+    assert {t.name: (t.label, t.source) for t in spec.tasks}["Click"] == ("label_click", "ad")
+    assert set(spec.groups) >= {"user", "content", "context", "promotion", "ad"}
+    # every example column except ids of the row itself, the timestamp and labels is a feature
+    unused = set(EXAMPLES.names) - set(spec.columns)
+    assert unused == {"impression_id", "event_ts"}
+
+
+def test_default_directional_mask_is_the_papers():
+    spec = load_spec()
+    assert spec.trains["ad"] == ("AdStream", "Click")
+    assert spec.trains["promo"] == spec.task_names
+    assert not spec.trains_row("ad", "PromotionStream") and spec.trains_row("promo", "AdStream")
+
+
+def test_explicit_mask_matrix_and_mask_off():
+    raw = spec_dict()
+    raw["mask"] = {"trains": {"ad": ["AdStream"], "promo": ["PromotionStream", "Click"]}}
+    spec = Spec.from_dict(raw)
+    assert spec.trains == {"ad": ("AdStream",), "promo": ("PromotionStream", "Click")}
+    off = load_spec().with_changes(directional_mask=False)
+    assert all(off.trains[s] == off.task_names for s in off.sources)
+    assert Spec.from_dict(off.to_dict()) == off  # round trip
+
+
+def test_ablation_variants():
+    spec = load_spec()
+    two = spec.with_changes(tasks=["PromotionStream", "AdStream"], disabled_groups=["ad"], architecture="mmoe")
+    assert two.task_names == ("PromotionStream", "AdStream")
+    assert not any(f.group == "ad" for f in two.active_features)
+    assert "creative_id" not in two.columns and two.model.architecture == "mmoe"
+    promo_only = spec.with_changes(sources=["promo"])
+    assert promo_only.sources == ("promo",) and promo_only.task("AdStream").eval_sources == ("ad",)
+    with pytest.raises(SpecError, match=r"--tasks: unknown task\(s\) \['Stream'\]"):
+        spec.with_changes(tasks=["Stream"])
+    with pytest.raises(SpecError, match=r"--disable_groups: unknown group\(s\) \['users'\]"):
+        spec.with_changes(disabled_groups=["users"])
+
+
+def test_missing_column_names_the_feature_and_suggests():
+    schema = pa.schema([f for f in EXAMPLES if f.name != "user_country"] + [pa.field("user_countri", pa.string())])
+    with pytest.raises(SpecError) as err:
+        load_spec().validate(schema)
+    assert "feature 'user_country' in group 'user': column not in the table; did you mean 'user_countri'" in str(
+        err.value
+    )
+
+
+def test_wrong_types_say_what_was_expected():
+    fields = {f.name: f for f in EXAMPLES}
+    fields["surface"] = pa.field("surface", pa.float64())
+    fields["podcast_genres"] = pa.field("podcast_genres", pa.string())
+    fields["label_click"] = pa.field("label_click", pa.float32())
+    with pytest.raises(SpecError) as err:
+        load_spec().validate(pa.schema(list(fields.values())))
+    text = str(err.value)
+    assert "feature 'surface' in group 'context': expected a string, integer, boolean or dictionary column, " in text
+    assert "found double" in text
+    assert "feature 'podcast_genres' in group 'content': expected a list of strings or integers column" in text
+    assert "task 'Click' label 'label_click': expected an integer or boolean column, found float" in text
+
+
+def test_dictionary_encoded_strings_are_accepted():
+    fields = [
+        pa.field(f.name, pa.dictionary(pa.int32(), pa.string())) if f.type == pa.string() else f for f in EXAMPLES
+    ]
+    load_spec().validate(pa.schema(fields))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"model": {"embeding_dim": 8}}, "[model]: unknown key 'embeding_dim' (did you mean 'embedding_dim'?)"),
+        ({"model": {"architecture": "ple"}}, "[model] architecture: expected one of shared_bottom, mmoe, found 'ple'"),
+        ({"model": {"bottom": [128, -1]}}, "[model] bottom: expected a list of positive integers"),
+        (
+            {"tasks": [{"name": "X", "label": "label_click", "source": "web"}]},
+            "task 'X' source: expected one of ad, promo, found 'web'",
+        ),
+        ({"tasks": [{"name": "X", "label": "label_click"}]}, "task #1: missing required key 'source'"),
+        ({"labels": {"max_unobserved_share": 2}}, "[labels] max_unobserved_share: expected a number in (0, 1]"),
+        (
+            {"mask": {"trains": {"ad": ["AdStrem"]}}},
+            "[mask.trains] ad: unknown task(s) ['AdStrem']",
+        ),
+    ],
+)
+def test_parse_errors(change, message):
+    with pytest.raises(SpecError) as err:
+        Spec.from_dict(spec_dict(**change))
+    assert message in str(err.value)
+
+
+def test_feature_errors():
+    raw = spec_dict()
+    raw["groups"]["context"]["categorical"]["user_id"] = 16
+    with pytest.raises(SpecError, match="feature 'user_id' is listed twice: in group 'user' and 'context'"):
+        Spec.from_dict(raw)
+    raw = spec_dict()
+    raw["groups"]["context"]["categorical"]["hour"] = {"buckets": 1}
+    with pytest.raises(SpecError, match="feature 'hour' in group 'context' buckets: expected an integer >= 2"):
+        Spec.from_dict(raw)
+    raw = spec_dict()
+    raw["groups"]["context"]["numeric"] = {"label_click": {}}
+    with pytest.raises(SpecError, match="label or the source column cannot also be a feature"):
+        Spec.from_dict(raw)
+
+
+def test_unreadable_spec_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[source\ncolumn = 1")
+    with pytest.raises(SpecError, match="is not valid TOML"):
+        load_spec(bad)
+    with pytest.raises(SpecError, match="cannot read spec file"):
+        load_spec(tmp_path / "absent.toml")
+
+
+def test_json_spec_round_trip(tmp_path):
+    spec = load_spec()
+    spec.save(tmp_path / "spec.json")
+    again = load_spec(tmp_path / "spec.json")
+    assert again == spec and again.fingerprint() == spec.fingerprint()
+
+
+def test_model_package_knows_nothing_of_beam_or_the_pipelines():
+    code = (
+        "import sys, model.train, model.artifacts, model.metrics; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'apache_beam', 'transforms', 'pipelines', 'schemas'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
