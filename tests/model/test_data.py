@@ -1,0 +1,210 @@
+"""The table layout, stable hashing, encoding, label maturity and source-balanced sampling."""
+
+import datetime
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from model.data import (
+    BatchStream,
+    DataError,
+    Encoder,
+    ExampleTable,
+    fit_statistics,
+    hash_buckets,
+    hash_strings,
+    immature_labels,
+    label_catalog,
+    plan_sampling,
+    split_days,
+    splitmix64,
+    usable_days,
+)
+from model.spec import load_spec
+
+D = datetime.date
+
+
+def test_splitmix64_matches_the_reference_sequence():
+    # splitmix64 seeded with 0 yields 0xE220A8397B1DCDAF first (Vigna's reference implementation).
+    assert splitmix64(np.array([0], np.uint64))[0] == np.uint64(0xE220A8397B1DCDAF)
+
+
+def test_hashing_is_stable_across_processes():
+    code = "from model.data import hash_strings; print(list(hash_strings(['se', 'podcast', ''])))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert other.strip() == str(list(hash_strings(["se", "podcast", ""])))
+
+
+def test_hash_buckets_nulls_and_dictionaries():
+    plain = pa.array(["a", None, "b", "a"])
+    buckets = hash_buckets(plain, 64)
+    assert buckets[1] == 0 and buckets[0] == buckets[3] and (buckets[[0, 2]] >= 1).all()
+    np.testing.assert_array_equal(hash_buckets(pc_dict(plain), 64), buckets)
+    ints = hash_buckets(pa.array([5, None, 5], pa.int64()), 1000)
+    assert ints[1] == 0 and ints[0] == ints[2]
+    np.testing.assert_array_equal(hash_buckets(pa.array([5], pa.int32()), 1000), ints[:1])
+
+
+def pc_dict(array):
+    import pyarrow.compute as pc
+
+    return pc.dictionary_encode(array)
+
+
+def test_layout_skips_staging_markers_and_incomplete_days(tmp_path):
+    table = pa.table({"x": [1]})
+    for name, marker in (("dt=2026-03-02", True), ("dt=2026-03-03", False), ("dt=2026-03-04", True)):
+        (tmp_path / name).mkdir()
+        pq.write_table(table, tmp_path / name / "part-00000.parquet")
+        if marker:
+            (tmp_path / name / "_SUCCESS.json").write_text("{}")
+    (tmp_path / "_staging" / "dt=2026-03-05-x").mkdir(parents=True)
+    (tmp_path / "dt=2026-03-04" / "_tmp.parquet").write_text("half-written")
+    (tmp_path / "notes").mkdir()
+    found = ExampleTable.open(str(tmp_path))
+    assert found.days == [D(2026, 3, 2), D(2026, 3, 4)]
+    assert found.skipped == [{"day": "2026-03-03", "reason": "no _SUCCESS.json (incomplete)"}]
+    assert [u.rows for u in found.units(found.days)] == [1, 1]
+    with pytest.raises(DataError, match="no complete day folders"):
+        ExampleTable.open(str(tmp_path / "notes"))
+
+
+def test_split_by_fractions_and_days():
+    days = [D(2026, 3, 2) + datetime.timedelta(days=i) for i in range(9)]
+    split = split_days(days)
+    assert (len(split.train), len(split.valid), len(split.test)) == (7, 1, 1)
+    assert max(split.train) < min(split.valid) < min(split.test)
+    explicit = split_days(days, train=days[:2], valid=days[2:3], test=days[3:4])
+    assert explicit.test == (days[3],)
+    with pytest.raises(DataError, match=r"--test_days: \['2026-04-01'\] not in the table"):
+        split_days(days, train=days[:2], test=[D(2026, 4, 1)])
+    with pytest.raises(DataError, match="too few"):
+        split_days(days[:2])
+
+
+def test_immature_days_are_excluded_and_masked(podcast_toy):
+    examples, spec_path = podcast_toy
+    spec = load_spec(spec_path)
+    table = ExampleTable.open(examples)
+    catalog = label_catalog(spec, table, table.days)
+    immature = immature_labels(spec, catalog)
+    last = table.days[-1].isoformat()
+    assert ("label_stream", "promo") in immature[last] and immature[table.days[0].isoformat()] == []
+    keep, excluded = usable_days(spec, catalog)
+    assert keep == table.days[:-1] and excluded[0]["day"] == last
+    stats = fit_statistics(spec, table, table.days[:3])
+    encoder = Encoder(spec, stats)
+    data = table.read(table.units([table.days[-1]])[0], encoder.columns)
+    raw = encoder.encode_rows(data)
+    assert raw.obs.any() and raw.y[raw.obs].min() == 1  # only credited positives were observed
+    masked = encoder.encode_rows(data, [(table.days[-1], data.num_rows)], immature)
+    assert not masked.obs.any()
+
+
+def test_encoding_of_nulls_unseen_values_and_bags(podcast_toy):
+    examples, spec_path = podcast_toy
+    spec = load_spec(spec_path)
+    table = ExampleTable.open(examples)
+    encoder = Encoder(spec, fit_statistics(spec, table, table.days[:2]))
+    rows = pa.table(
+        {
+            "source": ["ad", "promo", "web"],
+            "user_id": pa.array([1, None, 10**12], pa.int64()),
+            "podcast_id": pa.array([1, 2, 3], pa.int64()),
+            "uid": pa.array([0, 1, 2], pa.int64()),
+            "user_genres": pa.array([["g1", "g2"], [], None]),
+            "streams_28d": pa.array([1, None, 3], pa.int32()),
+            "tier": pa.array([0, 1, None], pa.int8()),
+            "is_original": [True, False, None],
+            "surface": ["home", "search", None],
+            "promo_position": pa.array([None, 2, None], pa.int16()),
+            "ad_format": ["audio", None, "video"],
+        }
+    )
+    block = encoder.encode_rows(rows)
+    user_offset = encoder.offsets["user_id"]
+    assert block.cat[1, 0] == user_offset  # null -> the feature's row 0
+    assert block.cat[2, 0] == user_offset  # an id never seen in training -> row 0 too
+    assert block.cat[0, 0] != user_offset
+    assert block.bag_len.ravel().tolist() == [2, 0, 0]
+    assert block.source.tolist() == [0, 1, -1] and block.slice.tolist() == [0, 1, -1]
+    assert not block.obs.any()  # scoring rows carry no labels
+    columns = encoder.numeric_columns()
+    assert columns[-2:] == ["promo_position", "promo_position:missing"]
+    assert block.num[:, -1].tolist() == [1.0, 0.0, 1.0]  # the missing indicator
+    assert block.num[2, columns.index("is_original")] == 0.0  # null -> 0 after normalisation
+    batch = encoder.to_batch(block)
+    assert batch.rows.tolist() == sorted(set(block.cat.ravel().tolist()) | set(block.bag_val.tolist()))
+    assert batch.bag_scale.ravel().tolist() == [0.5, 0.0, 0.0]
+
+
+def _stream(podcast_toy, ratio, batch_size=400, epoch=0, seed=3):
+    examples, spec_path = podcast_toy
+    spec = load_spec(spec_path)
+    table = ExampleTable.open(examples)
+    days = table.days[:-1]
+    encoder = Encoder(spec, fit_statistics(spec, table, days))
+    catalog = label_catalog(spec, table, days)
+    rows = {s: sum(catalog[d.isoformat()]["rows"][s] for d in days) for s in spec.sources}
+    plan = plan_sampling(spec, rows, batch_size, ratio)
+    stream = BatchStream(table, table.units(days), encoder, plan, {}, seed=seed, epoch=epoch, pool_rows=2048)
+    return plan, rows, list(stream), encoder
+
+
+def _uids(batches, encoder) -> np.ndarray:
+    st = encoder.stats.numeric["uid"]
+    k = encoder.numeric_columns().index("uid")
+    return np.rint(np.concatenate([b.num[:, k].numpy() for b in batches]) * st["std"] + st["mean"]).astype(int)
+
+
+@pytest.mark.parametrize("ratio", [0.5, 0.25, 0.8])
+def test_balanced_batches_hold_the_ratio_and_an_epoch_reads_the_pacing_source_once(podcast_toy, ratio):
+    plan, rows, batches, encoder = _stream(podcast_toy, ratio)
+    promo = encoder.source_index["promo"]
+    want = round(ratio * 400)
+    full = [b for b in batches if b.size == 400]
+    assert len(full) >= len(batches) - 1
+    assert all(int((b.source == promo).sum()) == want for b in full)
+    # The pacing source's rows appear exactly once per epoch; the other is drawn with replacement.
+    pacing_index = encoder.source_index[plan.pacing]
+    ids = _uids([b for b in batches], encoder)
+    src = np.concatenate([b.source.numpy() for b in batches])
+    pacing_ids = ids[src == pacing_index]
+    assert len(pacing_ids) == len(set(pacing_ids)) == rows[plan.pacing]
+    other = ids[src != pacing_index]
+    assert len(set(other)) > 0.75 * min(len(other), rows[[s for s in rows if s != plan.pacing][0]])
+
+
+def test_natural_mix_reads_every_row_once_and_epochs_differ(podcast_toy):
+    plan, rows, batches, encoder = _stream(podcast_toy, None)
+    ids = _uids(batches, encoder)
+    assert plan.shares is None and len(ids) == len(set(ids)) == sum(rows.values())
+    _, _, again, _ = _stream(podcast_toy, None)
+    np.testing.assert_array_equal(_uids(again, encoder), ids)  # the same seed and epoch: the same order
+    _, _, next_epoch, _ = _stream(podcast_toy, None, epoch=1)
+    assert not np.array_equal(_uids(next_epoch, encoder), ids)
+
+
+def test_sampling_plan_errors(podcast_toy):
+    spec = load_spec(podcast_toy[1])
+    with pytest.raises(DataError, match="expected a number in"):
+        plan_sampling(spec, {"ad": 10, "promo": 10}, 100, 1.5)
+    with pytest.raises(DataError, match="no training rows"):
+        plan_sampling(spec, {"ad": 0, "promo": 0}, 100, 0.5)
+    assert plan_sampling(spec, {"ad": 0, "promo": 50}, 10, 0.5).shares is None  # one source: nothing to balance
+
+
+def test_catalog_counts(podcast_toy):
+    examples, spec_path = podcast_toy
+    spec = load_spec(spec_path)
+    table = ExampleTable.open(examples)
+    catalog = label_catalog(spec, table, table.days[:1])
+    entry = catalog[table.days[0].isoformat()]
+    assert sum(entry["rows"].values()) == 3000
+    assert json.loads(json.dumps(catalog)) == catalog
