@@ -1,0 +1,261 @@
+"""A trained model on disk (``models/<run>/``) and loading it back for scoring.
+
+Layout::
+
+    models/<run>/
+      manifest.json        versions, heads, input layout, spec and example-schema fingerprints, column types,
+                           the split, and the sha256 of every file below (corruption is caught before use)
+      weights.pt           the network's state dict (torch.save; loaded with weights_only=True)
+      spec.json            the resolved spec (what the run trained: tasks, groups, mask, sizes)
+      normalization.json   numeric means and standard deviations from the training split
+      hashing.json         hash functions, the fused table layout, and the buckets seen in training
+      metrics.json         validation and test metrics per task, overall and by slice; metrics.txt as a table
+      checkpoints/last.pt  the training state after the last epoch (for --resume)
+
+Loading checks everything it can and raises :class:`ArtifactError` (a ``ValueError``) with what is wrong::
+
+    >>> model = load_model("models/demo", table_schema=pq.read_schema(path))
+    >>> batch = model.encode(record_batch)                # the training-time encoding, no skew
+    >>> model.predict(batch, tasks=["AdStream"])["AdStream"]
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import io
+import json
+import os
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+import torch
+
+from model.data import Batch, Encoder, FeatureStats
+from model.network import InputLayout, MultiTaskNetwork
+from model.spec import Spec, SpecError
+
+FORMAT_VERSION = 1
+FILES = ("weights.pt", "spec.json", "normalization.json", "hashing.json")
+
+
+class ArtifactError(ValueError):
+    """A model folder that is missing, incomplete, corrupt, or does not fit the table or spec it is used with."""
+
+
+def _fs(path: str) -> tuple[pafs.FileSystem, str]:
+    if "://" in path:
+        return pafs.FileSystem.from_uri(path)
+    return pafs.LocalFileSystem(), os.path.abspath(path)
+
+
+def join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *parts])
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Write atomically where the filesystem allows (a temporary name, then a rename)."""
+    fs, p = _fs(path)
+    fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
+    tmp = p + ".tmp"
+    with fs.open_output_stream(tmp) as handle:
+        handle.write(data)
+    fs.move(tmp, p)
+
+
+def read_bytes(path: str) -> bytes:
+    fs, p = _fs(path)
+    with fs.open_input_stream(p) as handle:
+        return handle.read()
+
+
+def exists(path: str) -> bool:
+    fs, p = _fs(path)
+    return fs.get_file_info(p).type != pafs.FileType.NotFound
+
+
+def dumps(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n").encode()
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, datetime.date):
+        return obj.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def torch_bytes(obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def torch_load(path: str, what: str) -> Any:
+    """``torch.load(..., weights_only=True)`` with a clear error for a missing or unreadable file."""
+    try:
+        data = read_bytes(path)
+    except (FileNotFoundError, OSError) as exc:
+        raise ArtifactError(f"{what} {path!r} is missing or unreadable: {exc}") from exc
+    try:
+        return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except Exception as exc:  # pickle, zip and torch errors differ by corruption kind; all mean the same here
+        raise ArtifactError(f"{what} {path!r} is corrupt or not a torch state file ({type(exc).__name__})") from exc
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for package in ("podtarget", "torch", "pyarrow", "numpy", "scikit-learn"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = "unknown"
+    return out
+
+
+def save_model(
+    run_dir: str,
+    network: MultiTaskNetwork,
+    spec: Spec,
+    encoder: Encoder,
+    schema: pa.Schema,
+    *,
+    metrics: Mapping[str, Any] | None = None,
+    metrics_text: str = "",
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Write the model files, then the manifest with their checksums (last, so a crash leaves no manifest)."""
+    files = {
+        "weights.pt": torch_bytes({k: v.detach().clone() for k, v in network.state_dict().items()}),
+        "spec.json": dumps(spec.to_dict()),
+        "normalization.json": dumps({"rows": encoder.stats.rows, "numeric": encoder.stats.numeric}),
+        "hashing.json": dumps({**encoder.settings(), "known_buckets": encoder.stats.to_json()["known_buckets"]}),
+    }
+    if metrics is not None:
+        files["metrics.json"] = dumps(metrics)
+        files["metrics.txt"] = metrics_text.encode()
+    for name, data in files.items():
+        write_bytes(join(run_dir, name), data)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "versions": versions(),
+        "heads": list(network.tasks),
+        "layout": vars(network.layout),
+        "spec_fingerprint": spec.fingerprint(),
+        "schema_fingerprint": spec.schema_fingerprint(schema),
+        "columns": spec.column_types(schema),
+        "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
+        **(extra or {}),
+    }
+    write_bytes(join(run_dir, "manifest.json"), dumps(manifest))
+
+
+class TrainedModel:
+    """A loaded model: its spec, the encoder with its training statistics, and the network (eval mode)."""
+
+    def __init__(self, path: str, manifest: dict, spec: Spec, encoder: Encoder, network: MultiTaskNetwork):
+        self.path, self.manifest, self.spec, self.encoder, self.network = path, manifest, spec, encoder, network
+        self.network.eval()
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.network.tasks)
+
+    def encode(self, data: pa.RecordBatch | pa.Table) -> Batch:
+        """Arrow rows -> tensors, exactly as in training."""
+        return self.encoder.encode(data)
+
+    def predict(self, batch: Batch, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """Probabilities per head (all by default)."""
+        return self.network.predict(batch, tasks)
+
+    def score(self, data: pa.RecordBatch | pa.Table, tasks: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        return {t: p.numpy() for t, p in self.predict(self.encode(data), tasks).items()}
+
+
+def _read_json(run_dir: str, name: str) -> Any:
+    path = join(run_dir, name)
+    try:
+        return json.loads(read_bytes(path))
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"model {run_dir!r}: {name} is missing") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"model {run_dir!r}: {name} is corrupt ({exc})") from exc
+
+
+def check_schema(manifest: Mapping[str, Any], spec: Spec, schema: pa.Schema, where: str) -> None:
+    """The table must have every column the model reads, with the types it was trained on."""
+    try:
+        spec.validate(schema)
+    except SpecError as exc:
+        raise ArtifactError(f"{where}: the table does not fit the model's spec: {exc}") from exc
+    if spec.schema_fingerprint(schema) == manifest["schema_fingerprint"]:
+        return
+    trained = manifest.get("columns", {})
+    now = spec.column_types(schema)
+    diffs = [
+        f"column {c!r}: trained on {trained.get(c, 'absent')}, the table has {now.get(c, 'absent')}"
+        for c in sorted(set(trained) | set(now))
+        if trained.get(c) != now.get(c)
+    ]
+    raise ArtifactError(f"{where}: example schema differs from the one the model was trained on: " + "; ".join(diffs))
+
+
+def load_model(path: str, table_schema: pa.Schema | None = None, spec: Spec | None = None) -> TrainedModel:
+    """Load ``models/<run>``; with ``table_schema`` / ``spec``, also check that they are the ones it was trained on.
+
+    Raises :class:`ArtifactError` for a missing or corrupt file, a schema or spec mismatch.
+    """
+    fs, p = _fs(path)
+    if fs.get_file_info(p).type != pafs.FileType.Directory:
+        raise ArtifactError(f"model {path!r}: no such folder")
+    manifest = _read_json(path, "manifest.json")
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        found = manifest.get("format_version") if isinstance(manifest, dict) else None
+        raise ArtifactError(f"model {path!r}: manifest format {found!r}, expected {FORMAT_VERSION}")
+    for name, digest in manifest.get("sha256", {}).items():
+        try:
+            data = read_bytes(join(path, name))
+        except FileNotFoundError as exc:
+            raise ArtifactError(f"model {path!r}: {name} is missing") from exc
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise ArtifactError(f"model {path!r}: {name} is corrupt (its checksum differs from the manifest's)")
+    missing = [f for f in FILES if f not in manifest.get("sha256", {})]
+    if missing:
+        raise ArtifactError(f"model {path!r}: the manifest lists no {', '.join(missing)}")
+    try:
+        saved_spec = Spec.from_dict(_read_json(path, "spec.json"))
+    except SpecError as exc:
+        raise ArtifactError(f"model {path!r}: spec.json is invalid: {exc}") from exc
+    if spec is not None and spec.fingerprint() != manifest["spec_fingerprint"]:
+        a, b = saved_spec.to_dict(), spec.to_dict()
+        keys = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        raise ArtifactError(f"model {path!r}: trained with a different spec (differs in: {', '.join(keys) or '?'})")
+    if table_schema is not None:
+        check_schema(manifest, saved_spec, table_schema, f"model {path!r}")
+    normalization = _read_json(path, "normalization.json")
+    hashing = _read_json(path, "hashing.json")
+    try:
+        stats = FeatureStats.from_json({**normalization, "known_buckets": hashing["known_buckets"]})
+        encoder = Encoder(saved_spec, stats)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"model {path!r}: normalization.json / hashing.json do not fit the spec ({exc})") from exc
+    layout = InputLayout(**manifest["layout"])
+    if (layout.table_rows, layout.numeric) != (encoder.table_rows, encoder.num_width):
+        raise ArtifactError(f"model {path!r}: the input layout {vars(layout)} does not match the spec's encoder")
+    base_tasks = list(manifest["heads"])
+    if base_tasks != list(saved_spec.task_names):
+        raise ArtifactError(f"model {path!r}: heads {base_tasks} differ from the spec's tasks {saved_spec.task_names}")
+    network = MultiTaskNetwork(saved_spec.model, layout, base_tasks)
+    state = torch_load(join(path, "weights.pt"), f"model {path!r}: weights.pt")
+    try:
+        network.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise ArtifactError(f"model {path!r}: weights.pt does not fit the network: {str(exc)[:300]}") from exc
+    return TrainedModel(path, manifest, saved_spec, encoder, network)

@@ -1,0 +1,182 @@
+"""The joint multi-task network: a shared encoder over every feature group, then one tower per task.
+
+``architecture = "shared_bottom"`` is the paper's production model: an MLP encoder with batch norm after it feeds
+every tower. ``"mmoe"`` (Multi-gate Mixture-of-Experts) gives each task its own softmax gate over shared experts,
+for comparison::
+
+    >>> net = MultiTaskNetwork(spec.model, layout, ["PromotionStream", "AdStream"])
+    >>> logits = net(batch)                           # [rows, tasks]
+    >>> probs = net.predict(batch, tasks=["AdStream"])  # {"AdStream": tensor([...])}
+
+Embeddings live in one fused table whose gradient is a coalesced sparse tensor touching only the rows a batch uses,
+so ``torch.optim.SparseAdam`` updates a few thousand rows per step instead of the whole table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from model.data import Batch
+from model.spec import ModelSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class InputLayout:
+    """What the encoder produces per row: ``table_rows`` fused embedding rows, ``single`` single-valued and
+    ``bags`` multi-valued categorical features, and ``numeric`` normalized numeric columns."""
+
+    table_rows: int
+    single: int
+    bags: int
+    numeric: int
+
+
+class _GatherRows(torch.autograd.Function):
+    """``weight[rows]`` whose gradient is a sparse tensor with exactly ``rows`` (sorted, unique) as indices."""
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(rows)
+        ctx.shape = weight.shape
+        return weight.index_select(0, rows)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (rows,) = ctx.saved_tensors
+        sparse = torch.sparse_coo_tensor(rows.unsqueeze(0), grad, ctx.shape, is_coalesced=True, check_invariants=False)
+        return sparse, None
+
+
+class FusedEmbedding(nn.Module):
+    """One table for every categorical feature; single values are looked up, bags averaged."""
+
+    def __init__(self, rows: int, dim: int):
+        super().__init__()
+        self.dim = dim
+        self.weight = nn.Parameter(torch.randn(rows, dim) * 0.05)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        if self.weight.requires_grad and torch.is_grad_enabled():
+            used = _GatherRows.apply(self.weight, batch.rows)
+        else:
+            used = self.weight.index_select(0, batch.rows)
+        n = batch.size
+        single = used.index_select(0, batch.cat.reshape(-1)).reshape(n, -1)
+        n_bags = batch.bag_scale.shape[0] // max(n, 1)
+        if not n_bags:
+            return single
+        values = used.index_select(0, batch.bag_pos)
+        bags = torch.zeros(n * n_bags, self.dim, dtype=used.dtype).index_add_(0, batch.bag_seg, values)
+        return torch.cat([single, (bags * batch.bag_scale).reshape(n, -1)], dim=1)
+
+
+def mlp(width_in: int, widths: Sequence[int], dropout: float = 0.0) -> tuple[nn.Sequential, int]:
+    layers: list[nn.Module] = []
+    for w in widths:
+        layers += [nn.Linear(width_in, w), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        width_in = w
+    return nn.Sequential(*layers), width_in
+
+
+class SharedBottom(nn.Module):
+    """MLP encoder with batch norm after it (the paper's "post-batch norm"); every task reads the same z."""
+
+    def __init__(self, width_in: int, config: ModelSpec):
+        super().__init__()
+        self.body, self.width = mlp(width_in, config.bottom, config.dropout)
+        self.norm = nn.BatchNorm1d(self.width)
+
+    def forward(self, x: torch.Tensor, n_tasks: int) -> list[torch.Tensor]:
+        z = self.norm(self.body(x))
+        return [z] * n_tasks
+
+
+class MMoE(nn.Module):
+    """Shared experts (MLP + batch norm each) mixed per task by a softmax gate on the input."""
+
+    def __init__(self, width_in: int, config: ModelSpec, n_tasks: int):
+        super().__init__()
+        experts = []
+        for _ in range(config.experts):
+            body, width = mlp(width_in, config.expert, config.dropout)
+            experts.append(nn.Sequential(body, nn.BatchNorm1d(width)))
+        self.experts = nn.ModuleList(experts)
+        self.width = width
+        self.gates = nn.ModuleList([nn.Linear(width_in, config.experts) for _ in range(n_tasks)])
+        self.width_in = width_in
+        self.n_experts = config.experts
+
+    def add_gate(self, copy_from: int | None = None) -> None:
+        gate = nn.Linear(self.width_in, self.n_experts)
+        if copy_from is not None:
+            gate.load_state_dict(self.gates[copy_from].state_dict())
+        self.gates.append(gate)
+
+    def forward(self, x: torch.Tensor, n_tasks: int) -> list[torch.Tensor]:
+        outs = torch.stack([e(x) for e in self.experts], dim=1)  # [n, experts, width]
+        return [(torch.softmax(g(x), dim=1).unsqueeze(2) * outs).sum(1) for g in self.gates[:n_tasks]]
+
+
+class MultiTaskNetwork(nn.Module):
+    """Embeddings + numeric inputs -> shared encoder -> one tower (stacked MLP, one logit) per task.
+
+    ``forward`` returns logits ``[rows, tasks]`` in ``self.tasks`` order; ``predict`` returns probabilities.
+    """
+
+    def __init__(self, config: ModelSpec, layout: InputLayout, tasks: Sequence[str]):
+        super().__init__()
+        self.config, self.layout = config, layout
+        self.tasks: list[str] = list(tasks)
+        self.embedding = FusedEmbedding(layout.table_rows, config.embedding_dim)
+        width_in = (layout.single + layout.bags) * config.embedding_dim + layout.numeric
+        if config.architecture == "mmoe":
+            self.encoder: nn.Module = MMoE(width_in, config, len(self.tasks))
+        else:
+            self.encoder = SharedBottom(width_in, config)
+        self.towers = nn.ModuleDict({t: self._tower() for t in self.tasks})
+
+    def _tower(self) -> nn.Sequential:
+        body, width = mlp(self.encoder.width, self.config.tower, self.config.dropout)
+        return nn.Sequential(body, nn.Linear(width, 1))
+
+    def add_task(self, name: str, copy_from: str | None = None) -> None:
+        """A new head (transfer to a new objective): fresh, or a copy of an existing head to apply it as is."""
+        if name in self.towers:
+            raise ValueError(f"task {name!r} already has a head; heads: {', '.join(self.tasks)}")
+        tower = self._tower()
+        if copy_from is not None:
+            tower.load_state_dict(self.towers[copy_from].state_dict())
+        self.towers[name] = tower
+        if isinstance(self.encoder, MMoE):
+            self.encoder.add_gate(self.tasks.index(copy_from) if copy_from is not None else None)
+        self.tasks.append(name)
+
+    def encoder_parameters(self) -> Iterator[nn.Parameter]:
+        """Everything shared: the embedding table and the encoder (not the towers)."""
+        yield self.embedding.weight
+        yield from self.encoder.parameters()
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        x = torch.cat([self.embedding(batch), batch.num], dim=1)
+        zs = self.encoder(x, len(self.tasks))
+        return torch.cat([self.towers[t](z) for t, z in zip(self.tasks, zs, strict=True)], dim=1)
+
+    @torch.no_grad()
+    def predict(self, batch: Batch, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """Probabilities per task (all heads by default), in eval mode (batch norm uses its running statistics)."""
+        unknown = [t for t in tasks or () if t not in self.tasks]
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; this model has heads {', '.join(self.tasks)}")
+        was_training = self.training
+        self.eval()
+        try:
+            probs = torch.sigmoid(self(batch))
+        finally:
+            self.train(was_training)
+        return {t: probs[:, i] for i, t in enumerate(self.tasks) if tasks is None or t in tasks}

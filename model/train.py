@@ -1,0 +1,577 @@
+"""Train the joint multi-task model on a day-partitioned Parquet example table (``make train``).
+
+    python -m model.train --examples=./data/examples --out=models --run=demo [--spec=model/specs/podtarget.toml]
+        [--train_days=2026-03-02..2026-03-07 --valid_days=... --test_days=... | --split=0.7,0.15,0.15]
+        [--epochs=5] [--batch_size=4096] [--lr=0.002] [--seed=7] [--resume] [--overwrite]
+        [--tasks=PromotionStream,AdStream] [--sources=promo] [--disable_groups=ad,promotion]
+        [--no_directional_mask] [--source_ratio=0.5 | --no_source_balance] [--architecture=mmoe]
+        [--loss_weighting=fixed|uncertainty] [--task_weights=Click=0.5]
+        [--init_from=models/<run> [--add_task=NAME:label_col:source] [--freeze_encoder] [--apply_head=NEW=EXISTING]]
+
+The same from Python (what evaluation code calls in-process)::
+
+    >>> from model.train import TrainConfig, train
+    >>> result = train(TrainConfig(examples="./data/examples", out="models", run="mmoe", architecture="mmoe"))
+    >>> result.metrics["test"]["AdStream"]["overall"]["average_precision"]
+
+An epoch is one pass over the training days, read in a seeded shuffled order of row groups (plus a shuffle buffer).
+With source balancing (default: half promotion, half ad rows per batch), the source with the most rows per batch
+slot is drawn exactly once per epoch; the other is drawn with replacement from a sliding window of its latest rows,
+i.e. up-sampled without re-reading the table. Early stopping watches the mean validation AP of the spec's
+``early_stopping_tasks`` (the stream tasks); the best epoch's weights are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from model import artifacts
+from model.artifacts import ArtifactError, TrainedModel, join, load_model
+from model.data import (
+    BatchStream,
+    DataError,
+    Encoder,
+    ExampleTable,
+    fit_statistics,
+    immature_labels,
+    label_catalog,
+    parse_days,
+    plan_sampling,
+    scan,
+    split_days,
+    usable_days,
+)
+from model.losses import LossWeighting, masked_bce, row_mask
+from model.metrics import evaluate_arrays, format_table
+from model.network import InputLayout, MultiTaskNetwork
+from model.spec import DEFAULT_SPEC, Spec, SpecError, TaskSpec, load_spec
+
+log = logging.getLogger("model.train")
+WARMUP_BATCHES = 5
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a run depends on. Defaults are the production setting of the paper on our table."""
+
+    examples: str
+    out: str = "models"
+    run: str = ""
+    spec: str = str(DEFAULT_SPEC)
+    train_days: str | None = None
+    valid_days: str | None = None
+    test_days: str | None = None
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    epochs: int = 5
+    batch_size: int = 4096
+    lr: float = 2e-3
+    embedding_lr: float | None = None
+    seed: int = 7
+    patience: int = 2
+    resume: bool = False
+    overwrite: bool = False
+    tasks: list[str] | None = None
+    sources: list[str] | None = None
+    disable_groups: list[str] | None = None
+    directional_mask: bool = True
+    source_ratio: float | None = 0.5
+    architecture: str | None = None
+    loss_weighting: str = "fixed"
+    task_weights: dict[str, float] = dataclasses.field(default_factory=dict)
+    init_from: str | None = None
+    add_task: list[str] = dataclasses.field(default_factory=list)
+    freeze_encoder: bool = False
+    apply_head: list[str] = dataclasses.field(default_factory=list)
+    threads: int | None = None
+    max_batches_per_epoch: int | None = None
+    chunk_rows: int = 16384
+    pool_rows: int = 65536
+    progress: bool | None = None
+
+
+@dataclasses.dataclass
+class RunResult:
+    run_dir: str
+    spec: Spec
+    metrics: dict
+    history: list[dict]
+    best_epoch: int | None
+    throughput: dict
+
+    def model(self) -> TrainedModel:
+        return load_model(self.run_dir)
+
+
+class Progress:
+    """A single updating line on stderr (a line every 10 s when stderr is not a terminal)."""
+
+    def __init__(self, label: str, total: int, enabled: bool | None):
+        self.label, self.total = label, total
+        self.tty = sys.stderr.isatty()
+        self.enabled = self.tty if enabled is None else enabled
+        self.started = self.last = time.perf_counter()
+        self.done = 0
+
+    def update(self, rows: int, loss: float, wait_share: float) -> None:
+        self.done += rows
+        now = time.perf_counter()
+        if not self.enabled or now - self.last < (0.25 if self.tty else 10):
+            return
+        self.last = now
+        self._write(loss, wait_share, end="\r" if self.tty else "\n")
+
+    def _write(self, loss: float, wait_share: float, end: str) -> None:
+        rate = self.done / max(time.perf_counter() - self.started, 1e-9)
+        pct = f"{100 * self.done / self.total:5.1f}%" if self.total else ""
+        sys.stderr.write(
+            f"{self.label} {pct} {self.done:,}/{self.total:,} ex | {rate / 1000:6.1f}k ex/s | loss {loss:.4f} "
+            f"| data wait {100 * wait_share:4.1f}%\x1b[K{end}"
+            if self.tty
+            else f"{self.label} {pct} {self.done:,}/{self.total:,} ex | {rate / 1000:.1f}k ex/s | loss {loss:.4f} "
+            f"| data wait {100 * wait_share:.1f}%{end}"
+        )
+        sys.stderr.flush()
+
+    def close(self, loss: float, wait_share: float) -> None:
+        if self.enabled:
+            self._write(loss, wait_share, end="\n")
+
+
+# ------------------------------------------------------------------------------------------ set-up
+
+
+def _parse_add_task(text: str) -> TaskSpec:
+    parts = text.split(":")
+    if len(parts) != 3 or not all(parts):
+        raise SpecError(f"--add_task {text!r}: expected NAME:label_column:source")
+    return TaskSpec(parts[0], parts[1], parts[2], (parts[2],))
+
+
+def _parse_apply(text: str) -> tuple[str, str]:
+    new, _, existing = text.partition("=")
+    if not new or not existing:
+        raise SpecError(f"--apply_head {text!r}: expected NEW=EXISTING (a new task served by an existing head)")
+    return new, existing
+
+
+def resolve_spec(config: TrainConfig, base: TrainedModel | None) -> tuple[Spec, list[str], dict[str, str]]:
+    """The run's spec, which heads train, and which new heads copy an existing one (``--apply_head``)."""
+    added = [_parse_add_task(t) for t in config.add_task]
+    applied = dict(_parse_apply(t) for t in config.apply_head)
+    if base is None:
+        if added or applied or config.freeze_encoder:
+            raise SpecError("--add_task, --apply_head and --freeze_encoder need --init_from=models/<run>")
+        spec = load_spec(config.spec).with_changes(
+            tasks=config.tasks,
+            sources=config.sources,
+            disabled_groups=config.disable_groups,
+            directional_mask=config.directional_mask,
+            architecture=config.architecture,
+        )
+        return spec, list(spec.task_names), {}
+    for option in ("tasks", "disable_groups", "architecture"):
+        if getattr(config, option):
+            raise SpecError(f"--{option} cannot change a model given by --init_from (its encoder is fixed)")
+    known = {t.name: t for t in load_spec(config.spec).tasks} | {t.name: t for t in added}
+    new_tasks = list(added)
+    for new, existing in applied.items():
+        if existing not in base.tasks:
+            raise SpecError(f"--apply_head {new}={existing}: no head {existing!r}; heads: {', '.join(base.tasks)}")
+        if new not in known:
+            raise SpecError(f"--apply_head {new}={existing}: task {new!r} is not defined; add it with --add_task")
+        if new not in {t.name for t in added}:
+            new_tasks.append(known[new])
+    clash = [t.name for t in new_tasks if t.name in base.tasks]
+    if clash:
+        raise SpecError(f"task(s) {clash} already have a head in {config.init_from}")
+    spec = base.spec.with_changes(
+        sources=config.sources, directional_mask=config.directional_mask, extra_tasks=new_tasks
+    )
+    trainable = [t.name for t in added]
+    if not config.freeze_encoder or not added:
+        trainable = [t for t in spec.task_names if t not in applied]
+    return spec, trainable, applied
+
+
+def _config_fingerprint(config: TrainConfig, spec: Spec, split: dict) -> dict:
+    keep = ("batch_size", "lr", "embedding_lr", "seed", "patience", "source_ratio", "loss_weighting", "task_weights")
+    return {
+        "spec": spec.fingerprint(),
+        "split": {k: split[k] for k in ("train", "valid", "test")},
+        **{k: getattr(config, k) for k in keep},
+        "init_from": config.init_from,
+        "freeze_encoder": config.freeze_encoder,
+    }
+
+
+def evaluate(network: MultiTaskNetwork, encoder: Encoder, table: ExampleTable, days, immature) -> dict:
+    """Metrics of every head on ``days`` (each task on its observed rows of its eval sources)."""
+    if not days:
+        return {}
+    probs, ys, masks, slices = [], [], [], []
+    matrix = encoder.eval_mask_matrix()
+    for batch in scan(table, table.units(days), encoder, immature):
+        p = network.predict(batch)
+        probs.append(torch.stack([p[t] for t in network.tasks], dim=1).numpy())
+        ys.append(batch.y.numpy())
+        masks.append(row_mask(batch.obs, batch.source, matrix).numpy())
+        slices.append(batch.slice.numpy())
+    cat = np.concatenate
+    has_slice = encoder.spec.slice_column is not None
+    return evaluate_arrays(list(network.tasks), cat(probs), cat(ys), cat(masks), cat(slices) if has_slice else None)
+
+
+def stopping_score(spec: Spec, metrics: dict) -> float | None:
+    """Mean AP of the early-stopping tasks that have one (all tasks if none do); None if no AP is defined."""
+    for names in (spec.early_stopping_tasks, spec.task_names):
+        aps = [metrics[t]["overall"].get("average_precision") for t in names if t in metrics]
+        aps = [a for a in aps if a is not None]
+        if aps:
+            return float(np.mean(aps))
+    return None
+
+
+# ------------------------------------------------------------------------------------------ training
+
+
+def train(config: TrainConfig) -> RunResult:
+    """Train (or transfer) a model and write ``<out>/<run>/``; see the module docstring."""
+    run = config.run or datetime.datetime.now(datetime.UTC).strftime("run-%Y%m%d-%H%M%S")
+    run_dir = join(config.out, run)
+    checkpoint_path = join(run_dir, "checkpoints", "last.pt")
+    if not config.resume and not config.overwrite and artifacts.exists(join(run_dir, "manifest.json")):
+        raise ArtifactError(f"run {run_dir!r} exists; pass --resume to continue it or --overwrite to replace it")
+    torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 2) - 1))
+    torch.manual_seed(config.seed)
+
+    base = load_model(config.init_from) if config.init_from else None
+    spec, trainable, applied = resolve_spec(config, base)
+    table = ExampleTable.open(config.examples)
+    schema = table.schema
+    if base is not None:
+        artifacts.check_schema(base.manifest, base.spec, schema, f"--init_from {config.init_from!r}")
+    spec.validate(schema)
+
+    catalog = label_catalog(spec, table, table.days)
+    immature = immature_labels(spec, catalog)
+    explicit = [parse_days(d) if d else None for d in (config.train_days, config.valid_days, config.test_days)]
+    if any(d is not None for d in explicit):
+        split = split_days(table.days, train=explicit[0], valid=explicit[1], test=explicit[2])
+    else:
+        keep, excluded = usable_days(spec, catalog)
+        split = split_days(keep, fractions=config.split, excluded=excluded + table.skipped)
+    split_info = split.as_dict()
+    log.info("split: %s", json.dumps(split_info))
+
+    stats = base.encoder.stats if base is not None else fit_statistics(spec, table, split.train)
+    encoder = Encoder(spec, stats)
+    layout = InputLayout(encoder.table_rows, len(encoder.single), len(encoder.bags), encoder.num_width)
+    if base is not None:
+        network = base.network
+        for task in spec.task_names:
+            if task not in network.tasks:
+                network.add_task(task, copy_from=applied.get(task))
+    else:
+        network = MultiTaskNetwork(spec.model, layout, spec.task_names)
+    if list(network.tasks) != list(spec.task_names):
+        raise ArtifactError(f"heads {network.tasks} do not match the spec's tasks {spec.task_names}")
+
+    frozen_encoder = config.freeze_encoder
+    for p in network.encoder_parameters():
+        p.requires_grad_(not frozen_encoder)
+    for task, tower in network.towers.items():
+        for p in tower.parameters():
+            p.requires_grad_(task in trainable)
+    weighting = LossWeighting(spec.task_names, config.loss_weighting, config.task_weights)
+    train_matrix = encoder.train_mask_matrix() * torch.tensor([float(t in trainable) for t in spec.task_names])
+    dense = [p for n, p in network.named_parameters() if p.requires_grad and n != "embedding.weight"]
+    dense += list(weighting.parameters())
+    dense_opt = torch.optim.Adam(dense, lr=config.lr) if dense else None
+    sparse_opt = (
+        torch.optim.SparseAdam([network.embedding.weight], lr=config.embedding_lr or config.lr)
+        if network.embedding.weight.requires_grad
+        else None
+    )
+    epochs = 0 if not trainable else config.epochs
+
+    rows_by_source = {s: sum(catalog[d.isoformat()]["rows"].get(s, 0) for d in split.train) for s in spec.sources}
+    plan = plan_sampling(spec, rows_by_source, config.batch_size, config.source_ratio)
+    units = table.units(split.train)
+    fingerprint = _config_fingerprint(config, spec, split_info)
+
+    state: dict[str, Any] = {"epoch": 0, "best_score": None, "best_epoch": None, "bad_epochs": 0, "history": []}
+    best_weights = copy.deepcopy(network.state_dict())
+    if config.resume:
+        if not artifacts.exists(checkpoint_path):
+            raise ArtifactError(f"--resume: no checkpoint at {checkpoint_path!r}")
+        ckpt = artifacts.torch_load(checkpoint_path, "checkpoint")
+        if ckpt.get("fingerprint") != json.loads(json.dumps(fingerprint)):
+            raise ArtifactError(
+                f"--resume: {checkpoint_path!r} was written by a different configuration; "
+                f"checkpoint {ckpt.get('fingerprint')}, now {fingerprint}"
+            )
+        network.load_state_dict(ckpt["network"])
+        weighting.load_state_dict(ckpt["weighting"])
+        if dense_opt is not None:
+            dense_opt.load_state_dict(ckpt["dense_opt"])
+        if sparse_opt is not None:
+            sparse_opt.load_state_dict(ckpt["sparse_opt"])
+        best_weights = ckpt["best_weights"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        state = ckpt["state"]
+        log.info("resumed %s after epoch %d", run_dir, state["epoch"])
+
+    examples_seen = steady_rows = 0
+    steady_seconds = wait_seconds = train_seconds = 0.0
+    while state["epoch"] < epochs and state["bad_epochs"] <= config.patience:
+        epoch = state["epoch"]
+        network.train()
+        if frozen_encoder:
+            network.encoder.eval()  # frozen batch-norm statistics too
+        stream = BatchStream(
+            table,
+            units,
+            encoder,
+            plan,
+            immature,
+            seed=config.seed,
+            epoch=epoch,
+            chunk_rows=config.chunk_rows,
+            pool_rows=config.pool_rows,
+        )
+        progress = Progress(f"epoch {epoch + 1}/{epochs}", plan.expected_rows, config.progress)
+        loss_sum, loss_n, epoch_rows = 0.0, 0, 0
+        started = time.perf_counter()
+        steady_start = None
+        wait_at_steady, rows_at_steady = 0.0, 0
+        for i, batch in enumerate(stream):
+            if i == WARMUP_BATCHES:
+                steady_start, wait_at_steady, rows_at_steady = time.perf_counter(), stream.wait_seconds, epoch_rows
+            mask = row_mask(batch.obs, batch.source, train_matrix)
+            losses, counts = masked_bce(network(batch), batch.y, mask)
+            total = weighting(losses, counts)
+            if dense_opt is not None:
+                dense_opt.zero_grad(set_to_none=True)
+            if sparse_opt is not None:
+                sparse_opt.zero_grad(set_to_none=True)
+            if total.requires_grad:
+                total.backward()
+                if dense_opt is not None:
+                    dense_opt.step()
+                if sparse_opt is not None and network.embedding.weight.grad is not None:
+                    sparse_opt.step()
+            loss_sum += float(total.detach())
+            loss_n += 1
+            epoch_rows += batch.size
+            elapsed = time.perf_counter() - started
+            progress.update(batch.size, loss_sum / loss_n, stream.wait_seconds / max(elapsed, 1e-9))
+            if config.max_batches_per_epoch and i + 1 >= config.max_batches_per_epoch:
+                break
+        seconds = time.perf_counter() - started
+        progress.close(loss_sum / max(loss_n, 1), stream.wait_seconds / max(seconds, 1e-9))
+        if steady_start is not None:
+            steady_seconds += time.perf_counter() - steady_start
+            steady_rows += epoch_rows - rows_at_steady
+            wait_seconds += stream.wait_seconds - wait_at_steady
+        train_seconds += seconds
+        examples_seen += epoch_rows
+
+        valid = evaluate(network, encoder, table, split.valid, immature)
+        score = stopping_score(spec, valid)
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / max(loss_n, 1),
+            "examples": epoch_rows,
+            "seconds": round(seconds, 2),
+            "examples_per_s": round(epoch_rows / max(seconds, 1e-9)),
+            "data_wait_share": round(stream.wait_seconds / max(seconds, 1e-9), 4),
+            "valid_score": score,
+            "task_weights": weighting.current(),
+        }
+        improved = score is not None and (state["best_score"] is None or score > state["best_score"])
+        if improved or score is None:
+            state.update(best_score=score, best_epoch=epoch + 1, bad_epochs=0)
+            best_weights = copy.deepcopy(network.state_dict())
+        else:
+            state["bad_epochs"] += 1
+        state["history"].append(record)
+        state["epoch"] = epoch + 1
+        log.info("epoch %d: %s", epoch + 1, json.dumps(record))
+        checkpoint = {
+            "fingerprint": fingerprint,
+            "network": network.state_dict(),
+            "weighting": weighting.state_dict(),
+            "dense_opt": dense_opt.state_dict() if dense_opt is not None else {},
+            "sparse_opt": sparse_opt.state_dict() if sparse_opt is not None else {},
+            "best_weights": best_weights,
+            "torch_rng": torch.get_rng_state(),
+            "state": state,
+        }
+        artifacts.write_bytes(checkpoint_path, artifacts.torch_bytes(checkpoint))
+
+    network.load_state_dict(best_weights)
+    metrics_by_split = {
+        "valid": evaluate(network, encoder, table, split.valid, immature),
+        "test": evaluate(network, encoder, table, split.test, immature),
+    }
+    throughput = {
+        "examples": examples_seen,
+        "train_seconds": round(train_seconds, 2),
+        "examples_per_s_steady": round(steady_rows / steady_seconds) if steady_seconds else None,
+        "data_wait_share_steady": round(wait_seconds / steady_seconds, 4) if steady_seconds else None,
+        "torch_threads": torch.get_num_threads(),
+    }
+    metrics = {
+        "run": run,
+        "split": split_info,
+        "sampling": dataclasses.asdict(plan),
+        "trainable_heads": trainable,
+        "applied_heads": applied,
+        "best_epoch": state["best_epoch"],
+        "best_valid_score": state["best_score"],
+        "history": state["history"],
+        "throughput": throughput,
+        "slice_column": spec.slice_column,
+        **metrics_by_split,
+    }
+    text = format_table(metrics_by_split, spec.slice_column or "slice")
+    config_dict = {k: v for k, v in dataclasses.asdict(config).items()}
+    artifacts.save_model(
+        run_dir,
+        network,
+        spec,
+        encoder,
+        schema,
+        metrics=metrics,
+        metrics_text=text,
+        extra={"split": split_info, "config": config_dict, "label_catalog": catalog},
+    )
+    return RunResult(run_dir, spec, metrics, state["history"], state["best_epoch"], throughput)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def _csv(text: str | None) -> list[str] | None:
+    return [x for x in (s.strip() for s in text.split(",")) if x] if text is not None else None
+
+
+def _weights(text: str) -> dict[str, float]:
+    out = {}
+    for part in _csv(text) or []:
+        name, _, value = part.partition("=")
+        try:
+            out[name] = float(value)
+        except ValueError as exc:
+            raise SpecError(f"--task_weights {part!r}: expected TASK=NUMBER") from exc
+    return out
+
+
+def parse_args(argv: Sequence[str]) -> TrainConfig:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = TrainConfig(examples="")
+    p.add_argument("--examples", default="./data/examples", help="Example table root (local or gs://).")
+    p.add_argument("--out", default=d.out, help="Folder of model runs.")
+    p.add_argument("--run", default=d.run, help="Run name (default: run-<UTC time>).")
+    p.add_argument("--spec", default=d.spec, help="Spec file (.toml or .json).")
+    p.add_argument("--train_days", help="e.g. 2026-03-02..2026-03-07 or a comma list")
+    p.add_argument("--valid_days")
+    p.add_argument("--test_days")
+    p.add_argument("--split", default="0.7,0.15,0.15", help="Fractions of the labelled days (train,valid,test).")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch_size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--embedding_lr", type=float, default=None, help="SparseAdam rate (default: --lr).")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--patience", type=int, default=d.patience, help="Epochs without a better validation AP.")
+    p.add_argument("--resume", action="store_true", help="Continue from <out>/<run>/checkpoints/last.pt.")
+    p.add_argument("--overwrite", action="store_true", help="Replace an existing run.")
+    p.add_argument("--tasks", help="Comma list of tasks to train (default: all in the spec).")
+    p.add_argument("--sources", help="Comma list of sources whose rows train (default: all).")
+    p.add_argument("--disable_groups", help="Comma list of feature groups to switch off.")
+    p.add_argument("--no_directional_mask", action="store_true", help="Every source trains every task.")
+    p.add_argument("--source_ratio", type=float, default=0.5, help="Share of the spec's second source per batch.")
+    p.add_argument("--no_source_balance", action="store_true", help="Natural mix instead of balanced batches.")
+    p.add_argument("--architecture", choices=("shared_bottom", "mmoe"))
+    p.add_argument("--loss_weighting", default=d.loss_weighting, choices=("fixed", "uncertainty"))
+    p.add_argument("--task_weights", default="", help="Fixed weights, e.g. Click=0.5,Like=2 (default 1).")
+    p.add_argument("--init_from", help="Start from a trained run (transfer).")
+    p.add_argument("--add_task", action="append", default=[], help="NAME:label_column:source, a new head.")
+    p.add_argument("--freeze_encoder", action="store_true", help="Train only the heads (new heads, if any).")
+    p.add_argument("--apply_head", action="append", default=[], help="NEW=EXISTING: serve NEW with a copied head.")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: cores - 1).")
+    p.add_argument("--max_batches_per_epoch", type=int, default=None)
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    a = p.parse_args(argv)
+    try:
+        fractions = tuple(float(x) for x in a.split.split(","))
+    except ValueError:
+        p.error(f"--split {a.split!r}: expected three comma-separated fractions")
+    return TrainConfig(
+        examples=a.examples,
+        out=a.out,
+        run=a.run,
+        spec=a.spec,
+        train_days=a.train_days,
+        valid_days=a.valid_days,
+        test_days=a.test_days,
+        split=fractions,  # type: ignore[arg-type]
+        epochs=a.epochs,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        embedding_lr=a.embedding_lr,
+        seed=a.seed,
+        patience=a.patience,
+        resume=a.resume,
+        overwrite=a.overwrite,
+        tasks=_csv(a.tasks),
+        sources=_csv(a.sources),
+        disable_groups=_csv(a.disable_groups),
+        directional_mask=not a.no_directional_mask,
+        source_ratio=None if a.no_source_balance else a.source_ratio,
+        architecture=a.architecture,
+        loss_weighting=a.loss_weighting,
+        task_weights=_weights(a.task_weights),
+        init_from=a.init_from,
+        add_task=a.add_task,
+        freeze_encoder=a.freeze_encoder,
+        apply_head=a.apply_head,
+        threads=a.threads,
+        max_batches_per_epoch=a.max_batches_per_epoch,
+        progress=a.progress,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        result = train(config)
+    except (SpecError, DataError, ArtifactError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(read_text(join(result.run_dir, "metrics.txt")))
+    print(f"throughput: {json.dumps(result.throughput)}")
+    print(f"model written to {result.run_dir}")
+    return 0
+
+
+def read_text(path: str) -> str:
+    return artifacts.read_bytes(path).decode()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
