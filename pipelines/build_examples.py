@@ -211,6 +211,7 @@ def run(argv: list[str] | None = None) -> dict:
             columns_for_role,
             relevant_context,
             shuffle_dir=shuffle,
+            threads=daily.io_threads,
         ),
         beam.pvalue.AsSingleton(reference),
         beam.pvalue.AsSingleton(relevance),
@@ -226,7 +227,7 @@ def run(argv: list[str] | None = None) -> dict:
         | "ByUserBucket" >> beam.GroupByKey()
         | "LabelAndAssemble"
         >> beam.ParDo(
-            BuildExamplesBucketFn(day, staging, horizon, config, [f.path for f in files]),
+            BuildExamplesBucketFn(day, staging, horizon, config, [f.path for f in files], daily.io_threads),
             beam.pvalue.AsSingleton(podcast_features),
             beam.pvalue.AsSingleton(campaigns),
             beam.pvalue.AsSingleton(creatives),

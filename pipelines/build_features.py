@@ -89,6 +89,7 @@ def run(argv: list[str] | None = None) -> dict:
             keep_all_columns,
             history_columns,
             shuffle_dir=shuffle,
+            threads=daily.io_threads,
         ),
         beam.pvalue.AsSingleton(reference),
     )
@@ -103,7 +104,7 @@ def run(argv: list[str] | None = None) -> dict:
         | "ByUserBucket" >> beam.GroupByKey()
         | "UserFeatures"
         >> beam.ParDo(
-            BuildUserFeaturesBucketFn(day, user_staging, config), beam.pvalue.AsSingleton(podcasts)
+            BuildUserFeaturesBucketFn(day, user_staging, config, daily.io_threads), beam.pvalue.AsSingleton(podcasts)
         ).with_outputs(LISTENING_TAG, COUNTS_TAG)
     )
     podcast_rows = (

@@ -52,6 +52,14 @@ class DailyOptions(PipelineOptions):
             "under DATA_ROOT/_shuffle (deleted at the end), with only references in Beam's shuffle; this keeps "
             "the local runners' memory to one bucket per worker. beam: the tables go through Beam's shuffle.",
         )
+        parser.add_argument(
+            "--io_threads",
+            type=int,
+            default=2,
+            help="Threads per worker for the GIL-free parts of the work: files read side by side, and Parquet "
+            "parts encoded and written while the next bucket is computed. 2 suits this 2-core machine in-process; "
+            "use 1 where the runner already runs a DoFn thread per core (multi_processing, Dataflow).",
+        )
 
 
 def shuffle_folder(options: PipelineOptions, data_root: str, pipeline: str, day: datetime.date, run_id: str):

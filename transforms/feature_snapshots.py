@@ -19,7 +19,7 @@ from schemas import layout
 from transforms.features import FeatureConfig, podcast_listening_ms, user_features
 from transforms.raw_input import COUNTS_TAG, ORDER_COLUMNS, FileSpec, first_occurrences, in_logging_order
 from transforms.shuffle import BucketEmitter, SpilledRows, rows_by_role
-from transforms.storage import arrow_schema, atomic_write, parquet_bytes
+from transforms.storage import WriteBehind, arrow_schema
 
 PIPELINE = "build_features"
 LISTENING_TAG = "listening"
@@ -58,11 +58,22 @@ def _gather(parts: list[pa.Table], table: str, id_column: str) -> pa.Table:
 class BuildUserFeaturesBucketFn(beam.DoFn):
     """Computes one user bucket's feature rows, writes them as ``part-<bucket>.parquet``, emits its listening."""
 
-    def __init__(self, day: datetime.date, staging: str, config: FeatureConfig) -> None:
+    def __init__(self, day: datetime.date, staging: str, config: FeatureConfig, write_threads: int = 1) -> None:
         self.day = day
         self.staging = staging
         self.config = config
+        self.write_threads = write_threads
         self.users_written = Metrics.counter(PIPELINE, "users_written")
+
+    def setup(self) -> None:
+        self._writer = WriteBehind(self.write_threads)
+
+    def finish_bundle(self) -> None:
+        self._writer.wait()
+
+    def teardown(self) -> None:
+        if getattr(self, "_writer", None) is not None:
+            self._writer.close()
 
     def process(self, element: tuple[int, list[tuple[str, pa.Table | SpilledRows]]], podcasts: pa.Table) -> Iterator:
         bucket, items = element
@@ -82,7 +93,7 @@ class BuildUserFeaturesBucketFn(beam.DoFn):
             self.config,
         )
         if features.num_rows:
-            atomic_write(layout.join(self.staging, f"part-{bucket:05d}.parquet"), parquet_bytes(features))
+            self._writer.submit(layout.join(self.staging, f"part-{bucket:05d}.parquet"), features)
         self.users_written.inc(features.num_rows)
         yield pvalue.TaggedOutput(LISTENING_TAG, podcast_listening_ms(history["stream"], self.day, self.config))
         yield pvalue.TaggedOutput(COUNTS_TAG, {"users_written": features.num_rows})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -92,6 +93,7 @@ class ReadValidateBucketFn(beam.DoFn):
             day (``relevance`` is a side input the pipeline computes); owned rows are never filtered.
         shuffle_dir: the run's file-backed shuffle folder (see :mod:`transforms.shuffle`); None shuffles the
             tables through Beam.
+        threads: files of one element (a group, see :func:`file_groups`) read side by side.
     """
 
     def __init__(
@@ -104,6 +106,7 @@ class ReadValidateBucketFn(beam.DoFn):
         columns=None,
         relevant=None,
         shuffle_dir: str | None = None,
+        threads: int = 1,
     ):
         self.pipeline = pipeline
         self.run_day = run_day
@@ -113,25 +116,49 @@ class ReadValidateBucketFn(beam.DoFn):
         self.columns = columns or (lambda spec: None)
         self.relevant = relevant
         self.shuffle_dir = shuffle_dir
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self.threads = threads
         self.rows_read = Metrics.counter(pipeline, "rows_read")
         self.rows_rejected = Metrics.counter(pipeline, "rows_dead_lettered")
         self.files_unreadable = Metrics.counter(pipeline, "files_unreadable")
 
-    def process(self, spec: FileSpec, reference: ReferenceIds, relevance=None) -> Iterator:
+    def setup(self) -> None:
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="read") if self.threads > 1 else None
+
+    def teardown(self) -> None:
+        if getattr(self, "_pool", None) is not None:
+            self._pool.shutdown()
+
+    def process(self, specs: FileSpec | Sequence[FileSpec], reference: ReferenceIds, relevance=None) -> Iterator:
+        specs = [specs] if isinstance(specs, FileSpec) else list(specs)
+        # Decoding, validating and spilling a file is mostly pyarrow/polars/numpy work that releases the GIL, so
+        # the files of a group are read side by side; their outputs are emitted in plan order, from this thread
+        # (Beam's metrics live in the bundle's thread).
+        read = self._pool.map if self._pool is not None and len(specs) > 1 else map
+        for outputs, stats in read(lambda spec: self._read_file(spec, reference, relevance), specs):
+            self.rows_read.inc(stats["read"])
+            self.rows_rejected.inc(stats["rejected"])
+            self.files_unreadable.inc(stats["unreadable"])
+            yield from outputs
+
+    def _read_file(self, spec: FileSpec, reference: ReferenceIds, relevance) -> tuple[list, dict]:
+        """Everything one file contributes: dead letters, counts and bucket slices; plus counter increments."""
+        outputs: list = []
         day = datetime.date.fromisoformat(spec.day)
         # Context files are read with only the columns their role needs (decoding is the main cost).
         result = read_avro_as_arrow(spec.path, spec.table, None if spec.owned else self.columns(spec))
         rows = result.table
         counts: dict = {}
-        if result.error is not None:
-            self.files_unreadable.inc()
-            if spec.owned:
-                detail = f"{result.error}; {rows.num_rows} rows salvaged from complete blocks"
-                yield pvalue.TaggedOutput(
+        if result.error is not None and spec.owned:
+            detail = f"{result.error}; {rows.num_rows} rows salvaged from complete blocks"
+            outputs.append(
+                pvalue.TaggedOutput(
                     DEAD_LETTER_TAG,
                     file_dead_letter(pipeline=self.pipeline, table=spec.table, source_path=spec.path, detail=detail),
                 )
-                counts["unreadable_files"] = [{"path": spec.path, "table": spec.table, "rows_salvaged": rows.num_rows}]
+            )
+            counts["unreadable_files"] = [{"path": spec.path, "table": spec.table, "rows_salvaged": rows.num_rows}]
         checked = validate_log_rows(
             rows,
             spec.table,
@@ -141,11 +168,14 @@ class ReadValidateBucketFn(beam.DoFn):
             source_path=spec.path,
             pipeline=self.pipeline,
         )
-        self.rows_read.inc(rows.num_rows)
+        stats = {
+            "read": rows.num_rows,
+            "rejected": checked.rejected.num_rows if spec.owned else 0,
+            "unreadable": int(result.error is not None),
+        }
         if spec.owned:
-            self.rows_rejected.inc(checked.rejected.num_rows)
             if checked.rejected.num_rows:
-                yield pvalue.TaggedOutput(DEAD_LETTER_TAG, checked.rejected)
+                outputs.append(pvalue.TaggedOutput(DEAD_LETTER_TAG, checked.rejected))
             reasons = checked.rejected.column("reason").to_pylist()
             counts["tables"] = {
                 spec.table: {
@@ -161,7 +191,7 @@ class ReadValidateBucketFn(beam.DoFn):
             keep = self.relevant(spec, valid, relevance)
             counts["context_rows_irrelevant"] = {spec.table: int((~keep).sum())}
             valid = valid.filter(pa.array(keep))
-        yield pvalue.TaggedOutput(COUNTS_TAG, counts)
+        outputs.append(pvalue.TaggedOutput(COUNTS_TAG, counts))
         valid = self.project(spec, valid)
         n = valid.num_rows
         valid = (
@@ -171,11 +201,23 @@ class ReadValidateBucketFn(beam.DoFn):
         )
         emitter = BucketEmitter(self.n_buckets, self.shuffle_dir)
         for bucket, part in emitter.split(valid, f"{spec.index:06d}-{spec.table}"):
-            yield bucket, (spec.role, part)
+            outputs.append((bucket, (spec.role, part)))
+        return outputs, stats
+
+
+def file_groups(files: Sequence[FileSpec], size: int) -> list[tuple[FileSpec, ...]]:
+    """The plan in groups of ``size`` files of similar size (largest first), so the threads of a group finish
+    together; the order of files is deterministic, and their outputs do not depend on it anyway."""
+    if size < 1:
+        raise ValueError(f"group size must be >= 1, got {size}")
+    by_size = sorted(files, key=lambda f: (-f.size_bytes, f.index))
+    return [tuple(by_size[i : i + size]) for i in range(0, len(by_size), size)]
 
 
 class ReadRawByUserBucket(beam.PTransform):
     """Part files in, ``(bucket, (role, rows))`` out, with tagged dead letters and counts.
+
+    Each element is a group of ``read_fn.threads`` files, read side by side.
 
     Args:
         files: the :class:`FileSpec` plan.
@@ -192,7 +234,7 @@ class ReadRawByUserBucket(beam.PTransform):
     def expand(self, pbegin):
         return (
             pbegin
-            | "Files" >> beam.Create(self.files)
+            | "Files" >> beam.Create(file_groups(self.files, self.read_fn.threads))
             # Spread files over workers (Create alone may hand them all to one bundle).
             | "SpreadFiles" >> beam.Reshuffle()
             | "ReadValidateBucket"

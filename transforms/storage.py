@@ -193,6 +193,43 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+class WriteBehind:
+    """Encodes and writes Parquet parts on background threads while the caller computes the next ones.
+
+    Parquet encoding (snappy, dictionaries, statistics) releases the GIL, so a bucket DoFn can hand a finished part
+    here and go on; at most ``threads`` parts wait at a time, which bounds the memory they hold. Call :meth:`wait`
+    before the bundle ends (``finish_bundle``) so that a failed write fails the bundle and its retry rewrites it.
+
+        >>> writer = WriteBehind(threads=1)          # doctest: +SKIP
+        >>> writer.submit("out/part-00000.parquet", table)
+        >>> writer.wait()
+    """
+
+    def __init__(self, threads: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self.threads = threads
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="write")
+        self._pending: list = []
+
+    def submit(self, path: str, table: pa.Table) -> None:
+        while len(self._pending) >= self.threads:
+            self._pending.pop(0).result()
+        self._pending.append(self._pool.submit(lambda: atomic_write(path, parquet_bytes(table))))
+
+    def wait(self) -> None:
+        """Block until every submitted part is written; re-raises the first write error."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def close(self) -> None:
+        self.wait()
+        self._pool.shutdown()
+
+
 def read_parquet(pattern: str, schema: pa.Schema | None = None) -> pa.Table:
     """All Parquet files matching ``pattern`` as one table (empty with ``schema`` when none match)."""
     paths = list_files(pattern)

@@ -78,3 +78,19 @@ def test_round_trip_through_gcs(gcs_emulator):
     from transforms.storage import list_files
 
     assert not list_files(f"{folder}/**")
+
+
+def test_write_behind_writes_every_part_and_reraises_a_failed_write(tmp_path):
+    from transforms.storage import WriteBehind, read_parquet
+
+    writer = WriteBehind(threads=2)
+    for i in range(5):
+        writer.submit(str(tmp_path / f"part-{i:05d}.parquet"), _rows(100, i))
+    writer.wait()
+    assert read_parquet(str(tmp_path / "part-*.parquet")).num_rows == 500
+    writer.submit(str(tmp_path / "missing-folder" / "x" / "part.parquet"), "not a table")
+    with pytest.raises(AttributeError, match="no attribute 'schema'"):  # the encoder's error reaches the bundle
+        writer.wait()
+    writer.close()
+    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+        WriteBehind(threads=0)
