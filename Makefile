@@ -89,9 +89,9 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-# Benchmarks run in-process by default: at bench scale, multi_processing (BENCH_MODE=multi_processing
-# BENCH_WORKERS=2) lost rows in 2 of 3 runs of one examples day with very large buckets (see README, Known issue).
-# Buckets are now bounded, but the root cause is not known. Figures land in reports/bench/<name>.json.
+# Benchmarks run in-process by default: with --io_threads=2 it is the faster mode on 2 cores (38 s against 45-48 s
+# for BENCH_MODE=multi_processing BENCH_WORKERS=2 on the examples bench day). See README, Known issue, for why
+# multi_processing was once distrusted here. Figures land in reports/bench/<name>.json.
 BENCH_MODE    ?= in_memory
 BENCH_WORKERS ?= 1
 BENCH_ROOT    ?= ./data/bench
