@@ -864,9 +864,9 @@ def plan_sampling(
 ) -> SamplingPlan:
     """``source_ratio``: the share of promotion rows (of the second spec source, generally: of ``sources[-1]``)
     per batch, or None for the natural mix. With one source there is nothing to balance."""
-    sources = tuple(s for s in spec.sources if rows_by_source.get(s, 0) > 0)
+    sources = tuple(s for s in spec.training_sources if rows_by_source.get(s, 0) > 0)
     if not sources:
-        raise DataError(f"no training rows of any source {list(spec.sources)}: {dict(rows_by_source)}")
+        raise DataError(f"no training rows of any source {list(spec.training_sources)}: {dict(rows_by_source)}")
     total = sum(rows_by_source[s] for s in sources)
     if source_ratio is None or len(sources) == 1:
         batches = max(1, total // batch_size)

@@ -21,9 +21,11 @@ WEIGHTINGS = ("fixed", "uncertainty")
 
 def masked_bce(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-task mean binary cross-entropy over the rows where ``mask`` is 1; ``(losses [T], valid rows [T])``."""
-    per_row = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
     valid = mask > 0
-    # where(), not a product: a masked-out logit that is inf or NaN must not leak into the sum.
+    # where(), not a product, on the logits themselves: a masked-out logit that is inf or NaN must leak into
+    # neither the sum nor the gradient.
+    logits = torch.where(valid, logits, torch.zeros_like(logits))
+    per_row = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
     per_row = torch.where(valid, per_row, torch.zeros_like(per_row))
     counts = valid.sum(dim=0)
     return per_row.sum(dim=0) / counts.clamp(min=1), counts

@@ -58,9 +58,27 @@ class FusedEmbedding(nn.Module):
         super().__init__()
         self.dim = dim
         self.weight = nn.Parameter(torch.randn(rows, dim) * 0.05)
+        self._rows: torch.Tensor | None = None
+
+    def coalesced_grad(self) -> torch.Tensor | None:
+        """The weight's sparse gradient, flagged as coalesced again. Autograd's gradient accumulation makes a
+        shallow copy that drops the flag, and SparseAdam would then sort the indices of every step for nothing:
+        they are the sorted unique rows of the one batch this gradient comes from (checked by count)."""
+        grad = self.weight.grad
+        if grad is None or not grad.is_sparse or grad.is_coalesced():
+            return grad
+        if self._rows is not None and grad._nnz() == self._rows.numel():
+            grad = torch.sparse_coo_tensor(
+                grad._indices(), grad._values(), grad.shape, is_coalesced=True, check_invariants=False
+            )
+        else:  # accumulated over several forward passes: really coalesce
+            grad = grad.coalesce()
+        self.weight.grad = grad
+        return grad
 
     def forward(self, batch: Batch) -> torch.Tensor:
         if self.weight.requires_grad and torch.is_grad_enabled():
+            self._rows = batch.rows
             used = _GatherRows.apply(self.weight, batch.rows)
         else:
             used = self.weight.index_select(0, batch.rows)

@@ -114,6 +114,12 @@ class Spec:
     max_unobserved_share: float = 0.5
     explicit_mask: bool = False
     protected_sources: tuple[str, ...] = ("promo",)
+    train_sources: tuple[str, ...] = ()
+
+    @property
+    def training_sources(self) -> tuple[str, ...]:
+        """The sources whose rows train (``[source] train``, e.g. promo only for the promotions baseline)."""
+        return self.train_sources or self.sources
 
     # ----------------------------------------------------------------------------------------- views
 
@@ -174,6 +180,8 @@ class Spec:
             "labels": {"max_unobserved_share": self.max_unobserved_share},
             "evaluation": {"early_stopping_tasks": list(self.early_stopping_tasks)},
         }
+        if self.train_sources:
+            out["source"]["train"] = list(self.train_sources)
         if self.explicit_mask:
             out["mask"]["trains"] = {s: list(ts) for s, ts in self.trains.items()}
         if self.slice_column:
@@ -217,12 +225,9 @@ class Spec:
         names = list(tasks) if tasks is not None else list(known_tasks)
         raw["tasks"] = [known_tasks[n] for n in names]
         if sources is not None:
-            bad = [s for s in sources if s not in self.sources]
-            if bad:
-                raise SpecError(f"--sources: unknown source(s) {bad}; expected some of {', '.join(self.sources)}")
-            raw["source"]["values"] = list(sources)
-            for t in raw["tasks"]:  # evaluation stays on the task's own source, which may now be absent
-                t["eval_sources"] = [s for s in (t["eval_sources"] or [t["source"]]) if s in sources] or [t["source"]]
+            if not sources or any(s not in self.sources for s in sources):
+                raise SpecError(f"--sources: expected some of {', '.join(self.sources)}, found {list(sources)}")
+            raw["source"]["train"] = list(sources)
         if disabled_groups is not None:
             unknown = [g for g in disabled_groups if g not in self.groups]
             if unknown:
@@ -231,18 +236,16 @@ class Spec:
                 raw["groups"][g]["enabled"] = g not in disabled_groups
         trains = raw["mask"].get("trains")
         if not directional_mask:
-            raw["mask"] = {"protected": [], "trains": {s: names for s in raw["source"]["values"]}}
+            raw["mask"] = {"protected": [], "trains": {s: names for s in self.sources}}
         elif trains is not None:
-            raw["mask"]["trains"] = {
-                s: [t for t in trains.get(s, names) if t in names] for s in raw["source"]["values"]
-            }
+            raw["mask"]["trains"] = {s: [t for t in trains.get(s, names) if t in names] for s in self.sources}
         if architecture is not None:
             raw["model"]["architecture"] = architecture
         if raw["evaluation"].get("early_stopping_tasks"):
             raw["evaluation"]["early_stopping_tasks"] = [
                 t for t in raw["evaluation"]["early_stopping_tasks"] if t in names
             ]
-        return _parse(raw, allow_unknown_sources=sources is not None)
+        return _parse(raw)
 
     # --------------------------------------------------------------------------------- validation
 
@@ -403,15 +406,18 @@ def _parse_feature(group: str, kind: str, name: str, opts: Any) -> FeatureSpec:
     )
 
 
-def _parse(raw: Mapping[str, Any], allow_unknown_sources: bool = False) -> Spec:
+def _parse(raw: Mapping[str, Any]) -> Spec:
     raw = _keys(
         "spec", raw, ("source", "groups", "tasks", "mask", "model", "labels", "evaluation"), ("groups", "tasks")
     )
-    src = _keys("[source]", raw.get("source", {}), ("column", "values"))
+    src = _keys("[source]", raw.get("source", {}), ("column", "values", "train"))
     source_column = _typed("[source] column", src.get("column", "source"), str, "a column name")
     sources = _str_list("[source] values", src.get("values", ["ad", "promo"]))
     if not sources or len(set(sources)) != len(sources):
         raise SpecError(f"[source] values: expected distinct source names, found {list(sources)}")
+    train_sources = _str_list("[source] train", src.get("train", []))
+    if any(s not in sources for s in train_sources):
+        raise SpecError(f"[source] train: expected some of {', '.join(sources)}, found {list(train_sources)}")
 
     features: list[FeatureSpec] = []
     groups, disabled = [], []
@@ -443,11 +449,11 @@ def _parse(raw: Mapping[str, Any], allow_unknown_sources: bool = False) -> Spec:
         if name in (x.name for x in tasks):
             raise SpecError(f"{where}: the name is used twice; task names must be unique")
         source = _typed(f"{where} source", t["source"], str, "a source name")
-        if source not in sources and not allow_unknown_sources:
+        if source not in sources:
             raise SpecError(f"{where} source: expected one of {', '.join(sources)}, found {source!r}")
         evals = _str_list(f"{where} eval_sources", t.get("eval_sources") or [source])
         bad = [s for s in evals if s not in sources]
-        if bad and not allow_unknown_sources:
+        if bad:
             raise SpecError(f"{where} eval_sources: expected some of {', '.join(sources)}, found {bad}")
         label = _typed(f"{where} label", t["label"], str, "a column name")
         tasks.append(TaskSpec(name, label, source, evals))
@@ -518,4 +524,5 @@ def _parse(raw: Mapping[str, Any], allow_unknown_sources: bool = False) -> Spec:
         max_unobserved_share=float(share),
         explicit_mask=explicit,
         protected_sources=protected,
+        train_sources=train_sources,
     )

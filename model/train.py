@@ -197,11 +197,19 @@ def resolve_spec(config: TrainConfig, base: TrainedModel | None) -> tuple[Spec, 
     clash = [t.name for t in new_tasks if t.name in base.tasks]
     if clash:
         raise SpecError(f"task(s) {clash} already have a head in {config.init_from}")
+    # The rows a transfer run trains on are its own choice (e.g. ad rows for a head trained on promotions only):
+    # --sources, else every source; the encoding does not depend on them.
     spec = base.spec.with_changes(
-        sources=config.sources, directional_mask=config.directional_mask, extra_tasks=new_tasks
+        sources=config.sources or base.spec.sources,
+        directional_mask=config.directional_mask,
+        extra_tasks=new_tasks,
     )
-    trainable = [t.name for t in added]
-    if not config.freeze_encoder or not added:
+    fresh = [t.name for t in added if t.name not in applied]
+    if applied and not fresh:
+        trainable = []  # applying heads as they are: evaluate and save, no training
+    elif config.freeze_encoder and fresh:
+        trainable = fresh
+    else:
         trainable = [t for t in spec.task_names if t not in applied]
     return spec, trainable, applied
 
@@ -245,6 +253,16 @@ def stopping_score(spec: Spec, metrics: dict) -> float | None:
 
 
 # ------------------------------------------------------------------------------------------ training
+
+
+def batch_loss(
+    network: MultiTaskNetwork, batch, train_matrix: torch.Tensor, weighting: LossWeighting
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training objective of one batch: per (row, task) mask = label observed x m[source, task], per-task
+    mean BCE over valid rows, combined by the task weighting. Returns (total, per-task losses)."""
+    mask = row_mask(batch.obs, batch.source, train_matrix)
+    losses, counts = masked_bce(network(batch), batch.y, mask)
+    return weighting(losses, counts), losses
 
 
 def train(config: TrainConfig) -> RunResult:
@@ -360,9 +378,7 @@ def train(config: TrainConfig) -> RunResult:
         for i, batch in enumerate(stream):
             if i == WARMUP_BATCHES:
                 steady_start, wait_at_steady, rows_at_steady = time.perf_counter(), stream.wait_seconds, epoch_rows
-            mask = row_mask(batch.obs, batch.source, train_matrix)
-            losses, counts = masked_bce(network(batch), batch.y, mask)
-            total = weighting(losses, counts)
+            total, _ = batch_loss(network, batch, train_matrix, weighting)
             if dense_opt is not None:
                 dense_opt.zero_grad(set_to_none=True)
             if sparse_opt is not None:
@@ -371,7 +387,7 @@ def train(config: TrainConfig) -> RunResult:
                 total.backward()
                 if dense_opt is not None:
                     dense_opt.step()
-                if sparse_opt is not None and network.embedding.weight.grad is not None:
+                if sparse_opt is not None and network.embedding.coalesced_grad() is not None:
                     sparse_opt.step()
             loss_sum += float(total.detach())
             loss_n += 1

@@ -51,7 +51,8 @@ def test_ablation_variants():
     assert not any(f.group == "ad" for f in two.active_features)
     assert "creative_id" not in two.columns and two.model.architecture == "mmoe"
     promo_only = spec.with_changes(sources=["promo"])
-    assert promo_only.sources == ("promo",) and promo_only.task("AdStream").eval_sources == ("ad",)
+    assert promo_only.training_sources == ("promo",) and promo_only.sources == ("ad", "promo")
+    assert Spec.from_dict(promo_only.to_dict()) == promo_only
     with pytest.raises(SpecError, match=r"--tasks: unknown task\(s\) \['Stream'\]"):
         spec.with_changes(tasks=["Stream"])
     with pytest.raises(SpecError, match=r"--disable_groups: unknown group\(s\) \['users'\]"):

@@ -1,0 +1,158 @@
+"""Training end to end: resume, transfer, ablation options, the CLI, and a second unrelated table."""
+
+import json
+import pathlib
+
+import pytest
+import torch
+
+from model.artifacts import ArtifactError, load_model
+from model.data import ExampleTable
+from model.spec import SpecError
+from model.train import TrainConfig, main, train
+from tests.model.conftest import toy_config
+
+
+def _weights(run_dir: str) -> dict:
+    return torch.load(pathlib.Path(run_dir) / "weights.pt", weights_only=True)
+
+
+def test_resumed_run_equals_an_uninterrupted_one(podcast_toy, tmp_path):
+    common = dict(epochs=3, patience=5, threads=1)
+    whole = train(toy_config(podcast_toy, tmp_path / "a", **common))
+    first = train(toy_config(podcast_toy, tmp_path / "b", **{**common, "epochs": 1}))
+    assert len(first.history) == 1
+    resumed = train(toy_config(podcast_toy, tmp_path / "b", **common, resume=True))
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    a, b = _weights(whole.run_dir), _weights(resumed.run_dir)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda h: {k: v for k, v in h.items() if k not in ("seconds", "examples_per_s", "data_wait_share")}  # noqa: E731
+    assert [strip(h) for h in whole.history] == [strip(h) for h in resumed.history]
+    assert whole.metrics["test"] == resumed.metrics["test"]
+
+
+def test_existing_runs_are_not_overwritten_and_resume_checks_the_config(podcast_toy, trained_toy):
+    out = str(pathlib.Path(trained_toy.run_dir).parent)
+    with pytest.raises(ArtifactError, match="exists; pass --resume to continue it or --overwrite"):
+        train(toy_config(podcast_toy, out))
+    with pytest.raises(ArtifactError, match="written by a different configuration"):
+        train(toy_config(podcast_toy, out, resume=True, lr=0.5))
+
+
+def test_the_model_beats_a_constant_on_the_toy_table(trained_toy):
+    for task, report in trained_toy.metrics["test"].items():
+        m = report["overall"]
+        assert m["ap_lift"] > 1.3 and m["log_loss"] < m["baseline_log_loss"], (task, m)
+    assert trained_toy.metrics["split"]["excluded"][0]["reason"].startswith("labels of PromotionStream, AdStream")
+
+
+def test_transfer_new_head_with_a_frozen_encoder(trained_toy, podcast_toy, tmp_path):
+    result = train(
+        toy_config(
+            podcast_toy,
+            tmp_path,
+            run="follow_any",
+            init_from=trained_toy.run_dir,
+            add_task=["FollowAny:label_follow:ad"],
+            freeze_encoder=True,
+            epochs=1,
+        )
+    )
+    before, after = _weights(trained_toy.run_dir), _weights(result.run_dir)
+    for key, value in before.items():
+        if not key.endswith("num_batches_tracked"):
+            assert torch.equal(value, after[key]), key  # encoder, embeddings and existing heads untouched
+    new = [k for k in after if k.startswith("towers.FollowAny.")]
+    assert new and result.metrics["trainable_heads"] == ["FollowAny"]
+    assert load_model(result.run_dir).tasks[-1] == "FollowAny"
+
+
+def test_apply_an_existing_head_as_is(trained_toy, podcast_toy, tmp_path):
+    result = train(
+        toy_config(
+            podcast_toy,
+            tmp_path,
+            run="zero_shot",
+            init_from=trained_toy.run_dir,
+            add_task=["AdStreamFromPromo:label_stream:ad"],
+            apply_head=["AdStreamFromPromo=PromotionStream"],
+        )
+    )
+    assert result.history == [] and result.metrics["applied_heads"] == {"AdStreamFromPromo": "PromotionStream"}
+    model = load_model(result.run_dir)
+    table = ExampleTable.open(podcast_toy[0])
+    rows = table.read(table.units(table.days[-2:-1])[0], table.schema.names)
+    scores = model.score(rows)
+    assert (scores["AdStreamFromPromo"] == scores["PromotionStream"]).all()
+    assert result.metrics["test"]["AdStreamFromPromo"]["overall"]["rows"] > 0  # evaluated on ad rows
+
+
+def test_fine_tune_everything_from_a_promotion_only_model(podcast_toy, tmp_path):
+    promo = train(
+        toy_config(podcast_toy, tmp_path, run="promo_only", sources=["promo"], epochs=1, tasks=["PromotionStream"])
+    )
+    assert list(promo.metrics["sampling"]["sources"]) == ["promo"]
+    assert promo.metrics["sampling"]["shares"] is None  # one source: nothing to balance
+    tuned = train(
+        toy_config(
+            podcast_toy, tmp_path, run="tuned", init_from=promo.run_dir, add_task=["AdStream:label_stream:ad"], epochs=1
+        )
+    )
+    assert tuned.metrics["trainable_heads"] == ["PromotionStream", "AdStream"]
+    assert list(tuned.metrics["sampling"]["sources"]) == ["ad", "promo"]
+
+
+def test_transfer_option_errors(trained_toy, podcast_toy, tmp_path):
+    with pytest.raises(SpecError, match="need --init_from"):
+        train(toy_config(podcast_toy, tmp_path, add_task=["X:label_click:ad"]))
+    with pytest.raises(SpecError, match="no head 'Nope'"):
+        train(toy_config(podcast_toy, tmp_path, init_from=trained_toy.run_dir, apply_head=["AdStream2=Nope"]))
+    with pytest.raises(SpecError, match="already have a head"):
+        train(toy_config(podcast_toy, tmp_path, init_from=trained_toy.run_dir, add_task=["Click:label_click:ad"]))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"architecture": "mmoe", "loss_weighting": "uncertainty"},
+        {"source_ratio": None, "directional_mask": False, "disable_groups": ["ad", "promotion"]},
+    ],
+    ids=["mmoe_uncertainty", "natural_mix_no_mask_fewer_groups"],
+)
+def test_ablation_options_train(podcast_toy, tmp_path, changes):
+    result = train(toy_config(podcast_toy, tmp_path, epochs=1, **changes))
+    spec = result.spec
+    assert spec.model.architecture == changes.get("architecture", "shared_bottom")
+    if "disable_groups" in changes:
+        assert set(spec.disabled_groups) == {"ad", "promotion"} and result.metrics["sampling"]["shares"] is None
+        assert spec.trains["ad"] == spec.task_names
+    weights = result.history[0]["task_weights"]
+    assert (weights["AdStream"] != 1.0) == (changes.get("loss_weighting") == "uncertainty")
+    assert result.metrics["test"]["AdStream"]["overall"]["average_precision"] is not None
+
+
+def test_cli(podcast_toy, tmp_path, capsys):
+    examples, spec = podcast_toy
+    args = [f"--examples={examples}", f"--spec={spec}", f"--out={tmp_path}", "--run=cli", "--epochs=1"]
+    assert main([*args, "--batch_size=512", "--no-progress", "--task_weights=Click=0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "[test]" in out and "model written to" in out
+    saved = json.loads((tmp_path / "cli" / "manifest.json").read_text())
+    assert saved["config"]["task_weights"] == {"Click": 0.5}
+    assert main([*args, "--overwrite", "--tasks=Nope"]) == 2
+    assert "--tasks: unknown task(s) ['Nope']" in capsys.readouterr().err
+
+
+def test_a_second_unrelated_table_trains_end_to_end(movie_toy, tmp_path):
+    examples, spec = movie_toy
+    result = train(
+        TrainConfig(examples=examples, spec=spec, out=str(tmp_path), run="movies", epochs=6, batch_size=256, lr=0.003)
+    )
+    assert result.metrics["split"]["train"][0] == "2026-03-02"
+    assert set(result.metrics["test"]) == {"Open", "Watch"}
+    assert result.metrics["sampling"]["shares"] == {"email": 128, "banner": 128}
+    for task, report in result.metrics["test"].items():
+        m = report["overall"]
+        assert m["ap_lift"] > 1.2 and m["log_loss"] < m["baseline_log_loss"], (task, m)
+    # Open is observed on email rows only; Watch is evaluated on both channels
+    assert result.metrics["test"]["Open"]["overall"]["rows"] < result.metrics["test"]["Watch"]["overall"]["rows"]
