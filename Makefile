@@ -8,6 +8,8 @@
 #   make features DATE=2026-03-05  point-in-time feature snapshots of one day
 #   make examples DATE=2026-03-05  labeled multi-task examples of one day (UNOBSERVED=1: allow immature labels)
 #   make backfill START=... END=... features and examples for every day in the range (FORCE=1 rebuilds)
+#   make train                     train the multi-task model on $(DATA_ROOT)/examples into models/$(RUN)
+#                                  (TRAIN_ARGS for any other option, e.g. TRAIN_ARGS="--architecture=mmoe")
 #   make bench                     benchmarks; figures land in reports/bench/*.json
 #
 # Pipeline variables: RUNNER (DirectRunner = in-process, the default; DataflowRunner; PortableRunner for Flink),
@@ -40,7 +42,7 @@ BEAM_ARGS = --runner=$(RUNNER) --direct_running_mode=$(DIRECT_MODE) --direct_num
 WHEELS_DIR  ?= /opt/wheels
 PIP_EXTRA   := $(if $(wildcard $(WHEELS_DIR)),--find-links $(WHEELS_DIR))
 
-.PHONY: help setup demo data features examples backfill test lint bench wheel clean
+.PHONY: help setup demo data features examples backfill train test lint bench wheel clean
 
 help:  ## print the comment block at the top of this file
 	@awk '/^#/ { sub(/^# ?/, ""); print; next } { exit }' Makefile
@@ -81,6 +83,16 @@ DEMO_END   ?= 2026-03-15
 demo: setup
 	$(MAKE) --no-print-directory data WORLD=demo
 	$(MAKE) --no-print-directory backfill START=$(DEMO_START) END=$(DEMO_END) UNOBSERVED=1 FORCE=1
+	$(MAKE) --no-print-directory train TRAIN_ARGS="--overwrite $(TRAIN_ARGS)"
+
+# Training reads the example table (local or gs://) and writes models/<run>/ (see README, "Training").
+EXAMPLES   ?= $(DATA_ROOT)/examples
+MODELS     ?= models
+RUN        ?= demo
+TRAIN_ARGS ?=
+
+train: setup
+	$(PY) -m model.train --examples=$(EXAMPLES) --out=$(MODELS) --run=$(RUN) $(TRAIN_ARGS)
 
 test: setup
 	$(PY) -m pytest

@@ -12,11 +12,12 @@ import argparse
 import json
 import sys
 
-from benchmarks import examples, simulate
+from benchmarks import examples, simulate, train
 from benchmarks.harness import write_report
 
-# In order: the examples benchmark builds on the worlds the simulate benchmark leaves behind.
-BENCHMARKS = {"simulate": simulate.run, "examples": examples.run}
+# In order: the examples benchmark builds on the worlds the simulate benchmark leaves behind, and the train
+# benchmark trains on the examples it builds.
+BENCHMARKS = {"simulate": simulate.run, "examples": examples.run, "train": train.run}
 
 
 def main(argv: list[str] | None = None) -> int:

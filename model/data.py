@@ -531,12 +531,14 @@ class RowBlock:
 @dataclasses.dataclass
 class Batch:
     """Tensors for one forward pass. ``rows``: sorted unique rows of the fused embedding table; ``cat`` [n, F1]
-    and ``bag_pos`` [nnz]: positions into ``rows``; ``bag_seg`` [nnz]: the (row * F2 + feature) bag of each value;
+    and ``bag_pos`` [nnz]: positions into ``rows`` (``positions`` is both, one after the other, for a single
+    gather); ``bag_seg`` [nnz]: the (row * F2 + feature) bag of each value;
     ``bag_scale`` [n * F2, 1]: 1 / bag length (0 for an empty bag); the rest as in :class:`RowBlock`."""
 
     rows: torch.Tensor
     cat: torch.Tensor
     bag_pos: torch.Tensor
+    positions: torch.Tensor
     bag_seg: torch.Tensor
     bag_scale: torch.Tensor
     num: torch.Tensor
@@ -687,6 +689,7 @@ class Encoder:
             rows=torch.from_numpy(rows),
             cat=torch.from_numpy(inverse[:n_cat].reshape(block.cat.shape)),
             bag_pos=torch.from_numpy(inverse[n_cat:]),
+            positions=torch.from_numpy(inverse),
             bag_seg=torch.from_numpy(seg),
             bag_scale=torch.from_numpy(scale).unsqueeze(1),
             num=torch.from_numpy(block.num),
@@ -975,7 +978,7 @@ class BatchStream:
             if plan.shares is not None and pools[plan.pacing].available() == 0:
                 break
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Prefetcher:
         return background(self._batches, self.prefetch, self)
 
 
@@ -992,46 +995,65 @@ def scan(
         for segments, chunk in read_chunks(table, units, encoder.columns, batch_rows):
             yield encoder.to_batch(encoder.encode_rows(chunk, segments, immature))
 
-    return background(produce, 2)
+    return iter(background(produce, 2))
 
 
-class _Done:
-    pass
+class Prefetcher:
+    """Runs a generator in a daemon thread, from construction on, with a bounded queue; re-raises its exception
+    in the consumer. ``timer.wait_seconds`` (if given) accumulates the time the consumer waited. Starting at
+    construction lets the next epoch's reading overlap this epoch's validation."""
 
+    _DONE = object()
 
-def background(produce: Callable[[], Iterator[Any]], prefetch: int, timer: Any = None) -> Iterator[Any]:
-    """Run a generator in a daemon thread with a bounded queue; re-raise its exception in the consumer.
-    ``timer.wait_seconds`` (if given) accumulates the time the consumer waited."""
-    q: queue.Queue = queue.Queue(maxsize=prefetch)
-    stop = threading.Event()
+    def __init__(self, produce: Callable[[], Iterator[Any]], prefetch: int, timer: Any = None):
+        self.queue: queue.Queue = queue.Queue(maxsize=prefetch)
+        self.stop = threading.Event()
+        self.timer = timer
+        self.finished = False
+        self.thread = threading.Thread(target=self._work, args=(produce,), name="batch-producer", daemon=True)
+        self.thread.start()
 
-    def work() -> None:
+    def _work(self, produce: Callable[[], Iterator[Any]]) -> None:
         try:
             for item in produce():
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not self._put(item):
                     return
-            q.put(_Done())
+            self._put(self._DONE)
         except BaseException as exc:  # handed to the consumer, which re-raises it with its traceback
-            q.put(exc)
+            self._put(exc)
 
-    thread = threading.Thread(target=work, name="batch-producer", daemon=True)
-    thread.start()
-    try:
-        while True:
-            started = time.perf_counter()
-            item = q.get()
-            if timer is not None:
-                timer.wait_seconds += time.perf_counter() - started
-            if isinstance(item, _Done):
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
+    def _put(self, item: Any) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Prefetcher:
+        return self
+
+    def __next__(self) -> Any:
+        if self.finished:
+            raise StopIteration
+        started = time.perf_counter()
+        item = self.queue.get()
+        if self.timer is not None:
+            self.timer.wait_seconds += time.perf_counter() - started
+        if item is self._DONE:
+            self.finished = True
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self.finished = True
+            self.close()
+            raise item
+        return item
+
+    def close(self) -> None:
+        """Stop the producer (e.g. when training stops early)."""
+        self.stop.set()
+
+
+def background(produce: Callable[[], Iterator[Any]], prefetch: int, timer: Any = None) -> Prefetcher:
+    return Prefetcher(produce, prefetch, timer)

@@ -76,20 +76,24 @@ class FusedEmbedding(nn.Module):
         self.weight.grad = grad
         return grad
 
-    def forward(self, batch: Batch) -> torch.Tensor:
+    def forward(self, batch: Batch) -> list[torch.Tensor]:
+        """The embeddings of a batch as ``[single [n, F1 * dim], bags [n, F2 * dim]]`` (bags only if any)."""
         if self.weight.requires_grad and torch.is_grad_enabled():
             self._rows = batch.rows
             used = _GatherRows.apply(self.weight, batch.rows)
         else:
             used = self.weight.index_select(0, batch.rows)
         n = batch.size
-        single = used.index_select(0, batch.cat.reshape(-1)).reshape(n, -1)
+        n_single = batch.cat.numel()
+        values = used.index_select(0, batch.positions)  # one gather for single values and bag values alike
+        # split(), not slicing: its backward concatenates the two gradients instead of zero-filling two copies.
+        single, bag_values = values.split([n_single, values.shape[0] - n_single])
+        parts = [single.reshape(n, -1)]
         n_bags = batch.bag_scale.shape[0] // max(n, 1)
-        if not n_bags:
-            return single
-        values = used.index_select(0, batch.bag_pos)
-        bags = torch.zeros(n * n_bags, self.dim, dtype=used.dtype).index_add_(0, batch.bag_seg, values)
-        return torch.cat([single, (bags * batch.bag_scale).reshape(n, -1)], dim=1)
+        if n_bags:
+            bags = torch.zeros(n * n_bags, self.dim, dtype=used.dtype).index_add_(0, batch.bag_seg, bag_values)
+            parts.append((bags * batch.bag_scale).reshape(n, -1))
+        return parts
 
 
 def mlp(width_in: int, widths: Sequence[int], dropout: float = 0.0) -> tuple[nn.Sequential, int]:
@@ -181,7 +185,7 @@ class MultiTaskNetwork(nn.Module):
         yield from self.encoder.parameters()
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        x = torch.cat([self.embedding(batch), batch.num], dim=1)
+        x = torch.cat([*self.embedding(batch), batch.num], dim=1)
         zs = self.encoder(x, len(self.tasks))
         return torch.cat([self.towers[t](z) for t, z in zip(self.tasks, zs, strict=True)], dim=1)
 

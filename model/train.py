@@ -2,7 +2,7 @@
 
     python -m model.train --examples=./data/examples --out=models --run=demo [--spec=model/specs/podtarget.toml]
         [--train_days=2026-03-02..2026-03-07 --valid_days=... --test_days=... | --split=0.7,0.15,0.15]
-        [--epochs=5] [--batch_size=4096] [--lr=0.002] [--seed=7] [--resume] [--overwrite]
+        [--epochs=5] [--batch_size=8192] [--lr=0.002] [--seed=7] [--resume] [--overwrite]
         [--tasks=PromotionStream,AdStream] [--sources=promo] [--disable_groups=ad,promotion]
         [--no_directional_mask] [--source_ratio=0.5 | --no_source_balance] [--architecture=mmoe]
         [--loss_weighting=fixed|uncertainty] [--task_weights=Click=0.5]
@@ -76,7 +76,7 @@ class TrainConfig:
     test_days: str | None = None
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     epochs: int = 5
-    batch_size: int = 4096
+    batch_size: int = 8192
     lr: float = 2e-3
     embedding_lr: float | None = None
     seed: int = 7
@@ -98,7 +98,7 @@ class TrainConfig:
     threads: int | None = None
     max_batches_per_epoch: int | None = None
     chunk_rows: int = 16384
-    pool_rows: int = 65536
+    pool_rows: int = 32768
     progress: bool | None = None
 
 
@@ -272,7 +272,7 @@ def train(config: TrainConfig) -> RunResult:
     checkpoint_path = join(run_dir, "checkpoints", "last.pt")
     if not config.resume and not config.overwrite and artifacts.exists(join(run_dir, "manifest.json")):
         raise ArtifactError(f"run {run_dir!r} exists; pass --resume to continue it or --overwrite to replace it")
-    torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 2) - 1))
+    torch.set_num_threads(config.threads or os.cpu_count() or 1)
     torch.manual_seed(config.seed)
 
     base = load_model(config.init_from) if config.init_from else None
@@ -354,11 +354,8 @@ def train(config: TrainConfig) -> RunResult:
 
     examples_seen = steady_rows = 0
     steady_seconds = wait_seconds = train_seconds = 0.0
-    while state["epoch"] < epochs and state["bad_epochs"] <= config.patience:
-        epoch = state["epoch"]
-        network.train()
-        if frozen_encoder:
-            network.encoder.eval()  # frozen batch-norm statistics too
+
+    def epoch_stream(epoch: int) -> tuple[BatchStream, Any]:
         stream = BatchStream(
             table,
             units,
@@ -370,12 +367,22 @@ def train(config: TrainConfig) -> RunResult:
             chunk_rows=config.chunk_rows,
             pool_rows=config.pool_rows,
         )
+        return stream, iter(stream)  # the producer thread starts reading now
+
+    going = state["epoch"] < epochs and state["bad_epochs"] <= config.patience
+    upcoming = epoch_stream(state["epoch"]) if going else None
+    while upcoming is not None:
+        epoch = state["epoch"]
+        network.train()
+        if frozen_encoder:
+            network.encoder.eval()  # frozen batch-norm statistics too
+        stream, batches = upcoming
         progress = Progress(f"epoch {epoch + 1}/{epochs}", plan.expected_rows, config.progress)
         loss_sum, loss_n, epoch_rows = 0.0, 0, 0
         started = time.perf_counter()
         steady_start = None
         wait_at_steady, rows_at_steady = 0.0, 0
-        for i, batch in enumerate(stream):
+        for i, batch in enumerate(batches):
             if i == WARMUP_BATCHES:
                 steady_start, wait_at_steady, rows_at_steady = time.perf_counter(), stream.wait_seconds, epoch_rows
             total, _ = batch_loss(network, batch, train_matrix, weighting)
@@ -395,6 +402,7 @@ def train(config: TrainConfig) -> RunResult:
             elapsed = time.perf_counter() - started
             progress.update(batch.size, loss_sum / loss_n, stream.wait_seconds / max(elapsed, 1e-9))
             if config.max_batches_per_epoch and i + 1 >= config.max_batches_per_epoch:
+                batches.close()
                 break
         seconds = time.perf_counter() - started
         progress.close(loss_sum / max(loss_n, 1), stream.wait_seconds / max(seconds, 1e-9))
@@ -404,6 +412,8 @@ def train(config: TrainConfig) -> RunResult:
             wait_seconds += stream.wait_seconds - wait_at_steady
         train_seconds += seconds
         examples_seen += epoch_rows
+        # Start reading the next epoch while this one is validated (stopped below if early stopping ends it).
+        upcoming = epoch_stream(epoch + 1) if epoch + 1 < epochs else None
 
         valid = evaluate(network, encoder, table, split.valid, immature)
         score = stopping_score(spec, valid)
@@ -437,6 +447,9 @@ def train(config: TrainConfig) -> RunResult:
             "state": state,
         }
         artifacts.write_bytes(checkpoint_path, artifacts.torch_bytes(checkpoint))
+        if upcoming is not None and state["bad_epochs"] > config.patience:
+            upcoming[1].close()
+            upcoming = None
 
     network.load_state_dict(best_weights)
     metrics_by_split = {
@@ -528,7 +541,12 @@ def parse_args(argv: Sequence[str]) -> TrainConfig:
     p.add_argument("--add_task", action="append", default=[], help="NAME:label_column:source, a new head.")
     p.add_argument("--freeze_encoder", action="store_true", help="Train only the heads (new heads, if any).")
     p.add_argument("--apply_head", action="append", default=[], help="NEW=EXISTING: serve NEW with a copied head.")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: cores - 1).")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: every core; the reader thread mostly waits on I/O and numpy).",
+    )
     p.add_argument("--max_batches_per_epoch", type=int, default=None)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     a = p.parse_args(argv)
