@@ -27,6 +27,7 @@ from pipelines.daily import (
     DailyOptions,
     MissingInputError,
     build_day,
+    decode_cache,
     format_reconciliation,
     horizon_end_ms,
     load_podcast_features,
@@ -179,6 +180,7 @@ def run(argv: list[str] | None = None) -> dict:
     staging, dead_staging = staging_dir(partition, run_id), staging_dir(dead_partition, run_id)
     counts_path = layout.join(staging, "_counts.json")
     shuffle = shuffle_folder(options, data_root, PIPELINE, day, run_id)
+    cache = decode_cache(options, data_root)
 
     pipeline = beam.Pipeline(options=options)
     seed = pipeline | "Day" >> beam.Create([day.isoformat()])
@@ -189,14 +191,14 @@ def run(argv: list[str] | None = None) -> dict:
     # A light first pass over the owned files: which context rows can matter at all (see Relevance).
     target_pairs = (
         pipeline
-        | "TargetFiles" >> beam.Create([f.path for f in files if f.role == "target"])
-        | "TargetPairs" >> beam.Map(target_pair_keys)
+        | "TargetFiles" >> beam.Create([f for f in files if f.role == "target"])
+        | "TargetPairs" >> beam.Map(target_pair_keys, cache)
         | "AllTargetPairs" >> beam.CombineGlobally(merge_sorted_unique)
     )
     clicked = (
         pipeline
-        | "OwnedClickFiles" >> beam.Create([f.path for f in files if f.table == "click" and f.owned])
-        | "ClickedImpressions" >> beam.Map(clicked_impression_ids)
+        | "OwnedClickFiles" >> beam.Create([f for f in files if f.table == "click" and f.owned])
+        | "ClickedImpressions" >> beam.Map(clicked_impression_ids, cache)
         | "AllClickedImpressions" >> beam.CombineGlobally(merge_sorted_unique)
     )
     relevance = target_pairs | "Relevance" >> beam.Map(make_relevance, beam.pvalue.AsSingleton(clicked))
@@ -212,6 +214,7 @@ def run(argv: list[str] | None = None) -> dict:
             relevant_context,
             shuffle_dir=shuffle,
             threads=daily.io_threads,
+            cache=cache,
         ),
         beam.pvalue.AsSingleton(reference),
         beam.pvalue.AsSingleton(relevance),

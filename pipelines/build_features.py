@@ -21,6 +21,7 @@ from pipelines.daily import (
     DailyOptions,
     MissingInputError,
     build_day,
+    decode_cache,
     load_reference_ids,
     load_snapshot,
     read_json,
@@ -74,6 +75,7 @@ def run(argv: list[str] | None = None) -> dict:
     user_staging, podcast_staging = staging_dir(user_partition, run_id), staging_dir(podcast_partition, run_id)
     counts_path = layout.join(user_staging, "_counts.json")
     shuffle = shuffle_folder(options, data_root, PIPELINE, day, run_id)
+    cache = decode_cache(options, data_root)
 
     pipeline = beam.Pipeline(options=options)
     seed = pipeline | "Day" >> beam.Create([day.isoformat()])
@@ -90,6 +92,7 @@ def run(argv: list[str] | None = None) -> dict:
             history_columns,
             shuffle_dir=shuffle,
             threads=daily.io_threads,
+            cache=cache,
         ),
         beam.pvalue.AsSingleton(reference),
     )
@@ -151,6 +154,9 @@ def run(argv: list[str] | None = None) -> dict:
     }
     commit_partition(podcast_staging, podcast_partition, summary)
     commit_partition(user_staging, user_partition, summary)
+    if cache is not None:
+        # No later day's features (the longest look-back) or examples read logs older than this window.
+        summary["decode_cache_days_pruned"] = cache.prune_before(days[0] if days else day)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     return summary
 

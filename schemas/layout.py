@@ -91,5 +91,10 @@ def shuffle_dir(root: str, pipeline: str, day: datetime.date, run_id: str) -> st
     return join(root, "_shuffle", pipeline, f"{dt_dir(day)}-{run_id}")
 
 
+def decode_cache_dir(root: str) -> str:
+    """Decoded copies of raw part files (``_cache/decoded/<table>/dt=D/``); see ``transforms.decode_cache``."""
+    return join(root, "_cache", "decoded")
+
+
 def success_marker(partition: str) -> str:
     return join(partition, SUCCESS_MARKER)

@@ -24,6 +24,7 @@ from schemas.derived import DEAD_LETTER, LABELS, USER_FEATURES
 from transforms.arrays import isin_sorted, sorted_unique
 from transforms.attribution import AttributionConfig, label_impressions
 from transforms.bucketing import pair_keys
+from transforms.decode_cache import DecodeCache
 from transforms.example_assembly import IMPRESSIONS, assemble_examples, unify_impressions
 from transforms.raw_input import (
     COUNTS_TAG,
@@ -32,9 +33,10 @@ from transforms.raw_input import (
     FileSpec,
     first_occurrences,
     in_logging_order,
+    read_spec,
 )
 from transforms.shuffle import BucketEmitter, SpilledRows, rows_by_role
-from transforms.storage import WriteBehind, read_avro_as_arrow, read_parquet
+from transforms.storage import WriteBehind, read_parquet
 from transforms.validation import dead_letters
 
 PIPELINE = "build_examples"
@@ -59,21 +61,17 @@ class Relevance:
     clicked_impressions: np.ndarray
 
 
-def target_pair_keys(path: str) -> np.ndarray:
+def target_pair_keys(spec: FileSpec, cache: DecodeCache | None = None) -> np.ndarray:
     """Sorted unique (user, show) keys of the valid-looking impressions in one owned impression file."""
-    rows = read_avro_as_arrow(path, _table_of(path), ["user_id", "podcast_id"]).table
+    rows = read_spec(spec, ["user_id", "podcast_id"], cache).table
     rows = rows.filter(pc.and_(pc.is_valid(rows.column("user_id")), pc.is_valid(rows.column("podcast_id"))))
     return sorted_unique(pair_keys(rows.column("user_id").to_numpy(), rows.column("podcast_id").to_numpy()))
 
 
-def clicked_impression_ids(path: str) -> np.ndarray:
+def clicked_impression_ids(spec: FileSpec, cache: DecodeCache | None = None) -> np.ndarray:
     """Sorted unique impression ids referenced by one owned click file."""
-    ids = read_avro_as_arrow(path, "click", ["impression_id"]).table.column("impression_id").drop_null()
+    ids = read_spec(spec, ["impression_id"], cache).table.column("impression_id").drop_null()
     return np.unique(ids.to_numpy(zero_copy_only=False).astype(str))
-
-
-def _table_of(path: str) -> str:
-    return next(t for t in IMPRESSION_TABLES if f"/{t}/" in path)
 
 
 def merge_sorted_unique(parts) -> np.ndarray:

@@ -21,8 +21,9 @@ from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
 from schemas import layout
+from transforms.decode_cache import DecodeCache
 from transforms.shuffle import BucketEmitter
-from transforms.storage import list_files, list_files_with_sizes, read_avro_as_arrow
+from transforms.storage import AvroReadResult, list_files, list_files_with_metadata, read_avro_as_arrow
 from transforms.validation import ReferenceIds, file_dead_letter, validate_log_rows
 
 DEAD_LETTER_TAG = "dead_letter"
@@ -43,6 +44,7 @@ class FileSpec:
     owned: bool  # the run owns this partition: dead-letter and reconcile its rows
     index: int  # position in the plan (deterministic order of files)
     size_bytes: int = 0
+    modified: float = 0.0  # epoch seconds; with the size, it names the version of the file (see DecodeCache)
 
 
 def available_days(data_root: str, table: str) -> list[datetime.date]:
@@ -58,9 +60,16 @@ def plan_files(data_root: str, requests: Sequence[tuple[str, str, Sequence[datet
     specs = []
     for table, role, days, owned in requests:
         for day in days:
-            for path, size in list_files_with_sizes(layout.raw_glob(data_root, table, day)):
-                specs.append((table, day.isoformat(), path, role, owned, size))
-    return [FileSpec(*spec[:5], index=i, size_bytes=spec[5]) for i, spec in enumerate(specs)]
+            for path, size, modified in list_files_with_metadata(layout.raw_glob(data_root, table, day)):
+                specs.append((table, day.isoformat(), path, role, owned, size, modified))
+    return [FileSpec(*spec[:5], index=i, size_bytes=spec[5], modified=spec[6]) for i, spec in enumerate(specs)]
+
+
+def read_spec(spec: FileSpec, columns: list[str] | None, cache: DecodeCache | None) -> AvroReadResult:
+    """One planned file's rows (``columns`` only, when given), through the decode cache when there is one."""
+    if cache is None:
+        return read_avro_as_arrow(spec.path, spec.table, columns)
+    return cache.read(spec.table, spec.day, spec.path, spec.size_bytes, spec.modified, columns)
 
 
 MAX_INPUT_BYTES_PER_BUCKET = 8 * 1024 * 1024
@@ -94,6 +103,7 @@ class ReadValidateBucketFn(beam.DoFn):
         shuffle_dir: the run's file-backed shuffle folder (see :mod:`transforms.shuffle`); None shuffles the
             tables through Beam.
         threads: files of one element (a group, see :func:`file_groups`) read side by side.
+        cache: where decoded files are kept and found again (None: decode every time).
     """
 
     def __init__(
@@ -107,6 +117,7 @@ class ReadValidateBucketFn(beam.DoFn):
         relevant=None,
         shuffle_dir: str | None = None,
         threads: int = 1,
+        cache: DecodeCache | None = None,
     ):
         self.pipeline = pipeline
         self.run_day = run_day
@@ -119,6 +130,7 @@ class ReadValidateBucketFn(beam.DoFn):
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         self.threads = threads
+        self.cache = cache
         self.rows_read = Metrics.counter(pipeline, "rows_read")
         self.rows_rejected = Metrics.counter(pipeline, "rows_dead_lettered")
         self.files_unreadable = Metrics.counter(pipeline, "files_unreadable")
@@ -147,7 +159,7 @@ class ReadValidateBucketFn(beam.DoFn):
         outputs: list = []
         day = datetime.date.fromisoformat(spec.day)
         # Context files are read with only the columns their role needs (decoding is the main cost).
-        result = read_avro_as_arrow(spec.path, spec.table, None if spec.owned else self.columns(spec))
+        result = read_spec(spec, None if spec.owned else self.columns(spec), self.cache)
         rows = result.table
         counts: dict = {}
         if result.error is not None and spec.owned:

@@ -47,13 +47,19 @@ def atomic_write(path: str, data: bytes) -> None:
     FileSystems.rename([tmp], [path])
 
 
-def list_files_with_sizes(pattern: str) -> list[tuple[str, int]]:
-    """``(path, size in bytes)`` of files matching a glob, sorted by path; empty when nothing matches."""
+def list_files_with_metadata(pattern: str) -> list[tuple[str, int, float]]:
+    """``(path, size in bytes, modified in epoch seconds)`` of files matching a glob, sorted by path; empty when
+    nothing matches."""
     try:
         matches = FileSystems.match([pattern])[0].metadata_list
     except OSError:
         return []
-    return sorted((m.path, m.size_in_bytes) for m in matches)
+    return sorted((m.path, m.size_in_bytes, float(m.last_updated_in_seconds or 0.0)) for m in matches)
+
+
+def list_files_with_sizes(pattern: str) -> list[tuple[str, int]]:
+    """``(path, size in bytes)`` of files matching a glob, sorted by path; empty when nothing matches."""
+    return [(path, size) for path, size, _ in list_files_with_metadata(pattern)]
 
 
 def list_files(pattern: str) -> list[str]:
