@@ -87,12 +87,11 @@ def format_table(splits: Mapping[str, Mapping[str, dict]], slice_name: str = "sl
         f"{'logloss':>8} {'const':>8} {'calib':>6}"
     )
     lines = []
+    short = slice_name.rsplit("_", 1)[-1][:5]  # podcast_popularity_tier -> tier
     for split, tasks in splits.items():
         lines += [f"[{split}]", header, "-" * len(header)]
         for task, report in tasks.items():
-            rows = [("all", report["overall"])] + [
-                (f"{slice_name[:4]}={k}", v) for k, v in report.get("by_slice", {}).items()
-            ]
+            rows = [("all", report["overall"])] + [(f"{short}={k}", v) for k, v in report.get("by_slice", {}).items()]
             for label, m in rows:
                 lines.append(
                     f"{task:<16} {label:>9} {_fmt(m['rows'], 'int'):>9} {_fmt(m['positives'], 'int'):>7} "

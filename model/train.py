@@ -554,39 +554,17 @@ def parse_args(argv: Sequence[str]) -> TrainConfig:
         fractions = tuple(float(x) for x in a.split.split(","))
     except ValueError:
         p.error(f"--split {a.split!r}: expected three comma-separated fractions")
-    return TrainConfig(
-        examples=a.examples,
-        out=a.out,
-        run=a.run,
-        spec=a.spec,
-        train_days=a.train_days,
-        valid_days=a.valid_days,
-        test_days=a.test_days,
-        split=fractions,  # type: ignore[arg-type]
-        epochs=a.epochs,
-        batch_size=a.batch_size,
-        lr=a.lr,
-        embedding_lr=a.embedding_lr,
-        seed=a.seed,
-        patience=a.patience,
-        resume=a.resume,
-        overwrite=a.overwrite,
-        tasks=_csv(a.tasks),
-        sources=_csv(a.sources),
-        disable_groups=_csv(a.disable_groups),
-        directional_mask=not a.no_directional_mask,
-        source_ratio=None if a.no_source_balance else a.source_ratio,
-        architecture=a.architecture,
-        loss_weighting=a.loss_weighting,
-        task_weights=_weights(a.task_weights),
-        init_from=a.init_from,
-        add_task=a.add_task,
-        freeze_encoder=a.freeze_encoder,
-        apply_head=a.apply_head,
-        threads=a.threads,
-        max_batches_per_epoch=a.max_batches_per_epoch,
-        progress=a.progress,
-    )
+    converted = {
+        "split": fractions,
+        "tasks": _csv(a.tasks),
+        "sources": _csv(a.sources),
+        "disable_groups": _csv(a.disable_groups),
+        "directional_mask": not a.no_directional_mask,
+        "source_ratio": None if a.no_source_balance else a.source_ratio,
+        "task_weights": _weights(a.task_weights),
+    }
+    same = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(a, f.name)}
+    return TrainConfig(**{**same, **converted})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -100,6 +100,12 @@ def test_fine_tune_everything_from_a_promotion_only_model(podcast_toy, tmp_path)
     )
     assert tuned.metrics["trainable_heads"] == ["PromotionStream", "AdStream"]
     assert list(tuned.metrics["sampling"]["sources"]) == ["ad", "promo"]
+    # The paper's Figure 2A: the promotions-only model scores ads with its stream head (AdStream from the spec).
+    applied = train(
+        toy_config(podcast_toy, tmp_path, run="fig2a", init_from=promo.run_dir, apply_head=["AdStream=PromotionStream"])
+    )
+    ad_eval = applied.metrics["test"]["AdStream"]["overall"]
+    assert applied.history == [] and ad_eval["rows"] > 0 and ad_eval["average_precision"] is not None
 
 
 def test_transfer_option_errors(trained_toy, podcast_toy, tmp_path):
