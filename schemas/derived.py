@@ -162,3 +162,69 @@ DEAD_LETTER = pa.schema(
     ],
     metadata={"doc": "deadletter/<pipeline>/dt=D: every record rejected while building day D, with its reason."},
 )
+
+
+# -- scoring outputs (pipelines/score.py) ----------------------------------------------------------------------------
+AUDIENCE_CUTS = ("top_k", "budget")
+
+AUDIENCES = pa.schema(
+    [
+        _f("campaign_id", _I64, "Campaign the audience is for.", nullable=False),
+        _f("channel", _STR, "ad or promo.", nullable=False),
+        _f("objective", _STR, "The campaign's objective: stream, click or follow.", nullable=False),
+        _f("head", _STR, "Model head that scored the campaign, mapped from (channel, objective).", nullable=False),
+        _f("user_id", _I64, "User in the audience.", nullable=False),
+        _f("rank", _I32, "1 = the best user for the campaign (score descending, then user_id ascending).", False),
+        _f("score", _F32, "The head's predicted probability for this user and campaign on day D.", nullable=False),
+        _f("audience_size", _I32, "Users in the campaign's audience (rows of this campaign).", nullable=False),
+        _f("eligible_users", _I64, "Users eligible for the campaign on D (the audience is cut from them).", False),
+        _f(
+            "cut",
+            _STR,
+            "How audience_size was chosen: top_k (a fixed size) or budget (affordable impressions per day over "
+            "impressions per user); capped by eligible_users.",
+            nullable=False,
+        ),
+    ],
+    metadata={"doc": "audiences/dt=D: per campaign active on D, its best users ranked by the model's score."},
+)
+
+USER_RANKINGS = pa.schema(
+    [
+        _f("user_id", _I64, "User.", nullable=False),
+        _f("rank", _I32, "1 = the best campaign for the user (score descending, then campaign_id ascending).", False),
+        _f("campaign_id", _I64, "Campaign.", nullable=False),
+        _f("channel", _STR, "ad or promo.", nullable=False),
+        _f("objective", _STR, "The campaign's objective: stream, click or follow.", nullable=False),
+        _f("head", _STR, "Model head that scored the pair.", nullable=False),
+        _f("score", _F32, "The head's predicted probability for this user and campaign on day D.", nullable=False),
+    ],
+    metadata={"doc": "user_rankings/dt=D: per user, the top-N campaigns the user is eligible for on D."},
+)
+
+
+def stored_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` as Parquet gives it back: list items are named ``element`` (pyarrow writes Parquet's compliant
+    nested types), so this is the schema a model trained on the Parquet table recorded, e.g. ``EXAMPLES``."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    sink = io.BytesIO()
+    pq.write_table(schema.empty_table(), sink)
+    sink.seek(0)
+    return pq.read_schema(sink)
+
+
+def derived_avro_schema(name: str):
+    """The Avro form of a derived output (``schemas/avro/<name>.avsc``: ``audience``, ``user_ranking``), parsed
+    by the registry with the same checks as the raw schemas (a ``schemas.TableSchema``)."""
+    import json
+    from importlib import resources
+
+    from schemas.registry import SchemaError, parse_schema
+
+    if name not in ("audience", "user_ranking"):
+        raise SchemaError(f"unknown derived Avro schema {name!r}; expected audience or user_ranking")
+    text = resources.files("schemas").joinpath("avro", f"{name}.avsc").read_text(encoding="utf-8")
+    return parse_schema(json.loads(text), source=f"schemas/avro/{name}.avsc")

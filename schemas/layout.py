@@ -98,3 +98,13 @@ def decode_cache_dir(root: str) -> str:
 
 def success_marker(partition: str) -> str:
     return join(partition, SUCCESS_MARKER)
+
+
+def audience_partition(root: str, day: datetime.date) -> str:
+    """``audiences/dt=D``: per campaign, its users ranked by score (pipelines/score.py)."""
+    return join(root, "audiences", dt_dir(day))
+
+
+def user_ranking_partition(root: str, day: datetime.date) -> str:
+    """``user_rankings/dt=D``: per user, the top-N campaigns (pipelines/score.py)."""
+    return join(root, "user_rankings", dt_dir(day))

@@ -107,6 +107,25 @@ def _list_contains(lists: pa.ChunkedArray | pa.Array, values: np.ndarray) -> np.
     return hit
 
 
+def list_membership(lists: pa.ChunkedArray | pa.Array, candidates: np.ndarray) -> np.ndarray:
+    """``[len(lists), len(candidates)]`` matrix: does list ``lists[i]`` contain ``candidates[j]``?
+
+    The all-pairs form of ``_list_contains`` with the same rules (nulls and empty lists contain nothing), so that
+    scoring fills the user-show columns of every user against every campaign without a row per pair. Cost: one
+    pass over the list values, whatever the number of candidates.
+    """
+    lists = lists.combine_chunks() if isinstance(lists, pa.ChunkedArray) else lists
+    flat = pc.list_flatten(lists).to_numpy(zero_copy_only=False)
+    parents = pc.list_parent_indices(lists).to_numpy()
+    unique, column = np.unique(np.asarray(candidates), return_inverse=True)
+    hit = np.zeros((len(lists), len(unique)), bool)
+    if len(flat) and len(unique):
+        pos = np.searchsorted(unique, flat).clip(max=len(unique) - 1)
+        found = unique[pos] == flat
+        hit[parents[found], pos[found]] = True
+    return hit[:, column]
+
+
 def assemble_examples(
     impressions: pa.Table,
     labels: pa.Table | None,

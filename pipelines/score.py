@@ -1,0 +1,326 @@
+"""Score day D with a trained model: ``audiences/dt=D/`` per campaign and ``user_rankings/dt=D/`` per user.
+
+Usage (``make score DATE=... MODEL=...`` wraps this)::
+
+    python -m pipelines.score --data_root=./data --date=2026-03-15 --model=models/demo \\
+        [--audience_cut=top_k --audience_size=1000 | --audience_cut=budget --impressions_per_user=3] [--top_n=10] \\
+        [--heads=ad:stream=AdStream,promo:stream=PromotionStream,*:click=Click,*:follow=Follow] [--hour=19 ...]
+
+For each campaign active on D (``start_date <= D <= end_date``) and each user of the feature snapshot of D: the
+eligible pairs (targeting, free users only for ads, not already following the show), their model inputs built by
+the code that builds training examples, and the probability of the head the campaign's channel and objective map
+to. Outputs are Parquet and Avro (``--formats``), committed atomically: a rerun replaces a day with identical
+bytes. Campaigns that cannot be scored go to ``deadletter/score/dt=D/`` with their reason, and ``_SUCCESS.json``
+reconciles every campaign and every pair considered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import time
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
+
+from pipelines.daily import (
+    MissingInputError,
+    build_day,
+    load_podcast_features,
+    load_snapshot,
+    read_json,
+)
+from pipelines.options import DataRootOptions, resolve_runner, run_main
+from schemas import layout
+from schemas.derived import AUDIENCES, USER_RANKINGS, fingerprint
+from transforms.candidates import DEFAULT_HEADS, PIPELINE, RULES, ScoringConfig, plan_campaigns
+from transforms.counting import merge_counts
+from transforms.scoring import (
+    FORMATS,
+    BuildAudiences,
+    PodtargetModelHandler,
+    ScoreUserBlocks,
+    check_heads,
+    load_scoring_model,
+    model_fingerprint,
+)
+from transforms.sinks import WriteDeadLetters, WriteJson
+from transforms.storage import commit_partition, is_complete, list_files, new_run_id, staging_dir
+
+
+class ScoreOptions(PipelineOptions):
+    """Options of ``pipelines.score`` (see :class:`transforms.candidates.ScoringConfig` for the rules)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        defaults = ScoringConfig()
+        parser.add_argument("--model", default=None, help="Trained model folder, models/<run> (local or gs://).")
+        parser.add_argument(
+            "--heads",
+            default=DEFAULT_HEADS,
+            help="channel:objective=Head, comma-separated; * matches any channel or objective.",
+        )
+        parser.add_argument("--audience_cut", default=defaults.audience_cut, help="top_k or budget.")
+        parser.add_argument(
+            "--audience_size", type=int, default=defaults.audience_size, help="Users per audience (top_k)."
+        )
+        parser.add_argument(
+            "--impressions_per_user",
+            type=float,
+            default=defaults.impressions_per_user,
+            help="budget cut: users = budget / days / CPM * 1000 / impressions_per_user.",
+        )
+        parser.add_argument("--top_n", type=int, default=defaults.top_n, help="Campaigns per user in user_rankings.")
+        parser.add_argument("--hour", type=int, default=defaults.hour, help="Serving hour of day (UTC) assumed.")
+        parser.add_argument("--device", default=defaults.device, help="primary (the user's) or one device family.")
+        parser.add_argument("--ad_slot", default=defaults.ad_slot, help="auto (by creative format) or a slot.")
+        parser.add_argument("--ad_surface", default=defaults.ad_surface, help="auto (by slot) or a surface.")
+        parser.add_argument("--promo_slot", default=defaults.promo_slot, help="Promotion slot assumed.")
+        parser.add_argument("--promo_layout", default=defaults.promo_layout, help="Promotion layout assumed.")
+        parser.add_argument("--promo_position", type=int, default=defaults.promo_position, help="0-based position.")
+        parser.add_argument("--promo_surface", default=defaults.promo_surface, help="Promotion surface assumed.")
+        parser.add_argument(
+            "--users_per_block", type=int, default=defaults.users_per_block, help="Users per scored element."
+        )
+        parser.add_argument(
+            "--max_pairs_per_block",
+            type=int,
+            default=defaults.max_pairs_per_block,
+            help="Cap on users x campaigns per element (fewer users per block when campaigns are many).",
+        )
+        parser.add_argument(
+            "--pairs_per_forward", type=int, default=16384, help="Pairs per forward pass of the network."
+        )
+        parser.add_argument("--torch_threads", type=int, default=0, help="torch intra-op threads; 0 = one per core.")
+        parser.add_argument(
+            "--forward",
+            choices=("factorised", "materialised"),
+            default="factorised",
+            help="factorised: each side's share of the first layer computed once (fast, checked against the "
+            "network on a sample of every block); materialised: a full input row per pair.",
+        )
+        parser.add_argument("--formats", default="parquet,avro", help="Output formats: parquet, avro or both.")
+        parser.add_argument("--audience_shards", type=int, default=4, help="Audience parts (by campaign_id).")
+        parser.add_argument(
+            "--max_user_parts",
+            type=int,
+            default=0,
+            help="Score only the first N user feature parts (a user subset, e.g. for benchmarks); 0 = all.",
+        )
+
+
+def scoring_config(opts: ScoreOptions) -> ScoringConfig:
+    fields = ScoringConfig.__dataclass_fields__
+    return ScoringConfig(**{name: getattr(opts, name) for name in fields})
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    chosen = tuple(f.strip() for f in text.split(",") if f.strip())
+    if not chosen or any(f not in FORMATS for f in chosen):
+        raise ValueError(f"--formats must list some of {', '.join(FORMATS)}, got {text!r}")
+    return chosen
+
+
+def make_plan(day_iso: str, campaigns, creatives, podcast_features, config: ScoringConfig, source_path: str):
+    return plan_campaigns(
+        campaigns, creatives, podcast_features, datetime.date.fromisoformat(day_iso), config, source_path
+    )
+
+
+def reconcile(counts: dict) -> dict:
+    """Every active campaign scored or dead-lettered; every pair considered eligible or excluded by a rule; every
+    eligible pair scored; per-campaign eligible users summing to the eligible pairs. ``unaccounted`` must be 0."""
+    campaigns = counts.get("campaigns", {})
+    dead = campaigns.get("dead_letter", {})
+    pairs = counts.get("pairs", {})
+    ineligible = pairs.get("ineligible", {})
+    per_campaign = counts.get("per_campaign", {})
+    return {
+        "campaigns": {
+            "active": campaigns.get("active", 0),
+            "scored": campaigns.get("scored", 0),
+            "dead_lettered": sum(dead.values()),
+            "unaccounted": campaigns.get("active", 0) - campaigns.get("scored", 0) - sum(dead.values()),
+        },
+        "pairs": {
+            "considered": pairs.get("considered", 0),
+            "eligible": pairs.get("eligible", 0),
+            "ineligible": sum(ineligible.values()),
+            "scored": pairs.get("scored", 0),
+            "unaccounted": pairs.get("considered", 0) - pairs.get("eligible", 0) - sum(ineligible.values()),
+            "unscored": pairs.get("eligible", 0) - pairs.get("scored", 0),
+            "eligible_not_in_audiences": pairs.get("eligible", 0)
+            - sum(c.get("eligible", 0) for c in per_campaign.values()),
+        },
+    }
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Score ``--date``; returns the summary (also each partition's ``_SUCCESS.json``)."""
+    options = resolve_runner(PipelineOptions(argv))
+    opts = options.view_as(ScoreOptions)
+    data_root = options.view_as(DataRootOptions).data_root
+    day = build_day(options)
+    started = time.perf_counter()
+
+    # Everything that can be wrong with the inputs fails here, before any work.
+    config = scoring_config(opts)
+    formats = _formats(opts.formats)
+    if opts.audience_shards < 1 or opts.pairs_per_forward < 1 or opts.max_user_parts < 0 or opts.torch_threads < 0:
+        raise ValueError(
+            "--audience_shards and --pairs_per_forward must be >= 1, --max_user_parts and --torch_threads >= 0"
+        )
+    if not opts.model:
+        raise ValueError("--model=models/<run> is required: the trained model to score with")
+    model = load_scoring_model(opts.model)
+    check_heads(model, config)
+    for entity in ("user", "podcast"):
+        if not is_complete(layout.feature_partition(data_root, entity, day)):
+            raise MissingInputError(
+                f"features/{entity} for {day} are missing or incomplete; run `make features DATE={day}` first"
+            )
+    for table in ("campaign", "creative"):
+        if not list_files(layout.raw_glob(data_root, table, day)):
+            raise MissingInputError(
+                f"no {table} snapshot for {day} under {layout.raw_partition(data_root, table, day)}; "
+                "simulate or ingest that day first"
+            )
+    user_paths = list_files(layout.join(layout.feature_partition(data_root, "user", day), "part-*.parquet"))
+    if opts.max_user_parts:
+        user_paths = user_paths[: opts.max_user_parts]
+
+    run_id = new_run_id()
+    audiences = layout.audience_partition(data_root, day)
+    rankings = layout.user_ranking_partition(data_root, day)
+    dead_partition = layout.deadletter_partition(data_root, PIPELINE, day)
+    audience_staging, rankings_staging = staging_dir(audiences, run_id), staging_dir(rankings, run_id)
+    dead_staging = staging_dir(dead_partition, run_id)
+    counts_path = layout.join(audience_staging, "_counts.json")
+    source_path = layout.raw_partition(data_root, "campaign", day)
+    handler = PodtargetModelHandler(
+        opts.model,
+        fingerprint=model_fingerprint(model),
+        pairs_per_forward=opts.pairs_per_forward,
+        torch_threads=opts.torch_threads,
+        factorised=opts.forward == "factorised",
+    )
+    del model  # the workers load their own copy
+
+    pipeline = beam.Pipeline(options=options)
+    seed = pipeline | "Day" >> beam.Create([day.isoformat()])
+    podcast_features = seed | "PodcastFeatures" >> beam.Map(load_podcast_features, data_root)
+    campaigns = seed | "Campaigns" >> beam.Map(load_snapshot, data_root, "campaign")
+    creatives = seed | "Creatives" >> beam.Map(load_snapshot, data_root, "creative")
+    plan = seed | "PlanCampaigns" >> beam.Map(
+        make_plan,
+        beam.pvalue.AsSingleton(campaigns),
+        beam.pvalue.AsSingleton(creatives),
+        beam.pvalue.AsSingleton(podcast_features),
+        config,
+        source_path,
+    )
+    plan_side = beam.pvalue.AsSingleton(plan)
+    partials, block_counts = (
+        pipeline
+        | "UserFeatureFiles" >> beam.Create(list(enumerate(user_paths)))
+        | "ScoreUserBlocks" >> ScoreUserBlocks(day, config, plan_side, handler, rankings_staging, formats)
+    )
+    audience_counts, no_eligible = partials | "Audiences" >> BuildAudiences(
+        day, plan_side, plan, audience_staging, formats, opts.audience_shards, source_path
+    )
+    _ = (
+        (plan | "PlanCounts" >> beam.Map(lambda p: p.counts), block_counts, audience_counts)
+        | "AllCounts" >> beam.Flatten()
+        | "MergeCounts" >> beam.CombineGlobally(merge_counts)
+        | "SaveCounts" >> WriteJson(counts_path)
+    )
+    _ = (
+        (plan | "PlanDeadLetters" >> beam.Map(lambda p: p.dead_letters), no_eligible)
+        | "AllDeadLetters" >> beam.Flatten()
+        | "SaveDeadLetters" >> WriteDeadLetters(dead_staging)
+    )
+    result = pipeline.run()
+    result.wait_until_finish()
+    if options.view_as(TestOptions).dry_run:
+        return {"dry_run": True, "state": str(result.state), "user_parts": len(user_paths)}
+
+    counts = read_json(counts_path)
+    balance = reconcile(counts)
+    problems = {
+        k: v
+        for k, v in {**balance["campaigns"], **balance["pairs"]}.items()
+        if k in ("unaccounted", "unscored", "eligible_not_in_audiences") and v
+    }
+    if problems:
+        raise RuntimeError(f"scoring of {day} does not reconcile: {balance}; partitions not committed")
+    campaigns_counts = counts.get("campaigns", {})
+    summary = {
+        "date": day.isoformat(),
+        "model": {
+            "path": opts.model,
+            "run": opts.model.rstrip("/").rsplit("/", 1)[-1],
+            "fingerprint": handler.fingerprint,
+            "heads": sorted(set(config.head_map.values())),
+        },
+        "settings": {
+            **{name: getattr(config, name) for name in ScoringConfig.__dataclass_fields__},
+            "forward": opts.forward,
+            "pairs_per_forward": opts.pairs_per_forward,
+            "formats": list(formats),
+            "audience_shards": opts.audience_shards,
+            "max_user_parts": opts.max_user_parts,
+        },
+        "campaigns": {
+            "in_snapshot": campaigns_counts.get("snapshot", 0),
+            "active": campaigns_counts.get("active", 0),
+            "scored": campaigns_counts.get("scored", 0),
+            "dead_letter": campaigns_counts.get("dead_letter", {}),
+        },
+        "pairs": {
+            "considered": counts.get("pairs", {}).get("considered", 0),
+            "eligible": counts.get("pairs", {}).get("eligible", 0),
+            "ineligible": {rule: counts.get("pairs", {}).get("ineligible", {}).get(rule, 0) for rule in RULES},
+            "scored": counts.get("pairs", {}).get("scored", 0),
+        },
+        "users": {
+            "read": counts.get("users", {}).get("read", 0),
+            "with_a_ranking": counts.get("users", {}).get("ranked", 0),
+            "blocks": counts.get("users", {}).get("blocks", 0),
+            "user_parts": len(user_paths),
+        },
+        "per_campaign": dict(sorted(counts.get("per_campaign", {}).items(), key=lambda kv: int(kv[0]))),
+        "audience_rows": counts.get("audiences", {}).get("rows", 0),
+        "user_ranking_rows": counts.get("user_rankings", {}).get("rows", 0),
+        "reconciliation": balance,
+        "schema_fingerprints": {"audiences": fingerprint(AUDIENCES), "user_rankings": fingerprint(USER_RANKINGS)},
+    }
+    FileSystems.delete([counts_path])  # run-internal scratch: the summary in _SUCCESS.json replaces it
+    commit_partition(dead_staging, dead_partition, {"date": day.isoformat(), "campaigns": summary["campaigns"]})
+    commit_partition(rankings_staging, rankings, summary)
+    commit_partition(audience_staging, audiences, summary)
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    return summary
+
+
+def describe(summary: dict) -> str:
+    c, p = summary["campaigns"], summary["pairs"]
+    dead = ", ".join(f"{k} {v}" for k, v in sorted(c["dead_letter"].items())) or "none"
+    lines = [
+        f"scored {summary['date']} with {summary['model']['run']} ({summary['model']['fingerprint']})",
+        f"campaigns: {c['active']} active, {c['scored']} scored; dead letters: {dead}",
+        f"pairs: {p['considered']:,} considered, {p['eligible']:,} eligible, {p['scored']:,} scored; excluded by "
+        + ", ".join(f"{k} {v:,}" for k, v in p["ineligible"].items()),
+        f"users: {summary['users']['read']:,} read, {summary['users']['with_a_ranking']:,} ranked",
+        f"audiences: {summary['audience_rows']:,} rows; user_rankings: {summary['user_ranking_rows']:,} rows",
+        f"done in {summary['seconds']:.1f} s ({p['scored'] / max(summary['seconds'], 1e-9):,.0f} pairs/s)",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_main(run, describe, argv)
+
+
+if __name__ == "__main__":
+    main()
