@@ -182,7 +182,8 @@ def encode_product(encoder: Encoder, sides: Mapping[str, pa.Table], pair_index: 
     """
     layout = product_layout(encoder, {s: t.schema for s, t in sides.items()})
     blocks = {s: encode_side(encoder, layout, s, t) for s, t in sides.items()}
-    return encoder.to_batch(gather_product(encoder, layout, blocks, pair_index))
+    index = {s: np.asarray(i, np.int64) for s, i in pair_index.items()}
+    return encoder.to_batch(gather_product(encoder, layout, blocks, index))
 
 
 # -------------------------------------------------------------------------------------- factorised scoring
@@ -261,6 +262,7 @@ class ProductScorer:
     ) -> np.ndarray:
         """Probability (float32) of head ``heads[head_of_pair[i]]`` for each pair ``i``."""
         blocks = {s: p.block for s, p in sides.items()}
+        pair_index = {s: np.asarray(i, np.int64) for s, i in pair_index.items()}
         n = _indices(layout, blocks, pair_index)
         unknown = [h for h in heads if h not in self.network.tasks]
         if unknown:

@@ -1,0 +1,257 @@
+"""Scoring end to end on a small simulated world with a model trained on it: no training/serving skew, the
+pipeline's scores are the model's, and the same bytes in memory, through the portable runner and on gs://."""
+
+import dataclasses
+import datetime
+import hashlib
+import pathlib
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from model.product import encode_product
+from model.train import TrainConfig, train
+from pipelines import build_examples, build_features, score
+from pipelines.daily import load_podcast_features, read_snapshot
+from schemas import layout
+from schemas.derived import LABELS, USER_FEATURES
+from tests.conftest import simulate
+from transforms.candidates import PAIR_KINDS, ScoringConfig, pair_kinds, plan_campaigns, user_side
+from transforms.scoring import load_scoring_model
+from transforms.storage import list_files, read_bytes, read_parquet
+
+START = datetime.date(2026, 3, 2)
+DAY = START + datetime.timedelta(days=1)
+PARTITIONS = ("audiences", "user_rankings", "deadletter/score")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """(data root, model folder): 600 users over 3 days, features and examples of day 2, a model trained on them."""
+    root = str(tmp_path_factory.mktemp("score_e2e") / "data")
+    simulate(root, "--n_days=3", "--n_users=600")
+    common = [f"--data_root={root}", f"--date={DAY}", "--runner=FnApiRunner", "--n_buckets=4"]
+    build_features.run(common)
+    build_examples.run([*common, "--allow_unobserved"])
+    models = str(tmp_path_factory.mktemp("score_models"))
+    config = TrainConfig(
+        examples=f"{root}/examples",
+        out=models,
+        run="tiny",
+        epochs=1,
+        batch_size=256,
+        max_batches_per_epoch=30,
+        train_days=DAY.isoformat(),
+        valid_days="",
+        test_days="",
+        progress=False,
+    )
+    return root, train(config).run_dir
+
+
+@pytest.fixture(scope="module")
+def scored(world):
+    root, model = world
+    summary = score.run([f"--data_root={root}", f"--date={DAY}", f"--model={model}", "--runner=FnApiRunner"])
+    return root, model, summary
+
+
+def _parquet(partition: str) -> pa.Table:
+    return read_parquet(layout.join(partition, "part-*.parquet"))
+
+
+def _digests(root: str) -> dict[str, str]:
+    out = {}
+    for name in PARTITIONS:
+        partition = layout.join(root, name, f"dt={DAY}")
+        for path in list_files(layout.join(partition, "*")):
+            out[f"{name}/{path.rsplit('/', 1)[-1]}"] = hashlib.sha256(read_bytes(path)).hexdigest()
+    return out
+
+
+def test_a_scored_pair_and_the_same_pair_in_the_examples_get_identical_model_inputs(world):
+    """Impressions of day D, rebuilt through the scoring path with their own serving context, give exactly the
+    example table's model inputs: the same Arrow values and the same encoded tensors."""
+    root, model_dir = world
+    model = load_scoring_model(model_dir)
+    examples = pq.read_table(layout.examples_partition(root, DAY))
+    served_on_day = pc.equal(pc.cast(examples.column("event_ts"), pa.date32()), pa.scalar(DAY, pa.date32()))
+    examples = examples.filter(
+        pc.and_(served_on_day, pc.equal(examples.column("country"), examples.column("user_country")))
+    )
+    rng = np.random.default_rng(0)
+    sample = []
+    for source in ("ad", "promo"):
+        rows = np.flatnonzero(examples.column("source").to_numpy(zero_copy_only=False) == source)
+        sample += rng.choice(rows, 20, replace=False).tolist()
+    # Plus every impression of a show the user listened to or follows: the rarer values of the pair columns.
+    known = pc.or_(examples.column("user_listened_podcast_28d"), examples.column("user_follows_podcast"))
+    sample += np.flatnonzero(known.to_numpy(zero_copy_only=False)).tolist()
+    users = read_parquet(layout.join(layout.feature_partition(root, "user", DAY), "part-*.parquet"), USER_FEATURES)
+    podcasts = load_podcast_features(DAY.isoformat(), root)
+    campaigns, creatives = read_snapshot(root, "campaign", DAY), read_snapshot(root, "creative", DAY)
+    inputs = [c for c in model.encoder.columns if c not in LABELS]
+    kinds = set()
+    for i in sample:
+        row = examples.slice(i, 1)
+        ex = row.to_pylist()[0]
+        ad = ex["source"] == "ad"
+        config = ScoringConfig(
+            hour=ex["hour"],
+            device=ex["device"],
+            ad_slot=ex["ad_slot"] if ad else "auto",
+            ad_surface=ex["surface"] if ad else "auto",
+            promo_slot=ex["promo_slot"] or "home_shelf",
+            promo_layout=ex["promo_layout"] or "card",
+            promo_position=ex["promo_position"] or 0,
+            promo_surface=ex["surface"] if not ad else "home",
+        )
+        own_campaign = campaigns.filter(pc.equal(campaigns.column("campaign_id"), ex["campaign_id"]))
+        own_creative = creatives.filter(pc.equal(creatives.column("creative_id"), ex["creative_id"] or -1))
+        plan = plan_campaigns(own_campaign, own_creative, podcasts, DAY, config, "")
+        assert plan.n == 1, plan.dead_letters.to_pylist()
+        user = users.filter(pc.equal(users.column("user_id"), ex["user_id"]))
+        kind = int(pair_kinds(user, plan)[0, 0])
+        kinds.add(kind)
+        sides = {"user": user_side(user, plan, DAY, config), "campaign": plan.side.table, "pair": PAIR_KINDS}
+        rebuilt = {**sides["user"].to_pylist()[0], **sides["campaign"].to_pylist()[0], **PAIR_KINDS.to_pylist()[kind]}
+        assert {c: rebuilt[c] for c in inputs} == {c: ex[c] for c in inputs}
+        got = encode_product(model.encoder, sides, {"user": [0], "campaign": [0], "pair": [kind]})
+        want = model.encoder.encode(row.drop_columns(list(LABELS)))
+        for field in dataclasses.fields(want):
+            assert torch.equal(getattr(got, field.name), getattr(want, field.name)), field.name
+    # Listened or not, following or not, same language or not: each pair column was checked with both values.
+    assert (
+        {k // 6 for k in kinds} == {0, 1} and {k // 3 % 2 for k in kinds} == {0, 1} and {k % 3 for k in kinds} >= {0, 1}
+    )
+
+
+def test_every_campaign_is_accounted_for_and_rankings_are_consistent(scored):
+    root, _, summary = scored
+    campaigns = read_snapshot(root, "campaign", DAY)
+    active = pc.and_(
+        pc.less_equal(campaigns.column("start_date"), pa.scalar(DAY)),
+        pc.greater_equal(campaigns.column("end_date"), pa.scalar(DAY)),
+    )
+    assert summary["campaigns"]["active"] == pc.sum(active).as_py() > 0
+    balance = summary["reconciliation"]
+    assert balance["campaigns"]["unaccounted"] == balance["pairs"]["unaccounted"] == 0
+    assert summary["pairs"]["scored"] == summary["pairs"]["eligible"] > 0
+    audiences = _parquet(layout.audience_partition(root, DAY)).to_pylist()
+    rankings = _parquet(layout.user_ranking_partition(root, DAY)).to_pylist()
+    assert summary["audience_rows"] == len(audiences) and summary["user_ranking_rows"] == len(rankings)
+    by_campaign = {}
+    for r in audiences:
+        by_campaign.setdefault(r["campaign_id"], []).append(r)
+    assert len(by_campaign) == summary["campaigns"]["scored"]
+    for rows in by_campaign.values():
+        keys = [(-r["score"], r["user_id"]) for r in rows]
+        assert keys == sorted(keys) and [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
+        assert len(rows) == min(1000, rows[0]["eligible_users"]) == rows[0]["audience_size"]
+    # A pair in both outputs has one score: both come from the same forward pass.
+    audience_score = {(r["campaign_id"], r["user_id"]): r["score"] for r in audiences}
+    shared = [
+        (r, audience_score[r["campaign_id"], r["user_id"]])
+        for r in rankings
+        if (r["campaign_id"], r["user_id"]) in audience_score
+    ]
+    assert shared and all(r["score"] == s for r, s in shared)
+    per_user = {}
+    for r in rankings:
+        per_user.setdefault(r["user_id"], []).append(r)
+    assert max(len(v) for v in per_user.values()) == 10
+
+
+def test_pipeline_scores_are_the_models_probabilities(scored):
+    """Audience scores equal the trained model's own prediction on the materialised pair inputs."""
+    root, model_dir, _ = scored
+    model = load_scoring_model(model_dir)
+    audiences = _parquet(layout.audience_partition(root, DAY))
+    sample = audiences.take(np.random.default_rng(1).choice(audiences.num_rows, 40, replace=False)).to_pylist()
+    config = ScoringConfig()
+    users = read_parquet(layout.join(layout.feature_partition(root, "user", DAY), "part-*.parquet"), USER_FEATURES)
+    plan = plan_campaigns(
+        read_snapshot(root, "campaign", DAY),
+        read_snapshot(root, "creative", DAY),
+        load_podcast_features(DAY.isoformat(), root),
+        DAY,
+        config,
+        "",
+    )
+    ids = plan.campaigns.column("campaign_id").to_pylist()
+    for r in sample:
+        user = users.filter(pc.equal(users.column("user_id"), r["user_id"]))
+        c = ids.index(r["campaign_id"])
+        kind = int(pair_kinds(user, plan)[0, c])
+        side = user_side(user, plan, DAY, config)
+        rows = pa.table(
+            {
+                **{n: side.column(n) for n in side.column_names},
+                **{n: plan.side.table.column(n).take([c]) for n in plan.side.table.column_names},
+                **{n: PAIR_KINDS.column(n).take([kind]) for n in PAIR_KINDS.column_names},
+            }
+        )
+        assert model.score(rows, [r["head"]])[r["head"]][0] == pytest.approx(r["score"], abs=2e-6)
+
+
+@pytest.mark.slow
+def test_portable_runner_writes_identical_bytes(scored, tmp_path):
+    root, model, _ = scored
+    before = _digests(root)
+    score.run(
+        [
+            f"--data_root={root}",
+            f"--date={DAY}",
+            f"--model={model}",
+            "--runner=PortableRunner",
+            "--job_endpoint=embed",
+            "--environment_type=LOOPBACK",
+        ]
+    )
+    assert _digests(root) == before
+
+
+@pytest.mark.slow
+def test_scoring_on_gcs_writes_the_same_outputs(scored, gcs_emulator):
+    from apache_beam.io.filesystems import FileSystems
+
+    root, model, _ = scored
+    remote = f"{gcs_emulator}/score"
+    for sub in (
+        f"features/user/dt={DAY}",
+        f"features/podcast/dt={DAY}",
+        f"raw/campaign/dt={DAY}",
+        f"raw/creative/dt={DAY}",
+    ):
+        for path in sorted(pathlib.Path(root, sub).iterdir()):
+            with FileSystems.create(f"{remote}/{sub}/{path.name}") as handle:
+                handle.write(path.read_bytes())
+    summary = score.run([f"--data_root={remote}", f"--date={DAY}", f"--model={model}", "--runner=FnApiRunner"])
+    assert summary["pairs"]["scored"] > 0
+    assert _digests(remote) == _digests(root)
+    assert not list_files(layout.join(remote, "audiences", "_staging", "**"))
+
+
+@pytest.mark.slow
+def test_dataflow_job_graph_builds_offline(scored, tmp_path, monkeypatch):
+    root, model, _ = scored
+    monkeypatch.chdir(tmp_path)
+    setup_py = pathlib.Path(__file__).resolve().parents[2] / "setup.py"
+    summary = score.run(
+        [
+            f"--data_root={root}",
+            f"--date={DAY}",
+            f"--model={model}",
+            "--runner=DataflowRunner",
+            "--project=my-project",
+            "--region=europe-west1",
+            "--temp_location=gs://my-bucket/tmp",
+            f"--setup_file={setup_py}",
+            "--dry_run=True",
+        ]
+    )
+    assert summary["dry_run"] is True and summary["state"] == "DONE"
