@@ -214,12 +214,14 @@ class ProductScorer:
         check_rows: int = 64,
         tolerance: float = 1e-5,
         factorised: bool = True,
+        fuse_rows: int = 65536,
     ):
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
         self.model, self.encoder, self.network = model, model.encoder, model.network
         self.network.eval()
         self.chunk_rows, self.check_rows, self.tolerance = chunk_rows, check_rows, tolerance
+        self.fuse_rows = fuse_rows
         self.entry = _entry_layers(self.network) if factorised else None
         self.factorised = self.entry is not None
         dim = self.network.config.embedding_dim
@@ -271,13 +273,15 @@ class ProductScorer:
         if len(head_of_pair) != n:
             raise ProductError(f"head_of_pair has {len(head_of_pair)} entries for {n} pairs")
         out = np.empty(n, np.float32)
-        index = {s: torch.from_numpy(np.ascontiguousarray(i, dtype=np.int64)) for s, i in pair_index.items()}
+        if self.factorised:
+            shares, index = _fuse_small_sides({s: p.shares for s, p in sides.items()}, pair_index, self.fuse_rows)
+            index = {s: torch.from_numpy(i) for s, i in index.items()}
         for start in range(0, n, self.chunk_rows):
             stop = min(start + self.chunk_rows, n)
             chunk_heads = head_of_pair[start:stop]
             if self.factorised:
                 chunk = {s: i[start:stop] for s, i in index.items()}
-                logits = self._factorised_logits(sides, chunk, chunk_heads, heads)
+                logits = self._factorised_logits(shares, chunk, chunk_heads, heads)
             else:
                 rows = gather_product(self.encoder, layout, blocks, {s: i[start:stop] for s, i in pair_index.items()})
                 logits = self._plain_logits(self.encoder.to_batch(rows), chunk_heads, heads)
@@ -293,7 +297,7 @@ class ProductScorer:
 
     def _factorised_logits(
         self,
-        sides: Mapping[str, PreparedSide],
+        shares: Mapping[str, list[torch.Tensor]],
         index: Mapping[str, torch.Tensor],
         chunk_heads: np.ndarray,
         heads: Sequence[str],
@@ -301,8 +305,8 @@ class ProductScorer:
         entry_out = []
         for k, layer in enumerate(self.entry):
             total = None
-            for side, prepared in sides.items():
-                share = prepared.shares[k].index_select(0, index[side])
+            for side, side_shares in shares.items():
+                share = side_shares[k].index_select(0, index[side])
                 total = share if total is None else total.add_(share)
             entry_out.append(total if layer.bias is None else total.add_(layer.bias))
         logits = torch.empty(len(chunk_heads))
@@ -345,6 +349,26 @@ class ProductScorer:
                 f"{self.tolerance:g}) on a sample of {len(sample)} pairs: has the network's structure changed? "
                 "Score with factorised=False until ProductScorer follows it."
             )
+
+
+def _fuse_small_sides(
+    shares: Mapping[str, list[torch.Tensor]], pair_index: Mapping[str, np.ndarray], max_rows: int
+) -> tuple[dict[str, list[torch.Tensor]], dict[str, np.ndarray]]:
+    """Replace the two smallest sides by their product while it has at most ``max_rows`` rows (e.g. campaigns x
+    pair kinds), so a pair gathers one share row fewer: the sums are precomputed once per call."""
+    shares, index = dict(shares), {s: np.ascontiguousarray(i, dtype=np.int64) for s, i in pair_index.items()}
+    while len(shares) > 2:
+        a, b = sorted(shares, key=lambda s: shares[s][0].shape[0])[:2]
+        rows_a, rows_b = shares[a][0].shape[0], shares[b][0].shape[0]
+        if rows_a * rows_b > max_rows:
+            break
+        fused = [
+            (x.unsqueeze(1) + y.unsqueeze(0)).reshape(rows_a * rows_b, -1)
+            for x, y in zip(shares.pop(a), shares.pop(b), strict=True)
+        ]
+        shares[f"{a}*{b}"] = fused
+        index[f"{a}*{b}"] = index.pop(a) * rows_b + index.pop(b)
+    return shares, index
 
 
 def _entry_layers(network: MultiTaskNetwork) -> list[nn.Linear] | None:

@@ -474,6 +474,7 @@ class Candidates:
     pair_kind: np.ndarray
     considered: int
     ineligible: dict[str, int]
+    users_with_pairs: int
 
     @property
     def eligible(self) -> int:
@@ -515,9 +516,12 @@ def pair_kinds(users: pa.Table, plan: CampaignPlan) -> np.ndarray:
     user_language = pc.cast(users.column("user_language"), pa.string()).combine_chunks()
     podcast_language = pc.cast(plan.side.table.column("podcast_language"), pa.string()).combine_chunks()
     user_code, podcast_code = _language_codes(user_language, podcast_language)
-    uc, cc = user_code[:, None], podcast_code[None, :]
-    language = np.where((uc < 0) | (cc < 0), 2, (uc == cc).astype(np.int8))
-    return (6 * listened + 3 * follows + language).astype(np.int8)
+    kind = (user_code[:, None] == podcast_code[None, :]).view(np.int8)  # int8 throughout: a block has millions
+    kind[user_code < 0, :] = 2
+    kind[:, podcast_code < 0] = 2
+    kind += listened.view(np.int8) * np.int8(6)
+    kind += follows.view(np.int8) * np.int8(3)
+    return kind
 
 
 def find_candidates(users: pa.Table, plan: CampaignPlan) -> Candidates:
@@ -547,11 +551,11 @@ def find_candidates(users: pa.Table, plan: CampaignPlan) -> Candidates:
         ineligible[name] = int(np.count_nonzero(eligible & ~ok))
         eligible &= ok
     pair_campaign, pair_user = np.nonzero(eligible.T)  # sorted by campaign, then user
-    kind = pair_kinds(users, plan)[pair_user, pair_campaign]
     return Candidates(
-        pair_user=pair_user.astype(np.int64),
-        pair_campaign=pair_campaign.astype(np.int64),
-        pair_kind=kind.astype(np.int64),
+        pair_user=pair_user,
+        pair_campaign=pair_campaign,
+        pair_kind=pair_kinds(users, plan)[pair_user, pair_campaign],
         considered=n_users * n_campaigns,
         ineligible=ineligible,
+        users_with_pairs=int(np.count_nonzero(eligible.any(axis=1))),
     )

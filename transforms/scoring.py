@@ -45,6 +45,7 @@ from transforms.candidates import (
     find_candidates,
     user_side,
 )
+from transforms.columnar_avro import write_avro_table
 from transforms.ranking import TopUsers, block_top_users, merge_top_users, top_campaigns_per_user
 from transforms.raw_input import COUNTS_TAG, DEAD_LETTER_TAG
 from transforms.storage import (
@@ -52,7 +53,6 @@ from transforms.storage import (
     deterministic_sync_marker,
     parquet_bytes,
     read_parquet,
-    write_avro_part,
 )
 from transforms.validation import dead_letters
 
@@ -255,13 +255,13 @@ class PodtargetModelHandler(ModelHandler[PairBlock, PredictionResult, ScoringMod
 
 
 def write_parts(folder: str, stem: str, table: pa.Table, avro_name: str, formats: Sequence[str], key) -> None:
-    """``<stem>.parquet`` (snappy) and/or ``<stem>.avro`` (the registry's writer, deterministic sync marker)."""
+    """``<stem>.parquet`` (snappy) and/or ``<stem>.avro`` (the registry's header and codec, records encoded column by
+    column: ``transforms/columnar_avro.py``; deterministic sync marker)."""
     if "parquet" in formats:
         atomic_write(layout.join(folder, f"{stem}.parquet"), parquet_bytes(table))
     if "avro" in formats:
         marker = deterministic_sync_marker(avro_name, *key, stem)
-        path = layout.join(folder, f"{stem}.avro")
-        write_avro_part(path, derived_avro_schema(avro_name), table.to_pylist(), sync_marker=marker)
+        write_avro_table(layout.join(folder, f"{stem}.avro"), derived_avro_schema(avro_name), table, sync_marker=marker)
 
 
 def user_ranking_table(block: PairBlock, scores: np.ndarray, plan: CampaignPlan, top_n: int) -> pa.Table:
@@ -318,22 +318,30 @@ class RankBlockFn(beam.DoFn):
         job = (self.staging, f"part-{block.name}", rankings, "user_ranking", self.formats, key)
         self._pending.append(self._pool.submit(write_parts, *job))
         counts = {"pairs": {"scored": len(scores)}, "user_rankings": {"rows": rankings.num_rows}}
-        counts["users"] = {"ranked": int(len(np.unique(found.pair_user)))}
+        counts["users"] = {"ranked": found.users_with_pairs}
         yield pvalue.TaggedOutput(COUNTS_TAG, counts)
 
 
 class MergeTopUsersFn(beam.CombineFn):
-    """Per campaign: partial audiences -> its best ``limit`` users (an accumulator never exceeds ``limit``)."""
+    """Per campaign: partial audiences -> its best ``limit`` users. Partials are merged once they hold more than
+    twice the limit (at least a few thousand rows), so an accumulator stays bounded by the audience size while
+    most partials are sorted once, not once per arrival."""
+
+    @staticmethod
+    def _compact(accumulator: list[TopUsers]) -> list[TopUsers]:
+        rows = sum(len(t.user_ids) for t in accumulator)
+        if len(accumulator) > 1 and rows > 2 * max(accumulator[0].limit, 2048):
+            return [merge_top_users(accumulator)]
+        return accumulator
 
     def create_accumulator(self) -> list[TopUsers]:
         return []
 
     def add_input(self, accumulator: list[TopUsers], top: TopUsers) -> list[TopUsers]:
-        return [merge_top_users([*accumulator, top])]
+        return self._compact([*accumulator, top])
 
     def merge_accumulators(self, accumulators) -> list[TopUsers]:
-        parts = [t for acc in accumulators for t in acc]
-        return [merge_top_users(parts)] if parts else []
+        return self._compact([t for acc in accumulators for t in acc])
 
     def extract_output(self, accumulator: list[TopUsers]) -> TopUsers:
         return merge_top_users(accumulator)
