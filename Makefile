@@ -10,6 +10,9 @@
 #   make backfill START=... END=... features and examples for every day in the range (FORCE=1 rebuilds)
 #   make train                     train the multi-task model on $(DATA_ROOT)/examples into models/$(RUN)
 #                                  (TRAIN_ARGS for any other option, e.g. TRAIN_ARGS="--architecture=mmoe")
+#   make score DATE=2026-03-15 MODEL=models/demo  audiences and user rankings of one day (defaults: the last day
+#                                  with user features under DATA_ROOT, the latest model under models/;
+#                                  SCORE_ARGS for any other option, e.g. SCORE_ARGS="--audience_cut=budget")
 #   make bench                     benchmarks; figures land in reports/bench/*.json
 #
 # Pipeline variables: RUNNER (DirectRunner = in-process, the default; DataflowRunner; PortableRunner for Flink),
@@ -42,7 +45,7 @@ BEAM_ARGS = --runner=$(RUNNER) --direct_running_mode=$(DIRECT_MODE) --direct_num
 WHEELS_DIR  ?= /opt/wheels
 PIP_EXTRA   := $(if $(wildcard $(WHEELS_DIR)),--find-links $(WHEELS_DIR))
 
-.PHONY: help setup demo data features examples backfill train test lint bench wheel clean
+.PHONY: help setup demo data features examples backfill train score test lint bench wheel clean
 
 help:  ## print the comment block at the top of this file
 	@awk '/^#/ { sub(/^# ?/, ""); print; next } { exit }' Makefile
@@ -84,6 +87,7 @@ demo: setup
 	$(MAKE) --no-print-directory data WORLD=demo
 	$(MAKE) --no-print-directory backfill START=$(DEMO_START) END=$(DEMO_END) UNOBSERVED=1 FORCE=1
 	$(MAKE) --no-print-directory train TRAIN_ARGS="--overwrite $(TRAIN_ARGS)"
+	$(MAKE) --no-print-directory score DATE=$(DEMO_END) MODEL=$(MODELS)/$(RUN)
 
 # Training reads the example table (local or gs://) and writes models/<run>/ (see README, "Training").
 EXAMPLES   ?= $(DATA_ROOT)/examples
@@ -93,6 +97,21 @@ TRAIN_ARGS ?=
 
 train: setup
 	$(PY) -m model.train --examples=$(EXAMPLES) --out=$(MODELS) --run=$(RUN) $(TRAIN_ARGS)
+
+# Scoring reads the features and snapshots of DATE and a trained model; writes audiences/ and user_rankings/
+# (see README, "Scoring"). The defaults are looked up lazily, only when `make score` runs without them.
+LAST_FEATURES_DAY = $(shell ls -d $(DATA_ROOT)/features/user/dt=*/_SUCCESS.json 2>/dev/null | tail -1 \
+                      | sed -E 's|.*/dt=([0-9-]+)/.*|\1|')
+LATEST_MODEL      = $(shell ls -td $(MODELS)/*/manifest.json 2>/dev/null | head -1 | xargs -r dirname)
+SCORE_DATE        = $(or $(DATE),$(LAST_FEATURES_DAY))
+MODEL            ?= $(LATEST_MODEL)
+SCORE_ARGS       ?=
+
+score: setup
+	@test -n "$(SCORE_DATE)" || { echo "no features under $(DATA_ROOT)/features/user: pass DATE=YYYY-MM-DD"; exit 2; }
+	@test -n "$(MODEL)" || { echo "no model under $(MODELS)/: run make train, or pass MODEL=models/<run>"; exit 2; }
+	$(PY) -m pipelines.score --data_root=$(DATA_ROOT) --date=$(SCORE_DATE) --model=$(MODEL) $(SCORE_ARGS) \
+	    $(BEAM_ARGS)
 
 test: setup
 	$(PY) -m pytest

@@ -12,12 +12,12 @@ import argparse
 import json
 import sys
 
-from benchmarks import examples, simulate, train
+from benchmarks import examples, score, simulate, train
 from benchmarks.harness import write_report
 
 # In order: the examples benchmark builds on the worlds the simulate benchmark leaves behind, and the train
-# benchmark trains on the examples it builds.
-BENCHMARKS = {"simulate": simulate.run, "examples": examples.run, "train": train.run}
+# benchmark trains on the examples it builds; the score benchmark scores the features of that day.
+BENCHMARKS = {"simulate": simulate.run, "examples": examples.run, "train": train.run, "score": score.run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -90,7 +90,7 @@ class ScoreOptions(PipelineOptions):
             help="Cap on users x campaigns per element (fewer users per block when campaigns are many).",
         )
         parser.add_argument(
-            "--pairs_per_forward", type=int, default=16384, help="Pairs per forward pass of the network."
+            "--pairs_per_forward", type=int, default=8192, help="Pairs per forward pass of the network."
         )
         parser.add_argument("--torch_threads", type=int, default=0, help="torch intra-op threads; 0 = one per core.")
         parser.add_argument(

@@ -220,7 +220,7 @@ class PodtargetModelHandler(ModelHandler[PairBlock, PredictionResult, ScoringMod
         model_path: str,
         *,
         fingerprint: str | None = None,
-        pairs_per_forward: int = 16384,
+        pairs_per_forward: int = 8192,
         torch_threads: int = 0,
         factorised: bool = True,
     ) -> None:
