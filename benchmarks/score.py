@@ -1,6 +1,7 @@
 """Benchmark scoring: scored pairs per second end to end, peak memory at two user counts, and plain torch.
 
-Scores one day of the bench world (the day the examples benchmark builds) with every active campaign, for the
+Scores one day of the bench world (the last day with user features: the examples benchmark builds them) with
+every active campaign, for the
 users of the first 1 and of the first 4 user feature parts (about 33k and 130k users: scoring all 400k users
 against every campaign is about 100M pairs, minutes here, and shows nothing more). Outputs go to a scratch data
 root that links the bench world's features and snapshots, so the bench world is left as it was.
@@ -16,6 +17,7 @@ what the model learnt) when it exists, else one trained for a few batches on the
 
 from __future__ import annotations
 
+import datetime
 import glob
 import json
 import os
@@ -37,7 +39,7 @@ def _day(bench_root: str) -> str:
     days = sorted(p.split("dt=")[1][:10] for p in glob.glob(f"{bench_root}/features/user/dt=*/_SUCCESS.json"))
     if not days:
         raise RuntimeError(f"no user features under {bench_root}/features/user: run the examples benchmark first")
-    return days[0]
+    return days[-1]
 
 
 def _model(bench_root: str, day: str, scratch: str) -> tuple[str, str]:
@@ -80,9 +82,11 @@ def plain_torch(model_path: str, bench_root: str, day: str, rows: int = 65536, b
 
 
 def _score(root: str, day: str, model: str, parts: int, beam_args: list[str]) -> dict:
+    load_before = os.getloadavg()[0]  # other work on the machine competes for the 2 cores: worth knowing
     cmd = [sys.executable, "-m", "pipelines.score", f"--data_root={root}", f"--date={day}", f"--model={model}"]
     measured = measure([*cmd, f"--max_user_parts={parts}", *beam_args])
-    summary = json.loads(pathlib.Path(layout.success_marker(layout.audience_partition(root, day))).read_text())
+    partition = layout.audience_partition(root, datetime.date.fromisoformat(day))
+    summary = json.loads(pathlib.Path(layout.success_marker(partition)).read_text())
     seconds = float(measured["stdout"].rsplit("done in ", 1)[1].split(" s")[0])
     pairs = summary["pairs"]["scored"]
     return {
@@ -96,6 +100,7 @@ def _score(root: str, day: str, model: str, parts: int, beam_args: list[str]) ->
         "pairs_per_s_with_startup": round(pairs / measured["seconds"]),
         "pairs_per_s_pipeline": round(pairs / seconds),
         "peak_rss_mb": round(measured["peak_rss_mb"], 1),
+        "load_average_1min_before": round(load_before, 2),
     }
 
 

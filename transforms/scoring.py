@@ -479,11 +479,15 @@ class BuildAudiences(beam.PTransform):
         self.staging, self.formats, self.shards, self.source_path = staging, formats, shards, source_path
 
     def expand(self, partials: beam.PCollection):
+        # Merge the blocks' partials first, in their own step: the runner then combines them as they are made
+        # (combiner lifting). Flattened with the seeds first, every partial would wait in one buffer (the local
+        # runner materialises a Flatten of two stages), and memory would grow with the users.
+        merged = partials | "MergePerCampaign" >> beam.CombinePerKey(MergeTopUsersFn())
         seeds = self.plan_pcoll | "SeedCampaigns" >> beam.FlatMap(empty_audiences)
         finished = (
-            (partials, seeds)
-            | "AllPartials" >> beam.Flatten()
-            | "MergePerCampaign" >> beam.CombinePerKey(MergeTopUsersFn())
+            (merged, seeds)
+            | "WithEveryCampaign" >> beam.Flatten()
+            | "MergeSeeds" >> beam.CombinePerKey(MergeTopUsersFn())
             | "Finish"
             >> beam.ParDo(FinishAudienceFn(self.shards, self.source_path), self.plan).with_outputs(
                 COUNTS_TAG, DEAD_LETTER_TAG, main="rows"
