@@ -49,20 +49,6 @@ def _network(architecture: str | None = None):
     return spec, encoder, MultiTaskNetwork(spec.model, net_layout, spec.task_names)
 
 
-def random_model(path: pathlib.Path, architecture: str | None = None, seed: int = 0) -> str:
-    """An untrained artifact of the default spec with random weights (non-trivial scores)."""
-    torch.manual_seed(seed)
-    spec, encoder, network = _network(architecture)
-    with torch.no_grad():
-        network.embedding.weight.normal_(0, 0.5)
-        for module in network.modules():
-            if isinstance(module, torch.nn.BatchNorm1d):
-                module.running_mean.normal_(0, 0.1)
-                module.running_var.uniform_(0.5, 2.0)
-    save_model(str(path), network, spec, encoder, stored_schema(EXAMPLES))
-    return str(path)
-
-
 def constant_model(path: pathlib.Path, logits: dict[str, float] = HEAD_LOGITS) -> str:
     """Every pair scores ``sigmoid(logits[head])``: all weights zero but each head's output bias."""
     spec, encoder, network = _network()

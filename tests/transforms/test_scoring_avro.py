@@ -97,3 +97,14 @@ def test_nulls_in_a_non_null_field_are_refused():
     table = _table(USER_RANKINGS, 10).set_column(0, "user_id", pa.array([None] * 10, pa.int64()))
     with pytest.raises(ValueError, match="has nulls"):
         encode_records(derived_avro_schema("user_ranking"), table)
+
+
+@pytest.mark.parametrize(("name", "schema"), [("audience", AUDIENCES), ("user_ranking", USER_RANKINGS)])
+def test_avro_schemas_match_their_arrow_contracts(name, schema):
+    avro = derived_avro_schema(name)
+    assert avro.raw["namespace"] == "podtarget.derived" and avro.raw["doc"] == schema.metadata[b"doc"].decode()
+    types = {pa.int64(): "long", pa.int32(): "int", pa.float32(): "float", pa.string(): "string"}
+    fields = [(f["name"], f["type"], f["doc"]) for f in avro.raw["fields"]]
+    assert fields == [(f.name, types[f.type], f.metadata[b"doc"].decode()) for f in schema]
+    assert all(not f.nullable for f in schema)
+    assert avro.vocabulary("channel") == ("ad", "promo")
