@@ -17,7 +17,6 @@ reconciles every campaign and every pair considered.
 from __future__ import annotations
 
 import argparse
-import datetime
 import time
 
 import apache_beam as beam
@@ -34,11 +33,12 @@ from pipelines.daily import (
 from pipelines.options import DataRootOptions, resolve_runner, run_main
 from schemas import layout
 from schemas.derived import AUDIENCES, USER_RANKINGS, fingerprint
-from transforms.candidates import DEFAULT_HEADS, PIPELINE, RULES, ScoringConfig, plan_campaigns
+from transforms.candidates import DEFAULT_HEADS, PIPELINE, RULES, ScoringConfig
 from transforms.counting import merge_counts
 from transforms.scoring import (
     FORMATS,
     BuildAudiences,
+    PlanCampaignsFn,
     PodtargetModelHandler,
     ScoreUserBlocks,
     check_heads,
@@ -120,12 +120,6 @@ def _formats(text: str) -> tuple[str, ...]:
     if not chosen or any(f not in FORMATS for f in chosen):
         raise ValueError(f"--formats must list some of {', '.join(FORMATS)}, got {text!r}")
     return chosen
-
-
-def make_plan(day_iso: str, campaigns, creatives, podcast_features, config: ScoringConfig, source_path: str):
-    return plan_campaigns(
-        campaigns, creatives, podcast_features, datetime.date.fromisoformat(day_iso), config, source_path
-    )
 
 
 def reconcile(counts: dict) -> dict:
@@ -212,13 +206,11 @@ def run(argv: list[str] | None = None) -> dict:
     podcast_features = seed | "PodcastFeatures" >> beam.Map(load_podcast_features, data_root)
     campaigns = seed | "Campaigns" >> beam.Map(load_snapshot, data_root, "campaign")
     creatives = seed | "Creatives" >> beam.Map(load_snapshot, data_root, "creative")
-    plan = seed | "PlanCampaigns" >> beam.Map(
-        make_plan,
+    plan = seed | "PlanCampaigns" >> beam.ParDo(
+        PlanCampaignsFn(config, source_path),
         beam.pvalue.AsSingleton(campaigns),
         beam.pvalue.AsSingleton(creatives),
         beam.pvalue.AsSingleton(podcast_features),
-        config,
-        source_path,
     )
     plan_side = beam.pvalue.AsSingleton(plan)
     partials, block_counts = (

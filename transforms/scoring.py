@@ -43,6 +43,7 @@ from transforms.candidates import (
     Candidates,
     ScoringConfig,
     find_candidates,
+    plan_campaigns,
     user_side,
 )
 from transforms.columnar_avro import write_avro_table
@@ -89,6 +90,20 @@ def check_heads(model: TrainedModel, config: ScoringConfig) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- elements
+
+
+class PlanCampaignsFn(beam.DoFn):
+    """The day (ISO) and its snapshots -> the :class:`CampaignPlan`; counts dead-lettered campaigns by reason."""
+
+    def __init__(self, config: ScoringConfig, source_path: str) -> None:
+        self.config, self.source_path = config, source_path
+
+    def process(self, day_iso: str, campaigns: pa.Table, creatives: pa.Table, podcasts: pa.Table) -> Iterator:
+        day = datetime.date.fromisoformat(day_iso)
+        plan = plan_campaigns(campaigns, creatives, podcasts, day, self.config, self.source_path)
+        for reason, n in plan.counts["campaigns"]["dead_letter"].items():
+            Metrics.counter(NAMESPACE, f"campaigns_{reason}").inc(n)
+        yield plan
 
 
 @dataclasses.dataclass
@@ -383,7 +398,7 @@ class FinishAudienceFn(beam.DoFn):
 
     def __init__(self, shards: int, source_path: str) -> None:
         self.shards, self.source_path = shards, source_path
-        self.no_eligible = Metrics.counter(NAMESPACE, "campaigns_no_eligible_users")
+        self.no_eligible = Metrics.counter(NAMESPACE, "campaigns_no_eligible_users")  # as PlanCampaignsFn's
 
     def process(self, element: tuple[int, TopUsers], plan: CampaignPlan) -> Iterator:
         campaign_id, top = element
