@@ -25,7 +25,6 @@ import datetime
 import hashlib
 import io
 import json
-import os
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Any
@@ -35,7 +34,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import torch
 
-from model.data import Batch, Encoder, FeatureStats
+from model.data import Batch, Encoder, FeatureStats, resolve_filesystem
 from model.network import InputLayout, MultiTaskNetwork
 from model.spec import Spec, SpecError
 
@@ -48,9 +47,7 @@ class ArtifactError(ValueError):
 
 
 def _fs(path: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in path:
-        return pafs.FileSystem.from_uri(path)
-    return pafs.LocalFileSystem(), os.path.abspath(path)
+    return resolve_filesystem(path)
 
 
 def join(base: str, *parts: str) -> str:

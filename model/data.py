@@ -60,6 +60,27 @@ class DataError(ValueError):
 # ------------------------------------------------------------------------------------------- the table
 
 
+def resolve_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """``(filesystem, path)`` for a local path or a URI ``pyarrow.fs`` knows (``gs://``, ``s3://``, ...).
+
+    ``gs://`` honours ``STORAGE_EMULATOR_HOST`` (as Google's own clients do), so the tests can use a local
+    emulator; otherwise pyarrow finds the credentials itself.
+    """
+    if "://" not in uri:
+        return pafs.LocalFileSystem(), os.path.abspath(uri)
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+    if uri.startswith("gs://") and emulator:
+        scheme, _, host = emulator.rpartition("://")
+        fs = pafs.GcsFileSystem(
+            anonymous=True,
+            endpoint_override=host,
+            scheme=scheme or "http",
+            retry_time_limit=datetime.timedelta(seconds=5),
+        )
+        return fs, uri[len("gs://") :].rstrip("/")
+    return pafs.FileSystem.from_uri(uri)
+
+
 @dataclasses.dataclass(frozen=True)
 class Unit:
     """One row group of one Parquet file of one day: the unit of reading and of shuffling."""
@@ -86,10 +107,7 @@ class ExampleTable:
 
     @classmethod
     def open(cls, root: str) -> ExampleTable:
-        if "://" in root:
-            filesystem, base = pafs.FileSystem.from_uri(root)
-        else:
-            filesystem, base = pafs.LocalFileSystem(), os.path.abspath(root)
+        filesystem, base = resolve_filesystem(root)
         table = cls(root, filesystem, base)
         table._discover()
         return table
@@ -98,29 +116,33 @@ class ExampleTable:
         info = self.fs.get_file_info(self.base)
         if info.type != pafs.FileType.Directory:
             raise DataError(f"example table {self.root!r}: not a folder")
-        entries = self.fs.get_file_info(pafs.FileSelector(self.base, recursive=False))
+        # One recursive listing: object stores (and their emulators) list prefixes unevenly, files reliably.
+        entries = self.fs.get_file_info(pafs.FileSelector(self.base, recursive=True))
         days: dict[datetime.date, tuple[list[str], bool]] = {}
+        bad_folders = set()
         for entry in entries:
-            name = entry.base_name
-            match = DAY_FOLDER.match(name)
-            if entry.type != pafs.FileType.Directory or name.startswith(("_", ".")) or not match:
+            parts = entry.path[len(self.base) + 1 :].split("/")
+            if entry.type != pafs.FileType.File or len(parts) != 2:
+                continue
+            folder, name = parts
+            match = DAY_FOLDER.match(folder)
+            if folder.startswith(("_", ".")) or not match or (name.startswith(("_", ".")) and name != SUCCESS_MARKER):
                 continue
             try:
                 day = datetime.date.fromisoformat(match.group(1))
             except ValueError:
-                self.skipped.append({"folder": name, "reason": "not a valid date"})
+                bad_folders.add(folder)
                 continue
-            inside = self.fs.get_file_info(pafs.FileSelector(entry.path, recursive=False))
-            parquet = sorted(
-                e.path
-                for e in inside
-                if e.type == pafs.FileType.File and e.base_name.endswith(".parquet") and e.base_name[0] not in "_."
-            )
-            marked = any(e.base_name == SUCCESS_MARKER for e in inside)
+            parquet, marked = days.get(day, ([], False))
+            if name == SUCCESS_MARKER:
+                marked = True
+            elif name.endswith(".parquet"):
+                parquet.append(entry.path)
             days[day] = (parquet, marked)
+        self.skipped += [{"folder": f, "reason": "not a valid date"} for f in sorted(bad_folders)]
         any_marked = any(marked for _, marked in days.values())
         for day in sorted(days):
-            parquet, marked = days[day]
+            parquet, marked = sorted(days[day][0]), days[day][1]
             if any_marked and not marked:
                 self.skipped.append({"day": day.isoformat(), "reason": f"no {SUCCESS_MARKER} (incomplete)"})
             elif not parquet:

@@ -25,8 +25,17 @@ def movie_toy(tmp_path_factory):
 
 def toy_config(podcast_toy, out, **changes) -> TrainConfig:
     examples, spec = podcast_toy
+    # One torch thread: the toy model is tiny, and two spinning OpenMP threads crawl when the machine is busy.
     base = dict(
-        examples=examples, spec=spec, out=str(out), run="toy", epochs=2, batch_size=512, lr=0.01, progress=False
+        examples=examples,
+        spec=spec,
+        out=str(out),
+        run="toy",
+        epochs=2,
+        batch_size=512,
+        lr=0.01,
+        progress=False,
+        threads=1,
     )
     return TrainConfig(**{**base, **changes})
 

@@ -59,6 +59,7 @@ def test_default_model_beats_a_constant_on_the_tiny_world(tiny_examples, tmp_pat
             lr=0.001,
             batch_size=512,
             progress=False,
+            threads=1,
         )
     )
     assert result.spec == load_spec().with_changes()  # the shipped default spec, unchanged

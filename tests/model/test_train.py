@@ -18,7 +18,7 @@ def _weights(run_dir: str) -> dict:
 
 
 def test_resumed_run_equals_an_uninterrupted_one(podcast_toy, tmp_path):
-    common = dict(epochs=3, patience=5, threads=1)
+    common = dict(epochs=3, patience=5)
     whole = train(toy_config(podcast_toy, tmp_path / "a", **common))
     first = train(toy_config(podcast_toy, tmp_path / "b", **{**common, "epochs": 1}))
     assert len(first.history) == 1
@@ -152,7 +152,9 @@ def test_cli(podcast_toy, tmp_path, capsys):
 def test_a_second_unrelated_table_trains_end_to_end(movie_toy, tmp_path):
     examples, spec = movie_toy
     result = train(
-        TrainConfig(examples=examples, spec=spec, out=str(tmp_path), run="movies", epochs=6, batch_size=256, lr=0.003)
+        TrainConfig(
+            examples=examples, spec=spec, out=str(tmp_path), run="movies", epochs=6, batch_size=256, lr=0.003, threads=1
+        )
     )
     assert result.metrics["split"]["train"][0] == "2026-03-02"
     assert set(result.metrics["test"]) == {"Open", "Watch"}
@@ -162,3 +164,19 @@ def test_a_second_unrelated_table_trains_end_to_end(movie_toy, tmp_path):
         assert m["ap_lift"] > 1.2 and m["log_loss"] < m["baseline_log_loss"], (task, m)
     # Open is observed on email rows only; Watch is evaluated on both channels
     assert result.metrics["test"]["Open"]["overall"]["rows"] < result.metrics["test"]["Watch"]["overall"]["rows"]
+
+
+@pytest.mark.slow
+def test_runs_are_written_to_and_loaded_from_gcs(gcs_emulator, podcast_toy):
+    """The run folder on gs:// (through a local GCS emulator): written, resumed from, and loaded back."""
+    out = f"{gcs_emulator}/model-test/models"
+    result = train(toy_config(podcast_toy, out, epochs=1))
+    assert result.run_dir == f"{out}/toy"
+    resumed = train(toy_config(podcast_toy, out, epochs=2, resume=True))
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+    model = load_model(resumed.run_dir)
+    table = ExampleTable.open(podcast_toy[0])
+    rows = table.read(table.units(table.days[-2:-1])[0], table.schema.names)
+    assert set(model.score(rows)) == set(model.tasks)
+    with pytest.raises(ArtifactError, match="no such folder"):
+        load_model(f"{out}/absent")
