@@ -36,7 +36,7 @@ from transforms.raw_input import (
     read_spec,
 )
 from transforms.shuffle import BucketEmitter, SpilledRows, rows_by_role
-from transforms.storage import WriteBehind, read_parquet
+from transforms.storage import WritesBehind, read_parquet
 from transforms.validation import dead_letters
 
 PIPELINE = "build_examples"
@@ -132,7 +132,7 @@ def _concat(parts: list[pa.Table], schema: pa.Schema | None = None) -> pa.Table 
     return in_logging_order(pa.concat_tables(parts))
 
 
-class BuildExamplesBucketFn(beam.DoFn):
+class BuildExamplesBucketFn(WritesBehind, beam.DoFn):
     """Labels and assembles one user bucket; writes it as ``part-<bucket>.parquet`` in the staging folder.
 
     Outputs: counts (tagged ``counts``) and dead letters for orphan clicks (tagged ``dead_letter``).
@@ -154,16 +154,6 @@ class BuildExamplesBucketFn(beam.DoFn):
         self.paths = list(paths)
         self.write_threads = write_threads
         self.rows_written = Metrics.counter(PIPELINE, "examples_written")
-
-    def setup(self) -> None:
-        self._writer = WriteBehind(self.write_threads)
-
-    def finish_bundle(self) -> None:
-        self._writer.wait()
-
-    def teardown(self) -> None:
-        if getattr(self, "_writer", None) is not None:
-            self._writer.close()
 
     def process(
         self,

@@ -19,7 +19,7 @@ from schemas import layout
 from transforms.features import FeatureConfig, podcast_listening_ms, user_features
 from transforms.raw_input import COUNTS_TAG, ORDER_COLUMNS, FileSpec, first_occurrences, in_logging_order
 from transforms.shuffle import BucketEmitter, SpilledRows, rows_by_role
-from transforms.storage import WriteBehind, arrow_schema
+from transforms.storage import WritesBehind, arrow_schema
 
 PIPELINE = "build_features"
 LISTENING_TAG = "listening"
@@ -55,7 +55,7 @@ def _gather(parts: list[pa.Table], table: str, id_column: str) -> pa.Table:
     return rows.drop_columns([c for c in ORDER_COLUMNS if c in rows.column_names])
 
 
-class BuildUserFeaturesBucketFn(beam.DoFn):
+class BuildUserFeaturesBucketFn(WritesBehind, beam.DoFn):
     """Computes one user bucket's feature rows, writes them as ``part-<bucket>.parquet``, emits its listening."""
 
     def __init__(self, day: datetime.date, staging: str, config: FeatureConfig, write_threads: int = 1) -> None:
@@ -64,16 +64,6 @@ class BuildUserFeaturesBucketFn(beam.DoFn):
         self.config = config
         self.write_threads = write_threads
         self.users_written = Metrics.counter(PIPELINE, "users_written")
-
-    def setup(self) -> None:
-        self._writer = WriteBehind(self.write_threads)
-
-    def finish_bundle(self) -> None:
-        self._writer.wait()
-
-    def teardown(self) -> None:
-        if getattr(self, "_writer", None) is not None:
-            self._writer.close()
 
     def process(self, element: tuple[int, list[tuple[str, pa.Table | SpilledRows]]], podcasts: pa.Table) -> Iterator:
         bucket, items = element

@@ -28,11 +28,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.bucketing import bucket_of, split_by_bucket
+from transforms.bucketing import bucket_runs, split_by_bucket
 from transforms.storage import atomic_write, delete_tree, is_local
 
 SHUFFLE_MODES = ("files", "beam")
@@ -54,21 +53,17 @@ def write_buckets(table: pa.Table, column: str, n_buckets: int, path: str) -> li
     within a bucket. Nothing is written for an empty table. The file is written atomically, so a retried bundle
     (same input, same bytes) never exposes a partial file to a reader.
     """
-    if table.num_rows == 0:
+    order, runs = bucket_runs(table, column, n_buckets)
+    if not runs:
         return []
-    buckets = bucket_of(table.column(column).to_numpy(), n_buckets)
-    order = np.argsort(buckets, kind="stable")
-    sorted_buckets = buckets[order]
-    starts = np.flatnonzero(np.r_[True, sorted_buckets[1:] != sorted_buckets[:-1]])
-    ends = np.r_[starts[1:], len(order)]
     grouped = table.take(pa.array(order)).combine_chunks()
     sink = pa.BufferOutputStream()
     refs = []
     with pa.ipc.new_file(sink, grouped.schema) as writer:
-        for index, (start, end) in enumerate(zip(starts, ends, strict=True)):
+        for index, (bucket, start, end) in enumerate(runs):
             # One batch per bucket: combine_chunks() left a single chunk, so the slice is one contiguous batch.
-            writer.write_batch(grouped.slice(int(start), int(end - start)).to_batches()[0])
-            refs.append((int(sorted_buckets[start]), SpilledRows(path, index, int(end - start))))
+            writer.write_batch(grouped.slice(start, end - start).to_batches()[0])
+            refs.append((bucket, SpilledRows(path, index, end - start)))
     atomic_write(path, sink.getvalue().to_pybytes())
     return refs
 
