@@ -59,3 +59,15 @@ def clean_tiny_world(tmp_path_factory) -> tuple[str, dict]:
     """The tiny preset simulated once without dirt; ``(data_root, summary)``."""
     root = str(tmp_path_factory.mktemp("tiny_clean") / "data")
     return root, simulate(root)
+
+
+# A Dataflow job built offline (--dry_run): the whole DataflowRunner translation, no network. The project's
+# setup.py ships the package, as in production.
+DATAFLOW_DRY_RUN = (
+    "--runner=DataflowRunner",
+    "--project=my-project",
+    "--region=europe-west1",
+    "--temp_location=gs://my-bucket/tmp",
+    f"--setup_file={os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'setup.py')}",
+    "--dry_run=True",
+)

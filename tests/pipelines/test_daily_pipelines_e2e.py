@@ -9,7 +9,7 @@ import pytest
 
 from pipelines import backfill, build_examples, build_features
 from schemas import layout
-from tests.conftest import simulate
+from tests.conftest import DATAFLOW_DRY_RUN, simulate
 
 START = datetime.date(2026, 3, 2)
 WORLD = ("--n_days=4", "--n_users=600")  # the tiny preset, shortened: 2 shards of 300 users
@@ -140,18 +140,12 @@ def test_backfill_on_gcs(gcs_emulator):
 def test_dataflow_job_graph_builds_offline(dirty_world, pipeline, tmp_path, monkeypatch):
     root, _, _ = dirty_world
     monkeypatch.chdir(tmp_path)
-    setup_py = pathlib.Path(__file__).resolve().parents[2] / "setup.py"
     summary = pipeline.run(
         [
             f"--data_root={root}",
             f"--date={DAYS[1]}",
             "--allow_unobserved",
-            "--runner=DataflowRunner",
-            "--project=my-project",
-            "--region=europe-west1",
-            "--temp_location=gs://my-bucket/tmp",
-            f"--setup_file={setup_py}",
-            "--dry_run=True",
+            *DATAFLOW_DRY_RUN,
         ]
     )
     assert summary["dry_run"] is True and summary["state"] == "DONE"

@@ -19,7 +19,7 @@ from pipelines import build_examples, build_features, score
 from pipelines.daily import load_podcast_features, read_snapshot
 from schemas import layout
 from schemas.derived import LABELS, USER_FEATURES
-from tests.conftest import simulate
+from tests.conftest import DATAFLOW_DRY_RUN, simulate
 from transforms.candidates import PAIR_KINDS, ScoringConfig, pair_kinds, plan_campaigns, user_side
 from transforms.scoring import load_scoring_model
 from transforms.storage import list_files, read_bytes, read_parquet
@@ -240,18 +240,12 @@ def test_scoring_on_gcs_writes_the_same_outputs(scored, gcs_emulator):
 def test_dataflow_job_graph_builds_offline(scored, tmp_path, monkeypatch):
     root, model, _ = scored
     monkeypatch.chdir(tmp_path)
-    setup_py = pathlib.Path(__file__).resolve().parents[2] / "setup.py"
     summary = score.run(
         [
             f"--data_root={root}",
             f"--date={DAY}",
             f"--model={model}",
-            "--runner=DataflowRunner",
-            "--project=my-project",
-            "--region=europe-west1",
-            "--temp_location=gs://my-bucket/tmp",
-            f"--setup_file={setup_py}",
-            "--dry_run=True",
+            *DATAFLOW_DRY_RUN,
         ]
     )
     assert summary["dry_run"] is True and summary["state"] == "DONE"

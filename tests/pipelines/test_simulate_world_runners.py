@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import simulate
+from tests.conftest import DATAFLOW_DRY_RUN, simulate
 from tests.pipelines.test_simulate_world import _digest
 
 
@@ -25,20 +25,12 @@ def test_dataflow_job_graph_builds_offline(tmp_path, monkeypatch):
     from pipelines.simulate_world import run
 
     monkeypatch.chdir(tmp_path.parent)  # setup.py is found by path below; staging must not litter the checkout
-    import pathlib
-
-    setup_py = pathlib.Path(__file__).resolve().parents[2] / "setup.py"
     summary = run(
         [
             f"--data_root={tmp_path / 'data'}",
             "--world=tiny",
-            "--runner=DataflowRunner",
-            "--project=my-project",
-            "--region=europe-west1",
-            "--temp_location=gs://my-bucket/tmp",
             "--job_name=simulate-dry-run",
-            f"--setup_file={setup_py}",
-            "--dry_run=True",
+            *DATAFLOW_DRY_RUN,
         ]
     )
     assert summary["dry_run"] is True
