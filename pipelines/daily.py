@@ -57,8 +57,8 @@ class DailyOptions(PipelineOptions):
             "--io_threads",
             type=int,
             default=2,
-            help="Threads per worker for the GIL-free parts of the work: files read side by side, and Parquet "
-            "parts encoded and written while the next bucket is computed. 2 suits this 2-core machine in-process; "
+            help="Threads per worker for the mostly GIL-free work: files read side by side, user buckets computed "
+            "side by side, and Parquet parts encoded and written behind. 2 suits this 2-core machine in-process; "
             "use 1 where the runner already runs a DoFn thread per core (multi_processing, Dataflow).",
         )
         parser.add_argument(

@@ -17,12 +17,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam import pvalue
-from apache_beam.metrics import Metrics
 
 from schemas import layout
 from schemas.derived import DEAD_LETTER, LABELS, USER_FEATURES
 from transforms.arrays import isin_sorted, sorted_unique
 from transforms.attribution import AttributionConfig, label_impressions
+from transforms.bucket_work import BucketResult, ComputesBuckets
 from transforms.bucketing import pair_keys
 from transforms.decode_cache import DecodeCache
 from transforms.example_assembly import IMPRESSIONS, assemble_examples, unify_impressions
@@ -36,7 +36,7 @@ from transforms.raw_input import (
     read_spec,
 )
 from transforms.shuffle import BucketEmitter, SpilledRows, rows_by_role
-from transforms.storage import WritesBehind, read_parquet
+from transforms.storage import read_parquet
 from transforms.validation import dead_letters
 
 PIPELINE = "build_examples"
@@ -132,11 +132,14 @@ def _concat(parts: list[pa.Table], schema: pa.Schema | None = None) -> pa.Table 
     return in_logging_order(pa.concat_tables(parts))
 
 
-class BuildExamplesBucketFn(WritesBehind, beam.DoFn):
+class BuildExamplesBucketFn(ComputesBuckets, beam.DoFn):
     """Labels and assembles one user bucket; writes it as ``part-<bucket>.parquet`` in the staging folder.
 
-    Outputs: counts (tagged ``counts``) and dead letters for orphan clicks (tagged ``dead_letter``).
+    Outputs: counts (tagged ``counts``) and dead letters for orphan clicks (tagged ``dead_letter``). ``threads``
+    buckets are computed side by side (:mod:`transforms.bucket_work`).
     """
+
+    counter_namespace = PIPELINE
 
     def __init__(
         self,
@@ -145,25 +148,25 @@ class BuildExamplesBucketFn(WritesBehind, beam.DoFn):
         horizon_end_ms: int,
         config: AttributionConfig,
         paths: Sequence[str],
-        write_threads: int = 1,
+        threads: int = 1,
     ) -> None:
         self.day = day
         self.staging = staging
         self.horizon_end_ms = horizon_end_ms
         self.config = config
         self.paths = list(paths)
-        self.write_threads = write_threads
-        self.rows_written = Metrics.counter(PIPELINE, "examples_written")
+        self.threads = threads
 
-    def process(
+    def compute_bucket(
         self,
         element: tuple[int, list[tuple[str, pa.Table | SpilledRows]]],
         podcast_features: pa.Table,
         campaigns: pa.Table,
         creatives: pa.Table,
-    ) -> Iterator:
+    ) -> BucketResult:
         bucket, items = element
-        by_role = rows_by_role(items)
+        result = BucketResult()
+        by_role = rows_by_role(items, self.shuffle_files)
         counts: dict = {"tables": {}}
         tables = counts["tables"]
 
@@ -198,7 +201,7 @@ class BuildExamplesBucketFn(WritesBehind, beam.DoFn):
         if clicks is not None:
             clicks, orphans = self._split_orphan_clicks(clicks, target, competitors, _concat(by_role["known"], None))
             if orphans.num_rows:
-                yield pvalue.TaggedOutput(DEAD_LETTER_TAG, orphans)
+                result.outputs.append(pvalue.TaggedOutput(DEAD_LETTER_TAG, orphans))
                 tables["click"]["dead_letter"] = {"click_without_impression": orphans.num_rows}
             tables["click"]["accepted"] = int((clicks.column("_pday").to_numpy() == 0).sum())
         for table, events in outcomes.items():
@@ -207,8 +210,8 @@ class BuildExamplesBucketFn(WritesBehind, beam.DoFn):
         if target.num_rows == 0:
             for table in IMPRESSION_TABLES:
                 tables[table]["written"] = 0
-            yield pvalue.TaggedOutput(COUNTS_TAG, counts)
-            return
+            result.outputs.append(pvalue.TaggedOutput(COUNTS_TAG, counts))
+            return result
         labels = label_impressions(
             target.select(["impression_id", "source", "user_id", "podcast_id", "event_ts"]),
             competitors.select(_COMPETITOR_COLUMNS),
@@ -230,12 +233,13 @@ class BuildExamplesBucketFn(WritesBehind, beam.DoFn):
         )
         # Rows stay in logging order (day, file, row), deterministic whatever the runner; sorting 2M rows by id
         # cost 2 s of a bench day and no reader needs it.
-        self._writer.submit(layout.join(self.staging, f"part-{bucket:05d}.parquet"), examples)
-        self.rows_written.inc(examples.num_rows)
+        result.parts.append((layout.join(self.staging, f"part-{bucket:05d}.parquet"), examples))
+        result.counters["examples_written"] = examples.num_rows
         for table, source in (("ad_impression", "ad"), ("promo_impression", "promo")):
             tables[table]["written"] = int(pc.sum(pc.equal(examples.column("source"), source)).as_py() or 0)
         counts["labels"] = _label_counts(examples)
-        yield pvalue.TaggedOutput(COUNTS_TAG, counts)
+        result.outputs.append(pvalue.TaggedOutput(COUNTS_TAG, counts))
+        return result
 
     def _split_orphan_clicks(
         self, clicks: pa.Table, target: pa.Table, competitors: pa.Table, known: pa.Table | None
@@ -302,14 +306,15 @@ def _empty_clicks() -> pa.Table:
 def _label_counts(examples: pa.Table) -> dict:
     out: dict = {}
     for source in ("ad", "promo"):
-        rows = examples.filter(pc.equal(examples.column("source"), source))
+        # Filter the label columns only: filtering the whole (wide, list-valued) table cost ~3 s of a bench day.
+        is_source = pc.equal(examples.column("source"), source)
         for label in LABELS:
-            values = rows.column(label)
+            values = pc.filter(examples.column(label), is_source)
             positives = int(pc.sum(values).as_py() or 0)
             unobserved = values.null_count
             out.setdefault(source, {})[label] = {
                 "positive": positives,
-                "negative": rows.num_rows - positives - unobserved,
+                "negative": len(values) - positives - unobserved,
                 "unobserved": unobserved,
             }
     return out

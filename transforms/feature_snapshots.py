@@ -13,13 +13,13 @@ from collections.abc import Iterator
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam import pvalue
-from apache_beam.metrics import Metrics
 
 from schemas import layout
+from transforms.bucket_work import BucketResult, ComputesBuckets
 from transforms.features import FeatureConfig, podcast_listening_ms, user_features
 from transforms.raw_input import COUNTS_TAG, ORDER_COLUMNS, FileSpec, first_occurrences, in_logging_order
 from transforms.shuffle import BucketEmitter, SpilledRows, rows_by_role
-from transforms.storage import WritesBehind, arrow_schema
+from transforms.storage import arrow_schema
 
 PIPELINE = "build_features"
 LISTENING_TAG = "listening"
@@ -55,19 +55,25 @@ def _gather(parts: list[pa.Table], table: str, id_column: str) -> pa.Table:
     return rows.drop_columns([c for c in ORDER_COLUMNS if c in rows.column_names])
 
 
-class BuildUserFeaturesBucketFn(WritesBehind, beam.DoFn):
-    """Computes one user bucket's feature rows, writes them as ``part-<bucket>.parquet``, emits its listening."""
+class BuildUserFeaturesBucketFn(ComputesBuckets, beam.DoFn):
+    """Computes one user bucket's feature rows, writes them as ``part-<bucket>.parquet``, emits its listening.
 
-    def __init__(self, day: datetime.date, staging: str, config: FeatureConfig, write_threads: int = 1) -> None:
+    ``threads`` buckets are computed side by side (:mod:`transforms.bucket_work`).
+    """
+
+    counter_namespace = PIPELINE
+
+    def __init__(self, day: datetime.date, staging: str, config: FeatureConfig, threads: int = 1) -> None:
         self.day = day
         self.staging = staging
         self.config = config
-        self.write_threads = write_threads
-        self.users_written = Metrics.counter(PIPELINE, "users_written")
+        self.threads = threads
 
-    def process(self, element: tuple[int, list[tuple[str, pa.Table | SpilledRows]]], podcasts: pa.Table) -> Iterator:
+    def compute_bucket(
+        self, element: tuple[int, list[tuple[str, pa.Table | SpilledRows]]], podcasts: pa.Table
+    ) -> BucketResult:
         bucket, items = element
-        by_role = rows_by_role(items)
+        by_role = rows_by_role(items, self.shuffle_files)
         users = pa.concat_tables(by_role["users"]) if by_role["users"] else arrow_schema("user").empty_table()
         ids = {"ad_impression": "impression_id", "promo_impression": "impression_id"}
         history = {t: _gather(by_role[t], t, ids.get(t, "event_id")) for t in HISTORY_TABLES}
@@ -82,11 +88,15 @@ class BuildUserFeaturesBucketFn(WritesBehind, beam.DoFn):
             history["click"],
             self.config,
         )
-        if features.num_rows:
-            self._writer.submit(layout.join(self.staging, f"part-{bucket:05d}.parquet"), features)
-        self.users_written.inc(features.num_rows)
-        yield pvalue.TaggedOutput(LISTENING_TAG, podcast_listening_ms(history["stream"], self.day, self.config))
-        yield pvalue.TaggedOutput(COUNTS_TAG, {"users_written": features.num_rows})
+        parts = [(layout.join(self.staging, f"part-{bucket:05d}.parquet"), features)] if features.num_rows else []
+        return BucketResult(
+            outputs=[
+                pvalue.TaggedOutput(LISTENING_TAG, podcast_listening_ms(history["stream"], self.day, self.config)),
+                pvalue.TaggedOutput(COUNTS_TAG, {"users_written": features.num_rows}),
+            ],
+            parts=parts,
+            counters={"users_written": features.num_rows},
+        )
 
 
 class ReadUserSnapshotBucketsFn(beam.DoFn):

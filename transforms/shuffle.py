@@ -24,6 +24,7 @@ place, or when no shared storage is writable). Either way the grouped rows are i
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -68,14 +69,18 @@ def write_buckets(table: pa.Table, column: str, n_buckets: int, path: str) -> li
     return refs
 
 
-def load_rows(rows: pa.Table | SpilledRows) -> pa.Table:
-    """The rows a grouped element refers to: a table shuffled by Beam is returned as is."""
+def load_rows(rows: pa.Table | SpilledRows, files: ShuffleFiles | None = None) -> pa.Table:
+    """The rows a grouped element refers to: a table shuffled by Beam is returned as is.
+
+    ``files``: open shuffle files to reuse (see :class:`ShuffleFiles`); None opens the file for this call only.
+    """
     if isinstance(rows, pa.Table):
         return rows
-    if is_local(rows.path):
+    if files is not None and is_local(rows.path):
+        batch = files.reader(rows.path).get_batch(rows.batch)
+    elif is_local(rows.path):
         # Memory-mapped: the batch's buffers are the file's pages, read on first touch, no copy.
-        source = pa.memory_map(rows.path)
-        batch = pa.ipc.open_file(source).get_batch(rows.batch)
+        batch = pa.ipc.open_file(pa.memory_map(rows.path)).get_batch(rows.batch)
     else:
         # Object stores: the reader seeks to the footer and then to this one batch, not the whole file.
         with FileSystems.open(rows.path) as handle:
@@ -88,12 +93,48 @@ def load_rows(rows: pa.Table | SpilledRows) -> pa.Table:
     return pa.Table.from_batches([batch])
 
 
-def rows_by_role(items: Iterable[tuple[str, pa.Table | SpilledRows]]) -> dict[str, list[pa.Table]]:
+def rows_by_role(
+    items: Iterable[tuple[str, pa.Table | SpilledRows]], files: ShuffleFiles | None = None
+) -> dict[str, list[pa.Table]]:
     """A grouped bucket's ``(role, rows)`` items as tables per role (the order within a role is the shuffle's)."""
     by_role: dict[str, list[pa.Table]] = defaultdict(list)
     for role, rows in items:
-        by_role[role].append(load_rows(rows))
+        by_role[role].append(load_rows(rows, files))
     return by_role
+
+
+class ShuffleFiles:
+    """Local shuffle files kept open across the buckets of a bundle.
+
+    Every bucket reads one batch of every reader's file, so a day opened ~300 files for each of ~40 buckets; an
+    open (footer and schema) costs ~0.2 ms, ~2.5 s of a bench day. Files are read with ``pread`` into memory the
+    bucket owns, not memory-mapped: a mapping kept open would keep every page a bucket touched in the process's
+    resident set until :meth:`close`. One reader per file and thread (an IPC file reader is not documented as
+    thread-safe). Call :meth:`close` when the bundle ends.
+    """
+
+    def __init__(self) -> None:
+        self._readers: dict[tuple[int, str], pa.ipc.RecordBatchFileReader] = {}
+        self._files: list[pa.NativeFile] = []
+        self._lock = threading.Lock()
+
+    def reader(self, path: str) -> pa.ipc.RecordBatchFileReader:
+        key = (threading.get_ident(), path)
+        found = self._readers.get(key)
+        if found is None:
+            handle = pa.OSFile(path)
+            found = pa.ipc.open_file(handle)
+            with self._lock:
+                self._files.append(handle)
+                self._readers[key] = found
+        return found
+
+    def close(self) -> None:
+        with self._lock:
+            files, self._files = self._files, []
+            self._readers.clear()
+        for handle in files:
+            handle.close()
 
 
 class BucketEmitter:

@@ -236,24 +236,6 @@ class WriteBehind:
         self._pool.shutdown()
 
 
-class WritesBehind:
-    """Mixin for a DoFn that writes its parts through a :class:`WriteBehind`: the pool lives from ``setup`` to
-    ``teardown`` and every bundle waits for its writes. The DoFn sets ``write_threads`` and calls
-    ``self._writer.submit``."""
-
-    write_threads: int = 1
-
-    def setup(self) -> None:
-        self._writer = WriteBehind(self.write_threads)
-
-    def finish_bundle(self) -> None:
-        self._writer.wait()
-
-    def teardown(self) -> None:
-        if getattr(self, "_writer", None) is not None:
-            self._writer.close()
-
-
 def read_parquet(pattern: str, schema: pa.Schema | None = None) -> pa.Table:
     """All Parquet files matching ``pattern`` as one table (empty with ``schema`` when none match)."""
     paths = list_files(pattern)

@@ -143,7 +143,7 @@ def test_a_crash_mid_write_leaves_the_previous_partition_intact(scenario, monkey
     monkeypatch.setattr(transforms.examples, "assemble_examples", fail_on_second_bucket)
     with pytest.raises(Exception, match="disk full"):
         build_examples.run([f"--data_root={w.root}", f"--date={D}", RUNNER, "--n_buckets=4"])
-    assert calls["n"] == 2
+    assert calls["n"] >= 2  # buckets computed side by side may start one more before the failure surfaces
     assert _digest(partition) == before
 
 

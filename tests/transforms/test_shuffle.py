@@ -5,7 +5,15 @@ import pyarrow as pa
 import pytest
 
 from transforms.bucketing import split_by_bucket
-from transforms.shuffle import BucketEmitter, SpilledRows, load_rows, removed_afterwards, rows_by_role, write_buckets
+from transforms.shuffle import (
+    BucketEmitter,
+    ShuffleFiles,
+    SpilledRows,
+    load_rows,
+    removed_afterwards,
+    rows_by_role,
+    write_buckets,
+)
 
 
 def _rows(n: int, seed: int = 0) -> pa.Table:
@@ -94,3 +102,18 @@ def test_write_behind_writes_every_part_and_reraises_a_failed_write(tmp_path):
     writer.close()
     with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
         WriteBehind(threads=0)
+
+
+def test_open_shuffle_files_are_reused_per_thread_and_closed(tmp_path):
+    rows = pa.table({"user_id": pa.array(range(200), pa.int64()), "v": pa.array(range(200), pa.int64())})
+    parts = write_buckets(rows, "user_id", 4, str(tmp_path / "a.arrow"))
+    files = ShuffleFiles()
+    back = pa.concat_tables([load_rows(ref, files) for _, ref in parts])
+    assert back.sort_by("user_id").equals(rows)
+    assert len(files._readers) == 1  # one file, one thread: opened once for its four batches
+    by_role = rows_by_role([("r", ref) for _, ref in parts], files)
+    assert sum(t.num_rows for t in by_role["r"]) == 200
+    files.close()
+    assert not files._readers
+    # Closed files are reopened on demand.
+    assert load_rows(parts[0][1], files).num_rows == parts[0][1].num_rows

@@ -1,0 +1,131 @@
+"""Per-bucket work of the daily pipelines, computed on threads and written behind.
+
+A bucket DoFn (examples or user features) spends its time in pyarrow and numpy kernels, most of which release the
+GIL, and in Parquet encoding, which releases it entirely. On a local runner one bundle holds many buckets and runs
+them on one thread, so a second core sits idle; :class:`ComputesBuckets` lets the DoFn compute up to ``threads``
+buckets side by side and write their parts behind, while Beam sees an ordinary DoFn:
+
+- the DoFn implements :meth:`ComputesBuckets.compute_bucket`, a pure function of its element and side inputs that
+  returns a :class:`BucketResult` (what it would have yielded, the Parquet parts to write, counter increments);
+- results are emitted in the order their elements arrived, from the bundle's own thread, so outputs (and files
+  gathered from them, such as dead letters) do not depend on the thread count, and Beam's metrics, which live in
+  the bundle's thread, see every increment;
+- ``finish_bundle`` waits for every bucket and every write, so a failure fails the bundle and its retry redoes it;
+- ``self.shuffle_files`` keeps the bundle's shuffle files open across its buckets (pass it to
+  :func:`transforms.shuffle.rows_by_role`); they are closed when the bundle ends.
+
+With ``threads=1`` nothing runs on another thread except the write of the previous part.
+
+    >>> class CountRows(ComputesBuckets, beam.DoFn):            # doctest: +SKIP
+    ...     def compute_bucket(self, element):
+    ...         bucket, table = element
+    ...         return BucketResult(outputs=[table.num_rows], parts=[(f"out/part-{bucket}.parquet", table)])
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+from apache_beam import pvalue
+from apache_beam.metrics.metric import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
+
+from transforms.shuffle import ShuffleFiles
+from transforms.storage import WriteBehind
+
+
+@dataclass
+class BucketResult:
+    """What one bucket produced.
+
+    Attributes:
+        outputs: the elements the DoFn emits (plain values or ``pvalue.TaggedOutput``), in order.
+        parts: Parquet parts to write, ``(path, table)``.
+        counters: increments of the DoFn's counters (in its ``counter_namespace``), by name.
+    """
+
+    outputs: list = field(default_factory=list)
+    parts: list[tuple[str, pa.Table]] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class ComputesBuckets:
+    """Mixin for a ``beam.DoFn`` whose elements are independent buckets; see the module docstring.
+
+    The DoFn sets ``threads`` (buckets computed at once, and parts written at once) and ``counter_namespace``, and
+    implements ``compute_bucket(element, *side_inputs) -> BucketResult``. Side inputs are passed positionally.
+    """
+
+    threads: int = 1
+    counter_namespace: str = "podtarget"
+
+    def compute_bucket(self, element, *side_inputs) -> BucketResult:
+        raise NotImplementedError
+
+    def setup(self) -> None:
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        self._compute_pool = ThreadPoolExecutor(self.threads, thread_name_prefix="bucket") if self.threads > 1 else None
+        self._writer = WriteBehind(self.threads)
+        self._pending: collections.deque[Future] = collections.deque()
+        self.shuffle_files = ShuffleFiles()
+
+    def start_bundle(self) -> None:
+        # A bundle that failed in process() may have left buckets in flight: they belong to no bundle now.
+        self._discard_pending()
+
+    def process(self, element, *side_inputs) -> Iterator:
+        if self._compute_pool is None:
+            yield from self._emit(self.compute_bucket(element, *side_inputs))
+            return
+        self._pending.append(self._compute_pool.submit(self.compute_bucket, element, *side_inputs))
+        # At most `threads` buckets in flight: their tables are what the DoFn holds in memory.
+        while len(self._pending) >= self.threads:
+            yield from self._emit(self._pending.popleft().result())
+
+    def finish_bundle(self) -> Iterator:
+        try:
+            while self._pending:
+                # Outputs of finish_bundle carry their window explicitly; buckets live in the global window.
+                for output in self._emit(self._pending.popleft().result()):
+                    if isinstance(output, pvalue.TaggedOutput):
+                        yield pvalue.TaggedOutput(output.tag, _in_global_window(output.value))
+                    else:
+                        yield _in_global_window(output)
+        finally:
+            self._discard_pending()
+            self.shuffle_files.close()
+            self._writer.wait()
+
+    def _discard_pending(self) -> None:
+        for future in self._pending:
+            future.cancel()
+        for future in self._pending:
+            if not future.cancelled():
+                future.exception()  # wait: a bucket still computing must not outlive its bundle
+        self._pending.clear()
+
+    def teardown(self) -> None:
+        if getattr(self, "_compute_pool", None) is not None:
+            self._compute_pool.shutdown(cancel_futures=True)
+        if getattr(self, "_writer", None) is not None:
+            self._writer.close()
+        if getattr(self, "shuffle_files", None) is not None:
+            self.shuffle_files.close()
+
+    def _emit(self, result: BucketResult) -> Iterator:
+        for path, table in result.parts:
+            self._writer.submit(path, table)
+        for name, value in result.counters.items():
+            Metrics.counter(self.counter_namespace, name).inc(value)
+        yield from result.outputs
+
+
+def _in_global_window(value) -> WindowedValue:
+    return WindowedValue(value, MIN_TIMESTAMP, (GlobalWindow(),))
