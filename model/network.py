@@ -2,7 +2,7 @@
 
 ``architecture = "shared_bottom"`` is the paper's production model: an MLP encoder with batch norm after it feeds
 every tower. ``"mmoe"`` (Multi-gate Mixture-of-Experts) gives each task its own softmax gate over shared experts,
-for comparison::
+and ``"ple"`` (Progressive Layered Extraction, one CGC layer) adds experts of each task's own, for comparison::
 
     >>> net = MultiTaskNetwork(spec.model, layout, ["PromotionStream", "AdStream"])
     >>> logits = net(batch)                           # [rows, tasks]
@@ -126,8 +126,8 @@ class MMoE(nn.Module):
         super().__init__()
         experts = []
         for _ in range(config.experts):
-            body, width = mlp(width_in, config.expert, config.dropout)
-            experts.append(nn.Sequential(body, nn.BatchNorm1d(width)))
+            expert, width = _expert(width_in, config)
+            experts.append(expert)
         self.experts = nn.ModuleList(experts)
         self.width = width
         self.gates = nn.ModuleList([nn.Linear(width_in, config.experts) for _ in range(n_tasks)])
@@ -145,6 +145,47 @@ class MMoE(nn.Module):
         return [(torch.softmax(g(x), dim=1).unsqueeze(2) * outs).sum(1) for g in self.gates[:n_tasks]]
 
 
+def _expert(width_in: int, config: ModelSpec) -> tuple[nn.Sequential, int]:
+    body, width = mlp(width_in, config.expert, config.dropout)
+    return nn.Sequential(body, nn.BatchNorm1d(width)), width
+
+
+class PLE(nn.Module):
+    """Progressive Layered Extraction (Tang et al., RecSys 2020), one extraction layer (CGC): ``experts`` shared
+    experts plus ``task_experts`` experts of each task's own; each task's softmax gate mixes its own experts and the
+    shared ones. A task's own experts get gradient only from that task, which is what separates PLE from MMoE (where
+    every expert serves every task). The experts are built like MMoE's (MLP + batch norm)."""
+
+    def __init__(self, width_in: int, config: ModelSpec, n_tasks: int):
+        super().__init__()
+        self.width_in, self.config = width_in, config
+        shared = [_expert(width_in, config) for _ in range(config.experts)]
+        self.width = shared[0][1]
+        self.shared = nn.ModuleList([e for e, _ in shared])
+        self.own = nn.ModuleList()
+        self.gates = nn.ModuleList()
+        for _ in range(n_tasks):
+            self.add_task()
+
+    def add_task(self, copy_from: int | None = None) -> None:
+        """Experts and a gate for one more task: fresh, or copies of task ``copy_from``'s."""
+        own = nn.ModuleList([_expert(self.width_in, self.config)[0] for _ in range(self.config.task_experts)])
+        gate = nn.Linear(self.width_in, self.config.experts + self.config.task_experts)
+        if copy_from is not None:
+            own.load_state_dict(self.own[copy_from].state_dict())
+            gate.load_state_dict(self.gates[copy_from].state_dict())
+        self.own.append(own)
+        self.gates.append(gate)
+
+    def forward(self, x: torch.Tensor, n_tasks: int) -> list[torch.Tensor]:
+        shared = [e(x) for e in self.shared]  # computed once, used by every task
+        out = []
+        for own, gate in zip(self.own[:n_tasks], self.gates[:n_tasks], strict=True):
+            experts = torch.stack([*(e(x) for e in own), *shared], dim=1)  # [n, own + shared, width]
+            out.append((torch.softmax(gate(x), dim=1).unsqueeze(2) * experts).sum(1))
+        return out
+
+
 class MultiTaskNetwork(nn.Module):
     """Embeddings + numeric inputs -> shared encoder -> one tower (stacked MLP, one logit) per task.
 
@@ -159,6 +200,8 @@ class MultiTaskNetwork(nn.Module):
         width_in = (layout.single + layout.bags) * config.embedding_dim + layout.numeric
         if config.architecture == "mmoe":
             self.encoder: nn.Module = MMoE(width_in, config, len(self.tasks))
+        elif config.architecture == "ple":
+            self.encoder = PLE(width_in, config, len(self.tasks))
         else:
             self.encoder = SharedBottom(width_in, config)
         self.towers = nn.ModuleDict({t: self._tower() for t in self.tasks})
@@ -175,8 +218,11 @@ class MultiTaskNetwork(nn.Module):
         if copy_from is not None:
             tower.load_state_dict(self.towers[copy_from].state_dict())
         self.towers[name] = tower
+        source = self.tasks.index(copy_from) if copy_from is not None else None
         if isinstance(self.encoder, MMoE):
-            self.encoder.add_gate(self.tasks.index(copy_from) if copy_from is not None else None)
+            self.encoder.add_gate(source)
+        elif isinstance(self.encoder, PLE):
+            self.encoder.add_task(source)
         self.tasks.append(name)
 
     def encoder_parameters(self) -> Iterator[nn.Parameter]:

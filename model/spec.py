@@ -50,7 +50,7 @@ import pyarrow as pa
 
 FeatureKind = Literal["categorical", "multi_categorical", "numeric"]
 KINDS: tuple[str, ...] = ("categorical", "multi_categorical", "numeric")
-ARCHITECTURES: tuple[str, ...] = ("shared_bottom", "mmoe")
+ARCHITECTURES: tuple[str, ...] = ("shared_bottom", "mmoe", "ple")
 DEFAULT_SPEC = pathlib.Path(__file__).with_name("specs") / "podtarget.toml"
 
 
@@ -86,7 +86,8 @@ class TaskSpec:
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """Network sizes. ``bottom``: shared encoder widths (batch norm after the last); ``tower``: hidden widths of
-    each task tower; ``experts``/``expert``: MMoE expert count and widths (used when architecture = "mmoe")."""
+    each task tower; ``experts``/``expert``: shared expert count and widths (architecture = "mmoe" or "ple");
+    ``task_experts``: experts of each task's own (PLE only: each task's gate mixes its own and the shared ones)."""
 
     embedding_dim: int = 8
     bottom: tuple[int, ...] = (128, 64)
@@ -94,6 +95,7 @@ class ModelSpec:
     architecture: str = "shared_bottom"
     experts: int = 4
     expert: tuple[int, ...] = (64,)
+    task_experts: int = 1
     dropout: float = 0.0
 
 
@@ -176,7 +178,7 @@ class Spec:
                 for t in self.tasks
             ],
             "mask": {"protected": list(self.protected_sources)},
-            "model": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.model).items()},
+            "model": self._model_dict(),
             "labels": {"max_unobserved_share": self.max_unobserved_share},
             "evaluation": {"early_stopping_tasks": list(self.early_stopping_tasks)},
         }
@@ -186,6 +188,14 @@ class Spec:
             out["mask"]["trains"] = {s: list(ts) for s, ts in self.trains.items()}
         if self.slice_column:
             out["evaluation"]["slice_column"] = self.slice_column
+        return out
+
+    def _model_dict(self) -> dict[str, Any]:
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.model).items()}
+        # Keys added after runs were saved appear only when they matter, so the fingerprints of earlier specs (and
+        # of the runs trained on them) stay what they were.
+        if out["architecture"] != "ple" and out["task_experts"] == ModelSpec.task_experts:
+            del out["task_experts"]
         return out
 
     @classmethod
@@ -490,6 +500,7 @@ def _parse(raw: Mapping[str, Any]) -> Spec:
         architecture=arch,
         experts=_positive_int("[model] experts", m.get("experts", defaults.experts)),
         expert=_int_list("[model] expert", m.get("expert", list(defaults.expert))),
+        task_experts=_positive_int("[model] task_experts", m.get("task_experts", defaults.task_experts)),
         dropout=float(dropout),
     )
 

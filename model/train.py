@@ -5,7 +5,7 @@
         [--epochs=5] [--batch_size=8192] [--lr=0.002] [--seed=7] [--resume] [--overwrite]
         [--tasks=PromotionStream,AdStream] [--sources=promo] [--disable_groups=ad,promotion]
         [--no_directional_mask] [--source_ratio=0.5 | --no_source_balance] [--architecture=mmoe]
-        [--loss_weighting=fixed|uncertainty] [--task_weights=Click=0.5]
+        [--loss_weighting=fixed|uncertainty|pcgrad] [--task_weights=Click=0.5] [--architecture=ple]
         [--init_from=models/<run> [--add_task=NAME:label_col:source] [--freeze_encoder] [--apply_head=NEW=EXISTING]]
 
 The same from Python (what evaluation code calls in-process)::
@@ -54,10 +54,10 @@ from model.data import (
     split_days,
     usable_days,
 )
-from model.losses import LossWeighting, masked_bce, row_mask
+from model.losses import WEIGHTINGS, LossWeighting, masked_bce, pcgrad_backward, row_mask
 from model.metrics import evaluate_arrays, format_table
 from model.network import InputLayout, MultiTaskNetwork
-from model.spec import DEFAULT_SPEC, Spec, SpecError, TaskSpec, load_spec
+from model.spec import ARCHITECTURES, DEFAULT_SPEC, Spec, SpecError, TaskSpec, load_spec
 
 log = logging.getLogger("model.train")
 WARMUP_BATCHES = 5
@@ -255,14 +255,22 @@ def stopping_score(spec: Spec, metrics: dict) -> float | None:
 # ------------------------------------------------------------------------------------------ training
 
 
+def batch_terms(
+    network: MultiTaskNetwork, batch, train_matrix: torch.Tensor, weighting: LossWeighting
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each task's term of the training objective of one batch: per (row, task) mask = label observed x
+    m[source, task], per-task mean BCE over valid rows, weighted by the task weighting. Returns (terms, losses)."""
+    mask = row_mask(batch.obs, batch.source, train_matrix)
+    losses, counts = masked_bce(network(batch), batch.y, mask)
+    return weighting.weighted(losses, counts), losses
+
+
 def batch_loss(
     network: MultiTaskNetwork, batch, train_matrix: torch.Tensor, weighting: LossWeighting
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training objective of one batch: per (row, task) mask = label observed x m[source, task], per-task
-    mean BCE over valid rows, combined by the task weighting. Returns (total, per-task losses)."""
-    mask = row_mask(batch.obs, batch.source, train_matrix)
-    losses, counts = masked_bce(network(batch), batch.y, mask)
-    return weighting(losses, counts), losses
+    """The training objective of one batch (the sum of :func:`batch_terms`). Returns (total, per-task losses)."""
+    terms, losses = batch_terms(network, batch, train_matrix, weighting)
+    return terms.sum(), losses
 
 
 def train(config: TrainConfig) -> RunResult:
@@ -324,6 +332,11 @@ def train(config: TrainConfig) -> RunResult:
         else None
     )
     epochs = 0 if not trainable else config.epochs
+    # PCGrad projects the per-task gradients of what the tasks share; each tower and the weighting's own
+    # parameters get their plain gradient. Its random task order has its own generator, checkpointed for --resume.
+    shared_params = list(network.encoder_parameters())
+    own_params = [p for t in network.towers.values() for p in t.parameters()] + list(weighting.parameters())
+    pcgrad_rng = torch.Generator().manual_seed(config.seed)
 
     rows_by_source = {s: sum(catalog[d.isoformat()]["rows"].get(s, 0) for d in split.train) for s in spec.sources}
     plan = plan_sampling(spec, rows_by_source, config.batch_size, config.source_ratio)
@@ -349,6 +362,8 @@ def train(config: TrainConfig) -> RunResult:
             sparse_opt.load_state_dict(ckpt["sparse_opt"])
         best_weights = ckpt["best_weights"]
         torch.set_rng_state(ckpt["torch_rng"])
+        if "pcgrad_rng" in ckpt:
+            pcgrad_rng.set_state(ckpt["pcgrad_rng"])
         state = ckpt["state"]
         log.info("resumed %s after epoch %d", run_dir, state["epoch"])
 
@@ -385,13 +400,17 @@ def train(config: TrainConfig) -> RunResult:
         for i, batch in enumerate(batches):
             if i == WARMUP_BATCHES:
                 steady_start, wait_at_steady, rows_at_steady = time.perf_counter(), stream.wait_seconds, epoch_rows
-            total, _ = batch_loss(network, batch, train_matrix, weighting)
+            terms, _ = batch_terms(network, batch, train_matrix, weighting)
+            total = terms.sum()
             if dense_opt is not None:
                 dense_opt.zero_grad(set_to_none=True)
             if sparse_opt is not None:
                 sparse_opt.zero_grad(set_to_none=True)
             if total.requires_grad:
-                total.backward()
+                if weighting.method == "pcgrad":
+                    pcgrad_backward(terms, shared_params, own_params, pcgrad_rng)
+                else:
+                    total.backward()
                 if dense_opt is not None:
                     dense_opt.step()
                 if sparse_opt is not None and network.embedding.coalesced_grad() is not None:
@@ -444,6 +463,7 @@ def train(config: TrainConfig) -> RunResult:
             "sparse_opt": sparse_opt.state_dict() if sparse_opt is not None else {},
             "best_weights": best_weights,
             "torch_rng": torch.get_rng_state(),
+            "pcgrad_rng": pcgrad_rng.get_state(),
             "state": state,
         }
         artifacts.write_bytes(checkpoint_path, artifacts.torch_bytes(checkpoint))
@@ -534,8 +554,8 @@ def parse_args(argv: Sequence[str]) -> TrainConfig:
     p.add_argument("--no_directional_mask", action="store_true", help="Every source trains every task.")
     p.add_argument("--source_ratio", type=float, default=0.5, help="Share of the spec's second source per batch.")
     p.add_argument("--no_source_balance", action="store_true", help="Natural mix instead of balanced batches.")
-    p.add_argument("--architecture", choices=("shared_bottom", "mmoe"))
-    p.add_argument("--loss_weighting", default=d.loss_weighting, choices=("fixed", "uncertainty"))
+    p.add_argument("--architecture", choices=ARCHITECTURES)
+    p.add_argument("--loss_weighting", default=d.loss_weighting, choices=WEIGHTINGS)
     p.add_argument("--task_weights", default="", help="Fixed weights, e.g. Click=0.5,Like=2 (default 1).")
     p.add_argument("--init_from", help="Start from a trained run (transfer).")
     p.add_argument("--add_task", action="append", default=[], help="NAME:label_column:source, a new head.")

@@ -93,7 +93,8 @@ def test_dictionary_encoded_strings_are_accepted():
     "change, message",
     [
         ({"model": {"embeding_dim": 8}}, "[model]: unknown key 'embeding_dim' (did you mean 'embedding_dim'?)"),
-        ({"model": {"architecture": "ple"}}, "[model] architecture: expected one of shared_bottom, mmoe, found 'ple'"),
+        ({"model": {"architecture": "x"}}, "[model] architecture: expected one of shared_bottom, mmoe, ple, found 'x'"),
+        ({"model": {"task_experts": 0}}, "[model] task_experts: expected"),
         ({"model": {"bottom": [128, -1]}}, "[model] bottom: expected a list of positive integers"),
         (
             {"tasks": [{"name": "X", "label": "label_click", "source": "web"}]},
@@ -151,3 +152,14 @@ def test_model_package_knows_nothing_of_beam_or_the_pipelines():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_ple_settings_round_trip_and_earlier_fingerprints_stay():
+    spec = load_spec()
+    # Specs saved before PLE existed have no task_experts: their canonical form (and fingerprint) is unchanged.
+    assert "task_experts" not in spec.to_dict()["model"]
+    raw = spec.to_dict()
+    raw["model"].update(architecture="ple", task_experts=2)
+    ple = type(spec).from_dict(raw)
+    assert ple.model.architecture == "ple" and ple.model.task_experts == 2
+    assert type(spec).from_dict(ple.to_dict()) == ple and ple.fingerprint() != spec.fingerprint()

@@ -17,8 +17,11 @@ def _weights(run_dir: str) -> dict:
     return torch.load(pathlib.Path(run_dir) / "weights.pt", weights_only=True)
 
 
-def test_resumed_run_equals_an_uninterrupted_one(podcast_toy, tmp_path):
-    common = dict(epochs=3, patience=5)
+@pytest.mark.parametrize(
+    "changes", [{}, {"architecture": "ple", "loss_weighting": "pcgrad"}], ids=["default", "ple_pcgrad"]
+)
+def test_resumed_run_equals_an_uninterrupted_one(podcast_toy, tmp_path, changes):
+    common = dict(epochs=3, patience=5, **changes)
     whole = train(toy_config(podcast_toy, tmp_path / "a", **common))
     first = train(toy_config(podcast_toy, tmp_path / "b", **{**common, "epochs": 1}))
     assert len(first.history) == 1
@@ -121,9 +124,10 @@ def test_transfer_option_errors(trained_toy, podcast_toy, tmp_path):
     "changes",
     [
         {"architecture": "mmoe", "loss_weighting": "uncertainty"},
+        {"architecture": "ple", "loss_weighting": "pcgrad"},
         {"source_ratio": None, "directional_mask": False, "disable_groups": ["ad", "promotion"]},
     ],
-    ids=["mmoe_uncertainty", "natural_mix_no_mask_fewer_groups"],
+    ids=["mmoe_uncertainty", "ple_pcgrad", "natural_mix_no_mask_fewer_groups"],
 )
 def test_ablation_options_train(podcast_toy, tmp_path, changes):
     result = train(toy_config(podcast_toy, tmp_path, epochs=1, **changes))
