@@ -58,7 +58,7 @@ class Relevance:
     label or an orphan check, so it is dropped before the shuffle."""
 
     target_pairs: np.ndarray
-    clicked_impressions: np.ndarray
+    clicked_impressions: pa.Array  # strings, sorted; an Arrow array once, not one per context file
 
 
 def target_pair_keys(spec: FileSpec, cache: DecodeCache | None = None) -> np.ndarray:
@@ -81,7 +81,7 @@ def merge_sorted_unique(parts) -> np.ndarray:
 
 
 def make_relevance(target_pairs: np.ndarray, clicked_impressions: np.ndarray) -> Relevance:
-    return Relevance(target_pairs=target_pairs, clicked_impressions=clicked_impressions)
+    return Relevance(target_pairs=target_pairs, clicked_impressions=pa.array(clicked_impressions.tolist(), pa.string()))
 
 
 def relevant_context(spec: FileSpec, rows: pa.Table, relevance: Relevance) -> np.ndarray:
@@ -89,7 +89,7 @@ def relevant_context(spec: FileSpec, rows: pa.Table, relevance: Relevance) -> np
     if spec.role == "known":
         if len(relevance.clicked_impressions) == 0:
             return np.zeros(rows.num_rows, bool)
-        clicked = pa.array(relevance.clicked_impressions.tolist(), pa.string())
+        clicked = relevance.clicked_impressions
         return pc.is_in(rows.column("impression_id"), value_set=clicked).to_numpy(zero_copy_only=False)
     if spec.table == "click":
         return np.ones(rows.num_rows, bool)  # clicks join by impression id; they are few
@@ -98,7 +98,7 @@ def relevant_context(spec: FileSpec, rows: pa.Table, relevance: Relevance) -> np
     if spec.role == "competitor" and len(relevance.clicked_impressions):
         # An impression logged after D may still be the one a click of D belongs to (served late on D, logged on
         # D+1): keep it, or that click would look like an orphan.
-        clicked = pa.array(relevance.clicked_impressions.tolist(), pa.string())
+        clicked = relevance.clicked_impressions
         relevant |= pc.is_in(rows.column("impression_id"), value_set=clicked).to_numpy(zero_copy_only=False)
     return relevant
 

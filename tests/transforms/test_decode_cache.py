@@ -36,7 +36,7 @@ def test_a_cached_read_equals_a_decode(world, columns):
     spec = specs[0]
     direct = read_avro_as_arrow(spec.path, "stream", columns).table
     first = read_spec(spec, columns, cache).table  # decodes and stores
-    assert list_files(f"{world}/_cache/decoded/stream/dt={spec.day}/*.parquet")
+    assert list_files(f"{world}/_cache/decoded/stream/dt={spec.day}/*.arrow")
     again = read_spec(spec, columns, cache).table  # from the cache
     assert first.equals(direct) and again.equals(direct)
     assert again.schema.equals(direct.schema)
@@ -56,7 +56,7 @@ def test_a_rewritten_raw_file_is_decoded_again_and_its_stale_entry_removed(world
     assert (fresh.size_bytes, fresh.modified) != (spec.size_bytes, spec.modified)
     rows = read_spec(fresh, None, cache).table
     assert rows.equals(read_avro_as_arrow(other.path, "stream").table)
-    entries = list_files(f"{world}/_cache/decoded/stream/dt={spec.day}/{spec.path.rsplit('/', 1)[-1]}.*.parquet")
+    entries = list_files(f"{world}/_cache/decoded/stream/dt={spec.day}/{spec.path.rsplit('/', 1)[-1]}.*")
     assert entries == [cache.entry("stream", fresh.day, fresh.path, fresh.size_bytes, fresh.modified)]
 
 
@@ -67,7 +67,7 @@ def test_a_damaged_entry_is_decoded_again(world):
     read_spec(spec, None, cache)
     entry = cache.entry("stream", spec.day, spec.path, spec.size_bytes, spec.modified)
     with open(entry, "wb") as handle:
-        handle.write(b"not parquet")
+        handle.write(b"not an Arrow IPC file")
     assert read_spec(spec, None, cache).table.equals(read_avro_as_arrow(spec.path, "stream").table)
 
 
@@ -90,7 +90,7 @@ def test_prune_deletes_only_days_before_the_cutoff(world):
     for spec in specs:
         read_spec(spec, None, cache)
     assert cache.prune_before(days[1]) == 1
-    left = {layout.parse_dt(p) for p in list_files(f"{world}/_cache/decoded/stream/dt=*/*.parquet")}
+    left = {layout.parse_dt(p) for p in list_files(f"{world}/_cache/decoded/stream/dt=*/*")}
     assert left == set(days[1:])
     assert cache.prune_before(datetime.date(2000, 1, 1)) == 0
 
@@ -98,8 +98,23 @@ def test_prune_deletes_only_days_before_the_cutoff(world):
 def test_an_entry_with_another_schema_is_not_trusted(tmp_path):
     """E.g. written under an older contract: the reader decodes again rather than return other types."""
     from transforms.decode_cache import _read_entry
+    from transforms.decode_cache import _ipc_bytes
+    from transforms.storage import atomic_write
+
+    path = str(tmp_path / "x.arrow")
+    atomic_write(path, _ipc_bytes(pa.table({"user_id": pa.array([1, None], pa.int32())})))
+    assert _read_entry(path, "stream", ["user_id"]) is None
+    assert _read_entry(path, "stream", ["user_id", "podcast_id"]) is None  # a column it lacks
+
+
+def test_entries_of_the_older_parquet_format_are_replaced(world):
     from transforms.storage import atomic_write, parquet_bytes
 
-    path = str(tmp_path / "x.parquet")
-    atomic_write(path, parquet_bytes(pa.table({"user_id": pa.array([1, None], pa.int32())})))
-    assert _read_entry(path, "stream", ["user_id"]) is None
+    _, specs = _specs(world)
+    cache = DecodeCache(f"{world}/_cache/decoded")
+    spec = specs[0]
+    entry = cache.entry("stream", spec.day, spec.path, spec.size_bytes, spec.modified)
+    old = entry.rsplit(".", 1)[0] + ".parquet"
+    atomic_write(old, parquet_bytes(read_avro_as_arrow(spec.path, "stream").table))
+    assert read_spec(spec, None, cache).table.equals(read_avro_as_arrow(spec.path, "stream").table)
+    assert list_files(f"{old.rsplit('.', 2)[0]}.*") == [entry]
