@@ -51,6 +51,10 @@ HASHING = {
     "integer": "splitmix64 of the value as a two's-complement 64-bit integer (booleans as 0/1)",
     "bucket": "1 + hash % (buckets - 1); 0 = null, or a bucket seen fewer than min_count times in training",
 }
+# Fused-table rows of encoded rows (RowBlock.cat, .bag_val). 32 bits, not 64: every row is copied several times on
+# its way into a batch (source split, shuffle, window draws, concatenation), and these two arrays are most of its
+# bytes. The encoder checks that the table fits.
+ROW_DTYPE = np.int32
 
 
 class DataError(ValueError):
@@ -606,8 +610,13 @@ class Encoder:
             start += f.buckets
         self.offsets = offsets
         self.table_rows = max(start, 1)
+        if self.table_rows > np.iinfo(ROW_DTYPE).max:
+            raise DataError(
+                f"the spec's categorical features need {self.table_rows} embedding rows; at most "
+                f"{np.iinfo(ROW_DTYPE).max} are supported (fewer buckets, please)"
+            )
         # remap[row] = row when its bucket is known, else the feature's row 0 (null / cold start).
-        self.remap = np.arange(self.table_rows, dtype=np.int64)
+        self.remap = np.arange(self.table_rows, dtype=ROW_DTYPE)
         for f in (*self.single, *self.bags):
             known = stats.known.get(f.name)
             if known is None or known.size != f.buckets:
@@ -645,7 +654,7 @@ class Encoder:
         absent = [c for c in self.columns if c not in names and c not in {t.label for t in self.spec.tasks}]
         if absent:
             raise DataError(f"rows lack column(s) {absent} that the spec reads")
-        cat = np.empty((n, len(self.single)), np.int64)
+        cat = np.empty((n, len(self.single)), ROW_DTYPE)
         for j, f in enumerate(self.single):
             cat[:, j] = hash_buckets(data.column(f.name), f.buckets) + self.offsets[f.name]
         cat = self.remap[cat]
@@ -655,7 +664,7 @@ class Encoder:
             values, lengths = list_parts(data.column(f.name))
             bag_len[:, j] = lengths
             parts.append(self.remap[hash_buckets(values, f.buckets) + self.offsets[f.name]])
-        bag_val = _interleave(parts, bag_len) if self.bags else np.empty(0, np.int64)
+        bag_val = _interleave(parts, bag_len) if self.bags else np.empty(0, ROW_DTYPE)
         num = np.empty((n, self.num_width), np.float32)
         k = 0
         for f in self.numeric:
