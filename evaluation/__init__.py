@@ -1,0 +1,7 @@
+"""Evaluation of the unified model on a simulated world whose ground truth is known.
+
+- :mod:`evaluation.ablations`: the paper's offline ablations (Table 1) and ours, over seeds (``make evaluate``).
+- :mod:`evaluation.abtest`: a budget-split online A/B test on held-out days, outcomes drawn from the simulator's
+  ground truth (``make abtest``).
+- :mod:`evaluation.report`: the markdown report, its PNG plots and the JSON behind them (``make report``).
+"""
