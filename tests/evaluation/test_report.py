@@ -1,0 +1,34 @@
+"""The report: markdown with the paper's figures beside ours, PNG plots and the JSON behind them."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+import pytest
+
+from evaluation.report import write_report
+
+
+def test_the_report_writes_markdown_plots_and_json(ablations, abtest, eval_world):
+    out = ablations[0].out
+    path = write_report(out, world_dir=f"{eval_world}/world")
+    text = pathlib.Path(path).read_text()
+    for name in ("ablations.json", "abtest.json", "world_config.json"):
+        assert json.loads(pathlib.Path(os.path.join(out, name)).read_text())
+    for png in ("ap_by_tier.png", "abtest_by_tier.png", "calibration.png"):
+        with open(os.path.join(out, png), "rb") as handle:
+            assert handle.read(8) == b"\x89PNG\r\n\x1a\n", png
+        assert f"]({png})" in text
+    assert "+50.2%" in text and "+4.5%" in text  # Table 1 beside ours
+    assert "+18%" in text and "-22%" in text  # Table 2 beside ours
+    assert "less-streamed = tiers 3-5" in text
+    assert '"frequency_cap_per_day": 3' in text  # the simulator's configuration, recorded
+    joint = json.loads(pathlib.Path(os.path.join(out, "ablations.json")).read_text())["setups"]["joint"]
+    assert f"{joint['ads']['relative_pct']['mean']:+.1f} ± {joint['ads']['relative_pct']['std']:.1f}" in text
+
+
+def test_nothing_to_report_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing to report"):
+        write_report(str(tmp_path))
