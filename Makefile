@@ -13,6 +13,12 @@
 #   make score DATE=2026-03-15 MODEL=models/demo  audiences and user rankings of one day (defaults: the last day
 #                                  with user features under DATA_ROOT, the latest model under models/;
 #                                  SCORE_ARGS for any other option, e.g. SCORE_ARGS="--audience_cut=budget")
+#   make evaluate                  the paper's offline ablations over SEEDS (default 1,2,3) on $(DATA_ROOT)/examples:
+#                                  runs cached under $(EVAL_MODELS), ablations.json + report under $(EVAL_OUT)
+#                                  (SETUPS=baseline,joint,... for a subset; EVAL_ARGS for any other option)
+#   make abtest                    the simulated budget-split A/B test on held-out days (AB_DAYS=2026-03-11..2026-03-15;
+#                                  default: every day after the test day), reusing evaluate's baseline and joint runs
+#   make report                    rebuild $(EVAL_OUT)/report.md and its plots from the JSON (no training)
 #   make bench                     benchmarks; figures land in reports/bench/*.json
 #
 # Pipeline variables: RUNNER (DirectRunner = in-process, the default; DataflowRunner; PortableRunner for Flink),
@@ -45,7 +51,7 @@ BEAM_ARGS = --runner=$(RUNNER) --direct_running_mode=$(DIRECT_MODE) --direct_num
 WHEELS_DIR  ?= /opt/wheels
 PIP_EXTRA   := $(if $(wildcard $(WHEELS_DIR)),--find-links $(WHEELS_DIR))
 
-.PHONY: help setup demo data features examples backfill train score test lint bench wheel clean
+.PHONY: help setup demo data features examples backfill train score evaluate abtest report test lint bench wheel clean
 
 help:  ## print the comment block at the top of this file
 	@awk '/^#/ { sub(/^# ?/, ""); print; next } { exit }' Makefile
@@ -88,6 +94,10 @@ demo: setup
 	$(MAKE) --no-print-directory backfill START=$(DEMO_START) END=$(DEMO_END) UNOBSERVED=1 FORCE=1
 	$(MAKE) --no-print-directory train TRAIN_ARGS="--overwrite $(TRAIN_ARGS)"
 	$(MAKE) --no-print-directory score DATE=$(DEMO_END) MODEL=$(MODELS)/$(RUN)
+	$(MAKE) --no-print-directory evaluate EVAL_OUT=$(DEMO_EVAL_OUT) EVAL_MODELS=$(DEMO_EVAL_MODELS) SEEDS=1,2 \
+	    SETUPS=baseline,joint EVAL_EPOCHS=3
+	$(MAKE) --no-print-directory abtest EVAL_OUT=$(DEMO_EVAL_OUT) EVAL_MODELS=$(DEMO_EVAL_MODELS) SEEDS=1 \
+	    AB_DAYS=2026-03-11
 
 # Training reads the example table (local or gs://) and writes models/<run>/ (see README, "Training").
 EXAMPLES   ?= $(DATA_ROOT)/examples
@@ -112,6 +122,34 @@ score: setup
 	@test -n "$(MODEL)" || { echo "no model under $(MODELS)/: run make train, or pass MODEL=models/<run>"; exit 2; }
 	$(PY) -m pipelines.score --data_root=$(DATA_ROOT) --date=$(SCORE_DATE) --model=$(MODEL) $(SCORE_ARGS) \
 	    $(BEAM_ARGS)
+
+# Evaluation (see README, "Evaluation"): trained runs are cached under EVAL_MODELS, keyed by their configuration
+# and the example table, so a rerun trains only what changed; abtest reuses evaluate's baseline and joint runs of the
+# first seed (training them if missing). Both end by rewriting EVAL_OUT/report.md from the JSON there.
+EVAL_MODELS ?= $(MODELS)/eval-$(WORLD)
+EVAL_OUT    ?= reports/eval
+SEEDS       ?= 1,2,3
+SETUPS      ?=
+EVAL_EPOCHS ?= 4
+EVAL_ARGS   ?=
+AB_DAYS     ?=
+AB_ARGS     ?=
+# make demo's small version: two seeds of the baseline and the joint model, one A/B day (about 2 minutes).
+DEMO_EVAL_OUT    ?= reports/demo
+DEMO_EVAL_MODELS ?= $(MODELS)/eval-demo-small
+comma := ,
+
+evaluate: setup
+	$(PY) -m evaluation.ablations --examples=$(EXAMPLES) --models=$(EVAL_MODELS) --out=$(EVAL_OUT) --seeds=$(SEEDS) \
+	    --setups=$(SETUPS) --epochs=$(EVAL_EPOCHS) --world=$(DATA_ROOT)/world $(EVAL_ARGS)
+
+abtest: setup
+	$(PY) -m evaluation.abtest --data_root=$(DATA_ROOT) --examples=$(EXAMPLES) --models=$(EVAL_MODELS) \
+	    --out=$(EVAL_OUT) --model_seed=$(firstword $(subst $(comma), ,$(SEEDS))) $(if $(AB_DAYS),--days=$(AB_DAYS)) \
+	    $(AB_ARGS)
+
+report: setup
+	$(PY) -m evaluation.report --out=$(EVAL_OUT) --world=$(DATA_ROOT)/world
 
 test: setup
 	$(PY) -m pytest
