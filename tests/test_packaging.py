@@ -31,7 +31,7 @@ def test_wheel_contains_every_package_and_the_schemas(tmp_path):
     )
     wheel = next(tmp_path.glob("podtarget-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for package in ("schemas", "transforms", "pipelines", "model", "simulator"):
+    for package in ("schemas", "transforms", "pipelines", "model", "simulator", "evaluation"):
         assert f"{package}/__init__.py" in names, package
     assert "schemas/avro/ad_impression.avsc" in names
     assert "simulator/behaviour.py" in names
