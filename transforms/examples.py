@@ -20,7 +20,7 @@ from apache_beam import pvalue
 
 from schemas import layout
 from schemas.derived import DEAD_LETTER, LABELS, USER_FEATURES
-from transforms.arrays import isin_sorted, sorted_unique
+from transforms.arrays import IdSet, sorted_unique
 from transforms.attribution import AttributionConfig, label_impressions
 from transforms.bucket_work import BucketResult, ComputesBuckets
 from transforms.bucketing import pair_keys
@@ -57,7 +57,7 @@ class Relevance:
     the impression ids its clicks reference (sorted). Everything else in later or earlier days cannot change a
     label or an orphan check, so it is dropped before the shuffle."""
 
-    target_pairs: np.ndarray
+    target_pairs: IdSet
     clicked_impressions: pa.Array  # strings, sorted; an Arrow array once, not one per context file
 
 
@@ -81,7 +81,9 @@ def merge_sorted_unique(parts) -> np.ndarray:
 
 
 def make_relevance(target_pairs: np.ndarray, clicked_impressions: np.ndarray) -> Relevance:
-    return Relevance(target_pairs=target_pairs, clicked_impressions=pa.array(clicked_impressions.tolist(), pa.string()))
+    return Relevance(
+        target_pairs=IdSet(target_pairs), clicked_impressions=pa.array(clicked_impressions.tolist(), pa.string())
+    )
 
 
 def relevant_context(spec: FileSpec, rows: pa.Table, relevance: Relevance) -> np.ndarray:
@@ -94,7 +96,7 @@ def relevant_context(spec: FileSpec, rows: pa.Table, relevance: Relevance) -> np
     if spec.table == "click":
         return np.ones(rows.num_rows, bool)  # clicks join by impression id; they are few
     keys = pair_keys(rows.column("user_id").to_numpy(), rows.column("podcast_id").to_numpy())
-    relevant = isin_sorted(keys, relevance.target_pairs)
+    relevant = relevance.target_pairs.contains(keys)
     if spec.role == "competitor" and len(relevance.clicked_impressions):
         # An impression logged after D may still be the one a click of D belongs to (served late on D, logged on
         # D+1): keep it, or that click would look like an orphan.

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from schemas import load_schema
 from schemas.derived import DEAD_LETTER
-from transforms.arrays import isin_sorted, sorted_unique
+from transforms.arrays import IdSet
 
 MS_PER_DAY = 86_400_000
 _EPOCH = datetime.date(1970, 1, 1)
@@ -39,19 +39,19 @@ def day_start_ms(day: datetime.date) -> int:
 
 @dataclass(frozen=True)
 class ReferenceIds:
-    """Ids known on a day, from its dimension snapshots (sorted int64 arrays, for vectorised membership)."""
+    """Ids known on a day, from its dimension snapshots (:class:`IdSet`, for vectorised membership)."""
 
-    users: np.ndarray
-    podcasts: np.ndarray
-    campaigns: np.ndarray
-    creatives: np.ndarray
+    users: IdSet
+    podcasts: IdSet
+    campaigns: IdSet
+    creatives: IdSet
 
     @classmethod
     def from_snapshots(
         cls, users: pa.Table, podcasts: pa.Table, campaigns: pa.Table, creatives: pa.Table
     ) -> ReferenceIds:
-        def ids(table: pa.Table, column: str) -> np.ndarray:
-            return sorted_unique(table.column(column).drop_null().to_numpy())
+        def ids(table: pa.Table, column: str) -> IdSet:
+            return IdSet(table.column(column).drop_null().to_numpy())
 
         return cls(
             users=ids(users, "user_id"),
@@ -127,11 +127,14 @@ def validate_log_rows(
     judge rows logged on another (a show launched the day after is unknown to today's snapshot, yet real).
     Only the columns present in ``rows`` are checked, so a projected read checks what it read.
     """
-    n = rows.num_rows
-    reason = np.full(n, "", dtype=object)
+    # The first failed check of a row is its reason. Codes, not strings: comparing an object array with "" once
+    # per check cost ~1 s of a bench day.
+    reason_code = np.zeros(rows.num_rows, np.int8)
+    reasons = [""]
 
     def flag(mask: np.ndarray, why: str) -> None:
-        reason[(reason == "") & mask] = why
+        reasons.append(why)
+        reason_code[mask & (reason_code == 0)] = len(reasons) - 1
 
     for field in load_schema(table).required_fields:
         if field in rows.column_names:
@@ -143,11 +146,15 @@ def validate_log_rows(
     for column, kind, why in _REFERENCED if reference is not None else ():
         if column in rows.column_names:
             values = pc.fill_null(rows.column(column), -1).to_numpy()
-            flag(~isin_sorted(values, getattr(reference, kind)), why)
-    bad = reason != ""
+            flag(~getattr(reference, kind).contains(values), why)
+    bad = reason_code != 0
     if not bad.any():
         return CheckedRows(rows, DEAD_LETTER.empty_table())
     rejected = dead_letters(
-        rows.filter(pa.array(bad)), reason[bad], pipeline=pipeline, table=table, source_path=source_path
+        rows.filter(pa.array(bad)),
+        np.array(reasons, dtype=object)[reason_code[bad]],
+        pipeline=pipeline,
+        table=table,
+        source_path=source_path,
     )
     return CheckedRows(rows.filter(pa.array(~bad)), rejected)

@@ -97,8 +97,7 @@ def test_prune_deletes_only_days_before_the_cutoff(world):
 
 def test_an_entry_with_another_schema_is_not_trusted(tmp_path):
     """E.g. written under an older contract: the reader decodes again rather than return other types."""
-    from transforms.decode_cache import _read_entry
-    from transforms.decode_cache import _ipc_bytes
+    from transforms.decode_cache import _ipc_bytes, _read_entry
     from transforms.storage import atomic_write
 
     path = str(tmp_path / "x.arrow")
