@@ -131,7 +131,7 @@ def project_for_role(spec: FileSpec, rows: pa.Table) -> pa.Table:
 def _concat(parts: list[pa.Table], schema: pa.Schema | None = None) -> pa.Table | None:
     if not parts:
         return schema.empty_table() if schema is not None else None
-    return in_logging_order(pa.concat_tables(parts))
+    return in_logging_order(parts) if any(p.num_rows for p in parts) else parts[0]
 
 
 class BuildExamplesBucketFn(ComputesBuckets, beam.DoFn):
@@ -247,14 +247,18 @@ class BuildExamplesBucketFn(ComputesBuckets, beam.DoFn):
         self, clicks: pa.Table, target: pa.Table, competitors: pa.Table, known: pa.Table | None
     ) -> tuple[pa.Table, pa.Table]:
         """Owned clicks whose impression was never served (in the click window) become dead letters."""
+        owned = clicks.column("_pday").to_numpy() == 0
+        # Probe the many served ids against the few clicked ones (a small hash table), rather than hashing every
+        # served id to look the clicks up: ~3x less work on a bench day.
+        clicked = pc.unique(clicks.column("impression_id").filter(pa.array(owned)))
         served = [target.column("impression_id"), competitors.column("impression_id")]
         if known is not None:
             served.append(known.column("impression_id"))
-        served_ids = pa.chunked_array([c for col in served for c in col.chunks], type=pa.string())
-        has_impression = pc.is_in(clicks.column("impression_id"), value_set=served_ids.unique()).to_numpy(
+        found = [pc.filter(ids, pc.is_in(ids, value_set=clicked)) for ids in served]
+        served_clicked = pa.chunked_array([c for ids in found for c in ids.chunks], type=pa.string())
+        has_impression = pc.is_in(clicks.column("impression_id"), value_set=served_clicked).to_numpy(
             zero_copy_only=False
         )
-        owned = clicks.column("_pday").to_numpy() == 0
         orphan = owned & ~has_impression
         if not orphan.any():
             return clicks, DEAD_LETTER.empty_table()

@@ -48,9 +48,9 @@ def keep_all_columns(spec: FileSpec, rows: pa.Table) -> pa.Table:
 
 def _gather(parts: list[pa.Table], table: str, id_column: str) -> pa.Table:
     """Rows of one raw table in logging order, first occurrence of each id only, history columns only."""
-    if not parts:
+    if not any(p.num_rows for p in parts):
         return arrow_schema(table).empty_table().select(HISTORY_COLUMNS[table])
-    rows = in_logging_order(pa.concat_tables(parts))
+    rows = in_logging_order(parts)
     rows = rows.filter(pa.array(first_occurrences(rows, id_column)))
     return rows.drop_columns([c for c in ORDER_COLUMNS if c in rows.column_names])
 

@@ -254,20 +254,45 @@ class ReadRawByUserBucket(beam.PTransform):
         )
 
 
-def in_logging_order(table: pa.Table) -> pa.Table:
-    """Rows sorted by (logging day, file, row): a deterministic order for tables gathered from a shuffle."""
-    if table.num_rows == 0:
+def in_logging_order(parts: Sequence[pa.Table]) -> pa.Table:
+    """The parts concatenated in (logging day, file, row) order: deterministic for rows gathered from a shuffle.
+
+    Each shuffled part holds rows of one file in their order, so sorting the parts by their first row and checking
+    the result (one vectorised pass) replaces sorting every row (~2.7 s of a bench day); parts of another shape
+    are sorted row by row.
+    """
+    parts = [p for p in parts if p.num_rows]
+    if not parts:
+        raise ValueError("in_logging_order needs at least one non-empty part")
+
+    def first_row(part: pa.Table) -> tuple:
+        return tuple(part.column(c)[0].as_py() for c in ORDER_COLUMNS)
+
+    table = pa.concat_tables(sorted(parts, key=first_row)) if len(parts) > 1 else parts[0]
+    if _in_order(*(table.column(c).to_numpy() for c in ORDER_COLUMNS)):
         return table
     return table.sort_by([(c, "ascending") for c in ORDER_COLUMNS])
 
 
+def _in_order(day: np.ndarray, file: np.ndarray, row: np.ndarray) -> bool:
+    """Whether (day, file, row) strictly increases lexicographically along the arrays."""
+    if len(day) < 2:
+        return True
+    d0, d1, f0, f1 = day[:-1], day[1:], file[:-1], file[1:]
+    return bool(np.all((d1 > d0) | ((d1 == d0) & ((f1 > f0) | ((f1 == f0) & (row[1:] > row[:-1]))))))
+
+
 def first_occurrences(table: pa.Table, id_column: str) -> np.ndarray:
-    """Mask of the rows whose ``id_column`` value has not appeared in an earlier row (table in logging order)."""
+    """Mask of the rows whose ``id_column`` value has not appeared in an earlier row (table in logging order).
+
+    Dictionary encoding numbers distinct values in order of first appearance (a null is one value), so a row is a
+    first occurrence exactly when its code exceeds every earlier code: one hash pass and a running maximum, no sort.
+    """
     if table.num_rows == 0:
         return np.zeros(0, bool)
-    # Hash-encode the (string) ids to integers first: np.unique on Python string objects is ~10x slower.
-    codes = pc.dictionary_encode(table.column(id_column).combine_chunks()).indices.to_numpy(zero_copy_only=False)
-    _, first = np.unique(codes, return_index=True)
-    keep = np.zeros(len(codes), bool)
-    keep[first] = True
+    encoded = pc.dictionary_encode(table.column(id_column).combine_chunks(), null_encoding="encode")
+    codes = encoded.indices.to_numpy()
+    keep = np.empty(len(codes), bool)
+    keep[0] = True
+    keep[1:] = codes[1:] > np.maximum.accumulate(codes)[:-1]
     return keep

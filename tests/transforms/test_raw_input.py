@@ -1,8 +1,10 @@
 """Reading plans: files grouped for threaded reads."""
 
+import numpy as np
+import pyarrow as pa
 import pytest
 
-from transforms.raw_input import FileSpec, file_groups
+from transforms.raw_input import FileSpec, file_groups, first_occurrences, in_logging_order
 
 
 def _spec(index: int, size: int) -> FileSpec:
@@ -24,3 +26,39 @@ def test_groups_are_deterministic_on_equal_sizes():
 def test_group_size_must_be_positive():
     with pytest.raises(ValueError, match="group size must be >= 1, got 0"):
         file_groups([], 0)
+
+
+def _part(day: int, file: int, rows: list[int], ids: list[str | None]) -> pa.Table:
+    n = len(rows)
+    return pa.table(
+        {
+            "id": pa.array(ids, pa.string()),
+            "_pday": pa.array([day] * n, pa.int16()),
+            "_file": pa.array([file] * n, pa.int32()),
+            "_row": pa.array(rows, pa.int32()),
+        }
+    )
+
+
+def test_parts_of_one_file_each_are_ordered_by_their_first_row():
+    parts = [_part(1, 0, [0, 3], ["c", "d"]), _part(0, 5, [1, 2], ["a", "b"]), _part(0, 7, [0], ["e"])]
+    ordered = in_logging_order(parts)
+    assert ordered.column("id").to_pylist() == ["a", "b", "e", "c", "d"]
+
+
+def test_parts_mixing_files_are_sorted_row_by_row():
+    mixed = pa.concat_tables([_part(0, 2, [0], ["x"]), _part(0, 1, [4], ["y"])])
+    ordered = in_logging_order([mixed, _part(0, 1, [9], ["z"]), _part(0, 1, [0], ["w"]).slice(0, 0)])
+    assert ordered.column("id").to_pylist() == ["y", "z", "x"]
+    with pytest.raises(ValueError, match="at least one non-empty part"):
+        in_logging_order([mixed.slice(0, 0)])
+
+
+def test_first_occurrences_keep_the_first_row_of_each_id_nulls_included():
+    table = _part(0, 0, list(range(7)), ["a", "b", "a", None, "c", None, "b"])
+    assert first_occurrences(table, "id").tolist() == [True, True, False, True, True, False, False]
+    assert first_occurrences(table.slice(0, 0), "id").tolist() == []
+    ids = np.random.default_rng(0).integers(0, 500, 5_000).astype(str)
+    expected = np.zeros(len(ids), bool)
+    expected[np.unique(ids, return_index=True)[1]] = True
+    assert np.array_equal(first_occurrences(pa.table({"id": ids}), "id"), expected)
