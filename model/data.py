@@ -354,6 +354,41 @@ def usable_days(spec: Spec, catalog: Mapping[str, dict]) -> tuple[list[datetime.
     return keep, excluded
 
 
+def task_priors(
+    spec: Spec,
+    catalog: Mapping[str, dict],
+    days: Iterable[datetime.date],
+    shares: Mapping[str, float] | None = None,
+) -> dict[str, float | None]:
+    """Each task's positive rate as training will see it: over ``days``, the observed labels (immature ones left
+    out) of the sources that train the task, each source weighted by its share of a batch (``shares``, e.g. the
+    sampling plan's) or, without shares, by its rows. None for a task without observed training labels.
+
+        >>> task_priors(spec, catalog, split.train, {"ad": 4096, "promo": 4096})["Click"]
+        0.0139...
+    """
+    immature = immature_labels(spec, catalog)
+    priors: dict[str, float | None] = {}
+    for task in spec.tasks:
+        rates, weights = [], []
+        for s in spec.training_sources:
+            if not spec.trains_row(s, task.name) or (shares is not None and not shares.get(s)):
+                continue
+            observed = positives = 0
+            for day in days:
+                entry = catalog.get(day.isoformat())
+                if entry is None or [task.label, s] in map(list, immature.get(day.isoformat(), ())):
+                    continue
+                counts = entry["labels"].get(task.label, {}).get(s, {"nulls": 0, "positives": 0})
+                observed += entry["rows"].get(s, 0) - counts["nulls"]
+                positives += counts["positives"]
+            if observed:
+                rates.append(positives / observed)
+                weights.append(shares[s] if shares is not None else observed)
+        priors[task.name] = float(np.average(rates, weights=weights)) if rates else None
+    return priors
+
+
 # -------------------------------------------------------------------------------------------- hashing
 
 

@@ -23,6 +23,7 @@ from model.data import (
     plan_sampling,
     split_days,
     splitmix64,
+    task_priors,
     usable_days,
 )
 from model.spec import load_spec
@@ -208,3 +209,32 @@ def test_catalog_counts(podcast_toy):
     entry = catalog[table.days[0].isoformat()]
     assert sum(entry["rows"].values()) == 3000
     assert json.loads(json.dumps(catalog)) == catalog
+
+
+def test_task_priors_are_the_training_positive_rates_as_batches_mix_the_sources(podcast_toy):
+    examples, spec_path = podcast_toy
+    spec = load_spec(spec_path)
+    table = ExampleTable.open(examples)
+    days = table.days  # the last day is immature: its labels must not count
+    catalog = label_catalog(spec, table, days)
+    immature = immature_labels(spec, catalog)
+    assert any(immature.values())
+    data = pa.concat_tables(table.read(u, spec.columns) for u in table.units(days))
+    day_of = np.repeat([d.isoformat() for d in days], [sum(catalog[d.isoformat()]["rows"].values()) for d in days])
+    source = np.array(data.column(spec.source_column).to_pylist())
+
+    def rate(label: str, s: str) -> float:
+        y = np.array([np.nan if v is None else v for v in data.column(label).to_pylist()], float)
+        mature = np.array([[label, s] not in map(list, immature[d]) for d in day_of])
+        keep = (source == s) & mature & ~np.isnan(y)
+        return float((y[keep] > 0).mean())
+
+    shares = {"ad": 300, "promo": 100}
+    priors = task_priors(spec, catalog, days, shares)
+    for task in spec.tasks:
+        trained_by = [s for s in spec.sources if spec.trains_row(s, task.name)]
+        expected = np.average([rate(task.label, s) for s in trained_by], weights=[shares[s] for s in trained_by])
+        assert priors[task.name] == pytest.approx(expected), task.name
+    # Only the rows' own source counts for a task that one source trains.
+    only_promo = [t.name for t in spec.tasks if [s for s in spec.sources if spec.trains_row(s, t.name)] == ["promo"]]
+    assert only_promo and all(priors[t] == pytest.approx(rate(spec.task(t).label, "promo")) for t in only_promo)

@@ -125,9 +125,10 @@ def test_transfer_option_errors(trained_toy, podcast_toy, tmp_path):
     [
         {"architecture": "mmoe", "loss_weighting": "uncertainty"},
         {"architecture": "ple", "loss_weighting": "pcgrad"},
+        {"prior_init": True},
         {"source_ratio": None, "directional_mask": False, "disable_groups": ["ad", "promotion"]},
     ],
-    ids=["mmoe_uncertainty", "ple_pcgrad", "natural_mix_no_mask_fewer_groups"],
+    ids=["mmoe_uncertainty", "ple_pcgrad", "prior_init", "natural_mix_no_mask_fewer_groups"],
 )
 def test_ablation_options_train(podcast_toy, tmp_path, changes):
     result = train(toy_config(podcast_toy, tmp_path, epochs=1, **changes))
