@@ -301,6 +301,7 @@ def abtest_sections(ab: dict) -> list[str]:
                 f"{a['streams']:,.0f} | {100 * (a['i2s'] or 0):.2f}% | {100 * (a['ctr'] or 0):.2f}% | "
                 f"{a['ecps'] or 0:.2f} |"
             )
+    lines += ["", reach_note(ab["units"])]
     lines += [
         "",
         "### By popularity tier",
@@ -332,6 +333,28 @@ def abtest_sections(ab: dict) -> list[str]:
         "",
     ]
     return lines
+
+
+def reach_note(units: list[dict]) -> str:
+    """How deep into their eligible users the campaigns bought: where an arm reaches all of them, the ranking
+    cannot matter, so this says how much room the test leaves the models."""
+    shares = np.array(
+        [
+            u[arm]["reached_users"] / u[arm]["eligible_users"]
+            for u in units
+            for arm in ("control", "treatment")
+            if u[arm]["eligible_users"]
+        ]
+    )
+    if shares.size == 0:
+        return "No campaign-day had eligible users."
+    return (
+        f"Reach: an arm's campaign-day reached a median {100 * np.median(shares):.0f}% of the arm's eligible users "
+        f"(mean {100 * shares.mean():.0f}%); {100 * (shares >= 0.999).mean():.0f}% of them reached every eligible user "
+        f"(there the ranking cannot matter), {100 * (shares < 0.5).mean():.0f}% fewer than half. Ad inventory is not "
+        "modelled: every eligible user can be served up to the frequency cap, so the half budgets buy more "
+        "impressions than the simulator's logs hold for those days."
+    )
 
 
 def _models_note(models: dict) -> str:
