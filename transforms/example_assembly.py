@@ -103,7 +103,7 @@ def _list_contains(lists: pa.ChunkedArray | pa.Array, values: np.ndarray) -> np.
     parents = pc.list_parent_indices(lists).to_numpy()
     hit = np.zeros(len(values), bool)
     if len(flat):
-        np.logical_or.at(hit, parents, flat == values[parents])
+        hit[parents[flat == values[parents]]] = True  # setting True is idempotent: no need for ufunc.at
     return hit
 
 

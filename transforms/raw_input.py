@@ -265,10 +265,13 @@ def in_logging_order(parts: Sequence[pa.Table]) -> pa.Table:
     if not parts:
         raise ValueError("in_logging_order needs at least one non-empty part")
 
-    def first_row(part: pa.Table) -> tuple:
-        return tuple(part.column(c)[0].as_py() for c in ORDER_COLUMNS)
-
-    table = pa.concat_tables(sorted(parts, key=first_row)) if len(parts) > 1 else parts[0]
+    if len(parts) > 1:
+        # The parts' first rows as one small table: three scalar reads per part cost ~0.5 s of a bench day.
+        heads = pa.concat_tables([p.slice(0, 1).select(list(ORDER_COLUMNS)) for p in parts])
+        day, file, row = (heads.column(c).to_numpy() for c in ORDER_COLUMNS)
+        table = pa.concat_tables([parts[i] for i in np.lexsort((row, file, day))])
+    else:
+        table = parts[0]
     if _in_order(*(table.column(c).to_numpy() for c in ORDER_COLUMNS)):
         return table
     return table.sort_by([(c, "ascending") for c in ORDER_COLUMNS])
