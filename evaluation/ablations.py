@@ -118,7 +118,7 @@ class EvaluateConfig:
     seeds: tuple[int, ...] = (1, 2, 3)
     setups: tuple[str, ...] | None = None  # None: every configuration
     spec: str = str(DEFAULT_SPEC)
-    epochs: int = 4
+    epochs: int = 10
     patience: int = 1
     batch_size: int = 8192
     lr: float = 2e-3

@@ -255,6 +255,8 @@ def run_day(config: ABTestConfig, world: World, scratch: str, day: datetime.date
     by_campaign = {arm: ranked_users_by_campaign(ranked[arm]) for arm in ARMS}
     units = []
     for c in context:
+        if not c["budget_micros"] or not c["cpm_micros"]:
+            continue  # nothing to split or to price: such a campaign buys no impressions in either arm
         days = (c["end_date"] - c["start_date"]).days + 1
         half_budget = c["budget_micros"] / days / 2.0
         unit: dict[str, Any] = {
