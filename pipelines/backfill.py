@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import logging
 import sys
 import time
@@ -32,6 +33,11 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--force", action="store_true", help="Rebuild days that are already complete.")
     parser.add_argument("--allow_unobserved", action="store_true", help="Passed to build_examples.")
     parser.add_argument("--skip_examples", action="store_true", help="Build features only.")
+    parser.add_argument(
+        "--status_json",
+        default=None,
+        help="Also write the status rows (day, stage, rows, seconds, status) to this JSON file, for schedulers.",
+    )
     return parser.parse_known_args(argv)
 
 
@@ -89,13 +95,23 @@ def format_statuses(statuses: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    status_json = parse_args(argv)[0].status_json
     try:
-        statuses = run(sys.argv[1:] if argv is None else argv)
+        statuses = run(argv)
     except BackfillError as exc:
         print(exc, file=sys.stderr)
+        _write_statuses(status_json, exc.statuses)
         return 1
     print(format_statuses(statuses))
+    _write_statuses(status_json, statuses)
     return 0
+
+
+def _write_statuses(path: str | None, statuses: list[dict]) -> None:
+    if path is not None:
+        with open(path, "w") as handle:
+            json.dump(statuses, handle, indent=1)
 
 
 if __name__ == "__main__":

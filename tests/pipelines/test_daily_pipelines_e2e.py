@@ -2,6 +2,7 @@
 
 import datetime
 import hashlib
+import json
 import pathlib
 
 import pyarrow.parquet as pq
@@ -39,8 +40,13 @@ def test_backfill_builds_every_day_then_skips_complete_days(dirty_world):
     assert [(s["date"], s["stage"], s["status"]) for s in statuses] == [
         (d.isoformat(), stage, "built") for d in DAYS for stage in ("features", "examples")
     ]
-    again = backfill.run([f"--data_root={root}", f"--start={DAYS[0]}", f"--end={DAYS[1]}", "--runner=FnApiRunner"])
-    assert {s["status"] for s in again} == {"skipped (complete)"}
+    status_json = pathlib.Path(root, "..", "status.json")
+    args = [f"--data_root={root}", f"--start={DAYS[0]}", f"--end={DAYS[-1]}", "--runner=FnApiRunner"]
+    assert backfill.main([*args, f"--status_json={status_json}"]) == 0
+    again = json.loads(status_json.read_text())
+    assert [(s["date"], s["stage"], s["status"]) for s in again] == [
+        (d.isoformat(), stage, "skipped (complete)") for d in DAYS for stage in ("features", "examples")
+    ]
 
 
 def test_every_planted_defect_is_accounted_for(dirty_world):
