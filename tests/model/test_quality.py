@@ -1,11 +1,16 @@
 """The default spec and model on a small simulated world (our real example table, built by the pipelines).
 
-The tiny world is small: three training days hold about 9,700 impressions, and its two test days about 160
-promotion streams, 40 ad streams, 90 clicks, 22 likes and 14 follows. That is enough for a clear margin on the
-stream tasks, and for ranking likes and follows well above chance, but not for Click: measured, its test AUC is
-about 0.5 and its log loss above the constant's (clicks depend on a latent user-show affinity that three days of
-this world do not teach). Every task beats a constant with a clear margin on the podcast toy table
-(``test_train.py``) and on the demo world (README, "Training").
+The tiny world is small: three training days hold about 8,000 impressions (about 120 clicks), and its two test
+days about 160 promotion streams, 40 ad streams, 90 clicks, 22 likes and 14 follows. That is enough for a clear
+margin on the stream tasks, and for ranking likes and follows well above chance, but not for Click, and no model
+change can give it one (measured, issue 4): clicks have no show-appeal or language term, and what drives them is
+hidden from the table (the user-show affinity is mostly a per-user and per-show latent vector, plus a hidden ad
+and promotion responsiveness). On these two test days the ground truth reaches click ROC-AUC 0.71 (ad) and 0.65
+(promotions) from the true affinity alone, while a score built from everything the table could teach at best (the
+user's recently streamed shows scored with the *true* latent show vectors, the true creative quality, format and
+slot effects) reaches 0.49 and 0.58; the model scored 0.49-0.53 over six seeds. Every task beats a constant with
+a clear margin on the podcast toy table (``test_train.py``); on the demo world Click ranks above chance (AUC
+0.57-0.58) and, with ``--prior_init``, beats the constant's log loss (README, "Training").
 """
 
 import shutil
