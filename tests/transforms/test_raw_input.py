@@ -62,3 +62,12 @@ def test_first_occurrences_keep_the_first_row_of_each_id_nulls_included():
     expected = np.zeros(len(ids), bool)
     expected[np.unique(ids, return_index=True)[1]] = True
     assert np.array_equal(first_occurrences(pa.table({"id": ids}), "id"), expected)
+
+
+def test_a_hash_collision_falls_back_to_the_ids_themselves(monkeypatch):
+    import transforms.raw_input as raw_input
+
+    table = _part(0, 0, list(range(5)), ["a", "b", "a", "c", "b"])
+    # Every id hashes alike: the hashes call rows 1-4 repeats, the check against row 0 refutes it.
+    monkeypatch.setattr(raw_input, "_string_hashes", lambda ids: pa.array(np.zeros(len(ids), np.uint64)))
+    assert first_occurrences(table, "id").tolist() == [True, True, False, True, False]
