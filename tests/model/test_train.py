@@ -172,6 +172,27 @@ def test_a_second_unrelated_table_trains_end_to_end(movie_toy, tmp_path):
 
 
 @pytest.mark.slow
+def test_examples_are_read_from_gcs(gcs_emulator, podcast_toy, tmp_path):
+    """An example table on gs:// trains exactly as its local twin: same rows, same split, same weights."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    examples, spec = podcast_toy
+    bucket = storage.Client(project="test", credentials=AnonymousCredentials()).bucket(gcs_emulator[len("gs://") :])
+    for path in pathlib.Path(examples).rglob("*"):
+        if path.is_file():
+            bucket.blob(f"model-test/examples/{path.relative_to(examples)}").upload_from_filename(str(path))
+    remote = ExampleTable.open(f"{gcs_emulator}/model-test/examples")
+    local = ExampleTable.open(examples)
+    assert remote.days == local.days and remote.schema == local.schema
+    unit = remote.units(remote.days[:1])[0]
+    assert remote.read(unit, ["user_id"]).equals(local.read(local.units(local.days[:1])[0], ["user_id"]))
+    from_gcs = train(toy_config((f"{gcs_emulator}/model-test/examples", spec), tmp_path / "gcs", epochs=1))
+    from_disk = train(toy_config(podcast_toy, tmp_path / "disk", epochs=1))
+    assert from_gcs.metrics["test"] == from_disk.metrics["test"]
+
+
+@pytest.mark.slow
 def test_runs_are_written_to_and_loaded_from_gcs(gcs_emulator, podcast_toy):
     """The run folder on gs:// (through a local GCS emulator): written, resumed from, and loaded back."""
     out = f"{gcs_emulator}/model-test/models"
