@@ -72,6 +72,7 @@ from transforms.storage import (
     list_files,
     new_run_id,
     staging_dir,
+    use_system_allocator,
 )
 from transforms.validation import MS_PER_DAY
 
@@ -153,6 +154,7 @@ def run(argv: list[str] | None = None) -> dict:
     day, lateness = build_day(options), daily.allowed_lateness_days
     config = attribution_config(opts)
     started = time.perf_counter()
+    use_system_allocator()  # for the in-process runners; workers set it in their DoFns' setup
 
     user_feature_paths = list_files(layout.join(layout.feature_partition(data_root, "user", day), "part-*.parquet"))
     for entity in ("user", "podcast"):

@@ -44,7 +44,15 @@ from transforms.features import FeatureConfig, merge_listening, podcast_features
 from transforms.raw_input import COUNTS_TAG, ReadRawByUserBucket, ReadValidateBucketFn, effective_buckets, plan_files
 from transforms.shuffle import removed_afterwards
 from transforms.sinks import WriteJson
-from transforms.storage import atomic_write, commit_partition, list_files, new_run_id, parquet_bytes, staging_dir
+from transforms.storage import (
+    atomic_write,
+    commit_partition,
+    list_files,
+    new_run_id,
+    parquet_bytes,
+    staging_dir,
+    use_system_allocator,
+)
 
 
 def _write_podcast_features(listening, podcasts, day_iso: str, staging: str, config: FeatureConfig) -> int:
@@ -61,6 +69,7 @@ def run(argv: list[str] | None = None) -> dict:
     day = build_day(options)
     config = FeatureConfig()
     started = time.perf_counter()
+    use_system_allocator()  # for the in-process runners; workers set it in their DoFns' setup
 
     user_snapshot = list_files(layout.raw_glob(data_root, "user", day))
     if not user_snapshot:

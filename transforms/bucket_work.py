@@ -37,7 +37,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.shuffle import ShuffleFiles
-from transforms.storage import WriteBehind
+from transforms.storage import WriteBehind, use_system_allocator
 
 
 @dataclass
@@ -69,6 +69,7 @@ class ComputesBuckets:
         raise NotImplementedError
 
     def setup(self) -> None:
+        use_system_allocator()
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         self._compute_pool = ThreadPoolExecutor(self.threads, thread_name_prefix="bucket") if self.threads > 1 else None

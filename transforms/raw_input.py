@@ -24,7 +24,13 @@ from apache_beam.metrics import Metrics
 from schemas import layout
 from transforms.decode_cache import DecodeCache
 from transforms.shuffle import BucketEmitter
-from transforms.storage import AvroReadResult, list_files, list_files_with_metadata, read_avro_as_arrow
+from transforms.storage import (
+    AvroReadResult,
+    list_files,
+    list_files_with_metadata,
+    read_avro_as_arrow,
+    use_system_allocator,
+)
 from transforms.validation import ReferenceIds, file_dead_letter, validate_log_rows
 
 DEAD_LETTER_TAG = "dead_letter"
@@ -137,6 +143,7 @@ class ReadValidateBucketFn(beam.DoFn):
         self.files_unreadable = Metrics.counter(pipeline, "files_unreadable")
 
     def setup(self) -> None:
+        use_system_allocator()
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="read") if self.threads > 1 else None
 
     def teardown(self) -> None:

@@ -310,3 +310,16 @@ def is_complete(partition: str) -> bool:
 
 def read_success(partition: str) -> dict:
     return json.loads(read_bytes(layout.success_marker(partition)))
+
+
+def use_system_allocator() -> None:
+    """Make glibc malloc pyarrow's default memory pool in this process, unless ``ARROW_DEFAULT_MEMORY_POOL`` says
+    otherwise.
+
+    The daily pipelines allocate and free large, short-lived Arrow buffers (decoded files, bucket tables). With
+    pyarrow's default mimalloc pool, a bench day's examples run spent 5.1-5.3 s in the kernel and peaked at
+    0.99-1.02 GB; with the system pool 3.0-3.3 s and 0.77 GB, and ~2 s less wall time (two runs of each,
+    interleaved). Called by the pipelines' drivers and by their DoFns' ``setup``, so workers get it too.
+    """
+    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+        pa.set_memory_pool(pa.system_memory_pool())
