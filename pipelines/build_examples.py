@@ -186,10 +186,10 @@ def run(argv: list[str] | None = None) -> dict:
 
     pipeline = beam.Pipeline(options=options)
     seed = pipeline | "Day" >> beam.Create([day.isoformat()])
-    reference = seed | "ReferenceIds" >> beam.Map(load_reference_ids, data_root)
+    reference = seed | "ReferenceIds" >> beam.Map(load_reference_ids, data_root, cache)
     podcast_features = seed | "PodcastFeatures" >> beam.Map(load_podcast_features, data_root)
-    campaigns = seed | "Campaigns" >> beam.Map(load_snapshot, data_root, "campaign")
-    creatives = seed | "Creatives" >> beam.Map(load_snapshot, data_root, "creative")
+    campaigns = seed | "Campaigns" >> beam.Map(load_snapshot, data_root, "campaign", cache)
+    creatives = seed | "Creatives" >> beam.Map(load_snapshot, data_root, "creative", cache)
     # A light first pass over the owned files: which context rows can matter at all (see Relevance).
     target_pairs = (
         pipeline

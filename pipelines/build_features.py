@@ -47,7 +47,7 @@ from transforms.sinks import WriteJson
 from transforms.storage import (
     atomic_write,
     commit_partition,
-    list_files,
+    list_files_with_metadata,
     new_run_id,
     parquet_bytes,
     staging_dir,
@@ -71,7 +71,7 @@ def run(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     use_system_allocator()  # for the in-process runners; workers set it in their DoFns' setup
 
-    user_snapshot = list_files(layout.raw_glob(data_root, "user", day))
+    user_snapshot = list_files_with_metadata(layout.raw_glob(data_root, "user", day))
     if not user_snapshot:
         raise MissingInputError(f"no user snapshot for {day} under {layout.raw_partition(data_root, 'user', day)}")
     history_days = max(config.user_history_days, config.podcast_history_days)
@@ -88,8 +88,8 @@ def run(argv: list[str] | None = None) -> dict:
 
     pipeline = beam.Pipeline(options=options)
     seed = pipeline | "Day" >> beam.Create([day.isoformat()])
-    reference = seed | "ReferenceIds" >> beam.Map(load_reference_ids, data_root)
-    podcasts = seed | "PodcastSnapshot" >> beam.Map(load_snapshot, data_root, "podcast")
+    reference = seed | "ReferenceIds" >> beam.Map(load_reference_ids, data_root, cache)
+    podcasts = seed | "PodcastSnapshot" >> beam.Map(load_snapshot, data_root, "podcast", cache)
     history = pipeline | "ReadHistory" >> ReadRawByUserBucket(
         files,
         ReadValidateBucketFn(
@@ -108,7 +108,7 @@ def run(argv: list[str] | None = None) -> dict:
     users = (
         pipeline
         | "UserSnapshotFiles" >> beam.Create(user_snapshot)
-        | "ReadUsers" >> beam.ParDo(ReadUserSnapshotBucketsFn(n_buckets, shuffle))
+        | "ReadUsers" >> beam.ParDo(ReadUserSnapshotBucketsFn(n_buckets, shuffle, cache))
     )
     built = (
         (history.rows, users)

@@ -19,7 +19,7 @@ from schemas.derived import PODCAST_FEATURES
 from transforms.decode_cache import DecodeCache
 from transforms.raw_input import available_days
 from transforms.shuffle import SHUFFLE_MODES
-from transforms.storage import list_files, read_avro_as_arrow, read_bytes, read_parquet
+from transforms.storage import list_files_with_metadata, read_avro_as_arrow, read_bytes, read_parquet
 from transforms.validation import MS_PER_DAY, ReferenceIds, day_start_ms
 
 
@@ -101,26 +101,37 @@ class MissingInputError(FileNotFoundError):
     """An input partition the day needs does not exist (yet)."""
 
 
-def read_snapshot(data_root: str, table: str, day: datetime.date) -> pa.Table:
-    """All rows of raw snapshot ``table`` on ``day`` (Arrow); a clear error when the partition is missing."""
-    paths = list_files(layout.raw_glob(data_root, table, day))
-    if not paths:
+def read_snapshot(
+    data_root: str,
+    table: str,
+    day: datetime.date,
+    cache: DecodeCache | None = None,
+    columns: list[str] | None = None,
+) -> pa.Table:
+    """Rows of raw snapshot ``table`` on ``day`` (Arrow; ``columns`` only, when given), through the decode cache
+    when there is one (the features and the examples of a day both read the day's snapshots); a clear error when
+    the partition is missing or a file is corrupt."""
+    files = list_files_with_metadata(layout.raw_glob(data_root, table, day))
+    if not files:
         raise MissingInputError(
             f"no {table} snapshot for {day} under {layout.raw_partition(data_root, table, day)}; "
             "simulate or ingest that day first"
         )
     parts = []
-    for path in paths:
-        result = read_avro_as_arrow(path, table)
+    for path, size, modified in files:
+        if cache is None:
+            result = read_avro_as_arrow(path, table, columns)
+        else:
+            result = cache.read(table, day.isoformat(), path, size, modified, columns)
         if result.error is not None:
             raise ValueError(f"snapshot file {path} is corrupt ({result.error}); snapshots must be complete")
         parts.append(result.table)
     return pa.concat_tables(parts)
 
 
-def load_snapshot(day_iso: str, data_root: str, table: str) -> pa.Table:
+def load_snapshot(day_iso: str, data_root: str, table: str, cache: DecodeCache | None = None) -> pa.Table:
     """Side-input loader: raw snapshot ``table`` of an ISO day."""
-    return read_snapshot(data_root, table, datetime.date.fromisoformat(day_iso))
+    return read_snapshot(data_root, table, datetime.date.fromisoformat(day_iso), cache)
 
 
 def load_podcast_features(day_iso: str, data_root: str) -> pa.Table:
@@ -129,11 +140,10 @@ def load_podcast_features(day_iso: str, data_root: str) -> pa.Table:
     return read_parquet(layout.join(partition, "part-*.parquet"), PODCAST_FEATURES)
 
 
-def load_reference_ids(day_iso: str, data_root: str) -> ReferenceIds:
+def load_reference_ids(day_iso: str, data_root: str, cache: DecodeCache | None = None) -> ReferenceIds:
     day = datetime.date.fromisoformat(day_iso)
-    return ReferenceIds.from_snapshots(
-        *(read_snapshot(data_root, t, day) for t in ("user", "podcast", "campaign", "creative"))
-    )
+    ids = {"user": "user_id", "podcast": "podcast_id", "campaign": "campaign_id", "creative": "creative_id"}
+    return ReferenceIds.from_snapshots(*(read_snapshot(data_root, t, day, cache, [c]) for t, c in ids.items()))
 
 
 def logged_through(data_root: str, first_day: datetime.date) -> datetime.date | None:

@@ -16,10 +16,11 @@ from apache_beam import pvalue
 
 from schemas import layout
 from transforms.bucket_work import BucketResult, ComputesBuckets
+from transforms.decode_cache import DecodeCache
 from transforms.features import FeatureConfig, podcast_listening_ms, user_features
 from transforms.raw_input import COUNTS_TAG, ORDER_COLUMNS, FileSpec, first_occurrences, in_logging_order
 from transforms.shuffle import BucketEmitter, SpilledRows, rows_by_role
-from transforms.storage import arrow_schema
+from transforms.storage import arrow_schema, read_avro_as_arrow
 
 PIPELINE = "build_features"
 LISTENING_TAG = "listening"
@@ -100,19 +101,24 @@ class BuildUserFeaturesBucketFn(ComputesBuckets, beam.DoFn):
 
 
 class ReadUserSnapshotBucketsFn(beam.DoFn):
-    """Reads one part of the user snapshot and splits it by user bucket (role ``users``).
+    """Reads one part of the user snapshot, ``(path, size in bytes, modified)``, and splits it by user bucket (role
+    ``users``).
 
     ``shuffle_dir``: the run's file-backed shuffle folder, or None to shuffle the tables through Beam.
+    ``cache``: the decode cache (the examples of the day read the same snapshot), or None.
     """
 
-    def __init__(self, n_buckets: int, shuffle_dir: str | None = None) -> None:
+    def __init__(self, n_buckets: int, shuffle_dir: str | None = None, cache: DecodeCache | None = None) -> None:
         self.n_buckets = n_buckets
         self.shuffle_dir = shuffle_dir
+        self.cache = cache
 
-    def process(self, path: str) -> Iterator:
-        from transforms.storage import read_avro_as_arrow
-
-        result = read_avro_as_arrow(path, "user")
+    def process(self, file: tuple[str, int, float]) -> Iterator:
+        path, size, modified = file
+        if self.cache is None:
+            result = read_avro_as_arrow(path, "user")
+        else:
+            result = self.cache.read("user", layout.parse_dt(path).isoformat(), path, size, modified)
         if result.error is not None:
             raise ValueError(f"user snapshot {path} is corrupt ({result.error}); snapshots must be complete")
         emitter = BucketEmitter(self.n_buckets, self.shuffle_dir)
