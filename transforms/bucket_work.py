@@ -58,7 +58,7 @@ class BucketResult:
 class ComputesBuckets:
     """Mixin for a ``beam.DoFn`` whose elements are independent buckets; see the module docstring.
 
-    The DoFn sets ``threads`` (buckets computed at once, and parts written at once) and ``counter_namespace``, and
+    The DoFn sets ``threads`` (buckets computed at once; one part is written behind them) and ``counter_namespace``, and
     implements ``compute_bucket(element, *side_inputs) -> BucketResult``. Side inputs are passed positionally.
     """
 
@@ -73,7 +73,9 @@ class ComputesBuckets:
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         self._compute_pool = ThreadPoolExecutor(self.threads, thread_name_prefix="bucket") if self.threads > 1 else None
-        self._writer = WriteBehind(self.threads)
+        # One part written behind at a time: Parquet encoding is a small share of a bucket's work, and each part
+        # waiting to be written is a whole bucket's output in memory (two waiting peaked 5-10% higher).
+        self._writer = WriteBehind(1)
         self._pending: collections.deque[Future] = collections.deque()
         self.shuffle_files = ShuffleFiles()
 

@@ -80,17 +80,26 @@ def read_spec(spec: FileSpec, columns: list[str] | None, cache: DecodeCache | No
 
 
 MAX_INPUT_BYTES_PER_BUCKET = 8 * 1024 * 1024
+MAX_TARGET_BYTES_PER_BUCKET = 768 * 1024
 
 
 def effective_buckets(requested: int, files: Sequence[FileSpec]) -> int:
-    """At least ``requested`` buckets, and at most 8 MiB of (compressed Avro) input per bucket.
+    """At least ``requested`` buckets, at most 8 MiB of (compressed Avro) input per bucket, and at most 768 KiB of
+    the day's own impressions (role ``target``) per bucket.
 
     A bucket is one grouped element after the shuffle. At bench scale (358 MB of input for a day), 8 buckets of
     about 45 MB each lost rows in 2 of 3 runs on FnApiRunner multi_processing; 32 buckets of 11 MB, and every run
     at 23 MB or less, reconciled. Bounding the element size keeps worker memory bounded too.
+
+    The second bound is on what a bucket assembles and writes: one wide example row per impression of the day.
+    Bounded by all input alone, a day with less context (near the end of the logs) got fewer, fuller buckets:
+    day 6 of the 8-day bench world had 16 buckets of 34k rows against 23 of 23k for day 2, and peaked 18% higher.
+    At about 26k rows per bucket (768 KiB of impression Avro) the bench day's 2M rows take 80 buckets, which
+    measured no slower than 43 and peaked lower (699 MB against 774 MB).
     """
     total = sum(f.size_bytes for f in files)
-    return max(requested, -(-total // MAX_INPUT_BYTES_PER_BUCKET))
+    target = sum(f.size_bytes for f in files if f.role == "target")
+    return max(requested, -(-total // MAX_INPUT_BYTES_PER_BUCKET), -(-target // MAX_TARGET_BYTES_PER_BUCKET))
 
 
 class ReadValidateBucketFn(beam.DoFn):

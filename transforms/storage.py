@@ -13,6 +13,7 @@ DataType(int64)
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import io
 import json
@@ -323,3 +324,24 @@ def use_system_allocator() -> None:
     """
     if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
         pa.set_memory_pool(pa.system_memory_pool())
+        _limit_malloc_arenas(2)
+
+
+_M_ARENA_MAX = -8  # glibc's mallopt parameter number
+
+
+def _limit_malloc_arenas(arenas: int) -> None:
+    """At most ``arenas`` glibc malloc arenas (unless ``MALLOC_ARENA_MAX`` is set), where glibc is the libc.
+
+    glibc gives threads arenas of their own (up to 8 per core); memory freed in one is not reused by the others,
+    and the reader, bucket and writer threads each free large buffers. With 2 arenas, a one-process backfill of
+    day 6 of the 8-day world peaked at 648 MB instead of 772 MB, and the bench day at 845 MB instead of 925 MB, at
+    the same speed.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_ARENA_MAX, arenas)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to tune

@@ -61,3 +61,6 @@ def test_bucket_count_grows_with_the_input_so_grouped_elements_stay_small():
     assert effective_buckets(8, files(14)) == 8  # a demo day keeps the requested count
     assert effective_buckets(8, files(358)) == -(-358 * 1024 * 1024 // MAX_INPUT_BYTES_PER_BUCKET) == 45
     assert effective_buckets(64, files(358)) == 64
+    # The day's own impressions bound a bucket's rows, whatever the context around them.
+    impressions = FileSpec("ad_impression", "2026-03-03", "i", "target", True, index=1, size_bytes=60 * 1024 * 1024)
+    assert effective_buckets(8, [*files(14), impressions]) == 80
