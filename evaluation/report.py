@@ -71,6 +71,19 @@ def _ci(segment: dict, metric: str) -> str:
 # ------------------------------------------------------------------------------------------ plots
 
 
+def _label(ax, xlabel: str, ylabel: str, title: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+
+
+def _save(fig, path: str) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_ap_by_tier(ablations: dict, path: str) -> None:
     setups = ablations["setups"]
     shown = [s for s in ("baseline", "joint") if s in setups]
@@ -87,13 +100,8 @@ def plot_ap_by_tier(ablations: dict, path: str) -> None:
             stds = [by.get(t, {}).get("std") or 0.0 for t in tiers]
             ax.bar(x + i * width, means, width, yerr=stds, capsize=3, label=setups[name]["label"])
         ax.set_xticks(x + width * (len(shown) - 1) / 2, tiers)
-        ax.set_xlabel("podcast popularity tier (0 = most streamed)")
-        ax.set_ylabel("average precision (mean ± std over seeds)")
-        ax.set_title(title)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        _label(ax, "podcast popularity tier (0 = most streamed)", "average precision (mean ± std over seeds)", title)
+    _save(fig, path)
 
 
 def plot_abtest_by_tier(abtest: dict, path: str) -> None:
@@ -114,13 +122,8 @@ def plot_abtest_by_tier(abtest: dict, path: str) -> None:
         ax.scatter(x, paper, marker="x", color="red", label="paper")
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xticks(x, [n.removeprefix("tier_").replace("less_streamed", "3-5").replace("all", "all") for n in names])
-        ax.set_xlabel("podcast popularity tier")
-        ax.set_ylabel("treatment vs control, %")
-        ax.set_title(title)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        _label(ax, "podcast popularity tier", "treatment vs control, %", title)
+    _save(fig, path)
 
 
 def plot_calibration(ablations: dict, path: str) -> None:
@@ -133,13 +136,13 @@ def plot_calibration(ablations: dict, path: str) -> None:
             ax.plot(c["mean_prediction"], c["observed_rate"], "o-", label=f"{setup} ({c['head']})")
             top = max(top, max(c["mean_prediction"]), max(c["observed_rate"]))
         ax.plot([0, top], [0, top], "--", color="grey", lw=0.8, label="perfect")
-        ax.set_xlabel("mean predicted stream probability (equal-count bins)")
-        ax.set_ylabel("observed stream rate")
-        ax.set_title(f"{channel} impressions, test days")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        _label(
+            ax,
+            "mean predicted stream probability (equal-count bins)",
+            "observed stream rate",
+            f"{channel} impressions, test days",
+        )
+    _save(fig, path)
 
 
 # ------------------------------------------------------------------------------------------ markdown
