@@ -23,21 +23,17 @@ def movie_toy(tmp_path_factory):
     return str(root / "examples"), write_spec(root / "spec.toml", MOVIE_SPEC)
 
 
+def quick_config(examples: str, out, **changes) -> TrainConfig:
+    """A TrainConfig with the settings every model test shares: small batches, no progress line, one torch
+    thread (the test models are tiny, and two spinning OpenMP threads crawl when the machine is busy)."""
+    return TrainConfig(
+        **{"examples": examples, "out": str(out), "batch_size": 512, "progress": False, "threads": 1, **changes}
+    )
+
+
 def toy_config(podcast_toy, out, **changes) -> TrainConfig:
     examples, spec = podcast_toy
-    # One torch thread: the toy model is tiny, and two spinning OpenMP threads crawl when the machine is busy.
-    base = dict(
-        examples=examples,
-        spec=spec,
-        out=str(out),
-        run="toy",
-        epochs=2,
-        batch_size=512,
-        lr=0.01,
-        progress=False,
-        threads=1,
-    )
-    return TrainConfig(**{**base, **changes})
+    return quick_config(examples, out, **{"spec": spec, "run": "toy", "epochs": 2, "lr": 0.01, **changes})
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,9 @@ import shutil
 import pytest
 
 from model.spec import load_spec
-from model.train import TrainConfig, train
+from model.train import train
 from pipelines import backfill
+from tests.model.conftest import quick_config
 
 # Short attribution windows so that five of the six days have mature labels.
 WINDOWS = [
@@ -53,18 +54,15 @@ def tiny_examples(clean_tiny_world, tmp_path_factory) -> str:
 @pytest.mark.slow
 def test_default_model_beats_a_constant_on_the_tiny_world(tiny_examples, tmp_path):
     result = train(
-        TrainConfig(
-            examples=tiny_examples,
-            out=str(tmp_path),
+        quick_config(
+            tiny_examples,
+            tmp_path,
             run="tiny",
             train_days="2026-03-02..2026-03-04",
             valid_days="",
             test_days="2026-03-05..2026-03-06",
             epochs=6,
             lr=0.001,
-            batch_size=512,
-            progress=False,
-            threads=1,
         )
     )
     assert result.spec == load_spec().with_changes()  # the shipped default spec, unchanged
