@@ -27,7 +27,7 @@ import contextlib
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
@@ -38,9 +38,12 @@ from transforms.storage import atomic_write, delete_tree, is_local
 SHUFFLE_MODES = ("files", "beam")
 
 
-@dataclass(frozen=True)
-class SpilledRows:
-    """One bucket's rows from one reader: record batch ``batch`` of the IPC file ``path``."""
+class SpilledRows(NamedTuple):
+    """One bucket's rows from one reader: record batch ``batch`` of the IPC file ``path``.
+
+    In a pipeline it travels as a plain ``(path, batch, num_rows)`` tuple (see :meth:`BucketEmitter.split`), and
+    :func:`load_rows` accepts either form.
+    """
 
     path: str
     batch: int
@@ -69,13 +72,14 @@ def write_buckets(table: pa.Table, column: str, n_buckets: int, path: str) -> li
     return refs
 
 
-def load_rows(rows: pa.Table | SpilledRows, files: ShuffleFiles | None = None) -> pa.Table:
+def load_rows(rows: pa.Table | SpilledRows | tuple[str, int, int], files: ShuffleFiles | None = None) -> pa.Table:
     """The rows a grouped element refers to: a table shuffled by Beam is returned as is.
 
     ``files``: open shuffle files to reuse (see :class:`ShuffleFiles`); None opens the file for this call only.
     """
     if isinstance(rows, pa.Table):
         return rows
+    rows = SpilledRows._make(rows)
     if files is not None and is_local(rows.path):
         batch = files.reader(rows.path).get_batch(rows.batch)
     elif is_local(rows.path):
@@ -94,7 +98,7 @@ def load_rows(rows: pa.Table | SpilledRows, files: ShuffleFiles | None = None) -
 
 
 def rows_by_role(
-    items: Iterable[tuple[str, pa.Table | SpilledRows]], files: ShuffleFiles | None = None
+    items: Iterable[tuple[str, pa.Table | SpilledRows | tuple[str, int, int]]], files: ShuffleFiles | None = None
 ) -> dict[str, list[pa.Table]]:
     """A grouped bucket's ``(role, rows)`` items as tables per role (the order within a role is the shuffle's)."""
     by_role: dict[str, list[pa.Table]] = defaultdict(list)
@@ -149,11 +153,16 @@ class BucketEmitter:
         self.n_buckets = n_buckets
         self.shuffle_dir = shuffle_dir
 
-    def split(self, table: pa.Table, name: str, column: str = "user_id") -> list[tuple[int, pa.Table | SpilledRows]]:
+    def split(
+        self, table: pa.Table, name: str, column: str = "user_id"
+    ) -> list[tuple[int, pa.Table | tuple[str, int, int]]]:
         """``(bucket, rows)`` of ``table``; ``name`` must be unique among the run's writers (it names the file)."""
         if self.shuffle_dir is None:
             return split_by_bucket(table, column, self.n_buckets)
-        return write_buckets(table, column, self.n_buckets, f"{self.shuffle_dir.rstrip('/')}/{name}.arrow")
+        refs = write_buckets(table, column, self.n_buckets, f"{self.shuffle_dir.rstrip('/')}/{name}.arrow")
+        # Plain tuples: Beam encodes them natively, while any class (a NamedTuple too) is pickled. A bench day
+        # shuffles ~26k references: 1.0 s of coder work as SpilledRows, 0.3 s as tuples (measured on FnApiRunner).
+        return [(bucket, tuple(ref)) for bucket, ref in refs]
 
 
 @contextlib.contextmanager
