@@ -16,6 +16,7 @@ array([ True,  True, False])
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 
 def sorted_unique(values: np.ndarray) -> np.ndarray:
@@ -24,6 +25,17 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     if len(values) < 2:
         return values
     return values[np.r_[True, values[1:] != values[:-1]]]
+
+
+def rows_where(table: pa.Table, mask: np.ndarray) -> pa.Table:
+    """The rows of ``table`` where ``mask`` (a bool array, one per row) is True; ``table`` itself when all are.
+
+    A filter copies every column, and deduplication keeps every row on most days: these filters of the wide
+    impression tables took 2.6 s of CPU in a profiled bench day.
+    """
+    if len(mask) != table.num_rows:
+        raise ValueError(f"mask has {len(mask)} values for a table of {table.num_rows} rows; expected one per row")
+    return table if mask.all() else table.filter(pa.array(mask))
 
 
 def isin_sorted(values: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
@@ -36,6 +48,36 @@ def isin_sorted(values: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
     found = np.empty(len(values), bool)
     found[order] = sorted_ids[pos] == needles
     return found
+
+
+def positions_of(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """For each of ``keys``, the position of its first occurrence in ``ids`` (integers), or -1 where absent.
+
+    Ids within a modest range (at most 16 slots per id or key) go through a direct table, one gather for all keys;
+    others through a sort of ``ids`` and a binary search. Example assembly looks up every impression's user, show,
+    campaign and creative: for a bench day's 2M impressions the tables take ~0.05 s, the searches took ~0.5 s.
+
+        >>> positions_of(np.array([30, 10, 99]), np.array([10, 20, 30]))
+        array([ 2,  0, -1])
+    """
+    keys, ids = np.asarray(keys), np.asarray(ids)
+    if len(ids) == 0 or len(keys) == 0:
+        return np.full(len(keys), -1, np.int64)
+    if keys.dtype.kind not in "iu" or ids.dtype.kind not in "iu":
+        raise TypeError(f"positions_of needs integer keys and ids, got {keys.dtype} and {ids.dtype}")
+    low, high = int(ids.min()), int(ids.max())
+    span = high - low + 1
+    if span <= max(16 * (len(ids) + len(keys)), 1 << 16) and span <= _MAX_TABLE // 8:
+        table = np.full(span, -1, np.int64)
+        table[(ids[::-1] - low).astype(np.intp)] = np.arange(len(ids) - 1, -1, -1)  # reversed: the first one wins
+        inside = (keys >= low) & (keys <= high)
+        found = np.full(len(keys), -1, np.int64)
+        found[inside] = table[(keys[inside] - low).astype(np.intp)]
+        return found
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    pos = np.searchsorted(sorted_ids, keys).clip(max=len(sorted_ids) - 1)
+    return np.where(sorted_ids[pos] == keys, order[pos], -1)
 
 
 # Multiplicative (Fibonacci) hashing: the top bits of id * this odd constant spread any id pattern evenly.

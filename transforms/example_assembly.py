@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.derived import EXAMPLES, LABELS, PODCAST_FEATURES, USER_FEATURES
+from transforms.arrays import positions_of
 from transforms.validation import MS_PER_DAY
 
 MS_PER_HOUR = 3_600_000
@@ -87,13 +88,8 @@ def lookup(keys: np.ndarray, table: pa.Table, key_column: str) -> pa.Table:
     """Rows of ``table`` matching each key (null rows where absent), in the order of ``keys``."""
     if table.num_rows == 0:
         return pa.Table.from_arrays([pa.nulls(len(keys), f.type) for f in table.schema], schema=table.schema)
-    ids = table.column(key_column).to_numpy()
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    pos = np.searchsorted(sorted_ids, keys).clip(max=len(sorted_ids) - 1)
-    found = sorted_ids[pos] == keys
-    index = pa.array(order[pos], mask=~found)
-    return table.take(index)
+    pos = positions_of(keys, table.column(key_column).to_numpy())
+    return table.take(pa.array(pos, mask=pos < 0))
 
 
 def _list_contains(lists: pa.ChunkedArray | pa.Array, values: np.ndarray) -> np.ndarray:

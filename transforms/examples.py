@@ -20,7 +20,7 @@ from apache_beam import pvalue
 
 from schemas import layout
 from schemas.derived import DEAD_LETTER, LABELS, USER_FEATURES
-from transforms.arrays import IdSet, sorted_unique
+from transforms.arrays import IdSet, rows_where, sorted_unique
 from transforms.attribution import AttributionConfig, label_impressions
 from transforms.bucket_work import BucketResult, ComputesBuckets
 from transforms.bucketing import pair_keys
@@ -181,11 +181,11 @@ class BuildExamplesBucketFn(ComputesBuckets, beam.DoFn):
         for table, source in (("ad_impression", "ad"), ("promo_impression", "promo")):
             is_source = pc.equal(target.column("source"), source).to_numpy(zero_copy_only=False)
             tables[table] = {"filtered": {"duplicate": int((is_source & ~keep).sum())}}
-        target = target.filter(pa.array(keep))
+        target = rows_where(target, keep)
 
         competitors = _concat(by_role["competitor"], None)
         competitors = (
-            competitors.filter(pa.array(first_occurrences(competitors, "impression_id")))
+            rows_where(competitors, first_occurrences(competitors, "impression_id"))
             if competitors is not None
             else IMPRESSIONS.empty_table().select(_COMPETITOR_COLUMNS)
         )
@@ -197,7 +197,7 @@ class BuildExamplesBucketFn(ComputesBuckets, beam.DoFn):
             unique = first_occurrences(events, "event_id")
             owned = events.column("_pday").to_numpy() == 0
             tables[table] = {"filtered": {"duplicate": int((owned & ~unique).sum())}}
-            outcomes[table] = events.filter(pa.array(unique))
+            outcomes[table] = rows_where(events, unique)
 
         clicks = outcomes.pop("click", None)
         if clicks is not None:

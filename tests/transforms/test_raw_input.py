@@ -46,6 +46,20 @@ def test_parts_of_one_file_each_are_ordered_by_their_first_row():
     assert ordered.column("id").to_pylist() == ["a", "b", "e", "c", "d"]
 
 
+def test_many_shuffled_parts_come_out_as_a_full_sort_would_order_them():
+    rng = np.random.default_rng(3)
+    parts = []
+    for file in range(40):
+        rows = np.sort(rng.choice(1_000, rng.integers(1, 30), replace=False)).tolist()
+        parts.append(_part(int(rng.integers(0, 3)), file, rows, [f"{file}-{r}" for r in rows]))
+    parts += [_part(0, 99, [5], ["x"]).slice(0, 0)]  # empty parts are ignored
+    rng.shuffle(parts)
+    expected = pa.concat_tables(parts).sort_by([(c, "ascending") for c in ("_pday", "_file", "_row")])
+    assert in_logging_order(parts).equals(expected)
+    in_order = sorted(parts, key=lambda p: tuple(p.slice(0, 1).to_pylist()[0].values())[1:] if p.num_rows else ())
+    assert in_logging_order(in_order).equals(expected)
+
+
 def test_parts_mixing_files_are_sorted_row_by_row():
     mixed = pa.concat_tables([_part(0, 2, [0], ["x"]), _part(0, 1, [4], ["y"])])
     ordered = in_logging_order([mixed, _part(0, 1, [9], ["z"]), _part(0, 1, [0], ["w"]).slice(0, 0)])
