@@ -32,6 +32,7 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -45,6 +46,8 @@ import torch
 from model.spec import Spec
 
 log = logging.getLogger(__name__)
+# Training batches carry a sparse CSR matrix (gather_matrix); torch flags CSR support as beta once per process.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
 
 DAY_FOLDER = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 SUCCESS_MARKER = "_SUCCESS.json"
@@ -635,7 +638,10 @@ class Batch:
     """Tensors for one forward pass. ``rows``: sorted unique rows of the fused embedding table; ``cat`` [n, F1]
     and ``bag_pos`` [nnz]: positions into ``rows`` (``positions`` is both, one after the other, for a single
     gather); ``bag_seg`` [nnz]: the (row * F2 + feature) bag of each value;
-    ``bag_scale`` [n * F2, 1]: 1 / bag length (0 for an empty bag); the rest as in :class:`RowBlock`."""
+    ``bag_scale`` [n * F2, 1]: 1 / bag length (0 for an empty bag); the rest as in :class:`RowBlock`.
+    ``gather`` (training batches only, else None): the transpose of the ``positions`` gather as a sparse CSR
+    matrix [unique rows, positions] of ones, whose product with the gathered values' gradient is the gradient of
+    the unique rows (see ``FusedEmbedding``)."""
 
     rows: torch.Tensor
     cat: torch.Tensor
@@ -648,6 +654,7 @@ class Batch:
     obs: torch.Tensor
     source: torch.Tensor
     slice: torch.Tensor
+    gather: torch.Tensor | None = None
 
     @property
     def size(self) -> int:
@@ -778,8 +785,9 @@ class Encoder:
             slices = np.full(n, -1, np.int64)
         return RowBlock(cat, bag_len, bag_val, num, y, obs, source, slices)
 
-    def to_batch(self, block: RowBlock) -> Batch:
-        """Tensors of a block; finds the unique table rows with a scatter over the table (no sort)."""
+    def to_batch(self, block: RowBlock, training: bool = False) -> Batch:
+        """Tensors of a block; finds the unique table rows with a scatter over the table (no sort). ``training``
+        adds ``Batch.gather`` for the backward pass of the embedding gather."""
         flat = np.concatenate([block.cat.ravel(), block.bag_val])
         seen = np.zeros(self.table_rows, bool)
         seen[flat] = True
@@ -804,6 +812,7 @@ class Encoder:
             obs=torch.from_numpy(block.obs.astype(np.float32)),
             source=torch.from_numpy(block.source),
             slice=torch.from_numpy(block.slice),
+            gather=gather_matrix(inverse, rows.size) if training else None,
         )
 
     def encode(self, data: pa.Table | pa.RecordBatch) -> Batch:
@@ -820,6 +829,24 @@ class Encoder:
                 for f in (*self.single, *self.bags)
             },
         }
+
+
+def gather_matrix(positions: np.ndarray, n_rows: int) -> torch.Tensor:
+    """The sparse CSR matrix ``[n_rows, len(positions)]`` with a 1 at (positions[j], j): multiplying the gradient of
+    ``values = used[positions]`` by it sums each used row's gradient, in the order of ``positions``, exactly what
+    ``index_add_`` (the gather's own backward) sums, at a third to a tenth of its time on CPU. Built in the reader
+    thread: a stable counting order of the positions (a radix sort when they fit in 16 bits)."""
+    small = n_rows <= np.iinfo(np.uint16).max + 1
+    order = np.argsort(positions.astype(np.uint16) if small else positions, kind="stable")
+    ptr = np.zeros(n_rows + 1, np.int64)
+    np.cumsum(np.bincount(positions, minlength=n_rows), out=ptr[1:])
+    return torch.sparse_csr_tensor(
+        torch.from_numpy(ptr),
+        torch.from_numpy(order),
+        torch.ones(positions.size, dtype=torch.float32),
+        size=(n_rows, positions.size),
+        check_invariants=False,
+    )
 
 
 def _interleave(parts: list[np.ndarray], lengths: np.ndarray) -> np.ndarray:
@@ -1072,14 +1099,14 @@ class BatchStream:
                 for s in plan.sources:
                     pools[s].add(block.take(np.flatnonzero(block.source == source_of[s])))
             while ready():
-                yield self.encoder.to_batch(draw())
+                yield self.encoder.to_batch(draw(), training=True)
         for pool in pools.values():
             if isinstance(pool, _ShufflePool):
                 pool.flush()
         while ready(final=True):
             rows = draw()
             if rows.n >= 2:  # batch norm needs two rows
-                yield self.encoder.to_batch(rows)
+                yield self.encoder.to_batch(rows, training=True)
             if plan.shares is None and pools["*"].available() == 0:
                 break
             if plan.shares is not None and pools[plan.pacing].available() == 0:

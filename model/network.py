@@ -52,6 +52,20 @@ class _GatherRows(torch.autograd.Function):
         return sparse, None
 
 
+class _GatherPositions(torch.autograd.Function):
+    """``used[positions]`` whose backward is one sparse-matrix product with ``Batch.gather`` (the transpose of the
+    gather, built by the reader thread) instead of ``index_add_``: the same sums in the same order."""
+
+    @staticmethod
+    def forward(ctx, used: torch.Tensor, positions: torch.Tensor, gather: torch.Tensor) -> torch.Tensor:
+        ctx.gather = gather
+        return used.index_select(0, positions)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return torch.sparse.mm(ctx.gather, grad.contiguous()), None, None
+
+
 class FusedEmbedding(nn.Module):
     """One table for every categorical feature; single values are looked up, bags averaged."""
 
@@ -86,7 +100,11 @@ class FusedEmbedding(nn.Module):
             used = self.weight.index_select(0, batch.rows)
         n = batch.size
         n_single = batch.cat.numel()
-        values = used.index_select(0, batch.positions)  # one gather for single values and bag values alike
+        # One gather for single values and bag values alike.
+        if batch.gather is not None and used.requires_grad:
+            values = _GatherPositions.apply(used, batch.positions, batch.gather)
+        else:
+            values = used.index_select(0, batch.positions)
         # split(), not slicing: its backward concatenates the two gradients instead of zero-filling two copies.
         single, bag_values = values.split([n_single, values.shape[0] - n_single])
         parts = [single.reshape(n, -1)]
@@ -95,6 +113,52 @@ class FusedEmbedding(nn.Module):
             bags = torch.zeros(n * n_bags, self.dim, dtype=used.dtype).index_add_(0, batch.bag_seg, bag_values)
             parts.append((bags * batch.bag_scale).reshape(n, -1))
         return parts
+
+
+class RowSparseAdam(torch.optim.SparseAdam):
+    """``torch.optim.SparseAdam`` with the same arithmetic, state and checkpoints, about 3x faster on CPU for a
+    table's row-sparse gradient: the moments and the weights are read and updated with ``index_select`` and
+    ``index_add_`` on the gradient's (unique) rows, where SparseAdam builds three sparse tensors and pays for
+    ``sparse_mask`` and sparse-dense additions of the whole table. Every element gets exactly the operations
+    SparseAdam gives it (``old + update``, once per row), so both give bitwise the same weights (tested)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            lr, eps, maximize = group["lr"], group["eps"], group.get("maximize", False)
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if not p.grad.is_sparse:
+                    raise RuntimeError("SparseAdam does not support dense gradients, please consider Adam instead")
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                grad = (-p.grad if maximize else p.grad).coalesce()
+                rows, values = grad._indices()[0], grad._values()
+                if values.numel() == 0:
+                    continue
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                old_exp_avg = exp_avg.index_select(0, rows)
+                exp_avg_update = values.sub(old_exp_avg).mul_(1 - beta1)
+                exp_avg.index_add_(0, rows, exp_avg_update)
+                old_exp_avg_sq = exp_avg_sq.index_select(0, rows)
+                exp_avg_sq_update = values.pow(2).sub_(old_exp_avg_sq).mul_(1 - beta2)
+                exp_avg_sq.index_add_(0, rows, exp_avg_sq_update)
+                numer = exp_avg_update.add_(old_exp_avg)
+                denom = exp_avg_sq_update.add_(old_exp_avg_sq).sqrt_().add_(eps)
+                step = state["step"]
+                step_size = lr * math.sqrt(1 - beta2**step) / (1 - beta1**step)
+                p.index_add_(0, rows, -step_size * numer.div_(denom))
+        return loss
 
 
 def mlp(width_in: int, widths: Sequence[int], dropout: float = 0.0) -> tuple[nn.Sequential, int]:

@@ -57,7 +57,7 @@ from model.data import (
 )
 from model.losses import WEIGHTINGS, LossWeighting, masked_bce, pcgrad_backward, row_mask
 from model.metrics import evaluate_arrays, format_table
-from model.network import InputLayout, MultiTaskNetwork
+from model.network import InputLayout, MultiTaskNetwork, RowSparseAdam
 from model.spec import ARCHITECTURES, DEFAULT_SPEC, Spec, SpecError, TaskSpec, load_spec
 
 log = logging.getLogger("model.train")
@@ -331,9 +331,10 @@ def train(config: TrainConfig) -> RunResult:
     train_matrix = encoder.train_mask_matrix() * torch.tensor([float(t in trainable) for t in spec.task_names])
     dense = [p for n, p in network.named_parameters() if p.requires_grad and n != "embedding.weight"]
     dense += list(weighting.parameters())
-    dense_opt = torch.optim.Adam(dense, lr=config.lr) if dense else None
+    # foreach: one multi-tensor update of every dense parameter instead of a loop of small ones; bitwise the same.
+    dense_opt = torch.optim.Adam(dense, lr=config.lr, foreach=True) if dense else None
     sparse_opt = (
-        torch.optim.SparseAdam([network.embedding.weight], lr=config.embedding_lr or config.lr)
+        RowSparseAdam([network.embedding.weight], lr=config.embedding_lr or config.lr)
         if network.embedding.weight.requires_grad
         else None
     )

@@ -1,12 +1,15 @@
-"""Encoders of the network: PLE's task-specific experts and copying a head with them."""
+"""Encoders of the network: PLE's task-specific experts and copying a head with them; the fast paths of a training
+step (the embedding gather's backward, the row-sparse Adam) give bitwise what the plain torch operations give."""
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
-from model.data import Encoder, ExampleTable, fit_statistics
-from model.network import PLE, InputLayout, MultiTaskNetwork
+from model.data import BatchStream, Encoder, ExampleTable, fit_statistics, plan_sampling
+from model.losses import masked_bce, row_mask
+from model.network import PLE, InputLayout, MultiTaskNetwork, RowSparseAdam
 from model.spec import load_spec
 
 
@@ -48,3 +51,75 @@ def test_priors_start_a_head_at_its_base_rate(podcast_toy):
         network.set_priors({"Nope": 0.1})
     with pytest.raises(ValueError, match="prior of task 'Click': expected a rate in \\[0, 1\\], found 1.5"):
         network.set_priors({"Click": 1.5})
+
+
+def _toy_training_batches(podcast_toy, count: int):
+    examples, spec_path = podcast_toy
+    spec = load_spec(spec_path)
+    table = ExampleTable.open(examples)
+    days = table.days[:3]
+    encoder = Encoder(spec, fit_statistics(spec, table, days))
+    rows = {s: 2000 for s in spec.sources}
+    plan = plan_sampling(spec, rows, 256, 0.5)
+    batches = []
+    for batch in BatchStream(table, table.units(days), encoder, plan, {}, seed=1, epoch=0):
+        batches.append(batch)
+        if len(batches) == count:
+            break
+    return spec, encoder, batches
+
+
+def _network(spec, encoder) -> MultiTaskNetwork:
+    layout = InputLayout(encoder.table_rows, len(encoder.single), len(encoder.bags), encoder.num_width)
+    torch.manual_seed(3)
+    return MultiTaskNetwork(spec.model, layout, spec.task_names)
+
+
+def test_the_gather_matrix_gives_the_gradients_of_index_add(podcast_toy):
+    spec, encoder, batches = _toy_training_batches(podcast_toy, 2)
+    network = _network(spec, encoder)
+    matrix = encoder.train_mask_matrix()
+
+    def gradients(batch):
+        network.zero_grad(set_to_none=True)
+        losses, _ = masked_bce(network(batch), batch.y, row_mask(batch.obs, batch.source, matrix))
+        losses.sum().backward()
+        return {n: p.grad.to_dense() if p.grad.is_sparse else p.grad.clone() for n, p in network.named_parameters()}
+
+    for batch in batches:
+        assert batch.gather is not None and batch.gather.shape == (batch.rows.numel(), batch.positions.numel())
+        fast, plain = gradients(batch), gradients(dataclasses.replace(batch, gather=None))
+        assert fast.keys() == plain.keys()
+        for name in plain:
+            assert torch.equal(fast[name], plain[name]), name
+    # Evaluation and scoring batches carry no gather matrix.
+    table = ExampleTable.open(podcast_toy[0])
+    assert encoder.encode(table.read(table.units(table.days[:1])[0], encoder.columns)).gather is None
+
+
+def test_row_sparse_adam_equals_sparse_adam_bitwise(podcast_toy):
+    spec, encoder, batches = _toy_training_batches(podcast_toy, 4)
+    nets = [_network(spec, encoder), _network(spec, encoder)]
+    opts = [
+        torch.optim.SparseAdam([nets[0].embedding.weight], lr=0.01),
+        RowSparseAdam([nets[1].embedding.weight], lr=0.01),
+    ]
+    matrix = encoder.train_mask_matrix()
+    for batch in batches:
+        for net, opt in zip(nets, opts, strict=True):
+            opt.zero_grad(set_to_none=True)
+            losses, _ = masked_bce(net(batch), batch.y, row_mask(batch.obs, batch.source, matrix))
+            losses.sum().backward()
+            assert net.embedding.coalesced_grad() is not None
+            opt.step()
+    assert torch.equal(nets[0].embedding.weight, nets[1].embedding.weight)
+    assert not torch.equal(nets[0].embedding.weight, _network(spec, encoder).embedding.weight)  # it did train
+    plain, fast = (o.state_dict() for o in opts)
+    assert plain["state"][0]["step"] == fast["state"][0]["step"] == len(batches)
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert torch.equal(plain["state"][0][key], fast["state"][0][key])
+    # Checkpoints are interchangeable.
+    opts[1].load_state_dict(plain)
+    with pytest.raises(RuntimeError, match="dense gradients"):
+        nets[1].embedding.weight.grad = torch.zeros_like(nets[1].embedding.weight)
+        opts[1].step()
