@@ -19,8 +19,11 @@ import logging
 import sys
 import time
 
+from apache_beam.options.pipeline_options import PipelineOptions
+
 from pipelines import build_examples, build_features
-from pipelines.daily import day_range
+from pipelines.daily import bucket_processes, day_range
+from pipelines.options import resolve_runner
 from schemas import layout
 from transforms.storage import is_complete
 
@@ -44,6 +47,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 def run(argv: list[str]) -> list[dict]:
     """Backfill the range; returns one status row per (day, stage): built, skipped or failed."""
     args, beam_args = parse_args(argv)
+    # Starts the worker processes' server (when the runner will use one) while the first day is planned.
+    bucket_processes(resolve_runner(PipelineOptions(beam_args)))
     statuses = []
     stages = [("features", build_features.run, lambda d: layout.feature_partition(args.data_root, "user", d))]
     if not args.skip_examples:

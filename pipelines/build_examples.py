@@ -26,6 +26,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 from pipelines.daily import (
     DailyOptions,
     MissingInputError,
+    bucket_processes,
     build_day,
     decode_cache,
     format_reconciliation,
@@ -148,6 +149,7 @@ def plan(data_root: str, day: datetime.date, config: AttributionConfig, lateness
 def run(argv: list[str] | None = None) -> dict:
     """Build examples for ``--date``; returns the partition's summary (also its ``_SUCCESS.json``)."""
     options = resolve_runner(PipelineOptions(argv))
+    processes = bucket_processes(options)  # first: the workers' server imports while the day is planned
     daily = options.view_as(DailyOptions)
     opts = options.view_as(BuildExamplesOptions)
     data_root = options.view_as(DataRootOptions).data_root
@@ -217,6 +219,7 @@ def run(argv: list[str] | None = None) -> dict:
             shuffle_dir=shuffle,
             threads=daily.io_threads,
             cache=cache,
+            processes=processes,
         ),
         beam.pvalue.AsSingleton(reference),
         beam.pvalue.AsSingleton(relevance),
@@ -232,7 +235,7 @@ def run(argv: list[str] | None = None) -> dict:
         | "ByUserBucket" >> beam.GroupByKey()
         | "LabelAndAssemble"
         >> beam.ParDo(
-            BuildExamplesBucketFn(day, staging, horizon, config, [f.path for f in files], daily.io_threads),
+            BuildExamplesBucketFn(day, staging, horizon, config, [f.path for f in files], daily.io_threads, processes),
             beam.pvalue.AsSingleton(podcast_features),
             beam.pvalue.AsSingleton(campaigns),
             beam.pvalue.AsSingleton(creatives),

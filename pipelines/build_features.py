@@ -20,6 +20,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 from pipelines.daily import (
     DailyOptions,
     MissingInputError,
+    bucket_processes,
     build_day,
     decode_cache,
     load_reference_ids,
@@ -64,6 +65,7 @@ def _write_podcast_features(listening, podcasts, day_iso: str, staging: str, con
 def run(argv: list[str] | None = None) -> dict:
     """Build both feature snapshots of ``--date``; returns the summary saved in their ``_SUCCESS.json``."""
     options = resolve_runner(PipelineOptions(argv))
+    processes = bucket_processes(options)  # first: the workers' server imports while the day is planned
     daily = options.view_as(DailyOptions)
     data_root = options.view_as(DataRootOptions).data_root
     day = build_day(options)
@@ -102,6 +104,7 @@ def run(argv: list[str] | None = None) -> dict:
             shuffle_dir=shuffle,
             threads=daily.io_threads,
             cache=cache,
+            processes=processes,
         ),
         beam.pvalue.AsSingleton(reference),
     )
@@ -116,7 +119,8 @@ def run(argv: list[str] | None = None) -> dict:
         | "ByUserBucket" >> beam.GroupByKey()
         | "UserFeatures"
         >> beam.ParDo(
-            BuildUserFeaturesBucketFn(day, user_staging, config, daily.io_threads), beam.pvalue.AsSingleton(podcasts)
+            BuildUserFeaturesBucketFn(day, user_staging, config, daily.io_threads, processes),
+            beam.pvalue.AsSingleton(podcasts),
         ).with_outputs(LISTENING_TAG, COUNTS_TAG)
     )
     podcast_rows = (

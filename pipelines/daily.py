@@ -10,17 +10,23 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 
 import pyarrow as pa
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
+from pipelines.options import IN_PROCESS_RUNNER
 from schemas import LOG_TABLES, layout
 from schemas.derived import PODCAST_FEATURES
+from transforms.bucket_work import start_worker_server
 from transforms.decode_cache import DecodeCache
 from transforms.raw_input import available_days
 from transforms.shuffle import SHUFFLE_MODES
 from transforms.storage import list_files_with_metadata, read_avro_as_arrow, read_bytes, read_parquet
 from transforms.validation import MS_PER_DAY, ReferenceIds, day_start_ms
+
+# The modules whose DoFns run in worker processes: their server imports them once (see transforms.bucket_work).
+DAILY_WORKER_MODULES = ("transforms.examples", "transforms.feature_snapshots")
 
 
 class DailyOptions(PipelineOptions):
@@ -62,14 +68,46 @@ class DailyOptions(PipelineOptions):
             "use 1 where the runner already runs a DoFn thread per core (multi_processing, Dataflow).",
         )
         parser.add_argument(
+            "--bucket_processes",
+            default="auto",
+            help="Worker processes per SDK process that read the files and compute the user buckets, each with "
+            "its own GIL (the GIL, not the cores, limits one process: it is held two thirds of a bench day). auto "
+            "(default): one per core when the whole pipeline runs in this process (DirectRunner in_memory), "
+            "else 0. 0: compute in the SDK process, on --io_threads threads. Runners that run an SDK process "
+            "per core (multi_processing, Dataflow, Flink) need none.",
+        )
+        parser.add_argument(
             "--decode_cache",
             choices=("on", "off"),
             default="on",
-            help="on (default): keep each raw file's decoded rows as Parquet under DATA_ROOT/_cache/decoded and "
+            help="on (default): keep each raw file's decoded rows (Arrow IPC, LZ4) under DATA_ROOT/_cache/decoded and "
             "read them from there instead of decoding the Avro again; a backfill reads each file about ten times. "
             "Entries follow the raw file's size and modification time; features runs prune days past the history "
             "window.",
         )
+
+
+def bucket_processes(options: PipelineOptions) -> int:
+    """Worker processes for the per-file and per-bucket work (``--bucket_processes``, resolved); when there are
+    any, their server starts now, importing the daily pipelines' modules while this process builds the graph."""
+    value = options.view_as(DailyOptions).bucket_processes
+    if value == "auto":
+        in_process = (
+            options.view_as(StandardOptions).runner == IN_PROCESS_RUNNER
+            and options.view_as(DirectOptions).direct_running_mode != "multi_processing"
+        )
+        cores = os.cpu_count() or 1
+        processes = cores if in_process and cores > 1 else 0
+    else:
+        try:
+            processes = int(value)
+        except (TypeError, ValueError):
+            processes = -1
+        if processes < 0:
+            raise ValueError(f"--bucket_processes must be auto or a number >= 0, got {value!r}")
+    if processes:
+        start_worker_server(DAILY_WORKER_MODULES)
+    return processes
 
 
 def decode_cache(options: PipelineOptions, data_root: str) -> DecodeCache | None:

@@ -138,7 +138,7 @@ class BuildExamplesBucketFn(ComputesBuckets, beam.DoFn):
     """Labels and assembles one user bucket; writes it as ``part-<bucket>.parquet`` in the staging folder.
 
     Outputs: counts (tagged ``counts``) and dead letters for orphan clicks (tagged ``dead_letter``). ``threads``
-    buckets are computed side by side (:mod:`transforms.bucket_work`).
+    buckets are computed side by side, or in ``processes`` worker processes (:mod:`transforms.bucket_work`).
     """
 
     counter_namespace = PIPELINE
@@ -151,6 +151,7 @@ class BuildExamplesBucketFn(ComputesBuckets, beam.DoFn):
         config: AttributionConfig,
         paths: Sequence[str],
         threads: int = 1,
+        processes: int = 0,
     ) -> None:
         self.day = day
         self.staging = staging
@@ -158,6 +159,7 @@ class BuildExamplesBucketFn(ComputesBuckets, beam.DoFn):
         self.config = config
         self.paths = list(paths)
         self.threads = threads
+        self.processes = processes
 
     def compute_bucket(
         self,

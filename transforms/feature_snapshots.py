@@ -15,6 +15,7 @@ import pyarrow as pa
 from apache_beam import pvalue
 
 from schemas import layout
+from transforms.arrays import rows_where
 from transforms.bucket_work import BucketResult, ComputesBuckets
 from transforms.decode_cache import DecodeCache
 from transforms.features import FeatureConfig, podcast_listening_ms, user_features
@@ -52,23 +53,27 @@ def _gather(parts: list[pa.Table], table: str, id_column: str) -> pa.Table:
     if not any(p.num_rows for p in parts):
         return arrow_schema(table).empty_table().select(HISTORY_COLUMNS[table])
     rows = in_logging_order(parts)
-    rows = rows.filter(pa.array(first_occurrences(rows, id_column)))
+    rows = rows_where(rows, first_occurrences(rows, id_column))
     return rows.drop_columns([c for c in ORDER_COLUMNS if c in rows.column_names])
 
 
 class BuildUserFeaturesBucketFn(ComputesBuckets, beam.DoFn):
     """Computes one user bucket's feature rows, writes them as ``part-<bucket>.parquet``, emits its listening.
 
-    ``threads`` buckets are computed side by side (:mod:`transforms.bucket_work`).
+    ``threads`` buckets are computed side by side, or in ``processes`` worker processes
+    (:mod:`transforms.bucket_work`).
     """
 
     counter_namespace = PIPELINE
 
-    def __init__(self, day: datetime.date, staging: str, config: FeatureConfig, threads: int = 1) -> None:
+    def __init__(
+        self, day: datetime.date, staging: str, config: FeatureConfig, threads: int = 1, processes: int = 0
+    ) -> None:
         self.day = day
         self.staging = staging
         self.config = config
         self.threads = threads
+        self.processes = processes
 
     def compute_bucket(
         self, element: tuple[int, list[tuple[str, pa.Table | SpilledRows]]], podcasts: pa.Table

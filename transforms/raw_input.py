@@ -9,8 +9,7 @@ counted, as ``context_rows_dropped``).
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -19,9 +18,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam import pvalue
-from apache_beam.metrics import Metrics
 
 from schemas import layout
+from transforms.bucket_work import BucketResult, ComputesBuckets
 from transforms.decode_cache import DecodeCache
 from transforms.shuffle import BucketEmitter
 from transforms.storage import (
@@ -29,7 +28,6 @@ from transforms.storage import (
     list_files,
     list_files_with_metadata,
     read_avro_as_arrow,
-    use_system_allocator,
 )
 from transforms.validation import ReferenceIds, file_dead_letter, validate_log_rows
 
@@ -102,10 +100,12 @@ def effective_buckets(requested: int, files: Sequence[FileSpec]) -> int:
     return max(requested, -(-total // MAX_INPUT_BYTES_PER_BUCKET), -(-target // MAX_TARGET_BYTES_PER_BUCKET))
 
 
-class ReadValidateBucketFn(beam.DoFn):
+class ReadValidateBucketFn(ComputesBuckets, beam.DoFn):
     """Reads one part file, validates its rows, projects them for their role and splits them by user bucket.
 
     Main output: ``(bucket, (role, rows))``; tagged outputs: dead-letter tables (owned files only) and counts.
+    Files are independent units of work: ``threads`` of them are read side by side, or ``processes`` worker
+    processes read them (:mod:`transforms.bucket_work`); outputs are emitted in the order files arrive.
 
     Args:
         pipeline: name used in dead letters and counters.
@@ -118,7 +118,8 @@ class ReadValidateBucketFn(beam.DoFn):
             day (``relevance`` is a side input the pipeline computes); owned rows are never filtered.
         shuffle_dir: the run's file-backed shuffle folder (see :mod:`transforms.shuffle`); None shuffles the
             tables through Beam.
-        threads: files of one element (a group, see :func:`file_groups`) read side by side.
+        threads: files read side by side in this process.
+        processes: worker processes that read files (0: read them in this process).
         cache: where decoded files are kept and found again (None: decode every time).
     """
 
@@ -134,42 +135,31 @@ class ReadValidateBucketFn(beam.DoFn):
         shuffle_dir: str | None = None,
         threads: int = 1,
         cache: DecodeCache | None = None,
+        processes: int = 0,
     ):
         self.pipeline = pipeline
+        self.counter_namespace = pipeline
         self.run_day = run_day
         self.n_buckets = n_buckets
         self.allowed_lateness_days = allowed_lateness_days
         self.project = project
-        self.columns = columns or (lambda spec: None)
+        self.columns = columns or _all_columns
         self.relevant = relevant
         self.shuffle_dir = shuffle_dir
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         self.threads = threads
+        self.processes = processes
         self.cache = cache
-        self.rows_read = Metrics.counter(pipeline, "rows_read")
-        self.rows_rejected = Metrics.counter(pipeline, "rows_dead_lettered")
-        self.files_unreadable = Metrics.counter(pipeline, "files_unreadable")
 
-    def setup(self) -> None:
-        use_system_allocator()
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="read") if self.threads > 1 else None
-
-    def teardown(self) -> None:
-        if getattr(self, "_pool", None) is not None:
-            self._pool.shutdown()
-
-    def process(self, specs: FileSpec | Sequence[FileSpec], reference: ReferenceIds, relevance=None) -> Iterator:
-        specs = [specs] if isinstance(specs, FileSpec) else list(specs)
-        # Decoding, validating and spilling a file is mostly pyarrow/polars/numpy work that releases the GIL, so
-        # the files of a group are read side by side; their outputs are emitted in plan order, from this thread
-        # (Beam's metrics live in the bundle's thread).
-        read = self._pool.map if self._pool is not None and len(specs) > 1 else map
-        for outputs, stats in read(lambda spec: self._read_file(spec, reference, relevance), specs):
-            self.rows_read.inc(stats["read"])
-            self.rows_rejected.inc(stats["rejected"])
-            self.files_unreadable.inc(stats["unreadable"])
-            yield from outputs
+    def compute_bucket(self, spec: FileSpec, reference: ReferenceIds, relevance=None) -> BucketResult:
+        outputs, stats = self._read_file(spec, reference, relevance)
+        counters = {
+            "rows_read": stats["read"],
+            "rows_dead_lettered": stats["rejected"],
+            "files_unreadable": stats["unreadable"],
+        }
+        return BucketResult(outputs=outputs, counters=counters)
 
     def _read_file(self, spec: FileSpec, reference: ReferenceIds, relevance) -> tuple[list, dict]:
         """Everything one file contributes: dead letters, counts and bucket slices; plus counter increments."""
@@ -234,19 +224,20 @@ class ReadValidateBucketFn(beam.DoFn):
         return outputs, stats
 
 
-def file_groups(files: Sequence[FileSpec], size: int) -> list[tuple[FileSpec, ...]]:
-    """The plan in groups of ``size`` files of similar size (largest first), so the threads of a group finish
-    together; the order of files is deterministic, and their outputs do not depend on it anyway."""
-    if size < 1:
-        raise ValueError(f"group size must be >= 1, got {size}")
-    by_size = sorted(files, key=lambda f: (-f.size_bytes, f.index))
-    return [tuple(by_size[i : i + size]) for i in range(0, len(by_size), size)]
+def largest_first(files: Sequence[FileSpec]) -> list[FileSpec]:
+    """The plan in reading order: largest files first (ties in plan order), so the files read side by side
+    finish together rather than one large file last and alone; outputs do not depend on the order."""
+    return sorted(files, key=lambda f: (-f.size_bytes, f.index))
+
+
+def _all_columns(spec: FileSpec) -> None:
+    return None
 
 
 class ReadRawByUserBucket(beam.PTransform):
     """Part files in, ``(bucket, (role, rows))`` out, with tagged dead letters and counts.
 
-    Each element is a group of ``read_fn.threads`` files, read side by side.
+    Each element is one file.
 
     Args:
         files: the :class:`FileSpec` plan.
@@ -263,7 +254,7 @@ class ReadRawByUserBucket(beam.PTransform):
     def expand(self, pbegin):
         return (
             pbegin
-            | "Files" >> beam.Create(file_groups(self.files, self.read_fn.threads))
+            | "Files" >> beam.Create(largest_first(self.files))
             # Spread files over workers (Create alone may hand them all to one bundle).
             | "SpreadFiles" >> beam.Reshuffle()
             | "ReadValidateBucket"

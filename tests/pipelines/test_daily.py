@@ -1,8 +1,10 @@
 import datetime
 
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.daily import day_range, horizon_end_ms, logs_needed_through, reconcile
+from pipelines.daily import bucket_processes, day_range, horizon_end_ms, logs_needed_through, reconcile
+from pipelines.options import resolve_runner
 from transforms.validation import MS_PER_DAY, day_start_ms
 
 D = datetime.date(2026, 3, 3)
@@ -64,3 +66,31 @@ def test_bucket_count_grows_with_the_input_so_grouped_elements_stay_small():
     # The day's own impressions bound a bucket's rows, whatever the context around them.
     impressions = FileSpec("ad_impression", "2026-03-03", "i", "target", True, index=1, size_bytes=60 * 1024 * 1024)
     assert effective_buckets(8, [*files(14), impressions]) == 80
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], "cores"),  # the default in-process runner: a worker per core
+        (["--runner=DirectRunner", "--direct_running_mode=in_memory"], "cores"),
+        (["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"], 0),
+        (["--runner=PortableRunner", "--job_endpoint=embed"], 0),
+        (["--runner=DataflowRunner"], 0),
+        (["--bucket_processes=0"], 0),
+        (["--runner=DataflowRunner", "--bucket_processes=3"], 3),
+    ],
+)
+def test_bucket_processes_default_to_a_worker_per_core_only_where_one_process_runs_everything(
+    args, expected, monkeypatch
+):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    want = 2 if expected == "cores" else expected
+    assert bucket_processes(resolve_runner(PipelineOptions(args))) == want
+    monkeypatch.setattr("os.cpu_count", lambda: 1)  # one core: nothing to gain from a worker
+    assert bucket_processes(resolve_runner(PipelineOptions([]))) == 0
+
+
+@pytest.mark.parametrize("value", ["-1", "two"])
+def test_bucket_processes_must_be_auto_or_a_count(value):
+    with pytest.raises(ValueError, match=f"--bucket_processes must be auto or a number >= 0, got '{value}'"):
+        bucket_processes(PipelineOptions([f"--bucket_processes={value}"]))

@@ -92,13 +92,15 @@ def _digest(folder: str) -> dict:
     [
         ("--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"),
         ("--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK"),
-        ("--runner=FnApiRunner", "--shuffle=beam", "--io_threads=1", "--decode_cache=off"),
+        ("--runner=FnApiRunner", "--shuffle=beam", "--bucket_processes=1", "--decode_cache=off"),
+        ("--runner=FnApiRunner", "--bucket_processes=0", "--io_threads=1"),
     ],
-    ids=["multi_processing", "portable", "beam_shuffle_one_thread_no_cache"],
+    ids=["multi_processing", "portable", "beam_shuffle_one_worker_no_cache", "in_process_one_thread"],
 )
 def test_other_runners_build_identical_partitions(dirty_world, tmp_path, runner_args):
-    """Features and examples of a day, rebuilt on another runner (or with the tables in Beam's shuffle instead of
-    shuffle files, files read one at a time, and no decode cache) from the same raw logs, are byte-identical."""
+    """Features and examples of a day, rebuilt on another runner, or with the tables in Beam's shuffle instead of
+    shuffle files and no decode cache, or computed in this process instead of worker processes (the default
+    here, in-process), from the same raw logs, are byte-identical."""
     root, _, _ = dirty_world
     day = DAYS[1]
     other = tmp_path / "data"
