@@ -46,6 +46,7 @@ def _build_day(data_root: str, day: datetime.date, beam_args: list[str]) -> dict
         "startup_seconds": round(run["seconds"] - stage_seconds["features"] - stage_seconds["examples"], 2),
         "end_to_end_impressions_per_s": round(impressions / run["seconds"]),
         "peak_rss_mb": round(run["peak_rss_mb"], 1),
+        "peak_tree_pss_mb": round(run["peak_tree_pss_mb"], 1),
         "input_files": summary["input_files"],
     }
 
@@ -81,12 +82,17 @@ def run(bench_root: str, beam_args: list[str]) -> dict:
     sweep_start = _world_start(sweep_root)
     _clear_decode_cache(sweep_root)
     sweep = [_build_day(sweep_root, sweep_start + datetime.timedelta(days=k), beam_args) for k in (1, 3, 5)]
-    growth = max(s["peak_rss_mb"] for s in sweep) / min(s["peak_rss_mb"] for s in sweep)
+    # Flat in both senses: the largest process, and everything the day's processes held at once.
+    growth = {
+        key: round(max(s[key] for s in sweep) / min(s[key] for s in sweep), 3)
+        for key in ("peak_rss_mb", "peak_tree_pss_mb")
+    }
     return {
         "bench_day": daily,
         "bench_day_cold_cache": cold,
-        "memory_by_day": [{k: s[k] for k in ("date", "impressions", "peak_rss_mb")} for s in sweep],
-        "peak_rss_max_over_min": round(growth, 3),
-        "targets": {"end_to_end_impressions_per_s_at_least": 100_000, "peak_rss_max_over_min_at_most": 1.15},
-        "targets_met": daily["end_to_end_impressions_per_s"] >= 100_000 and growth <= 1.15,
+        "memory_by_day": [{k: s[k] for k in ("date", "impressions", "peak_rss_mb", "peak_tree_pss_mb")} for s in sweep],
+        "peak_rss_max_over_min": growth["peak_rss_mb"],
+        "peak_tree_pss_max_over_min": growth["peak_tree_pss_mb"],
+        "targets": {"end_to_end_impressions_per_s_at_least": 100_000, "peak_memory_max_over_min_at_most": 1.15},
+        "targets_met": daily["end_to_end_impressions_per_s"] >= 100_000 and max(growth.values()) <= 1.15,
     }

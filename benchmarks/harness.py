@@ -1,7 +1,16 @@
-"""Run a command as a child process and measure it: wall time and the peak RSS of its process tree.
+"""Run a command as a child process and measure it: wall time and the peak memory of its process tree.
 
-Peak memory comes from ``getrusage(RUSAGE_CHILDREN)``, the largest resident set of any waited-for descendant
-(the driver, or a multi_processing SDK worker), so each measured command runs in its own fresh harness process.
+Two memory figures, because a pipeline may run in several processes (multi_processing SDK workers, or the
+daily pipelines' worker processes and the server they are forked from):
+
+- ``peak_rss_mb``: the largest resident set of any one process of the tree (``getrusage(RUSAGE_CHILDREN)``). The
+  measuring process makes itself the tree's subreaper, so processes orphaned by their parent (a worker server
+  outliving the driver by a moment) are still waited for and counted;
+- ``peak_tree_pss_mb``: the most the whole tree held at once, as the sum of every process's proportional set size
+  (shared pages split between the processes sharing them, so a forked worker's inherited pages count once),
+  sampled every 0.2 s.
+
+Each measured command runs in its own fresh measuring process.
 """
 
 from __future__ import annotations
@@ -17,15 +26,51 @@ import time
 
 
 def measure(cmd: list[str]) -> dict:
-    """Run ``cmd`` in a fresh measuring process; returns ``{"seconds", "peak_rss_mb", "stdout"}``."""
+    """Run ``cmd`` in a fresh measuring process; returns ``{"seconds", "peak_rss_mb", "peak_tree_pss_mb",
+    "stdout"}``."""
     probe = (
-        "import json, resource, subprocess, sys, time\n"
+        "import ctypes, json, os, resource, subprocess, sys, time\n"
+        "ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans of the tree stay ours\n"
+        "def tree_pss():\n"
+        "    parents = {}\n"
+        "    for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+        "        try:\n"
+        "            stat = open(f'/proc/{pid}/stat').read()\n"
+        "        except OSError:\n"
+        "            continue\n"
+        "        parents[int(pid)] = int(stat.rsplit(')', 1)[1].split()[1])\n"
+        "    ours, total = {os.getpid()}, 0\n"
+        "    for _ in range(8):  # descendants, generation by generation\n"
+        "        ours |= {p for p, parent in parents.items() if parent in ours}\n"
+        "    for pid in ours - {os.getpid()}:\n"
+        "        try:\n"
+        "            for line in open(f'/proc/{pid}/smaps_rollup'):\n"
+        "                if line.startswith('Pss:'):\n"
+        "                    total += int(line.split()[1])\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return total / 1024\n"
         "t = time.perf_counter()\n"
-        "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)\n"
+        "import threading\n"
+        "peak_tree = [0.0]\n"
+        "def sample():\n"
+        "    while p.poll() is None:\n"
+        "        peak_tree[0] = max(peak_tree[0], tree_pss())\n"
+        "        time.sleep(0.2)\n"
+        "sampler = threading.Thread(target=sample, daemon=True)\n"
+        "sampler.start()\n"
+        "stdout, stderr = p.communicate()\n"
         "s = time.perf_counter() - t\n"
+        "sampler.join()\n"
+        "while True:  # reap what the driver left behind, so that its peak is in RUSAGE_CHILDREN\n"
+        "    try:\n"
+        "        os.waitpid(-1, 0)\n"
+        "    except ChildProcessError:\n"
+        "        break\n"
         "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
-        "print(json.dumps({'rc': p.returncode, 'seconds': s, 'peak_rss_mb': peak, 'stdout': p.stdout,"
-        " 'stderr': p.stderr[-4000:]}))\n"
+        "print(json.dumps({'rc': p.returncode, 'seconds': s, 'peak_rss_mb': peak, 'peak_tree_pss_mb': peak_tree[0],"
+        " 'stdout': stdout, 'stderr': stderr[-4000:]}))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True, check=True)
     result = json.loads(out.stdout)
@@ -46,7 +91,7 @@ def environment() -> dict:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "machine": platform.machine(),
-        "max_rss_units": "MiB (getrusage ru_maxrss of the largest process)",
+        "max_rss_units": "MiB (peak_rss_mb: ru_maxrss of the largest process; peak_tree_pss_mb: the whole tree)",
     }
 
 
