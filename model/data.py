@@ -660,6 +660,15 @@ class Batch:
     def size(self) -> int:
         return self.cat.shape[0]
 
+    def differences(self, other: Batch) -> list[str]:
+        """Names of the fields whose tensors differ from ``other``'s (a field None in both is equal)."""
+        differ = []
+        for field in dataclasses.fields(self):
+            mine, theirs = getattr(self, field.name), getattr(other, field.name)
+            if (mine is None) != (theirs is None) or (mine is not None and not torch.equal(mine, theirs)):
+                differ.append(field.name)
+        return differ
+
 
 class Encoder:
     """Arrow rows -> :class:`RowBlock` -> :class:`Batch`, for one spec and its training statistics.
