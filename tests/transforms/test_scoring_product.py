@@ -1,7 +1,6 @@
 """model/product.py: the model inputs of a product of sides are exactly those of the materialised pair rows, and
 the factorised forward pass gives the network's own probabilities (shared bottom and MMoE), or refuses to."""
 
-
 import numpy as np
 import pyarrow as pa
 import pytest
