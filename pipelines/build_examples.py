@@ -49,10 +49,10 @@ from transforms.examples import (
     PIPELINE,
     BuildExamplesBucketFn,
     ReadUserFeatureBucketsFn,
+    SortedUnion,
     clicked_impression_ids,
     columns_for_role,
     make_relevance,
-    merge_sorted_unique,
     project_for_role,
     relevant_context,
     target_pair_keys,
@@ -197,13 +197,13 @@ def run(argv: list[str] | None = None) -> dict:
         pipeline
         | "TargetFiles" >> beam.Create([f for f in files if f.role == "target"])
         | "TargetPairs" >> beam.Map(target_pair_keys, cache)
-        | "AllTargetPairs" >> beam.CombineGlobally(merge_sorted_unique)
+        | "AllTargetPairs" >> beam.CombineGlobally(SortedUnion())
     )
     clicked = (
         pipeline
         | "OwnedClickFiles" >> beam.Create([f for f in files if f.table == "click" and f.owned])
         | "ClickedImpressions" >> beam.Map(clicked_impression_ids, cache)
-        | "AllClickedImpressions" >> beam.CombineGlobally(merge_sorted_unique)
+        | "AllClickedImpressions" >> beam.CombineGlobally(SortedUnion())
     )
     relevance = target_pairs | "Relevance" >> beam.Map(make_relevance, beam.pvalue.AsSingleton(clicked))
     read = pipeline | "ReadRaw" >> ReadRawByUserBucket(

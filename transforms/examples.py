@@ -74,10 +74,26 @@ def clicked_impression_ids(spec: FileSpec, cache: DecodeCache | None = None) -> 
     return np.unique(ids.to_numpy(zero_copy_only=False).astype(str))
 
 
-def merge_sorted_unique(parts) -> np.ndarray:
-    """Combine sorted unique arrays (associative, for ``CombineGlobally``)."""
-    parts = [p for p in parts if len(p)]
-    return sorted_unique(np.concatenate(parts)) if parts else np.zeros(0)
+class SortedUnion(beam.CombineFn):
+    """The sorted distinct values of many arrays, sorted once at the end.
+
+    As a plain callable, ``CombineGlobally`` re-merged the growing result at every buffer flush and merge: ten
+    sorts of up to 1.5M pair keys, 0.4 s of a bench day before any file could be read.
+    """
+
+    def create_accumulator(self) -> list[np.ndarray]:
+        return []
+
+    def add_input(self, parts: list[np.ndarray], values: np.ndarray) -> list[np.ndarray]:
+        parts.append(values)
+        return parts
+
+    def merge_accumulators(self, accumulators) -> list[np.ndarray]:
+        return [part for parts in accumulators for part in parts]
+
+    def extract_output(self, parts: list[np.ndarray]) -> np.ndarray:
+        parts = [p for p in parts if len(p)]
+        return sorted_unique(np.concatenate(parts)) if parts else np.zeros(0)
 
 
 def make_relevance(target_pairs: np.ndarray, clicked_impressions: np.ndarray) -> Relevance:
