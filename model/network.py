@@ -171,6 +171,22 @@ def mlp(width_in: int, widths: Sequence[int], dropout: float = 0.0) -> tuple[nn.
     return nn.Sequential(*layers), width_in
 
 
+def linear_of_blocks(layer: nn.Linear, blocks: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``layer(torch.cat(blocks, dim=1))`` without the concatenation: one ``addmm`` per block of columns, each with
+    its slice of the weight. The same sums in another order (equal within float rounding); the backward pass then
+    computes no input gradient for blocks that need none (the numeric columns), and copies no concatenated input."""
+    out, start = layer.bias, 0
+    for block in blocks:
+        width = block.shape[1]
+        if width:
+            weight = layer.weight[:, start : start + width]
+            out = torch.addmm(out, block, weight.t()) if out is not None else block @ weight.t()
+        start += width
+    if start != layer.in_features:
+        raise ValueError(f"blocks of {start} columns in all for a layer of {layer.in_features} inputs")
+    return out
+
+
 class SharedBottom(nn.Module):
     """MLP encoder with batch norm after it (the paper's "post-batch norm"); every task reads the same z."""
 
@@ -179,8 +195,12 @@ class SharedBottom(nn.Module):
         self.body, self.width = mlp(width_in, config.bottom, config.dropout)
         self.norm = nn.BatchNorm1d(self.width)
 
-    def forward(self, x: torch.Tensor, n_tasks: int) -> list[torch.Tensor]:
-        z = self.norm(self.body(x))
+    def forward(self, x: torch.Tensor | Sequence[torch.Tensor], n_tasks: int) -> list[torch.Tensor]:
+        """``x``: the input, or its blocks of columns in order (see :func:`linear_of_blocks`)."""
+        if not isinstance(x, torch.Tensor) and not (self.body and isinstance(self.body[0], nn.Linear)):
+            x = torch.cat(list(x), dim=1)
+        h = self.body(x) if isinstance(x, torch.Tensor) else self.body[1:](linear_of_blocks(self.body[0], x))
+        z = self.norm(h)
         return [z] * n_tasks
 
 
@@ -318,8 +338,11 @@ class MultiTaskNetwork(nn.Module):
         yield from self.encoder.parameters()
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        x = torch.cat([*self.embedding(batch), batch.num], dim=1)
-        zs = self.encoder(x, len(self.tasks))
+        blocks = [*self.embedding(batch), batch.num]
+        if isinstance(self.encoder, SharedBottom):
+            zs = self.encoder(blocks, len(self.tasks))
+        else:
+            zs = self.encoder(torch.cat(blocks, dim=1), len(self.tasks))
         return torch.cat([self.towers[t](z) for t, z in zip(self.tasks, zs, strict=True)], dim=1)
 
     @torch.no_grad()
