@@ -63,9 +63,9 @@ def clean_tiny_world(tmp_path_factory) -> tuple[str, dict]:
 
 @pytest.fixture(scope="session")
 def clean_small_world(tmp_path_factory) -> tuple[str, dict]:
-    """The demo preset's 20,000 users over 6 days, without dirt: about 170k impressions and 2,500 clicks, the
-    smallest world measured where Click has a signal a test can see (the model quality test); ``(data_root,
-    summary)``. About 15 s to simulate here."""
+    """The demo preset's 20,000 users over 6 days, without dirt: about 169k examples and 2,500 clicks, where
+    Click has a signal a test can see (the tiny world's ~90 test clicks do not; ``tests/model/test_quality.py``);
+    ``(data_root, summary)``. About 11 s to simulate here (plus about 20 s for its examples in that test)."""
     from pipelines.simulate_world import run
 
     root = str(tmp_path_factory.mktemp("small_clean") / "data")
