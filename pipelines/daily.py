@@ -10,23 +10,19 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 
 import pyarrow as pa
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
-from pipelines.options import IN_PROCESS_RUNNER
 from schemas import LOG_TABLES, layout
 from schemas.derived import PODCAST_FEATURES
-from transforms.bucket_work import start_worker_server
+from transforms import worker_server
 from transforms.decode_cache import DecodeCache
 from transforms.raw_input import available_days
 from transforms.shuffle import SHUFFLE_MODES
 from transforms.storage import list_files_with_metadata, read_avro_as_arrow, read_bytes, read_parquet
 from transforms.validation import MS_PER_DAY, ReferenceIds, day_start_ms
-
-# The modules whose DoFns run in worker processes: their server imports them once (see transforms.bucket_work).
-DAILY_WORKER_MODULES = ("transforms.examples", "transforms.feature_snapshots")
+from transforms.worker_server import workers_wanted
 
 
 class DailyOptions(PipelineOptions):
@@ -89,24 +85,14 @@ class DailyOptions(PipelineOptions):
 
 def bucket_processes(options: PipelineOptions) -> int:
     """Worker processes for the per-file and per-bucket work (``--bucket_processes``, resolved); when there are
-    any, their server starts now, importing the daily pipelines' modules while this process builds the graph."""
-    value = options.view_as(DailyOptions).bucket_processes
-    if value == "auto":
-        in_process = (
-            options.view_as(StandardOptions).runner == IN_PROCESS_RUNNER
-            and options.view_as(DirectOptions).direct_running_mode != "multi_processing"
-        )
-        cores = os.cpu_count() or 1
-        processes = cores if in_process and cores > 1 else 0
-    else:
-        try:
-            processes = int(value)
-        except (TypeError, ValueError):
-            processes = -1
-        if processes < 0:
-            raise ValueError(f"--bucket_processes must be auto or a number >= 0, got {value!r}")
+    any, their server is started now (if the command line did not already), importing while the day is planned."""
+    processes = workers_wanted(
+        options.view_as(StandardOptions).runner,
+        options.view_as(DirectOptions).direct_running_mode,
+        options.view_as(DailyOptions).bucket_processes,
+    )
     if processes:
-        start_worker_server(DAILY_WORKER_MODULES)
+        worker_server.start()
     return processes
 
 

@@ -20,7 +20,7 @@ With ``threads=1`` nothing runs on another thread except the write of the previo
 of the run, so a second thread bought ~6%. With ``processes=N`` the units are computed in N worker processes
 instead, each with its own GIL; a worker writes its own parts and sends back only outputs and counter increments,
 which the bundle's thread emits in arrival order as before. The workers are forked from a clean server process
-(multiprocessing's ``forkserver``, which has imported the pipeline modules once, see :func:`start_worker_server`):
+(multiprocessing's ``forkserver``, which has imported the pipeline modules once, see :mod:`transforms.worker_server`):
 never from the SDK process itself, whose threads (Beam's, Arrow's, polars') a plain ``fork`` would leave
 half-copied. A bundle starts its workers when its first element arrives, with the DoFn and the bundle's side
 inputs, and stops them in ``finish_bundle``. Use it where one process would otherwise do all the work (the
@@ -38,7 +38,7 @@ from __future__ import annotations
 import collections
 import multiprocessing
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -49,6 +49,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
+from transforms import worker_server
 from transforms.shuffle import ShuffleFiles
 from transforms.storage import WriteBehind, atomic_write, parquet_bytes, use_system_allocator
 
@@ -177,30 +178,11 @@ def _in_global_window(value) -> WindowedValue:
 
 
 # -- worker processes ----------------------------------------------------------------------------------------------
-_WORKER_MODULES: list[str] = []
 _worker_state: tuple | None = None  # in a worker: (the DoFn, the bundle's side inputs)
 
 
-def start_worker_server(modules: Sequence[str] = ()) -> None:
-    """Start the server that worker processes are forked from, having imported ``modules`` (the pipeline's DoFn
-    modules) once, so that a worker starts in milliseconds instead of importing Beam and pyarrow again (~1.5 s).
-
-    Call it early in a driver that will use ``processes > 0``: the server imports while the pipeline is built.
-    Later calls add nothing once the server runs (its modules are fixed when it starts), and a module it lacks is
-    imported by each worker that needs it.
-    """
-    for module in (__name__, *modules):  # this module brings Beam and pyarrow, whatever the DoFns need besides
-        if module not in _WORKER_MODULES:
-            _WORKER_MODULES.append(module)
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(_WORKER_MODULES))
-    from multiprocessing import forkserver
-
-    forkserver.ensure_running()
-
-
 def _start_workers(fn: ComputesBuckets, side_inputs: tuple) -> ProcessPoolExecutor:
-    start_worker_server([type(fn).__module__])
+    worker_server.start([type(fn).__module__])
     return ProcessPoolExecutor(
         fn.processes,
         mp_context=multiprocessing.get_context("forkserver"),

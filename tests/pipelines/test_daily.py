@@ -88,9 +88,3 @@ def test_bucket_processes_default_to_a_worker_per_core_only_where_one_process_ru
     assert bucket_processes(resolve_runner(PipelineOptions(args))) == want
     monkeypatch.setattr("os.cpu_count", lambda: 1)  # one core: nothing to gain from a worker
     assert bucket_processes(resolve_runner(PipelineOptions([]))) == 0
-
-
-@pytest.mark.parametrize("value", ["-1", "two"])
-def test_bucket_processes_must_be_auto_or_a_count(value):
-    with pytest.raises(ValueError, match=f"--bucket_processes must be auto or a number >= 0, got '{value}'"):
-        bucket_processes(PipelineOptions([f"--bucket_processes={value}"]))
