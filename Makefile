@@ -166,9 +166,10 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-# Benchmarks run in-process by default: with --io_threads=2 it is the faster mode on 2 cores (38 s against 45-48 s
-# for BENCH_MODE=multi_processing BENCH_WORKERS=2 on the examples bench day). See README, Known issue, for why
-# multi_processing was once distrusted here. Figures land in reports/bench/<name>.json.
+# Benchmarks run in-process by default, where the daily pipelines compute files and buckets in a worker process
+# per core (--bucket_processes=auto): the faster mode on 2 cores (see README, Benchmarks; multi_processing took
+# 20.7 s for the examples bench day against 15.4 s in-process with threads, before the workers). Figures land in
+# reports/bench/<name>.json.
 BENCH_MODE    ?= in_memory
 BENCH_WORKERS ?= 1
 BENCH_ROOT    ?= ./data/bench
