@@ -19,7 +19,7 @@
 #   make abtest                    the simulated budget-split A/B test on held-out days (AB_DAYS=2026-03-11..2026-03-15;
 #                                  default: every day after the test day), reusing evaluate's baseline and joint runs
 #   make report                    rebuild $(EVAL_OUT)/report.md and its plots from the JSON (no training)
-#   make bench                     benchmarks; figures land in reports/bench/*.json
+#   make bench                     benchmarks; figures land in $(BENCH_OUT)/*.json (default reports/local/bench)
 #
 # Pipeline variables: RUNNER (DirectRunner = in-process, the default; DataflowRunner; PortableRunner for Flink),
 # DIRECT_MODE (in_memory | multi_processing), WORKERS, and PIPELINE_ARGS for anything else
@@ -133,7 +133,9 @@ score: setup
 # and the example table, so a rerun trains only what changed; abtest reuses evaluate's baseline and joint runs of the
 # first seed (training them if missing). Both end by rewriting EVAL_OUT/report.md from the JSON there.
 EVAL_MODELS ?= $(MODELS)/eval-$(WORLD)
-EVAL_OUT    ?= reports/eval
+# Reports go to reports/local/ (ignored by git) unless named: the committed record is rewritten only with
+# EVAL_OUT=reports/eval (or BENCH_OUT=reports/bench), and a folder holding another run's figures is refused.
+EVAL_OUT    ?= reports/local/eval
 SEEDS       ?= 1,2,3
 SETUPS      ?=
 # Up to 10 epochs, early stopping deciding: the promotions-only baseline gets half the joint model's batches per
@@ -169,13 +171,14 @@ lint: setup
 # Benchmarks run in-process by default, where the daily pipelines compute files and buckets in a worker process
 # per core (--bucket_processes=auto): the faster mode on 2 cores (see README, Benchmarks; multi_processing took
 # 20.7 s for the examples bench day against 15.4 s in-process with threads, before the workers). Figures land in
-# reports/bench/<name>.json.
+# $(BENCH_OUT)/<name>.json (reports/local/bench; BENCH_OUT=reports/bench rewrites the committed record).
 BENCH_MODE    ?= in_memory
 BENCH_WORKERS ?= 1
 BENCH_ROOT    ?= ./data/bench
+BENCH_OUT     ?= reports/local/bench
 
 bench: setup
-	$(PY) -m benchmarks.run --out=reports/bench --bench_root=$(BENCH_ROOT) --runner=$(RUNNER) \
+	$(PY) -m benchmarks.run --out=$(BENCH_OUT) --bench_root=$(BENCH_ROOT) --runner=$(RUNNER) \
 	    --direct_running_mode=$(BENCH_MODE) --direct_num_workers=$(BENCH_WORKERS) $(PIPELINE_ARGS)
 
 # The wheel that worker images install (deploy/worker.Dockerfile); also what --extra_package can ship.
@@ -184,4 +187,4 @@ wheel: setup
 	@ls dist/podtarget-*.whl
 
 clean:
-	rm -rf build dist *.egg-info reports/bench
+	rm -rf build dist *.egg-info reports/local

@@ -1,6 +1,6 @@
 """`make bench`: run every benchmark and write its figures to ``<out>/<name>.json``.
 
-    python -m benchmarks.run --out=reports/bench [--only=simulate] [--bench_root=./data/bench] [beam args...]
+    python -m benchmarks.run [--out=reports/local/bench] [--only=simulate] [--bench_root=./data/bench] [beam args...]
 
 Beam arguments (``--runner``, ``--direct_running_mode``, ``--direct_num_workers``, ...) are passed to every
 pipeline the benchmarks run.
@@ -22,7 +22,11 @@ BENCHMARKS = {"simulate": simulate.run, "examples": examples.run, "train": train
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="reports/bench", help="Folder for the JSON reports.")
+    parser.add_argument(
+        "--out",
+        default="reports/local/bench",
+        help="Folder for the JSON reports (the committed record, reports/bench, only when named).",
+    )
     parser.add_argument("--bench_root", default="./data/bench", help="Where the bench world is simulated.")
     parser.add_argument("--only", default="", help=f"Comma-separated subset of: {', '.join(BENCHMARKS)}.")
     args, beam_args = parser.parse_known_args(argv)

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity, world_beside
 from model import artifacts
 from model.artifacts import load_model
 from model.metrics import binary_metrics
@@ -114,7 +115,7 @@ class EvaluateConfig:
 
     examples: str
     models: str = "models/eval-demo"
-    out: str = "reports/eval"
+    out: str = DEFAULT_OUT  # the committed record, reports/eval, only when asked for by name
     seeds: tuple[int, ...] = (1, 2, 3)
     setups: tuple[str, ...] | None = None  # None: every configuration
     spec: str = str(DEFAULT_SPEC)
@@ -385,7 +386,9 @@ def reliability(y: np.ndarray, p: np.ndarray, bins: int) -> dict:
 def run_ablations(config: EvaluateConfig) -> dict:
     """Train every configuration x seed (reusing cached runs), write ``<out>/ablations.json``; returns it."""
     started = time.perf_counter()
-    table = table_fingerprint(config.examples)
+    identity = report_identity(config.examples, world_beside(config.examples))
+    check_same_run(config.out, "ablations.json", identity)
+    table = identity["examples_fingerprint"]
     records = []
     for setup in config.chosen:
         for seed in config.seeds:
@@ -408,6 +411,7 @@ def run_ablations(config: EvaluateConfig) -> dict:
     result = {
         "config": {k: v for k, v in dataclasses.asdict(config).items()},
         "table_fingerprint": table,
+        "report_identity": identity,
         "split": records[0]["split"],
         "setups": summarize(records, config.chosen),
         "runs": records,
@@ -461,7 +465,7 @@ def parse_args(argv: Sequence[str]) -> tuple[EvaluateConfig, argparse.Namespace]
     setups = tuple(s.strip() for s in a.setups.split(",") if s.strip()) or None
     fields = {f.name for f in dataclasses.fields(EvaluateConfig)}
     values = {k: v for k, v in vars(a).items() if k in fields}
-    a.world = a.world or layout.join(a.examples.rstrip("/").rsplit("/", 1)[0], "world")
+    a.world = a.world or world_beside(a.examples)
     return EvaluateConfig(**{**values, "setups": setups}), a
 
 

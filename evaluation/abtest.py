@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity
 from model import artifacts
 from model.data import splitmix64
 from pipelines import score
@@ -79,7 +80,7 @@ class ABTestConfig:
 
     data_root: str
     models: str = "models/eval-demo"  # the ablations' runs: baseline-s<seed> and joint-s<seed>
-    out: str = "reports/eval"
+    out: str = DEFAULT_OUT  # the committed record, reports/eval, only when asked for by name
     days: tuple[datetime.date, ...] = ()  # empty: every day after the models' test days with user features
     model_seed: int = 1
     control: str | None = None  # a model folder instead of <models>/baseline-s<seed>
@@ -429,6 +430,9 @@ def ensure_models(config: ABTestConfig, examples: str | None) -> dict:
 def run_abtest(config: ABTestConfig, examples: str | None = None) -> dict:
     """The whole test; writes ``<out>/abtest.json`` and returns it (with the served users of each unit)."""
     started = time.perf_counter()
+    table = examples or layout.join(config.data_root, "examples")
+    identity = report_identity(table, layout.world_dir(config.data_root))
+    check_same_run(config.out, "abtest.json", identity)
     models = ensure_models(config, examples)
     days, splits = held_out_days(config)
     world = World.load(layout.world_dir(config.data_root))
@@ -455,6 +459,7 @@ def run_abtest(config: ABTestConfig, examples: str | None = None) -> dict:
             "heads": HEADS,
             "less_streamed_tiers": list(LESS_STREAMED_TIERS),
         },
+        "report_identity": identity,
         "model_splits": splits,
         "serving_context": {
             "hour": config.hour,

@@ -1,0 +1,64 @@
+"""Where evaluation reports go, and the guard that keeps one report folder to one run.
+
+A report folder holds ``ablations.json`` and ``abtest.json`` side by side, and ``report.md`` is built from both. If
+``make evaluate`` on one world wrote beside an ``abtest.json`` of another (or of another build of the example
+table), the report would put figures of two runs next to each other as if they were one. So each JSON carries the
+identity of the data it was measured on (``report_identity``: the example table's fingerprint and a hash of the
+world's configuration), and writing one into a folder whose other JSON has a different identity, or none, is
+refused with what to do instead.
+
+The default folder is ``reports/local/eval`` (ignored by git): the committed record under ``reports/eval/`` is
+only rewritten when asked for by name (``EVAL_OUT=reports/eval``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from model import artifacts
+from schemas import layout
+
+DEFAULT_OUT = "reports/local/eval"
+REPORT_FILES = ("ablations.json", "abtest.json")
+
+
+class MixedReportError(ValueError):
+    """A report folder already holds figures of another run."""
+
+
+def report_identity(examples: str, world_dir: str | None) -> dict:
+    """What a report's figures were measured on: the example table (every day's ``_SUCCESS.json``) and the world's
+    configuration (``None`` where the folder has no world, e.g. your own logs)."""
+    from evaluation.ablations import table_fingerprint
+
+    world = None
+    if world_dir and artifacts.exists(artifacts.join(world_dir, "config.json")):
+        world = hashlib.sha256(artifacts.read_bytes(artifacts.join(world_dir, "config.json"))).hexdigest()[:16]
+    return {"examples_fingerprint": table_fingerprint(examples), "world_config_sha256": world}
+
+
+def world_beside(examples: str) -> str:
+    """The world folder of the data root an example table lies in (``<root>/examples`` -> ``<root>/world``)."""
+    return layout.join(examples.rstrip("/").rsplit("/", 1)[0], "world")
+
+
+def check_same_run(out: str, writing: str, identity: dict) -> None:
+    """Refuse to write ``writing`` (one of ``REPORT_FILES``) into ``out`` beside a report file of another run."""
+    for other in REPORT_FILES:
+        path = artifacts.join(out, other)
+        if other == writing or not artifacts.exists(path):
+            continue
+        theirs = json.loads(artifacts.read_bytes(path)).get("report_identity")
+        if theirs != identity:
+            raise MixedReportError(
+                f"{path} was measured on other data ({_describe(theirs)}) than this run ({_describe(identity)}): "
+                f"one report would mix two runs. Write this one elsewhere (EVAL_OUT=reports/<name>, or --out), "
+                f"or remove {path} first"
+            )
+
+
+def _describe(identity: dict | None) -> str:
+    if not identity:
+        return "no recorded identity: written before reports recorded one"
+    return f"example table {identity['examples_fingerprint']}, world config {identity['world_config_sha256']}"

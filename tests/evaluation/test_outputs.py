@@ -1,0 +1,68 @@
+"""Report folders: one run per folder, and the committed record rewritten only when named."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+
+from evaluation.ablations import run_ablations
+from evaluation.abtest import run_abtest
+from evaluation.outputs import MixedReportError, report_identity
+
+from .conftest import TRAIN
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_both_reports_of_one_run_record_the_same_identity(ablations, abtest):
+    out = pathlib.Path(abtest[0].out)
+    ours = json.loads((out / "ablations.json").read_text())["report_identity"]
+    theirs = json.loads((out / "abtest.json").read_text())["report_identity"]
+    assert ours == theirs
+    assert ours["examples_fingerprint"] and ours["world_config_sha256"]
+
+
+def test_a_run_on_other_data_refuses_to_write_beside_another_runs_report(eval_world, ablations, abtest, tmp_path):
+    # Another build of the table: only its first day. Its fingerprint differs, so the ablations of it must not
+    # land beside the A/B test of the full table; the refusal comes before any training.
+    other = tmp_path / "other" / "examples"
+    shutil.copytree(pathlib.Path(eval_world) / "examples" / f"dt={TRAIN}", other / f"dt={TRAIN}")
+    assert report_identity(str(other), None) != report_identity(f"{eval_world}/examples", None)
+    report = tmp_path / "report"
+    shutil.copytree(abtest[0].out, report)
+    config = dataclasses.replace(ablations[0], examples=str(other), out=str(report), models=str(tmp_path / "m"))
+    with pytest.raises(MixedReportError, match="abtest.json was measured on other data.*EVAL_OUT="):
+        run_ablations(config)
+    assert not (tmp_path / "m").exists()
+    # The same for the A/B test beside ablations of other data (an identity written before they were recorded).
+    ablation_json = json.loads((report / "ablations.json").read_text())
+    ablation_json.pop("report_identity")
+    (report / "ablations.json").write_text(json.dumps(ablation_json))
+    with pytest.raises(MixedReportError, match="no recorded identity"):
+        run_abtest(dataclasses.replace(abtest[0], out=str(report)))
+
+
+def test_make_writes_reports_outside_the_committed_record_by_default():
+    dry = subprocess.run(
+        ["make", "-n", "--no-print-directory", "evaluate", "abtest", "report", "bench"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    outs = [word.split("=", 1)[1] for word in dry.split() if word.startswith("--out=")]
+    assert len(outs) == 4, dry
+    assert all(o.startswith("reports/local/") for o in outs), outs
+    named = subprocess.run(
+        ["make", "-n", "--no-print-directory", "evaluate", "EVAL_OUT=reports/eval"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "--out=reports/eval " in named
