@@ -14,15 +14,18 @@ reason; the partition's ``_SUCCESS.json`` reconciles every row read.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import math
 import time
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
+from pipelines import lineage
 from pipelines.daily import (
     DailyOptions,
     MissingInputError,
@@ -32,7 +35,7 @@ from pipelines.daily import (
     format_reconciliation,
     horizon_end_ms,
     load_podcast_features,
-    load_reference_ids,
+    load_reference_ids_by_day,
     load_snapshot,
     logged_through,
     logs_needed_through,
@@ -54,12 +57,14 @@ from transforms.examples import (
     columns_for_role,
     make_relevance,
     project_for_role,
+    rejected_clicked_impressions,
     relevant_context,
     target_pair_keys,
 )
 from transforms.raw_input import (
     COUNTS_TAG,
     DEAD_LETTER_TAG,
+    REJECTED_TAG,
     ReadRawByUserBucket,
     ReadValidateBucketFn,
     effective_buckets,
@@ -68,10 +73,12 @@ from transforms.raw_input import (
 from transforms.shuffle import removed_afterwards
 from transforms.sinks import WriteDeadLetters, WriteJson
 from transforms.storage import (
+    atomic_write,
     commit_partition,
     is_complete,
     list_files,
     new_run_id,
+    parquet_bytes,
     staging_dir,
     use_system_allocator,
 )
@@ -124,26 +131,63 @@ def _days(start: datetime.date, n: int) -> list[datetime.date]:
 
 
 def plan(data_root: str, day: datetime.date, config: AttributionConfig, lateness: int, last_logged: datetime.date):
-    """The files a day needs, by role: what it owns (logged on D) and the context around it."""
+    """The files a day needs, by role: what it owns (logged on D) and the context around it.
+
+    An impression logged on D may have been served up to ``lateness`` days before D. Anything that happened after
+    it (outcomes that credit it, later impressions that take the credit) may therefore be logged from D - lateness
+    on; a click of D may belong to an impression served a click window before that. Logs after D are read as far
+    as the longest window (plus lateness) reaches, and no further than they exist.
+    """
     after = (last_logged - day).days  # days of logs available after D
 
     def ahead(window_ms: int) -> list[datetime.date]:
         return _days(day + datetime.timedelta(days=1), min(after, math.ceil(window_ms / MS_PER_DAY) + lateness))
 
+    def before(n_days: int) -> list[datetime.date]:
+        return _days(day - datetime.timedelta(days=n_days), n_days)
+
     click_days = math.ceil(config.click_window_ms / MS_PER_DAY) + lateness
+    impression_days = before(max(click_days, lateness)) + ahead(config.max_window_ms())
     requests = [
         ("ad_impression", "target", [day], True),
         ("promo_impression", "target", [day], True),
-        ("ad_impression", "competitor", ahead(config.max_window_ms()), False),
-        ("promo_impression", "competitor", ahead(config.max_window_ms()), False),
-        ("ad_impression", "known", _days(day - datetime.timedelta(days=click_days), click_days), False),
-        ("promo_impression", "known", _days(day - datetime.timedelta(days=click_days), click_days), False),
+        ("ad_impression", "competitor", impression_days, False),
+        ("promo_impression", "competitor", impression_days, False),
     ]
     for table, outcome in (("stream", "stream"), ("follow", "follow"), ("like", "like"), ("click", "click")):
         window = max(config.window_ms(outcome, "ad"), config.window_ms(outcome, "promo"))
         requests.append((table, table, [day], True))
-        requests.append((table, table, ahead(window), False))
+        requests.append((table, table, before(lateness) + ahead(window), False))
     return plan_files(data_root, requests)
+
+
+def input_fingerprint(data_root: str, day: datetime.date, config: AttributionConfig, lateness: int, files) -> dict:
+    """What the examples of ``day`` are built from (``pipelines/lineage.py``): the planned files, the snapshots of
+    ``day`` and of the days they were logged, the features of ``day``, the world and the attribution settings.
+    Recorded in ``_SUCCESS.json``; new log days inside the windows change it, so an immature day is rebuilt."""
+    settings = {"attribution": dataclasses.asdict(config), "allowed_lateness_days": lateness}
+    features = [layout.feature_partition(data_root, entity, day) for entity in ("user", "podcast")]
+    used = [(f.path, f.size_bytes, f.modified) for f in files]
+    return lineage.fingerprint(data_root, used, {day.isoformat(), *(f.day for f in files)}, settings, features)
+
+
+def planned_inputs(argv: list[str]) -> dict:
+    """For backfill: the fingerprint a run with these arguments would record now, whether its labels would be
+    mature, and the logging day they need (``None`` inputs when no logs of the day exist)."""
+    options = PipelineOptions(argv)
+    data_root, day = options.view_as(DataRootOptions).data_root, build_day(options)
+    lateness = options.view_as(DailyOptions).allowed_lateness_days
+    config = attribution_config(options.view_as(BuildExamplesOptions))
+    need_day = logs_needed_through(day, config.max_window_ms(), lateness)
+    last_logged = logged_through(data_root, day)
+    if last_logged is None:
+        return {"inputs": None, "mature": False, "logs_needed_through": need_day.isoformat()}
+    files = plan(data_root, day, config, lateness, last_logged)
+    return {
+        "inputs": input_fingerprint(data_root, day, config, lateness, files),
+        "mature": last_logged >= need_day,
+        "logs_needed_through": need_day.isoformat(),
+    }
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -188,7 +232,7 @@ def run(argv: list[str] | None = None) -> dict:
 
     pipeline = beam.Pipeline(options=options)
     seed = pipeline | "Day" >> beam.Create([day.isoformat()])
-    reference = seed | "ReferenceIds" >> beam.Map(load_reference_ids, data_root, cache)
+    reference = seed | "ReferenceIds" >> beam.Map(load_reference_ids_by_day, files, data_root, cache)
     podcast_features = seed | "PodcastFeatures" >> beam.Map(load_podcast_features, data_root)
     campaigns = seed | "Campaigns" >> beam.Map(load_snapshot, data_root, "campaign", cache)
     creatives = seed | "Creatives" >> beam.Map(load_snapshot, data_root, "creative", cache)
@@ -197,13 +241,13 @@ def run(argv: list[str] | None = None) -> dict:
         pipeline
         | "TargetFiles" >> beam.Create([f for f in files if f.role == "target"])
         | "TargetPairs" >> beam.Map(target_pair_keys, cache)
-        | "AllTargetPairs" >> beam.CombineGlobally(SortedUnion())
+        | "AllTargetPairs" >> beam.CombineGlobally(SortedUnion(np.uint64))
     )
     clicked = (
         pipeline
         | "OwnedClickFiles" >> beam.Create([f for f in files if f.table == "click" and f.owned])
         | "ClickedImpressions" >> beam.Map(clicked_impression_ids, cache)
-        | "AllClickedImpressions" >> beam.CombineGlobally(SortedUnion())
+        | "AllClickedImpressions" >> beam.CombineGlobally(SortedUnion(str))
     )
     relevance = target_pairs | "Relevance" >> beam.Map(make_relevance, beam.pvalue.AsSingleton(clicked))
     read = pipeline | "ReadRaw" >> ReadRawByUserBucket(
@@ -220,10 +264,12 @@ def run(argv: list[str] | None = None) -> dict:
             threads=daily.io_threads,
             cache=cache,
             processes=processes,
+            rejected_keys=rejected_clicked_impressions,
         ),
         beam.pvalue.AsSingleton(reference),
         beam.pvalue.AsSingleton(relevance),
     )
+    rejected_clicked = read[REJECTED_TAG] | "AllRejectedClickedImpressions" >> beam.CombineGlobally(SortedUnion(str))
     user_features = (
         pipeline
         | "UserFeatureFiles" >> beam.Create(user_feature_paths)
@@ -235,10 +281,13 @@ def run(argv: list[str] | None = None) -> dict:
         | "ByUserBucket" >> beam.GroupByKey()
         | "LabelAndAssemble"
         >> beam.ParDo(
-            BuildExamplesBucketFn(day, staging, horizon, config, [f.path for f in files], daily.io_threads, processes),
+            BuildExamplesBucketFn(
+                day, staging, horizon, config, [f.path for f in files], daily.io_threads, processes, lateness
+            ),
             beam.pvalue.AsSingleton(podcast_features),
             beam.pvalue.AsSingleton(campaigns),
             beam.pvalue.AsSingleton(creatives),
+            beam.pvalue.AsSingleton(rejected_clicked),
         ).with_outputs(DEAD_LETTER_TAG, COUNTS_TAG)
     )
     _ = (
@@ -273,7 +322,10 @@ def run(argv: list[str] | None = None) -> dict:
         "filtered": {
             t: c.get("filtered", {}) for t, c in counts["tables"].items() if any(c.get("filtered", {}).values())
         },
-        "unreadable_files": counts.get("unreadable_files", []),
+        "unreadable_files": sorted(counts.get("unreadable_files", []), key=lambda f: f["path"]),
+        # Corrupt files of other days read as context: their own day dead-letters them, and this day's labels
+        # could not see the rows past their last complete block.
+        "context_unreadable_files": sorted(counts.get("context_unreadable_files", []), key=lambda f: f["path"]),
         "context_rows_dropped": counts.get("context_rows_dropped", {}),
         "context_rows_irrelevant": counts.get("context_rows_irrelevant", {}),
         "labels": counts.get("labels", {}),
@@ -292,7 +344,11 @@ def run(argv: list[str] | None = None) -> dict:
         "input_bytes": sum(f.size_bytes for f in files),
         "n_buckets": n_buckets,
         "examples_schema_fingerprint": fingerprint(EXAMPLES),
+        "inputs": input_fingerprint(data_root, day, config, lateness, files),
     }
+    if summary["rows"] == 0:
+        # A day with no impressions is a real, complete day: one empty part keeps its schema for every reader.
+        atomic_write(layout.join(staging, "part-00000.parquet"), parquet_bytes(EXAMPLES.empty_table()))
     commit_partition(dead_staging, dead_partition, {"date": day.isoformat(), "dead_letter": summary["dead_letter"]})
     FileSystems.delete([counts_path])  # run-internal scratch: the summary in _SUCCESS.json replaces it
     commit_partition(staging, partition, summary)
@@ -312,6 +368,11 @@ def format_summary(summary: dict) -> str:
         lines += ["", f"dead letters: {json.dumps(summary['dead_letter'], sort_keys=True)}"]
     if summary["filtered"]:
         lines += [f"filtered: {json.dumps(summary['filtered'], sort_keys=True)}"]
+    for lost in summary.get("context_unreadable_files", []):
+        lines.append(
+            f"warning: context file {lost['path']} (logged {lost['day']}) is corrupt: only its "
+            f"{lost['rows_salvaged']:,} rows before the damage could be read; rebuild this day once it is repaired"
+        )
     for source, labels in sorted(summary["labels"].items()):
         # A rate over observed rows only when all are observed: credited positives of an immature day are certain,
         # but its uncredited rows are unknown, so a rate would be inflated.

@@ -11,19 +11,21 @@ here and counted; they are dead-lettered by the examples run of the day that log
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import time
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
+from pipelines import lineage
 from pipelines.daily import (
     DailyOptions,
     MissingInputError,
     bucket_processes,
     build_day,
     decode_cache,
-    load_reference_ids,
+    load_reference_ids_by_day,
     load_snapshot,
     read_json,
     shuffle_folder,
@@ -62,6 +64,30 @@ def _write_podcast_features(listening, podcasts, day_iso: str, staging: str, con
     return table.num_rows
 
 
+def history_files(data_root: str, day: datetime.date, config: FeatureConfig) -> list:
+    """The raw log files the snapshot of ``day`` reads: every history table over the longest look-back window."""
+    history_days = max(config.user_history_days, config.podcast_history_days)
+    days = [day - datetime.timedelta(days=k) for k in range(history_days, 0, -1)]
+    return plan_files(data_root, [(table, table, days, False) for table in HISTORY_TABLES])
+
+
+def input_fingerprint(data_root: str, day: datetime.date, lateness: int, config: FeatureConfig, files=None) -> dict:
+    """What the snapshot of ``day`` is built from (``pipelines/lineage.py``): its history files, the snapshots of
+    ``day`` and of the days they were logged, the world and the settings. Recorded in ``_SUCCESS.json``."""
+    files = history_files(data_root, day, config) if files is None else files
+    settings = {"features": dataclasses.asdict(config), "allowed_lateness_days": lateness}
+    used = [(f.path, f.size_bytes, f.modified) for f in files]
+    return lineage.fingerprint(data_root, used, {day.isoformat(), *(f.day for f in files)}, settings)
+
+
+def planned_inputs(argv: list[str]) -> dict:
+    """The fingerprint a run with these arguments would record now (for backfill's staleness check)."""
+    options = PipelineOptions(argv)
+    data_root = options.view_as(DataRootOptions).data_root
+    lateness = options.view_as(DailyOptions).allowed_lateness_days
+    return {"inputs": input_fingerprint(data_root, build_day(options), lateness, FeatureConfig())}
+
+
 def run(argv: list[str] | None = None) -> dict:
     """Build both feature snapshots of ``--date``; returns the summary saved in their ``_SUCCESS.json``."""
     options = resolve_runner(PipelineOptions(argv))
@@ -78,7 +104,7 @@ def run(argv: list[str] | None = None) -> dict:
         raise MissingInputError(f"no user snapshot for {day} under {layout.raw_partition(data_root, 'user', day)}")
     history_days = max(config.user_history_days, config.podcast_history_days)
     days = [day - datetime.timedelta(days=k) for k in range(history_days, 0, -1)]
-    files = plan_files(data_root, [(table, table, days, False) for table in HISTORY_TABLES])
+    files = history_files(data_root, day, config)
     n_buckets = effective_buckets(daily.n_buckets, files)
     run_id = new_run_id()
     user_partition = layout.feature_partition(data_root, "user", day)
@@ -90,7 +116,7 @@ def run(argv: list[str] | None = None) -> dict:
 
     pipeline = beam.Pipeline(options=options)
     seed = pipeline | "Day" >> beam.Create([day.isoformat()])
-    reference = seed | "ReferenceIds" >> beam.Map(load_reference_ids, data_root, cache)
+    reference = seed | "ReferenceIds" >> beam.Map(load_reference_ids_by_day, files, data_root, cache)
     podcasts = seed | "PodcastSnapshot" >> beam.Map(load_snapshot, data_root, "podcast", cache)
     history = pipeline | "ReadHistory" >> ReadRawByUserBucket(
         files,
@@ -164,6 +190,7 @@ def run(argv: list[str] | None = None) -> dict:
             "tier_shares": list(config.tier_shares),
         },
         "schema_fingerprints": {"user": fingerprint(USER_FEATURES), "podcast": fingerprint(PODCAST_FEATURES)},
+        "inputs": input_fingerprint(data_root, day, daily.allowed_lateness_days, config, files),
     }
     commit_partition(podcast_staging, podcast_partition, summary)
     commit_partition(user_staging, user_partition, summary)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+from collections.abc import Sequence
 
 import pyarrow as pa
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
@@ -18,10 +19,10 @@ from schemas import LOG_TABLES, layout
 from schemas.derived import PODCAST_FEATURES
 from transforms import worker_server
 from transforms.decode_cache import DecodeCache
-from transforms.raw_input import available_days
+from transforms.raw_input import FileSpec, available_days
 from transforms.shuffle import SHUFFLE_MODES
 from transforms.storage import list_files_with_metadata, read_avro_as_arrow, read_bytes, read_parquet
-from transforms.validation import MS_PER_DAY, ReferenceIds, day_start_ms
+from transforms.validation import MS_PER_DAY, ReferenceIds, ReferenceIdsByDay, day_start_ms
 from transforms.worker_server import workers_wanted
 
 
@@ -165,9 +166,18 @@ def load_podcast_features(day_iso: str, data_root: str) -> pa.Table:
 
 
 def load_reference_ids(day_iso: str, data_root: str, cache: DecodeCache | None = None) -> ReferenceIds:
+    """The ids of the dimension snapshots of an ISO day."""
     day = datetime.date.fromisoformat(day_iso)
     ids = {"user": "user_id", "podcast": "podcast_id", "campaign": "campaign_id", "creative": "creative_id"}
     return ReferenceIds.from_snapshots(*(read_snapshot(data_root, t, day, cache, [c]) for t, c in ids.items()))
+
+
+def load_reference_ids_by_day(
+    _, files: Sequence[FileSpec], data_root: str, cache: DecodeCache | None = None
+) -> ReferenceIdsByDay:
+    """Side-input loader: the reference ids of every logging day among ``files``, so each row is judged by the
+    snapshots of the day that logged it."""
+    return ReferenceIdsByDay.load((f.day for f in files), lambda day: load_reference_ids(day, data_root, cache))
 
 
 def logged_through(data_root: str, first_day: datetime.date) -> datetime.date | None:

@@ -1,9 +1,10 @@
 """Beam pieces of the examples pipeline: per-role projections and the per-bucket labelling and assembly.
 
-Every user bucket gathers, after one shuffle, the impressions of day D (``target``), the later impressions that
-may take the credit (``competitor``), earlier impression ids for the orphan-click check (``known``), the outcome
-events (``stream``, ``follow``, ``like``, ``click``) and the users' feature rows (``user_features``). The bucket
-is then labelled and assembled in Arrow, and written as one Parquet part.
+Every user bucket gathers, after one shuffle, the impressions logged on day D (``target``), the impressions logged
+on the days around D (``competitor``: they may take the credit from a target, they are the impressions that
+earlier clicks of D belong to, and they reveal a target logged twice), the outcome events (``stream``, ``follow``,
+``like``, ``click``) of the days around D and the users' feature rows (``user_features``). The bucket is then
+labelled and assembled in Arrow, and written as one Parquet part.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ _COMPETITOR_COLUMNS = ["impression_id", "source", "user_id", "podcast_id", "even
 class Relevance:
     """What context rows can matter to day D: the (user, show) pairs of its impressions (sorted pair keys), and
     the impression ids its clicks reference (sorted). Everything else in later or earlier days cannot change a
-    label or an orphan check, so it is dropped before the shuffle."""
+    label or an orphan check, so it is dropped before the shuffle. (Validation comes first, so relevance never
+    keeps a row its own day rejects.)"""
 
     target_pairs: IdSet
     clicked_impressions: pa.Array  # strings, sorted; an Arrow array once, not one per context file
@@ -75,11 +77,15 @@ def clicked_impression_ids(spec: FileSpec, cache: DecodeCache | None = None) -> 
 
 
 class SortedUnion(beam.CombineFn):
-    """The sorted distinct values of many arrays, sorted once at the end.
+    """The sorted distinct values of many arrays of ``dtype``, sorted once at the end (empty: an empty array of
+    ``dtype``, so a day with nothing to union still has the right kind of ids).
 
     As a plain callable, ``CombineGlobally`` re-merged the growing result at every buffer flush and merge: ten
     sorts of up to 1.5M pair keys, 0.4 s of a bench day before any file could be read.
     """
+
+    def __init__(self, dtype: type | str) -> None:
+        self.dtype = np.dtype(dtype)
 
     def create_accumulator(self) -> list[np.ndarray]:
         return []
@@ -93,7 +99,7 @@ class SortedUnion(beam.CombineFn):
 
     def extract_output(self, parts: list[np.ndarray]) -> np.ndarray:
         parts = [p for p in parts if len(p)]
-        return sorted_unique(np.concatenate(parts)) if parts else np.zeros(0)
+        return sorted_unique(np.concatenate(parts)) if parts else np.zeros(0, self.dtype)
 
 
 def make_relevance(target_pairs: np.ndarray, clicked_impressions: np.ndarray) -> Relevance:
@@ -104,30 +110,33 @@ def make_relevance(target_pairs: np.ndarray, clicked_impressions: np.ndarray) ->
 
 def relevant_context(spec: FileSpec, rows: pa.Table, relevance: Relevance) -> np.ndarray:
     """Mask of context rows that can matter to the day (see :class:`Relevance`)."""
-    if spec.role == "known":
-        if len(relevance.clicked_impressions) == 0:
-            return np.zeros(rows.num_rows, bool)
-        clicked = relevance.clicked_impressions
-        return pc.is_in(rows.column("impression_id"), value_set=clicked).to_numpy(zero_copy_only=False)
     if spec.table == "click":
         return np.ones(rows.num_rows, bool)  # clicks join by impression id; they are few
     keys = pair_keys(rows.column("user_id").to_numpy(), rows.column("podcast_id").to_numpy())
     relevant = relevance.target_pairs.contains(keys)
     if spec.role == "competitor" and len(relevance.clicked_impressions):
-        # An impression logged after D may still be the one a click of D belongs to (served late on D, logged on
-        # D+1): keep it, or that click would look like an orphan.
+        # An impression logged on another day may be the one a click of D belongs to (served before D, or late on
+        # D and logged on D+1): keep it, or that click would look like an orphan.
         clicked = relevance.clicked_impressions
         relevant |= pc.is_in(rows.column("impression_id"), value_set=clicked).to_numpy(zero_copy_only=False)
     return relevant
 
 
 def columns_for_role(spec: FileSpec) -> list[str] | None:
-    """Raw columns a context file is read with: what its role uses plus the required ids it is checked on."""
+    """Raw columns a context file's role uses (the reader adds the columns validation checks)."""
     if spec.table in IMPRESSION_TABLES:
-        if spec.role == "known":
-            return ["impression_id", "event_ts", "user_id"]
         return ["impression_id", "event_ts", "user_id", "podcast_id"]
     return _EVENT_COLUMNS[spec.table]
+
+
+def rejected_clicked_impressions(spec: FileSpec, rejected_rows: pa.Table, relevance: Relevance) -> np.ndarray | None:
+    """Ids of rejected impressions that a click of the day references: such a click is dead-lettered as
+    ``click_of_rejected_impression`` rather than as a click of an impression never served."""
+    if spec.table not in IMPRESSION_TABLES or len(relevance.clicked_impressions) == 0:
+        return None
+    ids = rejected_rows.column("impression_id")
+    clicked = pc.filter(ids, pc.is_in(ids, value_set=relevance.clicked_impressions))
+    return np.unique(clicked.to_numpy(zero_copy_only=False).astype(str)) if len(clicked) else None
 
 
 def project_for_role(spec: FileSpec, rows: pa.Table) -> pa.Table:
@@ -135,7 +144,7 @@ def project_for_role(spec: FileSpec, rows: pa.Table) -> pa.Table:
     if spec.table in IMPRESSION_TABLES and spec.role != "target":
         source = "ad" if spec.table == "ad_impression" else "promo"
         rows = rows.append_column("source", pa.array([source] * rows.num_rows, pa.string()))
-        return rows.select(_COMPETITOR_COLUMNS if spec.role == "competitor" else ["impression_id", "user_id"])
+        return rows.select(_COMPETITOR_COLUMNS)
     if spec.table in IMPRESSION_TABLES:
         impressions = unify_impressions(
             rows if spec.table == "ad_impression" else None, rows if spec.table == "promo_impression" else None
@@ -155,6 +164,11 @@ class BuildExamplesBucketFn(ComputesBuckets, beam.DoFn):
 
     Outputs: counts (tagged ``counts``) and dead letters for orphan clicks (tagged ``dead_letter``). ``threads``
     buckets are computed side by side, or in ``processes`` worker processes (:mod:`transforms.bucket_work`).
+    Side inputs: the podcast features, campaigns and creatives of D, and the sorted ids of rejected impressions
+    that clicks of D reference (:func:`rejected_clicked_impressions`).
+
+    An impression logged on D that was already logged (same ``impression_id``, valid) on one of the
+    ``allowed_lateness_days`` days before is a duplicate: it is an example of the day that first logged it.
     """
 
     counter_namespace = PIPELINE
@@ -168,8 +182,10 @@ class BuildExamplesBucketFn(ComputesBuckets, beam.DoFn):
         paths: Sequence[str],
         threads: int = 1,
         processes: int = 0,
+        allowed_lateness_days: int = 2,
     ) -> None:
         self.day = day
+        self.allowed_lateness_days = allowed_lateness_days
         self.staging = staging
         self.horizon_end_ms = horizon_end_ms
         self.config = config
@@ -183,6 +199,7 @@ class BuildExamplesBucketFn(ComputesBuckets, beam.DoFn):
         podcast_features: pa.Table,
         campaigns: pa.Table,
         creatives: pa.Table,
+        rejected_clicked: np.ndarray | None = None,
     ) -> BucketResult:
         bucket, items = element
         result = BucketResult()
@@ -195,18 +212,17 @@ class BuildExamplesBucketFn(ComputesBuckets, beam.DoFn):
         target = _concat(by_role["target"], None)
         if target is None:
             target = _with_order_columns(IMPRESSIONS.empty_table())
-        keep = first_occurrences(target, "impression_id")
-        for table, source in (("ad_impression", "ad"), ("promo_impression", "promo")):
-            is_source = pc.equal(target.column("source"), source).to_numpy(zero_copy_only=False)
-            tables[table] = {"filtered": {"duplicate": int((is_source & ~keep).sum())}}
-        target = rows_where(target, keep)
-
         competitors = _concat(by_role["competitor"], None)
         competitors = (
             rows_where(competitors, first_occurrences(competitors, "impression_id"))
             if competitors is not None
-            else IMPRESSIONS.empty_table().select(_COMPETITOR_COLUMNS)
+            else _with_order_columns(IMPRESSIONS.empty_table().select(_COMPETITOR_COLUMNS))
         )
+        keep = first_occurrences(target, "impression_id") & ~self._logged_before(target, competitors)
+        for table, source in (("ad_impression", "ad"), ("promo_impression", "promo")):
+            is_source = pc.equal(target.column("source"), source).to_numpy(zero_copy_only=False)
+            tables[table] = {"filtered": {"duplicate": int((is_source & ~keep).sum())}}
+        target = rows_where(target, keep)
         outcomes: dict[str, pa.Table] = {}
         for table in OUTCOME_TABLES:
             events = _concat(by_role[table], None)
@@ -219,10 +235,11 @@ class BuildExamplesBucketFn(ComputesBuckets, beam.DoFn):
 
         clicks = outcomes.pop("click", None)
         if clicks is not None:
-            clicks, orphans = self._split_orphan_clicks(clicks, target, competitors, _concat(by_role["known"], None))
+            clicks, orphans = self._split_orphan_clicks(clicks, target, competitors, rejected_clicked)
             if orphans.num_rows:
                 result.outputs.append(pvalue.TaggedOutput(DEAD_LETTER_TAG, orphans))
-                tables["click"]["dead_letter"] = {"click_without_impression": orphans.num_rows}
+                reasons = orphans.column("reason").to_pylist()
+                tables["click"]["dead_letter"] = {r: reasons.count(r) for r in sorted(set(reasons))}
             tables["click"]["accepted"] = int((clicks.column("_pday").to_numpy() == 0).sum())
         for table, events in outcomes.items():
             tables[table]["accepted"] = int((events.column("_pday").to_numpy() == 0).sum())
@@ -261,17 +278,25 @@ class BuildExamplesBucketFn(ComputesBuckets, beam.DoFn):
         result.outputs.append(pvalue.TaggedOutput(COUNTS_TAG, counts))
         return result
 
+    def _logged_before(self, target: pa.Table, competitors: pa.Table) -> np.ndarray:
+        """Mask of the targets whose id a valid impression logged up to the allowed lateness before D carries."""
+        pday = competitors.column("_pday").to_numpy()
+        earlier = (pday < 0) & (pday >= -self.allowed_lateness_days)
+        if not earlier.any() or target.num_rows == 0:
+            return np.zeros(target.num_rows, bool)
+        earlier_ids = competitors.column("impression_id").filter(pa.array(earlier))
+        return pc.is_in(target.column("impression_id"), value_set=earlier_ids).to_numpy(zero_copy_only=False)
+
     def _split_orphan_clicks(
-        self, clicks: pa.Table, target: pa.Table, competitors: pa.Table, known: pa.Table | None
+        self, clicks: pa.Table, target: pa.Table, competitors: pa.Table, rejected_clicked: np.ndarray | None
     ) -> tuple[pa.Table, pa.Table]:
-        """Owned clicks whose impression was never served (in the click window) become dead letters."""
+        """Owned clicks whose impression was never validly logged become dead letters: ``click_of_rejected_impression``
+        when the impression was logged but rejected (by its own day's run), else ``click_without_impression``."""
         owned = clicks.column("_pday").to_numpy() == 0
         # Probe the many served ids against the few clicked ones (a small hash table), rather than hashing every
         # served id to look the clicks up: ~3x less work on a bench day.
         clicked = pc.unique(clicks.column("impression_id").filter(pa.array(owned)))
         served = [target.column("impression_id"), competitors.column("impression_id")]
-        if known is not None:
-            served.append(known.column("impression_id"))
         found = [pc.filter(ids, pc.is_in(ids, value_set=clicked)) for ids in served]
         served_clicked = pa.chunked_array([c for ids in found for c in ids.chunks], type=pa.string())
         has_impression = pc.is_in(clicks.column("impression_id"), value_set=served_clicked).to_numpy(
@@ -281,21 +306,39 @@ class BuildExamplesBucketFn(ComputesBuckets, beam.DoFn):
         if not orphan.any():
             return clicks, DEAD_LETTER.empty_table()
         rows = clicks.filter(pa.array(orphan))
+        rejected = np.zeros(rows.num_rows, bool)
+        if rejected_clicked is not None and len(rejected_clicked):
+            rejected_ids = pa.array(rejected_clicked.tolist(), pa.string())
+            rejected = pc.is_in(rows.column("impression_id"), value_set=rejected_ids).to_numpy(zero_copy_only=False)
         files = rows.column("_file").to_numpy()
         parts = []
         for index in np.unique(files):
-            subset = rows.filter(pa.array(files == index)).drop_columns(list(ORDER_COLUMNS))
-            parts.append(
-                dead_letters(
-                    subset,
-                    np.full(subset.num_rows, "click_without_impression", dtype=object),
-                    pipeline=PIPELINE,
-                    table="click",
-                    source_path=self.paths[int(index)],
-                    detail="no impression with this impression_id was served before the click",
+            for is_rejected, reason, detail in _ORPHAN_REASONS:
+                which = (files == index) & (rejected == is_rejected)
+                if not which.any():
+                    continue
+                subset = rows.filter(pa.array(which)).drop_columns(list(ORDER_COLUMNS))
+                parts.append(
+                    dead_letters(
+                        subset,
+                        np.full(subset.num_rows, reason, dtype=object),
+                        pipeline=PIPELINE,
+                        table="click",
+                        source_path=self.paths[int(index)],
+                        detail=detail,
+                    )
                 )
-            )
         return clicks.filter(pa.array(~orphan)), pa.concat_tables(parts)
+
+
+_ORPHAN_REASONS = (
+    (False, "click_without_impression", "no impression with this impression_id was logged before the click"),
+    (
+        True,
+        "click_of_rejected_impression",
+        "its impression was logged but rejected by the run of the day that logged it (see that day's dead letters)",
+    ),
+)
 
 
 class ReadUserFeatureBucketsFn(beam.DoFn):

@@ -2,8 +2,10 @@
 
 A pipeline building day D *owns* the partitions logged on D: their rejected rows go to its dead letters and their
 rows are reconciled in its counts. Partitions of other days it reads only for context (later outcomes, competing
-impressions, history); their defects belong to their own day's run, so here they are dropped silently (and still
-counted, as ``context_rows_dropped``).
+impressions, history). Context rows are validated exactly as their own day's run validates them (the same checks,
+against the snapshots of the day that logged them), so a row rejected there never acts here; their dead letters
+belong to their own day's run, and here they are counted (``context_rows_dropped``, and ``context_unreadable_files``
+for a corrupt context file, whose complete blocks are still read).
 """
 
 from __future__ import annotations
@@ -29,10 +31,13 @@ from transforms.storage import (
     list_files_with_metadata,
     read_avro_as_arrow,
 )
-from transforms.validation import ReferenceIds, file_dead_letter, validate_log_rows
+from transforms.validation import ReferenceIdsByDay, file_dead_letter, validate_log_rows, validation_columns
 
 DEAD_LETTER_TAG = "dead_letter"
 COUNTS_TAG = "counts"
+# Keys of rejected rows a consumer asked for (``rejected_keys``), e.g. the ids of rejected impressions that a click
+# of the day references: small arrays, combined after the reads.
+REJECTED_TAG = "rejected_keys"
 # Bookkeeping columns added to every slice, so per-bucket work can restore a deterministic order (logging day,
 # then file, then row) whatever order the shuffle delivered slices in: deduplication keeps the first occurrence.
 ORDER_COLUMNS = ("_pday", "_file", "_row")
@@ -103,7 +108,8 @@ def effective_buckets(requested: int, files: Sequence[FileSpec]) -> int:
 class ReadValidateBucketFn(ComputesBuckets, beam.DoFn):
     """Reads one part file, validates its rows, projects them for their role and splits them by user bucket.
 
-    Main output: ``(bucket, (role, rows))``; tagged outputs: dead-letter tables (owned files only) and counts.
+    Main output: ``(bucket, (role, rows))``; tagged outputs: dead-letter tables (owned files only), counts, and the
+    keys ``rejected_keys`` picks from rejected rows.
     Files are independent units of work: ``threads`` of them are read side by side, or ``processes`` worker
     processes read them (:mod:`transforms.bucket_work`); outputs are emitted in the order files arrive.
 
@@ -113,7 +119,8 @@ class ReadValidateBucketFn(ComputesBuckets, beam.DoFn):
         n_buckets: number of user buckets.
         allowed_lateness_days: how far before its logging day an event may have happened.
         project: ``project(spec, rows) -> rows`` shapes valid rows for their role (must keep ``user_id``).
-        columns: ``columns(spec) -> list | None``, the raw columns a context file is read with (None: all).
+        columns: ``columns(spec) -> list | None``, the raw columns a context file's role needs (None: all); the
+            columns validation checks are always read too.
         relevant: ``relevant(spec, rows, relevance) -> mask`` keeps only the context rows that can matter to the
             day (``relevance`` is a side input the pipeline computes); owned rows are never filtered.
         shuffle_dir: the run's file-backed shuffle folder (see :mod:`transforms.shuffle`); None shuffles the
@@ -121,6 +128,10 @@ class ReadValidateBucketFn(ComputesBuckets, beam.DoFn):
         threads: files read side by side in this process.
         processes: worker processes that read files (0: read them in this process).
         cache: where decoded files are kept and found again (None: decode every time).
+        rejected_keys: ``rejected_keys(spec, rejected_rows, relevance) -> np.ndarray | None`` picks keys of a
+            file's rejected rows (owned or context) to emit under ``REJECTED_TAG``; None emits nothing.
+
+    The main side input is the :class:`ReferenceIdsByDay` of every logging day in the plan.
     """
 
     def __init__(
@@ -136,6 +147,7 @@ class ReadValidateBucketFn(ComputesBuckets, beam.DoFn):
         threads: int = 1,
         cache: DecodeCache | None = None,
         processes: int = 0,
+        rejected_keys=None,
     ):
         self.pipeline = pipeline
         self.counter_namespace = pipeline
@@ -151,8 +163,9 @@ class ReadValidateBucketFn(ComputesBuckets, beam.DoFn):
         self.threads = threads
         self.processes = processes
         self.cache = cache
+        self.rejected_keys = rejected_keys
 
-    def compute_bucket(self, spec: FileSpec, reference: ReferenceIds, relevance=None) -> BucketResult:
+    def compute_bucket(self, spec: FileSpec, reference: ReferenceIdsByDay, relevance=None) -> BucketResult:
         outputs, stats = self._read_file(spec, reference, relevance)
         counters = {
             "rows_read": stats["read"],
@@ -161,32 +174,48 @@ class ReadValidateBucketFn(ComputesBuckets, beam.DoFn):
         }
         return BucketResult(outputs=outputs, counters=counters)
 
-    def _read_file(self, spec: FileSpec, reference: ReferenceIds, relevance) -> tuple[list, dict]:
+    def _read_file(self, spec: FileSpec, reference: ReferenceIdsByDay, relevance) -> tuple[list, dict]:
         """Everything one file contributes: dead letters, counts and bucket slices; plus counter increments."""
         outputs: list = []
         day = datetime.date.fromisoformat(spec.day)
-        # Context files are read with only the columns their role needs (decoding is the main cost).
-        result = read_spec(spec, None if spec.owned else self.columns(spec), self.cache)
+        # Context files are read with only the columns their role needs (decoding is the main cost), plus those
+        # validation checks: a context row is kept only if its own day keeps it.
+        columns = None if spec.owned else self.columns(spec)
+        if columns is not None:
+            columns = list(dict.fromkeys([*columns, *validation_columns(spec.table)]))
+        result = read_spec(spec, columns, self.cache)
         rows = result.table
         counts: dict = {}
-        if result.error is not None and spec.owned:
-            detail = f"{result.error}; {rows.num_rows} rows salvaged from complete blocks"
-            outputs.append(
-                pvalue.TaggedOutput(
-                    DEAD_LETTER_TAG,
-                    file_dead_letter(pipeline=self.pipeline, table=spec.table, source_path=spec.path, detail=detail),
+        if result.error is not None:
+            lost = {"path": spec.path, "table": spec.table, "day": spec.day, "rows_salvaged": rows.num_rows}
+            if spec.owned:
+                detail = f"{result.error}; {rows.num_rows} rows salvaged from complete blocks"
+                outputs.append(
+                    pvalue.TaggedOutput(
+                        DEAD_LETTER_TAG,
+                        file_dead_letter(
+                            pipeline=self.pipeline, table=spec.table, source_path=spec.path, detail=detail
+                        ),
+                    )
                 )
-            )
-            counts["unreadable_files"] = [{"path": spec.path, "table": spec.table, "rows_salvaged": rows.num_rows}]
+                counts["unreadable_files"] = [lost]
+            else:
+                # Its own day's run dead-letters the file; a reader of it as context must still say its rows
+                # beyond the last complete block were missing here too.
+                counts["context_unreadable_files"] = [lost]
         checked = validate_log_rows(
             rows,
             spec.table,
             day,
-            reference if spec.owned else None,
+            reference.on(spec.day),
             allowed_lateness_days=self.allowed_lateness_days,
             source_path=spec.path,
             pipeline=self.pipeline,
         )
+        if self.rejected_keys is not None and checked.rejected_rows.num_rows:
+            keys = self.rejected_keys(spec, checked.rejected_rows, relevance)
+            if keys is not None and len(keys):
+                outputs.append(pvalue.TaggedOutput(REJECTED_TAG, keys))
         stats = {
             "read": rows.num_rows,
             "rejected": checked.rejected.num_rows if spec.owned else 0,
@@ -258,7 +287,9 @@ class ReadRawByUserBucket(beam.PTransform):
             # Spread files over workers (Create alone may hand them all to one bundle).
             | "SpreadFiles" >> beam.Reshuffle()
             | "ReadValidateBucket"
-            >> beam.ParDo(self.read_fn, *self.side_inputs).with_outputs(DEAD_LETTER_TAG, COUNTS_TAG, main="rows")
+            >> beam.ParDo(self.read_fn, *self.side_inputs).with_outputs(
+                DEAD_LETTER_TAG, COUNTS_TAG, REJECTED_TAG, main="rows"
+            )
         )
 
 

@@ -13,12 +13,17 @@ Reasons, in the order they are checked (a row gets the first that applies):
 - ``bad_timestamp``: ``event_ts`` is after the end of its logging day, or earlier than the allowed lateness;
 - ``unknown_user`` / ``unknown_podcast`` / ``unknown_campaign`` / ``unknown_creative``: the id is not in that
   day's dimension snapshot.
+
+A row is judged by the day that logged it, whoever reads it: the run of day D rejects (dead-letters) the rows logged
+on D, and a run that reads them as context (later outcomes, competing impressions, history) drops exactly the same
+rows, so a rejected row never acts in a neighbouring day (:class:`ReferenceIdsByDay`, :func:`validation_columns`).
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +66,43 @@ class ReferenceIds:
         )
 
 
+@dataclass(frozen=True)
+class ReferenceIdsByDay:
+    """The :class:`ReferenceIds` of every logging day a run reads: each row is checked against the snapshots of
+    the day that logged it, as that day's own run checks it.
+
+    Days whose id sets are equal share one :class:`IdSet` object, so the side input pickles each distinct set once
+    (the user snapshot rarely changes from day to day, and 30 copies of 400k users would be ~100 MB).
+
+        >>> by_day = ReferenceIdsByDay.load(["2026-03-02"], lambda day: reference)      # doctest: +SKIP
+        >>> by_day.on("2026-03-02").users.contains(np.array([1]))                        # doctest: +SKIP
+    """
+
+    days: dict[str, ReferenceIds]
+
+    @classmethod
+    def load(cls, days: Iterable[str], load_day: Callable[[str], ReferenceIds]) -> ReferenceIdsByDay:
+        shared: dict[tuple[str, bytes], IdSet] = {}
+
+        def one(kind: str, ids: IdSet) -> IdSet:
+            return shared.setdefault((kind, ids.ids.dtype.str.encode() + ids.ids.tobytes()), ids)
+
+        loaded = {}
+        for day in sorted(set(days)):
+            reference = load_day(day)
+            loaded[day] = ReferenceIds(**{kind: one(kind, getattr(reference, kind)) for kind in _KINDS})
+        return cls(loaded)
+
+    def on(self, day: str) -> ReferenceIds:
+        """The reference of logging ``day`` (ISO); an error naming the loaded days when it was not loaded."""
+        try:
+            return self.days[day]
+        except KeyError:
+            loaded = ", ".join(sorted(self.days)) or "none"
+            raise KeyError(f"no reference ids loaded for logging day {day}; loaded: {loaded}") from None
+
+
+_KINDS = ("users", "podcasts", "campaigns", "creatives")
 _REFERENCED = (
     ("user_id", "users", "unknown_user"),
     ("podcast_id", "podcasts", "unknown_podcast"),
@@ -69,10 +111,19 @@ _REFERENCED = (
 )
 
 
+def validation_columns(table: str) -> list[str]:
+    """The raw columns :func:`validate_log_rows` checks in ``table``: a projected read must include them, or the
+    rows it keeps are not the rows the owning day keeps."""
+    schema = load_schema(table)
+    referenced = [column for column, _, _ in _REFERENCED if column in schema.field_names]
+    return list(dict.fromkeys([*schema.required_fields, "event_ts", *referenced]))
+
+
 @dataclass(frozen=True)
 class CheckedRows:
     valid: pa.Table
     rejected: pa.Table  # DEAD_LETTER rows
+    rejected_rows: pa.Table  # the same rows as read (same columns as ``valid``), for callers that need their ids
 
 
 def dead_letters(
@@ -123,9 +174,10 @@ def validate_log_rows(
 ) -> CheckedRows:
     """Split rows of raw log ``table`` logged on ``logging_day`` into valid rows and dead letters.
 
-    With ``reference=None`` only the structural checks run (null ids, timestamps): the snapshots of one day cannot
-    judge rows logged on another (a show launched the day after is unknown to today's snapshot, yet real).
-    Only the columns present in ``rows`` are checked, so a projected read checks what it read.
+    ``reference`` must be the snapshots of ``logging_day`` itself: those of another day cannot judge its rows (a
+    show launched the day after is unknown to today's snapshot, yet real). With ``reference=None`` only the
+    structural checks run (null ids, timestamps). Only the columns present in ``rows`` are checked: a projected
+    read must include :func:`validation_columns` to keep exactly the rows the owning day keeps.
     """
     # The first failed check of a row is its reason. Codes, not strings: comparing an object array with "" once
     # per check cost ~1 s of a bench day.
@@ -149,12 +201,13 @@ def validate_log_rows(
             flag(~getattr(reference, kind).contains(values), why)
     bad = reason_code != 0
     if not bad.any():
-        return CheckedRows(rows, DEAD_LETTER.empty_table())
+        return CheckedRows(rows, DEAD_LETTER.empty_table(), rows.slice(0, 0))
+    bad_rows = rows.filter(pa.array(bad))
     rejected = dead_letters(
-        rows.filter(pa.array(bad)),
+        bad_rows,
         np.array(reasons, dtype=object)[reason_code[bad]],
         pipeline=pipeline,
         table=table,
         source_path=source_path,
     )
-    return CheckedRows(rows.filter(pa.array(~bad)), rejected)
+    return CheckedRows(rows.filter(pa.array(~bad)), rejected, bad_rows)

@@ -3,6 +3,10 @@
 >>> world = HandmadeWorld(tmp_path / "data", start=datetime.date(2026, 3, 2), n_days=12)     # doctest: +SKIP
 >>> world.stream(user=1, podcast=1, at=world.ts(0, 12), ms=90_000)                          # doctest: +SKIP
 >>> world.write()                                                                            # doctest: +SKIP
+
+Every event takes ``logged=`` (the day offset of the partition it is logged in; default: the day it happened) and
+``**fields`` that override any column, e.g. ``campaign_id=None`` for a row its day must reject. ``absent`` removes
+ids from one day's dimension snapshot: ``world.absent[("podcast", 2)] = {2}``.
 """
 
 from __future__ import annotations
@@ -32,19 +36,23 @@ class HandmadeWorld:
         self.start = start
         self.days = [start + datetime.timedelta(days=i) for i in range(n_days)]
         self.rows: dict[tuple[str, datetime.date], list[dict]] = defaultdict(list)
+        self.absent: dict[tuple[str, int], set[int]] = {}  # (entity, day offset) -> ids missing from that snapshot
 
     def ts(self, day_offset: int, hour: float) -> int:
         day = self.start + datetime.timedelta(days=day_offset)
         return int(datetime.datetime.combine(day, datetime.time(), UTC).timestamp() * 1000 + hour * 3_600_000)
 
-    def _log(self, table: str, row: dict, logged_day_offset: int | None) -> dict:
+    def _log(self, table: str, row: dict, logged_day_offset: int | None, fields: dict | None = None) -> dict:
+        row.update(fields or {})
         offset = logged_day_offset
         if offset is None:
             offset = (datetime.datetime.fromtimestamp(row["event_ts"] / 1000, UTC).date() - self.start).days
         self.rows[(table, self.start + datetime.timedelta(days=offset))].append(row)
         return row
 
-    def ad(self, user: int, podcast: int, at: int, logged: int | None = None, impression_id: str | None = None) -> str:
+    def ad(
+        self, user: int, podcast: int, at: int, logged: int | None = None, impression_id: str | None = None, **fields
+    ) -> str:
         row = {
             "impression_id": impression_id or _id("ad"),
             "event_ts": at,
@@ -59,9 +67,9 @@ class HandmadeWorld:
             "country": "SE",
             "cost_micros": 10_000,
         }
-        return self._log("ad_impression", row, logged)["impression_id"]
+        return self._log("ad_impression", row, logged, fields)["impression_id"]
 
-    def promo(self, user: int, podcast: int, at: int, logged: int | None = None) -> str:
+    def promo(self, user: int, podcast: int, at: int, logged: int | None = None, **fields) -> str:
         row = {
             "impression_id": _id("pr"),
             "event_ts": at,
@@ -75,7 +83,7 @@ class HandmadeWorld:
             "device": "ios",
             "country": "SE",
         }
-        return self._log("promo_impression", row, logged)["impression_id"]
+        return self._log("promo_impression", row, logged, fields)["impression_id"]
 
     def stream(
         self,
@@ -85,6 +93,7 @@ class HandmadeWorld:
         ms: int = 600_000,
         logged: int | None = None,
         event_id: str | None = None,
+        **fields,
     ) -> None:
         row = {
             "event_id": event_id or _id("st"),
@@ -95,15 +104,19 @@ class HandmadeWorld:
             "ms_played": ms,
             "surface": "home",
         }
-        self._log("stream", row, logged)
+        self._log("stream", row, logged, fields)
 
-    def click(self, impression_id: str, user: int, at: int) -> None:
-        self._log(
-            "click", {"event_id": _id("cl"), "event_ts": at, "impression_id": impression_id, "user_id": user}, None
-        )
+    def click(self, impression_id: str, user: int, at: int, logged: int | None = None, **fields) -> None:
+        row = {"event_id": _id("cl"), "event_ts": at, "impression_id": impression_id, "user_id": user}
+        self._log("click", row, logged, fields)
 
-    def follow(self, user: int, podcast: int, at: int) -> None:
-        self._log("follow", {"event_id": _id("fo"), "event_ts": at, "user_id": user, "podcast_id": podcast}, None)
+    def follow(self, user: int, podcast: int, at: int, logged: int | None = None, **fields) -> None:
+        row = {"event_id": _id("fo"), "event_ts": at, "user_id": user, "podcast_id": podcast}
+        self._log("follow", row, logged, fields)
+
+    def like(self, user: int, podcast: int, at: int, logged: int | None = None, **fields) -> None:
+        row = {"event_id": _id("li"), "event_ts": at, "user_id": user, "podcast_id": podcast}
+        self._log("like", row, logged, fields)
 
     def write(self) -> None:
         for day in self.days:
@@ -175,7 +188,10 @@ class HandmadeWorld:
                     }
                 ],
             }
+            offset = (day - self.start).days
             for table, rows in snapshots.items():
+                missing = self.absent.get((table, offset), set())
+                rows = [r for r in rows if r[f"{table}_id"] not in missing]
                 write_avro_part(
                     layout.part_file(layout.raw_partition(self.root, table, day), 0), load_schema(table), rows
                 )

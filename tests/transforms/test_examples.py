@@ -18,14 +18,21 @@ def test_sorted_union_in_a_pipeline_matches_np_unique():
         assert np.array_equal(union, expected), (union[:5], expected[:5])
 
     with TestPipeline("FnApiRunner") as pipeline:
-        union = pipeline | beam.Create(parts) | beam.CombineGlobally(SortedUnion())
+        union = pipeline | beam.Create(parts) | beam.CombineGlobally(SortedUnion(np.uint64))
         assert_that(union, check)
 
 
 def test_sorted_union_of_strings_and_of_nothing():
-    fn = SortedUnion()
+    fn = SortedUnion(str)
     accumulator = fn.merge_accumulators(
         [fn.add_input(fn.create_accumulator(), np.array(["b", "a"])), [np.array(["a", "c"])]]
     )
     assert fn.extract_output(accumulator).tolist() == ["a", "b", "c"]
     assert len(fn.extract_output(fn.create_accumulator())) == 0
+
+
+def test_sorted_union_of_nothing_keeps_the_ids_kind():
+    # An empty day's pair keys must still be integer ids (IdSet refuses floats): the day used to crash here.
+    empty = SortedUnion(np.uint64).extract_output([np.zeros(0, np.uint64)])
+    assert empty.dtype == np.uint64 and len(empty) == 0
+    assert SortedUnion(str).extract_output([]).dtype.kind == "U"
