@@ -5,9 +5,14 @@ Usage (``make backfill START=... END=...`` wraps this)::
     python -m pipelines.backfill --data_root=./data --start=2026-03-02 --end=2026-03-08 [--force] \\
         [--allow_unobserved] [beam options...]
 
-Days run in order, features before examples (examples of D join the features of D). A partition that already
-carries ``_SUCCESS.json`` is complete and skipped unless ``--force``; partitions are committed whole, so after a
-failure the same command resumes where it stopped. Every other option is passed to both pipelines.
+Days run in order, features before examples (examples of D join the features of D). A partition is complete,
+and skipped unless ``--force``, when it carries ``_SUCCESS.json`` *and* the inputs recorded there are the inputs a
+run would read now (``pipelines/lineage.py``): after a re-simulated world, rewritten or late log files, new log days
+that cover an immature day's windows, or features rebuilt under a day's examples, the partition is rebuilt and
+the status says why. Partitions are committed whole, so after a failure (or Ctrl-C) the same command resumes where
+it stopped. Every other option is passed to both pipelines.
+
+Each day's row is printed as soon as it finishes, with a progress line on a terminal.
 """
 
 from __future__ import annotations
@@ -18,14 +23,15 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines import build_examples, build_features
+from pipelines import build_examples, build_features, lineage
 from pipelines.daily import bucket_processes, day_range
 from pipelines.options import resolve_runner
 from schemas import layout
-from transforms.storage import is_complete
+from transforms.storage import is_complete, read_success
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -44,47 +50,77 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return parser.parse_known_args(argv)
 
 
-def run(argv: list[str]) -> list[dict]:
-    """Backfill the range; returns one status row per (day, stage): built, skipped or failed."""
+def run(argv: list[str], on_status: Callable[[dict], None] | None = None) -> list[dict]:
+    """Backfill the range; returns one status row per (day, stage): built, rebuilt (why), skipped or failed.
+    ``on_status`` gets each row as soon as it is decided (``main`` prints it)."""
     args, beam_args = parse_args(argv)
     # Starts the worker processes' server (when the runner will use one) while the first day is planned.
     bucket_processes(resolve_runner(PipelineOptions(beam_args)))
-    statuses = []
-    stages = [("features", build_features.run, lambda d: layout.feature_partition(args.data_root, "user", d))]
+    statuses: list[dict] = []
+
+    def emit(row: dict) -> None:
+        statuses.append(row)
+        if on_status is not None:
+            on_status(row)
+
+    stages = [("features", build_features, lambda d: layout.feature_partition(args.data_root, "user", d))]
     if not args.skip_examples:
-        stages.append(("examples", build_examples.run, lambda d: layout.examples_partition(args.data_root, d)))
-    for day in day_range(args.start, args.end):
-        for stage, run_stage, partition in stages:
-            if is_complete(partition(day)) and not args.force:
-                statuses.append({"date": day.isoformat(), "stage": stage, "status": "skipped (complete)"})
-                continue
-            stage_args = [f"--data_root={args.data_root}", f"--date={day.isoformat()}", *beam_args]
-            if stage == "examples" and args.allow_unobserved:
-                stage_args.append("--allow_unobserved")
-            started = time.perf_counter()
-            try:
-                summary = run_stage(stage_args)
-            except Exception as exc:
-                statuses.append({"date": day.isoformat(), "stage": stage, "status": f"failed: {exc}"})
-                raise BackfillError(statuses, day, stage) from exc
-            rows = summary.get("rows", summary.get("users", 0))
-            statuses.append(
-                {
-                    "date": day.isoformat(),
-                    "stage": stage,
-                    "status": "built",
-                    "rows": rows,
-                    "seconds": round(time.perf_counter() - started, 1),
-                }
-            )
+        stages.append(("examples", build_examples, lambda d: layout.examples_partition(args.data_root, d)))
+    day, stage = args.start, stages[0][0]
+    try:
+        for day in day_range(args.start, args.end):
+            for stage, pipeline, partition in stages:
+                _run_stage(args, beam_args, day, stage, pipeline, partition(day), emit, statuses)
+    except KeyboardInterrupt:
+        raise Interrupted(statuses, day, stage) from None
     return statuses
 
 
-class BackfillError(RuntimeError):
+def _run_stage(args, beam_args, day, stage, pipeline, partition, emit, statuses) -> None:
+    """One stage of one day: skipped when complete for today's inputs, else built (or rebuilt, with why)."""
+    stage_args = [f"--data_root={args.data_root}", f"--date={day.isoformat()}", *beam_args]
+    if stage == "examples" and args.allow_unobserved:
+        stage_args.append("--allow_unobserved")
+    built = "built"
+    if is_complete(partition) and not args.force:
+        why = stale_reason(read_success(partition), pipeline.planned_inputs(stage_args))
+        if why is None:
+            emit({"date": day.isoformat(), "stage": stage, "status": "skipped (complete)"})
+            return
+        built = f"rebuilt ({why})"
+    started = time.perf_counter()
+    try:
+        summary = pipeline.run(stage_args)
+    except Exception as exc:
+        emit({"date": day.isoformat(), "stage": stage, "status": f"failed: {exc}"})
+        raise BackfillError(statuses, day, stage, exc) from exc
+    rows = summary.get("rows", summary.get("users", 0))
+    seconds = round(time.perf_counter() - started, 1)
+    emit({"date": day.isoformat(), "stage": stage, "status": built, "rows": rows, "seconds": seconds})
+
+
+def stale_reason(success: dict, planned: dict) -> str | None:
+    """Why a complete partition (its ``_SUCCESS.json``) must be rebuilt for the inputs there are now; None if not."""
+    if success.get("labels_mature") is False and planned.get("mature"):
+        return f"labels were immature; logs now reach {planned['logs_needed_through']}"
+    if planned.get("inputs") is None:
+        return "its logs are gone"
+    return lineage.stale_reason(success.get("inputs"), planned["inputs"])
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a backfill: which days finished and where it stopped."""
+
     def __init__(self, statuses: list[dict], day: datetime.date, stage: str) -> None:
+        super().__init__(f"interrupted during {stage} of {day}")
+        self.statuses, self.day, self.stage = statuses, day, stage
+
+
+class BackfillError(RuntimeError):
+    def __init__(self, statuses: list[dict], day: datetime.date, stage: str, cause: Exception) -> None:
         super().__init__(
-            f"backfill stopped at {stage} of {day}; days before it are complete. Fix the cause and rerun the same "
-            "command to resume.\n" + format_statuses(statuses)
+            f"backfill stopped at {stage} of {day}: {cause} (the days before it are complete; rerun the same "
+            "command to resume)"
         )
         self.statuses = statuses
 
@@ -101,16 +137,66 @@ def format_statuses(statuses: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     argv = sys.argv[1:] if argv is None else argv
-    status_json = parse_args(argv)[0].status_json
+    args = parse_args(argv)[0]
+    progress = Progress(len(day_range(args.start, args.end)) * (1 if args.skip_examples else 2))
     try:
-        statuses = run(argv)
+        statuses = run(argv, on_status=progress.row)
     except BackfillError as exc:
+        progress.clear()
         print(exc, file=sys.stderr)
-        _write_statuses(status_json, exc.statuses)
+        _write_statuses(args.status_json, exc.statuses)
         return 1
-    print(format_statuses(statuses))
-    _write_statuses(status_json, statuses)
+    except KeyboardInterrupt as exc:
+        progress.clear()
+        done = finished_days(getattr(exc, "statuses", []), 1 if args.skip_examples else 2)
+        where = f" during {exc.stage} of {exc.day}" if isinstance(exc, Interrupted) else ""
+        print(
+            f"interrupted{where}; finished: {', '.join(done) or 'nothing'} (committed; the same command resumes)",
+            file=sys.stderr,
+        )
+        _write_statuses(args.status_json, getattr(exc, "statuses", []))
+        return 130
+    progress.clear()
+    _write_statuses(args.status_json, statuses)
     return 0
+
+
+def finished_days(statuses: list[dict], stages_per_day: int) -> list[str]:
+    """Days whose every stage finished (built, rebuilt or skipped as complete)."""
+    done: dict[str, int] = {}
+    for s in statuses:
+        if not s["status"].startswith("failed"):
+            done[s["date"]] = done.get(s["date"], 0) + 1
+    return sorted(d for d, n in done.items() if n == stages_per_day)
+
+
+class Progress:
+    """Prints each status row as it is decided (the header first), and, on a terminal, a progress bar of the
+    stages done on stderr under it."""
+
+    def __init__(self, total: int, out=None, err=None) -> None:
+        self.total, self.done = total, 0
+        self.out, self.err = out or sys.stdout, err or sys.stderr
+        self.tty = self.err.isatty()
+        self.started = time.perf_counter()
+        print(format_statuses([]), file=self.out, flush=True)
+
+    def row(self, status: dict) -> None:
+        self.clear()
+        print(format_statuses([status]).split("\n", 1)[1], file=self.out, flush=True)
+        self.done += 1
+        if self.tty and self.done < self.total:
+            width = 30
+            filled = width * self.done // self.total
+            elapsed = time.perf_counter() - self.started
+            bar = "#" * filled + "-" * (width - filled)
+            self.err.write(f"\r[{bar}] {self.done}/{self.total} stages, {elapsed:.0f} s")
+            self.err.flush()
+
+    def clear(self) -> None:
+        if self.tty:
+            self.err.write("\r\033[K")
+            self.err.flush()
 
 
 def _write_statuses(path: str | None, statuses: list[dict]) -> None:

@@ -165,7 +165,9 @@ def input_fingerprint(data_root: str, day: datetime.date, config: AttributionCon
     """What the examples of ``day`` are built from (``pipelines/lineage.py``): the planned files, the snapshots of
     ``day`` and of the days they were logged, the features of ``day``, the world and the attribution settings.
     Recorded in ``_SUCCESS.json``; new log days inside the windows change it, so an immature day is rebuilt."""
-    settings = {"attribution": dataclasses.asdict(config), "allowed_lateness_days": lateness}
+    attribution = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    settings = {"attribution": {k: dict(v) if hasattr(v, "items") else v for k, v in attribution.items()}}
+    settings["allowed_lateness_days"] = lateness
     features = [layout.feature_partition(data_root, entity, day) for entity in ("user", "podcast")]
     used = [(f.path, f.size_bytes, f.modified) for f in files]
     return lineage.fingerprint(data_root, used, {day.isoformat(), *(f.day for f in files)}, settings, features)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 
 import apache_beam as beam
@@ -57,20 +58,23 @@ def build_config(opts: SimulateWorldOptions) -> WorldConfig:
     return WorldConfig.preset(opts.world, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def prepare_output(data_root: str, overwrite: bool) -> None:
-    """Refuse to mix two worlds under one root; with ``overwrite``, delete the previous one first."""
+def prepare_output(data_root: str, overwrite: bool) -> list[str]:
+    """Refuse to mix two worlds under one root; with ``overwrite``, delete the previous one first, with everything
+    derived from it (features, examples, dead letters, scoring outputs, the decode cache): derived data of another
+    world must not count as complete for the new one. Returns the folders deleted."""
     world_dir = layout.world_dir(data_root)
+    raw = [layout.raw_table(data_root, t) for t in (*LOG_TABLES, *SNAPSHOT_TABLES)]
     existing = [
         path
-        for path in [world_dir, *(layout.raw_table(data_root, t) for t in (*LOG_TABLES, *SNAPSHOT_TABLES))]
+        for path in [world_dir, *raw, *layout.derived_dirs(data_root)]
         if FileSystems.exists(path) or FileSystems.match([path + "/*"])[0].metadata_list
     ]
     if not existing:
-        return
+        return []
     if not overwrite:
         raise FileExistsError(
-            f"{data_root} already holds simulated data ({existing[0]} ...); pass --overwrite to replace it "
-            "or choose another --data_root"
+            f"{data_root} already holds simulated data or data derived from it ({existing[0]} ...); pass --overwrite "
+            "(make data does) to replace it and everything derived from it, or choose another --data_root"
         )
     for path in existing:
         matches = FileSystems.match([path + "/**"])[0].metadata_list
@@ -78,6 +82,7 @@ def prepare_output(data_root: str, overwrite: bool) -> None:
             FileSystems.delete([m.path for m in matches])
         if FileSystems.exists(path):
             FileSystems.delete([path])
+    return existing
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -89,7 +94,14 @@ def run(argv: list[str] | None = None) -> dict:
     config = build_config(opts)
 
     started = time.perf_counter()
-    prepare_output(data_root, opts.overwrite)
+    replaced = prepare_output(data_root, opts.overwrite)
+    if replaced:
+        derived = [p.rstrip("/").rsplit("/", 1)[-1] for p in replaced if p in layout.derived_dirs(data_root)]
+        logging.getLogger(__name__).warning(
+            "replaced the world under %s%s",
+            data_root,
+            f" and removed its derived data: {', '.join(derived)}" if derived else "",
+        )
     world = World.generate(config)
     world.save(layout.world_dir(data_root))
     summary_path = layout.join(layout.world_dir(data_root), "summary.json")

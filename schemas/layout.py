@@ -108,3 +108,12 @@ def audience_partition(root: str, day: datetime.date) -> str:
 def user_ranking_partition(root: str, day: datetime.date) -> str:
     """``user_rankings/dt=D``: per user, the top-N campaigns (pipelines/score.py)."""
     return join(root, "user_rankings", dt_dir(day))
+
+
+# Everything under a data root that is derived from raw/ (and world/): replacing the world makes all of it stale.
+DERIVED_FOLDERS = ("features", "examples", "deadletter", "audiences", "user_rankings", "_cache", "_shuffle")
+
+
+def derived_dirs(root: str) -> list[str]:
+    """The folders of derived data under ``root`` (see :data:`DERIVED_FOLDERS`)."""
+    return [join(root, name) for name in DERIVED_FOLDERS]

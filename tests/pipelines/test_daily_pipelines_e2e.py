@@ -114,6 +114,7 @@ def test_other_runners_build_identical_partitions(dirty_world, tmp_path, runner_
     import shutil
 
     shutil.copytree(pathlib.Path(root) / "raw", other / "raw")
+    shutil.copytree(pathlib.Path(root) / "world", other / "world")  # the same inputs: _SUCCESS.json records them
     build_features.run([f"--data_root={other}", f"--date={day}", "--n_buckets=8", *runner_args])
     for entity in ("user", "podcast"):
         assert _digest(layout.feature_partition(str(other), entity, day)) == _digest(
