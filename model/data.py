@@ -23,6 +23,7 @@ import dataclasses
 import datetime
 import functools
 import hashlib
+import json
 import logging
 import math
 import os
@@ -51,6 +52,7 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta"
 
 DAY_FOLDER = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 SUCCESS_MARKER = "_SUCCESS.json"
+MANIFEST_KEY = "files"  # the partition's file names in its marker (see transforms/storage.py)
 HASHING = {
     "string": "blake2b, 8-byte digest of the UTF-8 bytes, little-endian",
     "integer": "splitmix64 of the value as a two's-complement 64-bit integer (booleans as 0/1)",
@@ -124,6 +126,24 @@ class ExampleTable:
         self._copied: dict[str, str] = {}
         self._copy_lock = threading.Lock()
 
+    def _listed_by_marker(self, parquet: list[str]) -> list[str]:
+        """The day's files its ``_SUCCESS.json`` lists, when it lists them: a swap interrupted on an object store
+        leaves the other version's files beside them (see ``transforms/storage.py:commit_partition``)."""
+        folder = parquet[0].rsplit("/", 1)[0] if parquet else None
+        if folder is None:
+            return parquet
+        with self.fs.open_input_stream(f"{folder}/{SUCCESS_MARKER}") as handle:
+            listed = json.loads(handle.read()).get(MANIFEST_KEY)
+        if listed is None:
+            return parquet
+        wanted = {f"{folder}/{name}" for name in listed if name.endswith(".parquet")}
+        missing = wanted - set(parquet)
+        if missing:
+            raise DataError(
+                f"example table {self.root!r}: {SUCCESS_MARKER} lists files that are gone: {sorted(missing)}"
+            )
+        return [path for path in parquet if path in wanted]
+
     @classmethod
     def open(cls, root: str) -> ExampleTable:
         filesystem, base = resolve_filesystem(root)
@@ -162,6 +182,8 @@ class ExampleTable:
         any_marked = any(marked for _, marked in days.values())
         for day in sorted(days):
             parquet, marked = sorted(days[day][0]), days[day][1]
+            if marked:
+                parquet = self._listed_by_marker(parquet)
             if any_marked and not marked:
                 self.skipped.append({"day": day.isoformat(), "reason": f"no {SUCCESS_MARKER} (incomplete)"})
             elif not parquet:

@@ -76,9 +76,9 @@ from transforms.storage import (
     atomic_write,
     commit_partition,
     is_complete,
-    list_files,
     new_run_id,
     parquet_bytes,
+    partition_files,
     staging_dir,
     use_system_allocator,
 )
@@ -204,7 +204,7 @@ def run(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     use_system_allocator()  # for the in-process runners; workers set it in their DoFns' setup
 
-    user_feature_paths = list_files(layout.join(layout.feature_partition(data_root, "user", day), "part-*.parquet"))
+    user_feature_paths = partition_files(layout.feature_partition(data_root, "user", day), ".parquet")
     for entity in ("user", "podcast"):
         if not is_complete(layout.feature_partition(data_root, entity, day)):
             raise MissingInputError(

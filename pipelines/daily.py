@@ -21,7 +21,13 @@ from transforms import worker_server
 from transforms.decode_cache import DecodeCache
 from transforms.raw_input import FileSpec, available_days
 from transforms.shuffle import SHUFFLE_MODES
-from transforms.storage import list_files_with_metadata, read_avro_as_arrow, read_bytes, read_parquet
+from transforms.storage import (
+    list_files_with_metadata,
+    partition_files,
+    read_avro_as_arrow,
+    read_bytes,
+    read_parquet_files,
+)
 from transforms.validation import MS_PER_DAY, ReferenceIds, ReferenceIdsByDay, day_start_ms
 from transforms.worker_server import workers_wanted
 
@@ -162,7 +168,7 @@ def load_snapshot(day_iso: str, data_root: str, table: str, cache: DecodeCache |
 def load_podcast_features(day_iso: str, data_root: str) -> pa.Table:
     """Side-input loader: the podcast feature snapshot of an ISO day (small: one row per show)."""
     partition = layout.feature_partition(data_root, "podcast", datetime.date.fromisoformat(day_iso))
-    return read_parquet(layout.join(partition, "part-*.parquet"), PODCAST_FEATURES)
+    return read_parquet_files(partition_files(partition, ".parquet"), PODCAST_FEATURES)
 
 
 def load_reference_ids(day_iso: str, data_root: str, cache: DecodeCache | None = None) -> ReferenceIds:

@@ -46,7 +46,7 @@ from transforms.scoring import (
     model_fingerprint,
 )
 from transforms.sinks import WriteDeadLetters, WriteJson
-from transforms.storage import commit_partition, is_complete, list_files, new_run_id, staging_dir
+from transforms.storage import commit_partition, is_complete, list_files, new_run_id, partition_files, staging_dir
 
 
 class ScoreOptions(PipelineOptions):
@@ -180,7 +180,7 @@ def run(argv: list[str] | None = None) -> dict:
                 f"no {table} snapshot for {day} under {layout.raw_partition(data_root, table, day)}; "
                 "simulate or ingest that day first"
             )
-    user_paths = list_files(layout.join(layout.feature_partition(data_root, "user", day), "part-*.parquet"))
+    user_paths = partition_files(layout.feature_partition(data_root, "user", day), ".parquet")
     if opts.max_user_parts:
         user_paths = user_paths[: opts.max_user_parts]
 

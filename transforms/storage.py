@@ -4,7 +4,9 @@
   polars Avro decoder (about 7x fastavro here), with a block-by-block fastavro fallback that salvages what a
   corrupt file still holds.
 - Parquet parts and whole derived partitions are committed atomically: parts go to a staging folder, the staging
-  folder replaces the partition, and ``_SUCCESS.json`` is written last.
+  folder replaces the partition, and ``_SUCCESS.json`` is written last. It lists the partition's files; readers
+  take a partition's files from there (:func:`partition_files`), which is what makes the swap safe on object
+  stores, where folders cannot be renamed (see :func:`commit_partition`).
 
 >>> result = read_avro_as_arrow("data/raw/click/dt=2026-03-02/part-00000.avro", "click")   # doctest: +SKIP
 >>> result.table.schema.field("event_ts").type                                            # doctest: +SKIP
@@ -38,13 +40,13 @@ def read_bytes(path: str) -> bytes:
 
 
 def atomic_write(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary sibling that no ``part-*`` glob matches, then rename it."""
+    """Write ``data`` to ``path`` via a temporary sibling that no ``part-*`` glob matches, then rename it over
+    ``path``: a reader sees the old content or the new, never none (on GCS a rename is a copy, which replaces the
+    object whole; locally os.rename replaces the file)."""
     directory, _, name = path.rpartition("/")
     tmp = f"{directory}/.tmp-{uuid.uuid4().hex}-{name}"
     with FileSystems.create(tmp) as handle:
         handle.write(data)
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
     FileSystems.rename([tmp], [path])
 
 
@@ -239,11 +241,15 @@ class WriteBehind:
 
 def read_parquet(pattern: str, schema: pa.Schema | None = None) -> pa.Table:
     """All Parquet files matching ``pattern`` as one table (empty with ``schema`` when none match)."""
-    paths = list_files(pattern)
+    return read_parquet_files(list_files(pattern), schema, what=f"match {pattern}")
+
+
+def read_parquet_files(paths: list[str], schema: pa.Schema | None = None, what: str = "were given") -> pa.Table:
+    """Parquet files as one table (empty with ``schema`` when there are none), e.g. :func:`partition_files`."""
     tables = [pq.read_table(io.BytesIO(read_bytes(p))) for p in paths]
     if not tables:
         if schema is None:
-            raise FileNotFoundError(f"no Parquet files match {pattern}")
+            raise FileNotFoundError(f"no Parquet files {what}")
         return schema.empty_table()
     table = pa.concat_tables(tables, promote_options="default")
     return table.cast(schema) if schema is not None else table
@@ -277,15 +283,25 @@ def delete_tree(folder: str) -> None:
 
 
 def commit_partition(staging: str, partition: str, success: Mapping[str, Any]) -> None:
-    """Replace ``partition`` by the parts in ``staging`` and mark it complete with ``_SUCCESS.json``.
+    """Replace ``partition`` by the files in ``staging`` and mark it complete with ``_SUCCESS.json`` (``success``
+    plus ``files``: the partition's file names).
 
-    A crash before this call leaves the previous partition untouched. Locally the swap is two directory renames;
-    on object stores each object is renamed (copy + delete), so the window between removing the old partition and
-    the new one appearing is as short as the listing.
+    A crash at any point leaves the old partition or the new one readable, never a mix or nothing:
+
+    - Locally the swap is two directory renames (each atomic).
+    - On object stores folders cannot be renamed, and renaming objects one by one over the old ones would mix the
+      two. So the new files are copied in under names of their own (``part-00000-<generation>.parquet``) beside
+      the old ones, which the old ``_SUCCESS.json`` still lists; then the new ``_SUCCESS.json`` replaces the old
+      in one object write, and only then are the old files deleted. Readers take the files a marker lists
+      (:func:`partition_files`), so until the marker changes they read the old partition, and after, the new;
+      files a crash strands are deleted by the next commit.
     """
-    atomic_write(layout.success_marker(staging), json.dumps(success, indent=2, sort_keys=True).encode())
+    staging, partition = staging.rstrip("/"), partition.rstrip("/")
+    names = sorted(p[len(staging) + 1 :] for p in list_files(layout.join(staging, "**")))
+    names = [n for n in names if n != layout.SUCCESS_MARKER]
     if is_local(partition):
-        os.makedirs(os.path.dirname(partition.rstrip("/")), exist_ok=True)
+        atomic_write(layout.success_marker(staging), _marker_bytes(success, names))
+        os.makedirs(os.path.dirname(partition), exist_ok=True)
         trash = staging + ".replaced"
         if os.path.exists(partition):
             os.replace(partition, trash)
@@ -295,14 +311,46 @@ def commit_partition(staging: str, partition: str, success: Mapping[str, Any]) -
 
             shutil.rmtree(trash)
         return
-    old = list_files(layout.join(partition, "**"))
-    if old:
-        FileSystems.delete(old)
-    new = list_files(layout.join(staging, "**"))
-    marker = layout.success_marker(staging)
-    body = [p for p in new if p != marker]
-    FileSystems.rename(body, [partition.rstrip("/") + p[len(staging.rstrip("/")) :] for p in body])
-    FileSystems.rename([marker], [layout.success_marker(partition)])
+    generation = new_run_id()
+    committed = [_with_generation(name, generation) for name in names]
+    if names:
+        FileSystems.rename([f"{staging}/{n}" for n in names], [f"{partition}/{n}" for n in committed])
+    atomic_write(layout.success_marker(partition), _marker_bytes(success, committed))
+    keep = {f"{partition}/{n}" for n in committed} | {layout.success_marker(partition)}
+    stale = [p for p in list_files(layout.join(partition, "**")) if p not in keep]
+    if stale:
+        FileSystems.delete(stale)
+    delete_tree(staging)
+
+
+MANIFEST_KEY = "files"  # in _SUCCESS.json: the partition's file names, relative to its folder
+
+
+def _marker_bytes(success: Mapping[str, Any], names: list[str]) -> bytes:
+    return json.dumps({**success, MANIFEST_KEY: names}, indent=2, sort_keys=True).encode()
+
+
+def _with_generation(name: str, generation: str) -> str:
+    """``part-00000.parquet`` -> ``part-00000-<generation>.parquet``: a name no earlier commit used."""
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}-{generation}.{suffix}" if dot and "/" not in suffix else f"{name}-{generation}"
+
+
+def partition_files(partition: str, suffix: str = "") -> list[str]:
+    """The files of a committed partition ending in ``suffix``: those its ``_SUCCESS.json`` lists, or every
+    ``part-*`` file of a partition committed before markers listed them; empty when it is not committed.
+
+    Readers use this rather than a glob: after a crash mid-swap on an object store, a partition folder may also
+    hold files of the other version (see :func:`commit_partition`).
+    """
+    partition = partition.rstrip("/")
+    try:
+        listed = json.loads(read_bytes(layout.success_marker(partition))).get(MANIFEST_KEY)
+    except (OSError, FileNotFoundError):
+        return []
+    if listed is None:
+        return [p for p in list_files(layout.join(partition, "part-*")) if p.endswith(suffix)]
+    return [f"{partition}/{name}" for name in listed if name.endswith(suffix)]
 
 
 def is_complete(partition: str) -> bool:
