@@ -32,7 +32,7 @@ from transforms.sinks import WriteJson
 class SimulateWorldOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--world", default="demo", help="World preset: tiny, demo or bench.")
+        parser.add_argument("--world", default="demo", help="World preset: tiny, demo, bench or eval.")
         parser.add_argument("--seed", type=int, default=None, help="Random seed (default: the preset's).")
         parser.add_argument("--dirty_rate", type=float, default=None, help="Share of rows per defect kind, 0-0.1.")
         parser.add_argument("--n_users", type=int, default=None, help="Override the preset's number of users.")

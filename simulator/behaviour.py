@@ -116,6 +116,26 @@ def _gumbel(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return -np.log(-np.log(rng.random(shape) + 1e-12) + 1e-12)
 
 
+def ad_opportunities(world: World, day: int, users: np.ndarray, rng: np.random.Generator) -> Columns:
+    """The ad slots of day ``day`` (offset from the start) for ``users`` (indices), from the world's session model,
+    the one :class:`ShardSimulator` draws its ad slots from: users signed up by then have Poisson(activity)
+    sessions at hours of the day's listening curve, and a free user's session has min(Poisson(ads_per_session), 3)
+    ad slots (premium users none). Returns ``user``, ``hour`` and ``minute`` (of the day) per slot, in time order.
+
+    These are fresh draws for a counterfactual day (the simulated A/B test's inventory), not the sessions the
+    logs were drawn from."""
+    users = np.asarray(users, np.int64)
+    w = world.users
+    active = users[(w.signup_day[users] <= day) & ~w.premium[users]]
+    sessions = rng.poisson(w.activity[active])
+    user = np.repeat(active, sessions)
+    minute = rng.choice(24, size=len(user), p=_HOUR_P) * 60 + rng.integers(0, 60, size=len(user))
+    slots = np.minimum(rng.poisson(world.config.ads_per_session, size=len(user)), _MAX_ADS_PER_SESSION)
+    user, minute = np.repeat(user, slots), np.repeat(minute, slots)
+    order = np.argsort(minute, kind="stable")
+    return {"user": user[order], "hour": minute[order] // 60, "minute": minute[order]}
+
+
 @dataclass
 class ShardStats:
     """What one shard produced; merged across shards into the run summary."""

@@ -51,3 +51,15 @@ def test_unknown_preset_or_field():
         WorldConfig.preset("huge")
     with pytest.raises(ValueError, match=r"unknown WorldConfig field\(s\) \['n_user'\]"):
         WorldConfig.preset("tiny", n_user=5)
+
+
+def test_the_eval_preset_has_mature_test_days_and_held_out_days_after_them():
+    """30 days: with 7-day like and follow windows and 2 days of logging lateness, the examples of days 1-21 are
+    mature, which leaves training, two validation and three test days, and 7 held-out A/B days after them."""
+    cfg = WorldConfig.preset("eval")
+    assert cfg.n_users >= 60_000 and cfg.n_days == 30 and cfg.new_podcast_share > 0.15
+    demo = WorldConfig.preset("demo")
+    assert cfg.ground_truth == demo.ground_truth  # behaviour and ground truth are the demo's
+    assert (cfg.sessions_per_user_day, cfg.ads_per_session) == (demo.sessions_per_user_day, demo.ads_per_session)
+    mature_days = cfg.n_days - (7 + 2)
+    assert mature_days - 5 >= 14  # at least two weeks of training days
