@@ -13,11 +13,14 @@
 #   make score DATE=2026-03-15 MODEL=models/demo  audiences and user rankings of one day (defaults: the last day
 #                                  with user features under DATA_ROOT, the latest model under models/;
 #                                  SCORE_ARGS for any other option, e.g. SCORE_ARGS="--audience_cut=budget")
-#   make evaluate                  the paper's offline ablations over SEEDS (default 1,2,3) on $(DATA_ROOT)/examples:
-#                                  runs cached under $(EVAL_MODELS), ablations.json + report under $(EVAL_OUT)
-#                                  (SETUPS=baseline,joint,... for a subset; EVAL_ARGS for any other option)
-#   make abtest                    the simulated budget-split A/B test on held-out days (AB_DAYS=2026-03-11..2026-03-15;
-#                                  default: every day after the test day), reusing evaluate's baseline and joint runs
+#   make eval-world                simulate the eval world into DATA_ROOT, build its examples and the A/B days' features
+#   make evaluate                  the paper's offline ablations over SEEDS (default 1,2,3) on $(DATA_ROOT)/examples,
+#                                  with bootstrap intervals: runs cached under $(EVAL_MODELS), ablations.json + report
+#                                  under $(EVAL_OUT) (SETUPS=baseline,joint,... for a subset; EVAL_ARGS for any other
+#                                  option; WORLD=eval: the eval world's recipe, see below)
+#   make abtest                    the simulated budget-split A/B test with ad inventory on held-out days
+#                                  (AB_DAYS=2026-03-11..2026-03-15; default: every day after the test days), for every
+#                                  seed of SEEDS, reusing evaluate's baseline and joint runs
 #   make report                    rebuild $(EVAL_OUT)/report.md and its plots from the JSON (no training)
 #   make bench                     benchmarks; figures land in $(BENCH_OUT)/*.json (default reports/local/bench)
 #
@@ -57,7 +60,8 @@ BEAM_ARGS = --runner=$(RUNNER) --direct_running_mode=$(DIRECT_MODE) --direct_num
 WHEELS_DIR  ?= /opt/wheels
 PIP_EXTRA   := $(if $(wildcard $(WHEELS_DIR)),--find-links $(WHEELS_DIR))
 
-.PHONY: help setup demo data features examples backfill train score evaluate abtest report test lint bench wheel clean
+.PHONY: help setup demo data features examples backfill train score eval-world evaluate abtest report test lint bench \
+        wheel clean
 
 help:  ## print the comment block at the top of this file
 	@awk '/^#/ { sub(/^# ?/, ""); print; next } { exit }' Makefile
@@ -133,6 +137,17 @@ score: setup
 # and the example table, so a rerun trains only what changed; abtest reuses evaluate's baseline and joint runs of the
 # first seed (training them if missing). Both end by rewriting EVAL_OUT/report.md from the JSON there.
 EVAL_MODELS ?= $(MODELS)/eval-$(WORLD)
+# The eval world (WORLD=eval; README, Evaluation): the paper's five setups over five seeds, split where every label
+# is mature (3 test days, 2 validation days), epochs capped at 80 batches so the 25 runs fit the hour on 2 cores,
+# and five held-out A/B days (of the seven after the test days) for every seed.
+ifeq ($(WORLD),eval)
+SEEDS       ?= 1,2,3,4,5
+SETUPS      ?= baseline,promo_stream_only,ads_stream_only,ads_stream_anc,joint
+EVAL_EPOCHS ?= 8
+EVAL_SPLIT  ?= --split=mature --valid_count=2 --test_count=3 --max_batches_per_epoch=80
+AB_DAYS     ?= 2026-03-23..2026-03-27
+endif
+EVAL_SPLIT  ?=
 # Reports go to reports/local/ (ignored by git) unless named: the committed record is rewritten only with
 # EVAL_OUT=reports/eval (or BENCH_OUT=reports/bench), and a folder holding another run's figures is refused.
 EVAL_OUT    ?= reports/local/eval
@@ -147,16 +162,24 @@ AB_ARGS     ?=
 # make demo's small version: two seeds of the baseline and the joint model, one A/B day (about 2 minutes).
 DEMO_EVAL_OUT    ?= reports/demo
 DEMO_EVAL_MODELS ?= $(MODELS)/eval-demo-small
-comma := ,
 
 evaluate: setup
 	$(PY) -m evaluation.ablations --examples=$(EXAMPLES) --models=$(EVAL_MODELS) --out=$(EVAL_OUT) --seeds=$(SEEDS) \
-	    --setups=$(SETUPS) --epochs=$(EVAL_EPOCHS) --world=$(DATA_ROOT)/world $(EVAL_ARGS)
+	    --setups=$(SETUPS) --epochs=$(EVAL_EPOCHS) --world=$(DATA_ROOT)/world $(EVAL_SPLIT) $(EVAL_ARGS)
 
+# Missing models are trained with evaluate's settings (EVAL_SPLIT, EVAL_EPOCHS), so they are the runs it caches.
 abtest: setup
 	$(PY) -m evaluation.abtest --data_root=$(DATA_ROOT) --examples=$(EXAMPLES) --models=$(EVAL_MODELS) \
-	    --out=$(EVAL_OUT) --model_seed=$(firstword $(subst $(comma), ,$(SEEDS))) $(if $(AB_DAYS),--days=$(AB_DAYS)) \
-	    $(AB_ARGS)
+	    --out=$(EVAL_OUT) --model_seeds=$(SEEDS) $(if $(AB_DAYS),--days=$(AB_DAYS)) --epochs=$(EVAL_EPOCHS) \
+	    $(EVAL_SPLIT) $(AB_ARGS)
+
+# The eval world's data: 30 simulated days; features and examples of the 21 days whose labels are mature, then the
+# features of the seven held-out days after them (the A/B test scores them; it needs no examples).
+eval-world: setup
+	$(MAKE) --no-print-directory data WORLD=eval
+	$(MAKE) --no-print-directory backfill START=2026-03-02 END=2026-03-22
+	$(PY) -m pipelines.backfill --data_root=$(DATA_ROOT) --start=2026-03-23 --end=2026-03-29 --skip_examples \
+	    $(BEAM_ARGS)
 
 report: setup
 	$(PY) -m evaluation.report --out=$(EVAL_OUT) --world=$(DATA_ROOT)/world
