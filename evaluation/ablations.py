@@ -1,10 +1,17 @@
-"""Offline ablations (``make evaluate``): the paper's Table 1 and our own ablations, over several seeds.
+"""Offline ablations (``make evaluate``): the paper's Table 1 and our own ablations, over several seeds, with
+paired bootstrap intervals.
 
 Every configuration is trained with the project's own training API (:func:`model.train.train`) on the same example
-table and the same temporal split, once per seed, and measured on the test days with :mod:`model.metrics` (AP of
-PromotionStream on promotion impressions, of AdStream on ad impressions, overall and by podcast popularity tier).
-A configuration without one of the two stream heads is measured the way the paper measures its promotions-only
-baseline on ads: its existing head is applied, as is, to the other channel (``--apply_head``, no training).
+table and the same temporal split, once per seed. Each trained run then scores the test days' impressions, and every
+figure is computed from those scores (:mod:`evaluation.intervals`): AP of PromotionStream on promotion impressions,
+of AdStream on ad impressions, of Like and Follow on promotion impressions, overall and by podcast popularity tier.
+A configuration without one of the two stream heads serves that channel with its other stream head, as is, the way
+the paper measures its promotions-only baseline on ads (what ``--apply_head`` would copy).
+
+Each figure is the % change of the seed-mean AP of a configuration against the promotions-only baseline's, with a
+percentile interval from a bootstrap that resamples the test impressions (paired: every model on the same rows)
+and the seeds (paired: a setup and the baseline of one seed together). Each direction of the paper's Table 1 is
+then *reproduced*, *reversed* or *inconclusive* at the chosen confidence.
 
 Configurations (``SETUPS``; each figure is relative to ``baseline`` trained with the same seed):
 
@@ -13,28 +20,37 @@ Configurations (``SETUPS``; each figure is relative to ``baseline`` trained with
 - ``no_mask``, ``no_balance``, ``no_<group>`` (one per feature group of the spec), ``mmoe``: the joint model with
   one thing changed.
 
+Splits: the trainer's default (``--split=trainer``: days with immature stream labels left out, which leaves like
+and follow without mature test labels on a short world), explicit ``--train_days/--valid_days/--test_days``, or
+``--split=mature``: the last ``--test_count`` days whose labels are all mature (``labels_mature`` in the day's
+``_SUCCESS.json``: every window, like and follow included, covered by the logs) for testing, the
+``--valid_count`` days before them for validation, every earlier day for training.
+
 Runs are cached: each run folder is keyed by its training configuration and a fingerprint of the example table,
 so a rerun (``--reuse``, the default) only trains what changed, and ``make report`` never retrains::
 
     python -m evaluation.ablations --examples=./data/examples --models=models/eval-demo --out=reports/eval \\
-        --seeds=1,2,3 [--setups=baseline,joint] [--epochs=4] [--no-reuse]
+        --seeds=1,2,3 [--setups=baseline,joint] [--epochs=4] [--split=mature] [--no-reuse]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import hashlib
 import json
 import logging
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
+from evaluation import intervals
 from evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity, world_beside
 from model import artifacts
 from model.artifacts import load_model
@@ -42,7 +58,7 @@ from model.metrics import binary_metrics
 from model.spec import DEFAULT_SPEC, load_spec
 from model.train import TrainConfig, train
 from schemas import layout
-from transforms.storage import list_files, read_bytes, read_parquet
+from transforms.storage import list_files, read_bytes, read_parquet_files
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +125,60 @@ def all_setups(spec_path: str = str(DEFAULT_SPEC)) -> dict[str, Setup]:
     return {s.name: s for s in setups}
 
 
+# The directions of Table 1 a figure is checked against: a cell of the table (a setup against the baseline), or one
+# of the comparisons the paper's text draws between two setups. ``paper`` is the % change the paper's figures imply.
+@dataclasses.dataclass(frozen=True)
+class Direction:
+    name: str
+    channel: str  # promotions | ads
+    setup: str
+    versus: str  # the setup it is compared with (baseline for the table's cells)
+    paper: float
+    claim: str
+
+
+def table1_directions() -> list[Direction]:
+    """The eight cells of Table 1 and the two comparisons of section 4.3 (ancillary heads help the ads-only model;
+    the joint model beats the ads-only models on ads)."""
+    known = all_setups()
+    cells = []
+    for name in PAPER_SETUPS[1:]:
+        promotions, ads = known[name].paper
+        for channel, value in (("promotions", promotions), ("ads", ads)):
+            cells.append(Direction(f"{name}/{channel}", channel, name, "baseline", value, f"{known[name].label}"))
+    anc = 100.0 * ((1 + 46.5 / 100) / (1 + 27.0 / 100) - 1)
+    joint = 100.0 * ((1 + 50.2 / 100) / (1 + 46.5 / 100) - 1)
+    return cells + [
+        Direction(
+            "anc_over_ads_only/ads",
+            "ads",
+            "ads_stream_anc",
+            "ads_stream_only",
+            anc,
+            "ancillary heads raise the ads-only model's Ads AP (+27.0% -> +46.5% of the baseline's)",
+        ),
+        Direction(
+            "joint_over_ads_anc/ads",
+            "ads",
+            "joint",
+            "ads_stream_anc",
+            joint,
+            "the joint model beats the ads-only model with ancillary heads on Ads AP (+46.5% -> +50.2%)",
+        ),
+    ]
+
+
+# What is measured on the test rows: (label column, source of the rows, heads that can serve it, best first).
+FIGURES = {
+    "promotions": ("label_stream", "promo", (PROMO_TASK, AD_TASK)),
+    "ads": ("label_stream", "ad", (AD_TASK, PROMO_TASK)),
+    "like": ("label_like", "promo", ("Like",)),
+    "follow": ("label_follow", "promo", ("Follow",)),
+}
+TIER_COLUMN = "podcast_popularity_tier"
+SPLITS = ("trainer", "mature")
+
+
 @dataclasses.dataclass
 class EvaluateConfig:
     """What ``make evaluate`` runs. Defaults are the full evaluation on the demo world."""
@@ -123,6 +193,9 @@ class EvaluateConfig:
     patience: int = 1
     batch_size: int = 8192
     lr: float = 2e-3
+    split: str = "trainer"  # trainer: the trainer's default or the explicit days below; mature: see the module doc
+    valid_count: int = 2  # --split=mature: validation days
+    test_count: int = 3  # --split=mature: test days
     train_days: str | None = None
     valid_days: str | None = None
     test_days: str | None = None
@@ -130,6 +203,9 @@ class EvaluateConfig:
     threads: int | None = None
     reuse: bool = True
     calibration_bins: int = 10
+    bootstrap: int = 1000  # resamples of the test impressions and seeds
+    confidence: float = 0.95
+    bootstrap_seed: int = 17
 
     def __post_init__(self) -> None:
         self.seeds = tuple(self.seeds)
@@ -143,20 +219,70 @@ class EvaluateConfig:
                 raise ValueError(f"setups: unknown {unknown or 'none given'}; expected some of {', '.join(known)}")
             if "baseline" not in self.setups:
                 raise ValueError("setups must include 'baseline': every figure is relative to it")
-        for name in ("epochs", "patience", "batch_size", "calibration_bins"):
+        for name in ("epochs", "patience", "batch_size", "calibration_bins", "valid_count", "test_count"):
             value = getattr(self, name)
-            minimum = 0 if name == "patience" else 1
+            minimum = 0 if name in ("patience", "valid_count") else 1
             if not isinstance(value, int) or value < minimum:
                 raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+        if not isinstance(self.bootstrap, int) or self.bootstrap < 100:
+            raise ValueError(f"bootstrap must be an integer >= 100 resamples; got {self.bootstrap!r}")
+        if not 0.5 <= self.confidence < 1:
+            raise ValueError(f"confidence must be in [0.5, 1); got {self.confidence!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number; got {self.lr!r}")
         if not self.examples:
             raise ValueError("examples: the example table root is required, e.g. ./data/examples")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {self.split!r}")
+        explicit = [n for n in ("train_days", "valid_days", "test_days") if getattr(self, n)]
+        if self.split == "mature" and explicit:
+            raise ValueError(f"split 'mature' chooses the days itself; leave {', '.join(explicit)} unset")
 
     @property
     def chosen(self) -> list[Setup]:
         known = all_setups(self.spec)
         return [known[n] for n in (self.setups or known)]
+
+
+# ------------------------------------------------------------------------------------------ split
+
+
+def _span(days: Sequence[datetime.date]) -> str:
+    """Days as the trainer reads them: ``first..last`` when consecutive, else a comma list ("" for none)."""
+    if not days:
+        return ""
+    consecutive = all((b - a).days == 1 for a, b in zip(days, days[1:], strict=False))
+    if consecutive and len(days) > 1:
+        return f"{days[0].isoformat()}..{days[-1].isoformat()}"
+    return ",".join(d.isoformat() for d in days)
+
+
+def mature_split(examples: str, valid_count: int, test_count: int) -> dict[str, str]:
+    """Train/valid/test days (as trainer arguments) where every label of the test and validation days is mature:
+    the last ``test_count`` days of the table whose ``_SUCCESS.json`` says ``labels_mature``, the
+    ``valid_count`` mature days before them, and every earlier mature day for training."""
+    mature, immature = [], []
+    for path in sorted(list_files(layout.join(examples, "dt=*", "_SUCCESS.json"))):
+        day = datetime.date.fromisoformat(path.rsplit("/", 2)[-2].removeprefix("dt="))
+        (mature if json.loads(read_bytes(path)).get("labels_mature") else immature).append(day)
+    need = test_count + valid_count + 1
+    if len(mature) < need:
+        raise ValueError(
+            f"split 'mature' needs {need} days with mature labels under {examples} ({test_count} test, "
+            f"{valid_count} validation, at least one for training); found {len(mature)}"
+            + (f" (immature: {', '.join(d.isoformat() for d in immature)})" if immature else "")
+            + ". Simulate more days past the test days, or lower test_count/valid_count"
+        )
+    test, valid = mature[-test_count:], mature[len(mature) - test_count - valid_count : len(mature) - test_count]
+    train = mature[: len(mature) - test_count - valid_count]
+    return {"train_days": _span(train), "valid_days": _span(valid), "test_days": _span(test)}
+
+
+def resolve_days(config: EvaluateConfig) -> dict[str, str | None]:
+    """The trainer's day arguments for every run of this evaluation."""
+    if config.split == "mature":
+        return mature_split(config.examples, config.valid_count, config.test_count)
+    return {"train_days": config.train_days, "valid_days": config.valid_days, "test_days": config.test_days}
 
 
 # ------------------------------------------------------------------------------------------ cached runs
@@ -202,33 +328,13 @@ def run_name(setup: str, seed: int) -> str:
     return f"{setup}-s{seed}"
 
 
-def _task_ap(metrics: dict, task: str) -> dict:
-    """AP overall and by tier of ``task`` on the test split (None where undefined)."""
-    report = metrics["test"][task]
-    by_tier = {k: v.get("average_precision") for k, v in report.get("by_slice", {}).items()}
-    overall = report["overall"]
-    return {
-        "ap": overall.get("average_precision"),
-        "rows": overall["rows"],
-        "positives": overall["positives"],
-        "positive_rate": overall.get("positive_rate"),
-        "calibration": overall.get("calibration"),
-        "by_tier": by_tier,
-        "rows_by_tier": {k: v["rows"] for k, v in report.get("by_slice", {}).items()},
-        "positives_by_tier": {k: v["positives"] for k, v in report.get("by_slice", {}).items()},
-    }
-
-
-def run_setup(config: EvaluateConfig, setup: Setup, seed: int, table: str) -> dict:
-    """Train one configuration with one seed (and apply its head to the other channel); its test figures."""
+def train_config(config: EvaluateConfig, setup: Setup, seed: int, days: Mapping[str, str | None]) -> TrainConfig:
+    """The training run of one configuration and seed (its cache key is this, plus the table's fingerprint)."""
     base = TrainConfig(
         examples=config.examples,
         out=config.models,
         run=run_name(setup.name, seed),
         spec=config.spec,
-        train_days=config.train_days,
-        valid_days=config.valid_days,
-        test_days=config.test_days,
         epochs=config.epochs,
         patience=config.patience,
         batch_size=config.batch_size,
@@ -237,42 +343,81 @@ def run_setup(config: EvaluateConfig, setup: Setup, seed: int, table: str) -> di
         max_batches_per_epoch=config.max_batches_per_epoch,
         threads=config.threads,
         progress=False,
+        **days,
     )
-    trained = dataclasses.replace(base, **setup.changes)
+    return dataclasses.replace(base, **setup.changes)
+
+
+def run_setup(config: EvaluateConfig, setup: Setup, seed: int, table: str, days: Mapping[str, str | None]) -> dict:
+    """Train (or reuse) one configuration with one seed; what the report needs of the run besides its scores."""
+    trained = train_config(config, setup, seed, days)
     metrics, seconds, reused = train_cached(trained, table, config.reuse)
-    record = {
+    return {
         "setup": setup.name,
         "seed": seed,
         "run": trained.run,
+        "path": artifacts.join(config.models, trained.run),
         "seconds": seconds,
         "reused": reused,
         "best_epoch": metrics.get("best_epoch"),
         "split": metrics["split"],
     }
-    per_task = {t: _task_ap(metrics, t) for t in (PROMO_TASK, AD_TASK) if t in metrics.get("test", {})}
-    if setup.apply_head:
-        # The same split as the trained run, so both channels are measured on the same days.
-        split = metrics["split"]
-        applied = dataclasses.replace(
-            base,
-            run=f"{trained.run}-applied",
-            init_from=artifacts.join(config.models, trained.run),
-            apply_head=[setup.apply_head],
-            train_days=",".join(split["train"]),
-            valid_days=",".join(split["valid"]),
-            test_days=",".join(split["test"]),
-            seed=seed,
-        )
-        applied_metrics, applied_seconds, applied_reused = train_cached(applied, table, config.reuse)
-        new = setup.apply_head.split("=")[0]
-        per_task[new] = _task_ap(applied_metrics, new)
-        record.update(applied_run=applied.run, applied_seconds=applied_seconds, applied_reused=applied_reused)
-    record["promotions"] = per_task[PROMO_TASK]
-    record["ads"] = per_task[AD_TASK]
-    return record
 
 
-# ------------------------------------------------------------------------------------------ summaries
+# ------------------------------------------------------------------------------------------ test scores
+
+
+@dataclasses.dataclass
+class TestRows:
+    """The test days' impressions as the figures need them: per figure, its rows' labels and tiers, and each run's
+    scores of them (``scores[figure][(setup, seed)]``) with the head that produced them."""
+
+    n_rows: int  # rows of the test days (both channels)
+    index: dict[str, np.ndarray]  # per figure, its rows' positions among them
+    labels: dict[str, np.ndarray]
+    tiers: dict[str, np.ndarray]
+    scores: dict[str, dict[tuple[str, int], np.ndarray]]
+    heads: dict[str, dict[str, str]]  # figure -> setup -> head
+
+
+def read_days(examples: str, days: Sequence[str]) -> pa.Table:
+    """The example rows of ``days`` as one Arrow table."""
+    files = [f for day in days for f in list_files(layout.join(examples, f"dt={day}", "part-*.parquet"))]
+    return read_parquet_files(files, what=f"under {examples} for days {', '.join(days)}")
+
+
+def score_test_rows(config: EvaluateConfig, records: list[dict], test_days: Sequence[str]) -> TestRows:
+    """Score the test days' impressions with every run, once, with every head a figure needs."""
+    table = read_days(config.examples, test_days)
+    source = np.asarray(table.column("source").to_numpy(zero_copy_only=False))
+    tier_column = table.column(TIER_COLUMN).to_numpy(zero_copy_only=False)
+    tier_all = np.where(np.isnan(tier_column.astype(float)), -1, tier_column.astype(float)).astype(int)
+    rows, labels, tiers = {}, {}, {}
+    for figure, (label, src, _) in FIGURES.items():
+        y = table.column(label).to_numpy(zero_copy_only=False).astype(float)
+        rows[figure] = (source == src) & ~np.isnan(y)
+        labels[figure], tiers[figure] = y[rows[figure]], tier_all[rows[figure]]
+    scores: dict[str, dict[tuple[str, int], np.ndarray]] = {f: {} for f in FIGURES}
+    heads: dict[str, dict[str, str]] = {f: {} for f in FIGURES}
+    for record in records:
+        model = load_model(record["path"])
+        chosen = {f: next((h for h in hs if h in model.tasks), None) for f, (_, _, hs) in FIGURES.items()}
+        wanted = sorted({h for h in chosen.values() if h})
+        parts = {h: [] for h in wanted}
+        for start in range(0, table.num_rows, 65536):
+            chunk = model.score(table.slice(start, 65536), wanted)
+            for h in wanted:
+                parts[h].append(chunk[h])
+        joined = {h: np.concatenate(v) for h, v in parts.items()}
+        for figure, head in chosen.items():
+            if head is not None:
+                scores[figure][(record["setup"], record["seed"])] = joined[head][rows[figure]].astype(np.float64)
+                heads[figure][record["setup"]] = head
+    index = {f: np.flatnonzero(r) for f, r in rows.items()}
+    return TestRows(table.num_rows, index, labels, tiers, scores, heads)
+
+
+# ------------------------------------------------------------------------------------------ figures
 
 
 def spread(values: Sequence[float | None]) -> dict:
@@ -289,83 +434,118 @@ def spread(values: Sequence[float | None]) -> dict:
     }
 
 
-def _relative(value: float | None, base: float | None) -> float | None:
-    if value is None or base is None or base == 0:
-        return None
-    return 100.0 * (value / base - 1.0)
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
 
 
-def summarize(records: list[dict], setups: list[Setup]) -> dict:
-    """Per configuration: AP (absolute, and % relative to the same seed's baseline), overall and by tier."""
-    baseline = {r["seed"]: r for r in records if r["setup"] == "baseline"}
-    out = {}
-    for setup in setups:
-        runs = [r for r in records if r["setup"] == setup.name]
-        entry: dict[str, Any] = {
-            "label": setup.label,
-            "changes": setup.changes,
-            "apply_head": setup.apply_head,
-            "paper": {"promotions": setup.paper[0], "ads": setup.paper[1]} if setup.paper else None,
-            "seeds": [r["seed"] for r in runs],
-            "seconds": round(sum(r["seconds"] + r.get("applied_seconds", 0.0) for r in runs), 2),
-            "best_epochs": [r["best_epoch"] for r in runs],
+def segment_figures(
+    y: np.ndarray,
+    keys: Mapping[str, np.ndarray],
+    boot: Mapping[str, np.ndarray] | None,
+    seed_weights: np.ndarray,
+    setups: Sequence[str],
+    seeds: Sequence[int],
+    comparisons: Sequence[tuple[str, str]],
+    confidence: float,
+) -> dict:
+    """AP per setup and seed on one segment of test rows (``keys``: ``"<setup>/<seed>"`` -> scores), and the
+    paired-bootstrap % change of each ``(setup, versus)`` pair in ``comparisons`` (``boot``: the same keys ->
+    resampled APs; None where AP is undefined)."""
+    present = [s for s in setups if all(f"{s}/{seed}" in keys for seed in seeds)]
+    out: dict[str, Any] = {"rows": int(y.size), "positives": int(y.sum())}
+    out["positive_rate"] = float(y.mean()) if y.size else None
+    if boot is None:
+        out["note"] = "AP undefined: no rows, or only one class"
+        return out
+    point = {k: intervals.average_precision(y, v) for k, v in keys.items()}
+    out["ap"] = {
+        s: {"per_seed": [point[f"{s}/{seed}"] for seed in seeds], **spread([point[f"{s}/{seed}"] for seed in seeds])}
+        for s in present
+    }
+    out["change_pct"] = {}
+    for setup, versus in comparisons:
+        if setup not in present or versus not in present:
+            continue
+        a = np.array([point[f"{setup}/{seed}"] for seed in seeds])
+        b = np.array([point[f"{versus}/{seed}"] for seed in seeds])
+        ba = np.stack([boot[f"{setup}/{seed}"] for seed in seeds], axis=1)
+        bb = np.stack([boot[f"{versus}/{seed}"] for seed in seeds], axis=1)
+        resampled = intervals.relative_change(ba, bb, seed_weights)
+        finite = resampled[np.isfinite(resampled)]
+        out["change_pct"][f"{setup}|{versus}"] = {
+            "point": _finite(intervals.relative_change(a, b)),
+            "ci": intervals.percentile_interval(resampled, confidence),
+            "share_above_zero": float((finite > 0).mean()) if finite.size else None,
         }
-        for channel in ("promotions", "ads"):
-            aps = [r[channel]["ap"] for r in runs]
-            rel = [_relative(r[channel]["ap"], baseline[r["seed"]][channel]["ap"]) for r in runs]
-            tiers = sorted({t for r in runs for t in r[channel]["by_tier"]}, key=int)
-            entry[channel] = {
-                "ap": spread(aps),
-                "relative_pct": spread(rel),
-                "ap_by_tier": {t: spread([r[channel]["by_tier"].get(t) for r in runs]) for t in tiers},
-                "relative_pct_by_tier": {
-                    t: spread(
-                        [
-                            _relative(r[channel]["by_tier"].get(t), baseline[r["seed"]][channel]["by_tier"].get(t))
-                            for r in runs
-                        ]
-                    )
-                    for t in tiers
-                },
-                "rows_by_tier": runs[0][channel]["rows_by_tier"] if runs else {},
-                "positives_by_tier": runs[0][channel]["positives_by_tier"] if runs else {},
-                "positive_rate": runs[0][channel]["positive_rate"] if runs else None,
-                "rows": runs[0][channel]["rows"] if runs else None,
-            }
-        out[setup.name] = entry
     return out
 
 
-def calibration_curves(config: EvaluateConfig, seed: int, split: dict) -> dict:
+# Figures measured by tier as well as overall; like and follow are measured overall only.
+BY_TIER = ("promotions", "ads")
+
+
+def figures(config: EvaluateConfig, rows: TestRows, setups: Sequence[str]) -> dict:
+    """Per figure (promotions, ads, like, follow) and segment (all rows; each popularity tier for the stream
+    figures): AP per setup and seed, and the bootstrap % change of every setup against the baseline and of
+    Table 1's comparisons. One set of resamples (row weights and seed draws) serves every figure."""
+    comparisons = [(s, "baseline") for s in setups if s != "baseline"]
+    comparisons += [(d.setup, d.versus) for d in table1_directions() if d.versus != "baseline"]
+    segments = {}
+    for figure in FIGURES:
+        y, tiers = rows.labels[figure], rows.tiers[figure]
+        masks = {"all": np.ones(y.size, bool)}
+        if figure in BY_TIER:
+            masks.update({f"tier_{t}": tiers == t for t in sorted(set(tiers.tolist())) if t >= 0})
+        for name, mask in masks.items():
+            keys = {f"{s}/{seed}": v[mask] for (s, seed), v in rows.scores[figure].items()}
+            segments[(figure, name)] = (rows.index[figure][mask], y[mask], keys)
+    defined = {k: v for k, v in segments.items() if 0 < v[1].sum() < v[1].size}
+    rng = np.random.default_rng(config.bootstrap_seed)
+    boot = intervals.paired_ap_bootstrap(rows.n_rows, defined, config.bootstrap, rng)
+    seed_weights = intervals.seed_draws(rng, config.bootstrap, len(config.seeds))
+    out: dict[str, Any] = {f: {"heads": rows.heads[f], "segments": {}} for f in FIGURES}
+    for (figure, name), (_, y, keys) in segments.items():
+        out[figure]["segments"][name] = segment_figures(
+            y, keys, boot.get((figure, name)), seed_weights, setups, config.seeds, comparisons, config.confidence
+        )
+    return out
+
+
+def directions(result_figures: dict, setups: Sequence[str], confidence: float) -> list[dict]:
+    """Each direction of Table 1 with our figure, its interval and its verdict at ``confidence``."""
+    out = []
+    for d in table1_directions():
+        if d.setup not in setups or d.versus not in setups:
+            continue
+        change = result_figures[d.channel]["segments"]["all"].get("change_pct", {}).get(f"{d.setup}|{d.versus}", {})
+        out.append(
+            {
+                **dataclasses.asdict(d),
+                "ours": change.get("point"),
+                "ci": change.get("ci"),
+                "confidence": confidence,
+                "verdict": intervals.verdict(change.get("ci"), d.paper),
+            }
+        )
+    return out
+
+
+def calibration_curves(config: EvaluateConfig, rows: TestRows, test_days: Sequence[str]) -> dict:
     """Reliability curves on the test days (equal-count bins of the prediction) of the baseline and the joint
-    model, for ads (the head that serves ad campaigns) and promotions, from each model's own scores."""
-    days = split["test"]
-    table = read_parquet(
-        layout.join(config.examples, "dt={" + ",".join(days) + "}", "part-*.parquet")
-        if len(days) > 1
-        else layout.join(config.examples, f"dt={days[0]}", "part-*.parquet")
-    )
-    source = np.asarray(table.column("source").to_numpy(zero_copy_only=False))
-    label = table.column("label_stream").to_numpy(zero_copy_only=False)
+    model of the first seed, for ads (the head that serves ad campaigns) and promotions."""
+    seed = config.seeds[0]
     curves: dict[str, Any] = {}
     for setup in ("baseline", "joint"):
-        path = artifacts.join(config.models, run_name(setup, seed))
-        if not artifacts.exists(artifacts.join(path, "manifest.json")):
+        if (setup, seed) not in rows.scores["ads"]:
             continue
-        model = load_model(path)
-        heads = {"ads": AD_TASK if AD_TASK in model.tasks else PROMO_TASK, "promotions": PROMO_TASK}
-        scores = {h: [] for h in set(heads.values())}
-        for start in range(0, table.num_rows, 8192):
-            chunk = model.score(table.slice(start, 8192), sorted(scores))
-            for h in scores:
-                scores[h].append(chunk[h])
-        joined = {h: np.concatenate(v) for h, v in scores.items()}
-        curves[setup] = {}
-        for channel, src in (("ads", "ad"), ("promotions", "promo")):
-            rows = (source == src) & ~np.isnan(label.astype(float))
-            y, p = label[rows].astype(float), joined[heads[channel]][rows].astype(float)
-            curves[setup][channel] = {"head": heads[channel], **reliability(y, p, config.calibration_bins)}
-    return {"seed": seed, "test_days": days, "curves": curves}
+        curves[setup] = {
+            channel: {
+                "head": rows.heads[channel][setup],
+                **reliability(rows.labels[channel], rows.scores[channel][(setup, seed)], config.calibration_bins),
+            }
+            for channel in ("ads", "promotions")
+        }
+    return {"seed": seed, "test_days": list(test_days), "curves": curves}
 
 
 def reliability(y: np.ndarray, p: np.ndarray, bins: int) -> dict:
@@ -384,52 +564,60 @@ def reliability(y: np.ndarray, p: np.ndarray, bins: int) -> dict:
 
 
 def run_ablations(config: EvaluateConfig) -> dict:
-    """Train every configuration x seed (reusing cached runs), write ``<out>/ablations.json``; returns it."""
+    """Train every configuration x seed (reusing cached runs), score the test days, bootstrap; write
+    ``<out>/ablations.json`` and return it."""
     started = time.perf_counter()
     identity = report_identity(config.examples, world_beside(config.examples))
     check_same_run(config.out, "ablations.json", identity)
     table = identity["examples_fingerprint"]
+    days = resolve_days(config)
     records = []
     for setup in config.chosen:
         for seed in config.seeds:
-            t0 = time.perf_counter()
-            record = run_setup(config, setup, seed, table)
-            record["wall_seconds"] = round(time.perf_counter() - t0, 2)
-            log.info(
-                "%s seed %d: promotions AP %s, ads AP %s (%s s%s)",
-                setup.name,
-                seed,
-                _fmt(record["promotions"]["ap"]),
-                _fmt(record["ads"]["ap"]),
-                record["seconds"],
-                ", reused" if record["reused"] else "",
-            )
+            record = run_setup(config, setup, seed, table, days)
+            log.info("%s seed %d: %s s%s", setup.name, seed, record["seconds"], ", reused" if record["reused"] else "")
             records.append(record)
+    split = records[0]["split"]
     t0 = time.perf_counter()
-    calibration = calibration_curves(config, config.seeds[0], records[0]["split"])
-    calibration_seconds = round(time.perf_counter() - t0, 2)
+    rows = score_test_rows(config, records, split["test"])
+    scoring_seconds = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    names = [s.name for s in config.chosen]
+    result_figures = figures(config, rows, names)
+    bootstrap_seconds = round(time.perf_counter() - t0, 2)
+    known = {s.name: s for s in config.chosen}
     result = {
         "config": {k: v for k, v in dataclasses.asdict(config).items()},
         "table_fingerprint": table,
         "report_identity": identity,
-        "split": records[0]["split"],
-        "setups": summarize(records, config.chosen),
-        "runs": records,
-        "calibration": calibration,
+        "split": split,
+        "setups": {
+            name: {
+                "label": known[name].label,
+                "changes": known[name].changes,
+                "paper": dict(zip(("promotions", "ads"), known[name].paper, strict=True))
+                if known[name].paper
+                else None,
+                "seconds": round(sum(r["seconds"] for r in records if r["setup"] == name), 2),
+                "best_epochs": [r["best_epoch"] for r in records if r["setup"] == name],
+            }
+            for name in names
+        },
+        "figures": result_figures,
+        "directions": directions(result_figures, names, config.confidence),
+        "runs": [{k: v for k, v in r.items() if k != "path"} for r in records],
+        "calibration": calibration_curves(config, rows, split["test"]),
         "timing": {
             "wall_seconds": round(time.perf_counter() - started, 2),
-            "training_seconds": round(sum(r["seconds"] + r.get("applied_seconds", 0.0) for r in records), 2),
-            "calibration_seconds": calibration_seconds,
+            "training_seconds": round(sum(r["seconds"] for r in records), 2),
+            "scoring_seconds": scoring_seconds,
+            "bootstrap_seconds": bootstrap_seconds,
             "runs_trained": sum(not r["reused"] for r in records),
             "runs_reused": sum(r["reused"] for r in records),
         },
     }
     artifacts.write_bytes(artifacts.join(config.out, "ablations.json"), artifacts.dumps(result))
     return result
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -453,12 +641,18 @@ def parse_args(argv: Sequence[str]) -> tuple[EvaluateConfig, argparse.Namespace]
     p.add_argument("--patience", type=int, default=d.patience)
     p.add_argument("--batch_size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--split", default=d.split, help="trainer (default split or the days below) or mature.")
+    p.add_argument("--valid_count", type=int, default=d.valid_count, help="--split=mature: validation days.")
+    p.add_argument("--test_count", type=int, default=d.test_count, help="--split=mature: test days.")
     p.add_argument("--train_days")
     p.add_argument("--valid_days")
     p.add_argument("--test_days")
     p.add_argument("--max_batches_per_epoch", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: every core).")
     p.add_argument("--reuse", action=argparse.BooleanOptionalAction, default=True, help="Reuse cached runs.")
+    p.add_argument("--bootstrap", type=int, default=d.bootstrap, help="Bootstrap resamples.")
+    p.add_argument("--confidence", type=float, default=d.confidence)
+    p.add_argument("--bootstrap_seed", type=int, default=d.bootstrap_seed)
     p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True, help="Rewrite the report.")
     p.add_argument("--world", default=None, help="World folder recorded in the report (default: beside examples).")
     a = p.parse_args(argv)
@@ -482,19 +676,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def format_summary(result: dict) -> str:
-    """The ablation table as text: mean ± std (over seeds) of the % change against the baseline."""
-    lines = [f"{'setup':<22} {'promotions AP %':>18} {'ads AP %':>18} {'paper':>16}"]
+    """The ablation table as text: the % change of the seed-mean AP against the baseline, with its interval."""
+    lines = [f"{'setup':<22} {'promotions AP %':>26} {'ads AP %':>26} {'paper':>16}"]
     for name, s in result["setups"].items():
-        p, a = s["promotions"]["relative_pct"], s["ads"]["relative_pct"]
+        cells = []
+        for channel in ("promotions", "ads"):
+            change = result["figures"][channel]["segments"]["all"].get("change_pct", {}).get(f"{name}|baseline")
+            cells.append(_ci_text((change or {}).get("point"), (change or {}).get("ci")))
         paper = f"{s['paper']['promotions']:+.1f} / {s['paper']['ads']:+.1f}" if s["paper"] else ""
-        lines.append(f"{name:<22} {_pm(p):>18} {_pm(a):>18} {paper:>16}")
+        lines.append(f"{name:<22} {cells[0]:>26} {cells[1]:>26} {paper:>16}")
+    for d in result["directions"]:
+        lines.append(f"{d['name']:<32} paper {d['paper']:+6.1f}%  ours {_ci_text(d['ours'], d['ci'])}  {d['verdict']}")
     t = result["timing"]
     lines.append(f"wall {t['wall_seconds']} s; trained {t['runs_trained']} runs, reused {t['runs_reused']}")
     return "\n".join(lines)
 
 
-def _pm(s: dict) -> str:
-    return "-" if s["mean"] is None else f"{s['mean']:+.1f} ± {s['std']:.1f}"
+def _ci_text(point: float | None, ci: Sequence[float] | None) -> str:
+    if point is None:
+        return "-"
+    return f"{point:+.1f} [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else f"{point:+.1f}"
 
 
 if __name__ == "__main__":

@@ -85,22 +85,22 @@ def _save(fig, path: str) -> None:
 
 
 def plot_ap_by_tier(ablations: dict, path: str) -> None:
-    setups = ablations["setups"]
-    shown = [s for s in ("baseline", "joint") if s in setups]
+    """The joint model's AP change against the baseline by tier, with its bootstrap interval, for both channels."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, channel, title in zip(
-        axes, ("ads", "promotions"), ("Ads AP (AdStream, ad rows)", "Promotions AP"), strict=True
+        axes, ("ads", "promotions"), ("Ads AP (AdStream, ad rows)", "Promotions AP (PromotionStream)"), strict=True
     ):
-        tiers = sorted({t for s in shown for t in setups[s][channel]["ap_by_tier"]}, key=int)
-        x = np.arange(len(tiers))
-        width = 0.8 / max(len(shown), 1)
-        for i, name in enumerate(shown):
-            by = setups[name][channel]["ap_by_tier"]
-            means = [by.get(t, {}).get("mean") or 0.0 for t in tiers]
-            stds = [by.get(t, {}).get("std") or 0.0 for t in tiers]
-            ax.bar(x + i * width, means, width, yerr=stds, capsize=3, label=setups[name]["label"])
-        ax.set_xticks(x + width * (len(shown) - 1) / 2, tiers)
-        _label(ax, "podcast popularity tier (0 = most streamed)", "average precision (mean ± std over seeds)", title)
+        segments = ablations["figures"][channel]["segments"]
+        names = [n for n in segments if n.startswith("tier_")] + ["all"]
+        changes = [segments[n].get("change_pct", {}).get("joint|baseline") or {} for n in names]
+        point = np.array([c.get("point") if c.get("point") is not None else np.nan for c in changes], float)
+        ci = np.array([c.get("ci") or [np.nan, np.nan] for c in changes], float)
+        x = np.arange(len(names))
+        ax.errorbar(x, point, yerr=[point - ci[:, 0], ci[:, 1] - point], fmt="o", capsize=4, label="joint vs baseline")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xticks(x, [n.removeprefix("tier_") for n in names])
+        level = int(100 * ablations["config"]["confidence"])
+        _label(ax, "podcast popularity tier (0 = most streamed)", f"AP change, % ({level}% interval)", title)
     _save(fig, path)
 
 
@@ -148,101 +148,108 @@ def plot_calibration(ablations: dict, path: str) -> None:
 # ------------------------------------------------------------------------------------------ markdown
 
 
+def _change(segment: dict, setup: str, versus: str = "baseline") -> str:
+    c = segment.get("change_pct", {}).get(f"{setup}|{versus}")
+    if not c or c.get("point") is None:
+        return "-"
+    return f"{c['point']:+.1f}% [{c['ci'][0]:+.1f}, {c['ci'][1]:+.1f}]" if c.get("ci") else f"{c['point']:+.1f}%"
+
+
+def _ap(segment: dict, setup: str) -> str:
+    return _pm(segment.get("ap", {}).get(setup), 4, False)
+
+
 def ablation_sections(ab: dict) -> list[str]:
-    setups, t = ab["setups"], ab["timing"]
-    cfg = ab["config"]
-    seeds = cfg["seeds"]
+    setups, t, cfg, fig = ab["setups"], ab["timing"], ab["config"], ab["figures"]
+    level = int(100 * cfg["confidence"])
+    split = ab["split"]
     lines = [
         "## 1. Offline ablations (`make evaluate`)",
         "",
-        f"Temporal split: train {ab['split']['train'][0]}..{ab['split']['train'][-1]}, validation "
-        f"{', '.join(ab['split']['valid'])}, test {', '.join(ab['split']['test'])}. Seeds {seeds}; up to "
-        f"{cfg['epochs']} epochs, early stopping on the validation AP of the stream tasks (patience "
-        f"{cfg['patience']}), batches of {cfg['batch_size']}. Every figure is the mean ± sample standard deviation "
-        "over seeds (min..max in brackets) of the AP change relative to the promotions-only baseline trained with "
-        "the same seed. Promotions AP = PromotionStream on promotion impressions, Ads AP = AdStream on ad "
-        "impressions; a setup without one of these heads serves that channel with its other stream head, applied "
-        "as is (`--apply_head`), as the paper's baseline does for ads.",
+        f"Temporal split: train {split['train'][0]}..{split['train'][-1]}, validation {', '.join(split['valid'])}, "
+        f"test {', '.join(split['test'])} (split `{cfg['split']}`"
+        + (": the last days whose labels are all mature, like and follow included" if cfg["split"] == "mature" else "")
+        + f"). Seeds {cfg['seeds']}; up to {cfg['epochs']} epochs"
+        + (f" of at most {cfg['max_batches_per_epoch']} batches" if cfg.get("max_batches_per_epoch") else "")
+        + f", early stopping on the validation AP of the stream tasks (patience {cfg['patience']}), batches of "
+        f"{cfg['batch_size']}. Promotions AP = PromotionStream on promotion impressions, Ads AP = AdStream on ad "
+        "impressions; a setup without one of these heads serves that channel with its other stream head, as is "
+        "(what `--apply_head` copies), as the paper's baseline does for ads.",
         "",
-        "| setup | Promotions AP, ours | paper | Ads AP, ours | paper | Promotions AP (abs.) | Ads AP (abs.) |",
+        f"Each figure is the % change of the seed-mean AP against the promotions-only baseline's, with a {level}% "
+        f"percentile interval from {cfg['bootstrap']} bootstrap resamples that draw the test impressions (Poisson "
+        "weights, the same for every model: paired) and the seeds (with replacement; a setup and the baseline of "
+        "one seed together). The interval covers both the test set's noise and the run-to-run spread of training.",
+        "",
+        "| setup | Promotions AP change | paper | Ads AP change | paper | Promotions AP (mean ± std) | "
+        "Ads AP (mean ± std) |",
         "|---|---|---|---|---|---|---|",
     ]
+    promos, ads = fig["promotions"]["segments"]["all"], fig["ads"]["segments"]["all"]
     for name, s in setups.items():
         paper = s["paper"] or {}
         lines.append(
-            f"| {s['label']} (`{name}`) | {_pm(s['promotions']['relative_pct'])}% | {_paper(paper.get('promotions'))} "
-            f"| {_pm(s['ads']['relative_pct'])}% | {_paper(paper.get('ads'))} "
-            f"| {_pm(s['promotions']['ap'], 4, False)} | {_pm(s['ads']['ap'], 4, False)} |"
+            f"| {s['label']} (`{name}`) | {_change(promos, name) if name != 'baseline' else '-'} | "
+            f"{_paper(paper.get('promotions'))} | {_change(ads, name) if name != 'baseline' else '-'} | "
+            f"{_paper(paper.get('ads'))} | {_ap(promos, name)} | {_ap(ads, name)} |"
         )
-    base = setups.get("baseline", {})
-    for channel in ("promotions", "ads"):
-        if base:
-            lines.append("")
-            lines.append(
-                f"Test rows, {channel}: {base[channel]['rows']:,}, positive rate "
-                f"{100 * (base[channel]['positive_rate'] or 0):.2f}% (a constant predictor's AP)."
-            )
-    lines += ["", "### AP by podcast popularity tier", "", "![AP by tier](ap_by_tier.png)", ""]
+    for channel, seg in (("promotions", promos), ("ads", ads)):
+        lines += [
+            "",
+            f"Test rows, {channel}: {seg['rows']:,}, {seg['positives']:,} streams (positive rate "
+            f"{100 * (seg['positive_rate'] or 0):.2f}%, a constant predictor's AP).",
+        ]
+    lines += [
+        "",
+        f"### Table 1, direction by direction ({level}%)",
+        "",
+        "*Reproduced*: the interval excludes zero on the paper's side; *reversed*: it excludes zero on the other "
+        "side; *inconclusive*: it contains zero.",
+        "",
+        "| direction | paper | ours | verdict |",
+        "|---|---|---|---|",
+    ]
+    for d in ab["directions"]:
+        ours = (
+            "-"
+            if d["ours"] is None
+            else f"{d['ours']:+.1f}%" + (f" [{d['ci'][0]:+.1f}, {d['ci'][1]:+.1f}]" if d["ci"] else "")
+        )
+        what = f"{d['claim']}: {d['channel']} AP" if d["versus"] == "baseline" else d["claim"]
+        versus = "" if d["versus"] == "baseline" else f" (`{d['setup']}` against `{d['versus']}`)"
+        lines.append(f"| {what}{versus} | {d['paper']:+.1f}% | {ours} | **{d['verdict']}** |")
+    counts = {v: sum(d["verdict"] == v for d in ab["directions"]) for v in ("reproduced", "reversed", "inconclusive")}
+    lines += ["", ", ".join(f"{n} {v}" for v, n in counts.items()) + f" of {len(ab['directions'])} directions.", ""]
+    lines += like_follow_lines(ab)
+    lines += ["### AP change by podcast popularity tier", "", "![AP by tier](ap_by_tier.png)", ""]
     for channel in ("ads", "promotions"):
-        tiers = sorted({t for s in setups.values() for t in s[channel]["ap_by_tier"]}, key=int)
+        segments = fig[channel]["segments"]
+        tiers = [n for n in segments if n.startswith("tier_")]
         lines += [
-            f"{channel.capitalize()} AP by tier (mean ± std over seeds; rows and positives of the test days):",
+            f"{channel.capitalize()} AP change against the baseline by tier ({level}% intervals), and the rows and "
+            "positives of the test days:",
             "",
-            "| setup | " + " | ".join(f"tier {t}" for t in tiers) + " |",
+            "| setup | " + " | ".join(f"tier {n.removeprefix('tier_')}" for n in tiers) + " |",
             "|---|" + "---|" * len(tiers),
+            "| rows / positives | "
+            + " | ".join(f"{segments[n]['rows']:,} / {segments[n]['positives']:,}" for n in tiers)
+            + " |",
+            "| baseline AP | " + " | ".join(_ap(segments[n], "baseline") for n in tiers) + " |",
         ]
-        if base:
-            lines.append(
-                "| rows / positives | "
-                + " | ".join(
-                    f"{base[channel]['rows_by_tier'].get(t, 0):,} / {base[channel]['positives_by_tier'].get(t, 0)}"
-                    for t in tiers
-                )
-                + " |"
-            )
-        for name in ("baseline", "joint", *[n for n in setups if n not in ("baseline", "joint")]):
-            if name in setups:
-                by = setups[name][channel]["ap_by_tier"]
-                lines.append(f"| `{name}` | " + " | ".join(_pm(by.get(t), 3, False) for t in tiers) + " |")
+        for name in setups:
+            if name != "baseline":
+                lines.append(f"| `{name}` | " + " | ".join(_change(segments[n], name) for n in tiers) + " |")
         lines.append("")
-        if "joint" in setups:
-            rel = setups["joint"][channel]["relative_pct_by_tier"]
-            lines.append(
-                f"Joint against baseline, {channel} AP change by tier: "
-                + ", ".join(f"tier {t} {_pm(rel[t])}%" for t in tiers if rel.get(t))
-                + "."
-            )
-            lines.append("")
-    cal = ab.get("calibration", {})
-    if cal.get("curves"):
-        lines += [
-            "### Calibration",
-            "",
-            f"Reliability on the test days ({', '.join(cal['test_days'])}), seed {cal['seed']}: equal-count bins "
-            "of each model's prediction against the observed stream rate.",
-            "",
-            "![calibration](calibration.png)",
-            "",
-            "| model | channel | head | mean prediction / observed rate | log loss | constant's log loss |",
-            "|---|---|---|---|---|---|",
-        ]
-        for setup, by_channel in cal["curves"].items():
-            for channel, c in by_channel.items():
-                o = c["overall"]
-                lines.append(
-                    f"| `{setup}` | {channel} | {c['head']} | {o.get('calibration') or 0:.2f} | "
-                    f"{o.get('log_loss') or 0:.4f} | {o.get('baseline_log_loss') or 0:.4f} |"
-                )
-        lines.append("")
+    lines += calibration_lines(ab)
     lines += [
         "### Cost",
         "",
-        f"Wall time {t['wall_seconds']:.0f} s: {t['runs_trained']} runs trained, {t['runs_reused']} reused from the "
-        f"cache; training and evaluation {t['training_seconds']:.0f} s (as measured when each run was trained), "
-        f"calibration {t['calibration_seconds']:.0f} s. Per setup, all seeds (including the applied-head "
-        "evaluations):",
+        f"Wall time of this invocation {t['wall_seconds']:.0f} s: {t['runs_trained']} runs trained, "
+        f"{t['runs_reused']} reused from the cache; training {t['training_seconds']:.0f} s (as measured when each "
+        f"run was trained), scoring the test days {t['scoring_seconds']:.0f} s, bootstrap "
+        f"{t['bootstrap_seconds']:.0f} s. Per setup, all seeds:",
         "",
-        "| setup | seconds | best epochs |",
+        "| setup | training seconds | best epochs |",
         "|---|---|---|",
     ]
     for name, s in setups.items():
@@ -251,30 +258,104 @@ def ablation_sections(ab: dict) -> list[str]:
     return lines
 
 
+def like_follow_lines(ab: dict) -> list[str]:
+    """Like and Follow: each head's AP against a constant's (the positive rate) and the change against the
+    baseline's own Like and Follow heads."""
+    lines = [
+        "### Like and Follow heads",
+        "",
+        "Measured on the promotion impressions of the test days, whose like and follow labels (7-day windows) are "
+        "mature. A constant predictor's AP is the positive rate.",
+        "",
+        "| head | setup | AP (mean ± std over seeds) | AP / positive rate | change against the baseline |",
+        "|---|---|---|---|---|",
+    ]
+    for figure in ("like", "follow"):
+        seg = ab["figures"][figure]["segments"]["all"]
+        if "ap" not in seg:
+            lines.append(f"| {figure.capitalize()} | - | {seg.get('note', 'not measured')} | | |")
+            continue
+        rate = seg["positive_rate"]
+        for name, ap in seg["ap"].items():
+            lift = f"{ap['mean'] / rate:.2f}" if rate and ap["mean"] is not None else "-"
+            change = "-" if name == "baseline" else _change(seg, name)
+            lines.append(f"| {figure.capitalize()} | `{name}` | {_pm(ap, 4, False)} | {lift} | {change} |")
+        lines.append(
+            f"| {figure.capitalize()} | rows | {seg['rows']:,} rows, {seg['positives']:,} positives "
+            f"({100 * rate:.2f}%) | | |"
+        )
+    return [*lines, ""]
+
+
+def calibration_lines(ab: dict) -> list[str]:
+    cal = ab.get("calibration", {})
+    if not cal.get("curves"):
+        return []
+    lines = [
+        "### Calibration",
+        "",
+        f"Reliability on the test days ({', '.join(cal['test_days'])}), seed {cal['seed']}: equal-count bins of "
+        "each model's prediction against the observed stream rate.",
+        "",
+        "![calibration](calibration.png)",
+        "",
+        "| model | channel | head | mean prediction / observed rate | log loss | constant's log loss |",
+        "|---|---|---|---|---|---|",
+    ]
+    for setup, by_channel in cal["curves"].items():
+        for channel, c in by_channel.items():
+            o = c["overall"]
+            lines.append(
+                f"| `{setup}` | {channel} | {c['head']} | {o.get('calibration') or 0:.2f} | "
+                f"{o.get('log_loss') or 0:.4f} | {o.get('baseline_log_loss') or 0:.4f} |"
+            )
+    return [*lines, ""]
+
+
+AB_METRICS = (("i2s", "i2s"), ("ecps", "eCPS"), ("ctr", "CTR"), ("streams", "streams"), ("reach", "reach"))
+
+
 def abtest_sections(ab: dict) -> list[str]:
     seg, cfg, t = ab["segments"], ab["config"], ab["timing"]
-    ctx = ab["serving_context"]
+    ctx, inv = ab["serving_context"], ab["inventory"]
+    level = int(100 * cfg["confidence"])
+    split = next(iter(ab["model_splits"].values()))
     lines = [
         "## 2. Simulated online A/B test (`make abtest`)",
         "",
-        f"Held-out days {', '.join(cfg['days'])} (the models trained on "
-        f"{ab['model_splits']['treatment']['train'][0]}..{ab['model_splits']['treatment']['train'][-1]} and "
-        f"validated on {', '.join(ab['model_splits']['treatment']['valid'])}). Control: `{cfg['control_model']}`, "
-        f"head {cfg['heads']['control']} (the promotions-only model reused for ads); treatment: "
-        f"`{cfg['treatment_model']}`, head {cfg['heads']['treatment']}. Audiences from the scoring pipeline "
-        "(same eligibility and serving context as `make score`), every eligible user ranked. Users are split "
-        f"between the arms by a stable hash (split seed {cfg['split_seed']}); each ad campaign active on a day "
-        "gives each arm half its daily budget (budget / campaign days), spent at the campaign's CPM on the arm's "
-        "own eligible users in rank order (one impression per user per pass, at most the simulator's frequency "
-        "cap per user, campaign and day). Outcomes are drawn from `World.outcome_probabilities` (seed "
-        f"{cfg['draw_seed']}) with the context fixed as scoring assumed it: hour {ctx['hour']}, "
-        f"{ctx['device']}, {ctx['creative']}, {ctx['slot_surface']}; prior exposures = {ctx['prior_exposures']}. "
-        f"Intervals: {int(100 * cfg['confidence'])}% percentile bootstrap over campaign-days ({cfg['bootstrap']} "
-        "resamples, both arms of a campaign-day together). *Expected i2s* is the mean true stream probability of "
-        "the served impressions: the same comparison without the noise of the draws.",
+        f"Held-out days {', '.join(cfg['days'])} (the models trained on {split['train'][0]}..{split['train'][-1]} "
+        f"and validated on {', '.join(split['valid'])}). Model seeds {cfg['model_seeds']}: for each, control is the "
+        f"baseline of that seed, head {cfg['heads']['control']} (the promotions-only model reused for ads), and "
+        f"treatment the joint model of that seed, head {cfg['heads']['treatment']}. Audiences from the scoring "
+        "pipeline (same eligibility and serving context as `make score`), every eligible user scored. Users are "
+        f"split between the arms by a stable hash (split seed {cfg['split_seed']}); each ad campaign active on a "
+        "day gives each arm half its daily budget (budget / campaign days).",
         "",
-        "| segment | campaign-days | i2s | eCPS | CTR | streams | expected i2s |",
-        "|---|---|---|---|---|---|---|",
+        "**Inventory and auction.** Each user has the ad slots of the day drawn from the world's session model "
+        f"(sessions from the user's activity, ad slots per session, none for premium users; inventory seed "
+        f"{cfg['inventory_seed']}, the same for every model seed). Each slot, in time order, is sold in a "
+        "second-price auction among the campaigns the user is eligible for, that are under the frequency cap and "
+        "can still pay; a campaign bids its CPM times the arm's predicted stream probability of the user over its "
+        "mean across the campaign's eligible users in the arm, so the arm's model decides who each campaign buys. "
+        f"The winner pays the larger of the second bid and the reserve ({cfg['reserve_cpm_micros'] / 1e6:g} per "
+        "thousand). Outcomes are drawn from `World.outcome_probabilities` "
+        f"(seed {cfg['draw_seed']}): {ctx['hour']}, {ctx['device']}, {ctx['creative']}, {ctx['slot_surface']}; "
+        f"prior exposures = {ctx['prior_exposures']}.",
+        "",
+        f"Inventory: {inv['slots']:,} ad slots over the days and seeds, {inv['impressions']:,} sold "
+        f"({100 * (inv['sold_share'] or 0):.0f}%). An arm's campaign-day reached a median "
+        f"{100 * (inv['reach_share_median'] or 0):.1f}% of its eligible users (mean "
+        f"{100 * (inv['reach_share_mean'] or 0):.1f}%); {100 * (inv['reached_every_eligible_user_share'] or 0):.1f}% "
+        "reached every eligible user (where the ranking cannot matter). Median share of the half budget spent: "
+        f"{100 * (inv['budget_spent_median'] or 0):.0f}%; {100 * (inv['budget_exhausted_share'] or 0):.0f}% of "
+        "campaign-days spent it all.",
+        "",
+        f"Intervals: {level}% percentile bootstrap ({cfg['bootstrap']} resamples) that draws the model seeds and "
+        "the campaign-days with replacement (both arms of a campaign-day together). *Expected i2s* is the mean true "
+        "stream probability of the sold impressions: the same comparison without the noise of the draws.",
+        "",
+        "| segment | campaign-days | " + " | ".join(label for _, label in AB_METRICS) + " | expected i2s |",
+        "|---|---|" + "---|" * (len(AB_METRICS) + 1),
     ]
     paper = ab["paper"]
     for name, label in (("all", "All podcasts"), ("less_streamed", "Less-streamed (tiers 3-5)")):
@@ -282,37 +363,37 @@ def abtest_sections(ab: dict) -> list[str]:
             continue
         s = seg[name]
         lines.append(
-            f"| {label}, ours | {s['units']} | {_ci(s, 'i2s')} | {_ci(s, 'ecps')} | {_ci(s, 'ctr')} | "
-            f"{_ci(s, 'streams')} | {_ci(s, 'expected_i2s')} |"
+            f"| {label}, ours | {s['units']} | "
+            + " | ".join(_ci(s, m) for m, _ in AB_METRICS)
+            + f" | {_ci(s, 'expected_i2s')} |"
         )
         p = paper[name]
         lines.append(
-            f"| {label}, paper | | {p['i2s']:+.0f}% | {p['ecps']:+.0f}% | {p['ctr']:+.0f}% | {p['streams']:+.0f}% | |"
+            f"| {label}, paper | | {p['i2s']:+.0f}% | {p['ecps']:+.0f}% | {p['ctr']:+.0f}% | {p['streams']:+.0f}% | | |"
         )
+    lines += ["", *excludes_zero_lines(seg, level), ""]
     lines += [
+        "Totals per arm (all seeds and days):",
         "",
-        "Totals per arm:",
-        "",
-        "| segment | arm | impressions | spend | clicks | streams | i2s | CTR | eCPS |",
+        "| segment | arm | impressions | reach | spend | clicks | streams | i2s | CTR | eCPS |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    lines.append("|---|---|---|---|---|---|---|---|---|")
     for name in ("all", "less_streamed"):
         for arm in ("control", "treatment"):
             a = seg[name]["arms"][arm]
             lines.append(
-                f"| {name} | {arm} | {a['impressions']:,.0f} | {a['spend_micros'] / 1e6:,.0f} | {a['clicks']:,.0f} | "
-                f"{a['streams']:,.0f} | {100 * (a['i2s'] or 0):.2f}% | {100 * (a['ctr'] or 0):.2f}% | "
-                f"{a['ecps'] or 0:.2f} |"
+                f"| {name} | {arm} | {a['impressions']:,.0f} | {a['reach']:,.0f} | {a['spend_micros'] / 1e6:,.0f} | "
+                f"{a['clicks']:,.0f} | {a['streams']:,.0f} | {100 * (a['i2s'] or 0):.2f}% | "
+                f"{100 * (a['ctr'] or 0):.2f}% | {a['ecps'] or 0:.2f} |"
             )
-    lines += ["", reach_note(ab["units"])]
     lines += [
         "",
         "### By popularity tier",
         "",
         "![A/B by tier](abtest_by_tier.png)",
         "",
-        "| tier | campaign-days | i2s | paper i2s | eCPS | paper CPS | streams | expected i2s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| tier | campaign-days | i2s | paper i2s | eCPS | paper CPS | CTR | streams | reach | expected i2s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in seg.items():
         if not name.startswith("tier_"):
@@ -320,44 +401,40 @@ def abtest_sections(ab: dict) -> list[str]:
         tier = name.removeprefix("tier_")
         lines.append(
             f"| {tier} | {s['units']} | {_ci(s, 'i2s')} | {_paper(paper['i2s_by_tier'].get(tier))} | "
-            f"{_ci(s, 'ecps')} | {_paper(paper['cps_by_tier'].get(tier))} | {_ci(s, 'streams')} | "
-            f"{_ci(s, 'expected_i2s')} |"
+            f"{_ci(s, 'ecps')} | {_paper(paper['cps_by_tier'].get(tier))} | {_ci(s, 'ctr')} | {_ci(s, 'streams')} | "
+            f"{_ci(s, 'reach')} | {_ci(s, 'expected_i2s')} |"
         )
     lines += [
         "",
-        "The paper gives tier 1 no figure of its own, and the CPS of tiers 0-2 only as a range (-4% to -17%).",
+        "The paper gives tier 1 no figure of its own, and the CPS of tiers 0-2 only as a range (-4% to -17%). "
+        "Tier -1: campaigns whose show had no popularity tier on the day.",
         "",
         "### Cost",
         "",
-        f"Wall time {t['wall_seconds']:.0f} s: scoring (two pipeline runs a day) {t['scoring_seconds']:.0f} s, "
-        f"serving and drawing {t['serving_seconds']:.0f} s, bootstrap {t['bootstrap_seconds']:.0f} s"
-        + _models_note(t.get("models") or {})
-        + ".",
+        f"Wall time {t['wall_seconds']:.0f} s: scoring (two pipeline runs per seed and day) "
+        f"{t['scoring_seconds']:.0f} s, auctions and draws {t['serving_seconds']:.0f} s, bootstrap "
+        f"{t['bootstrap_seconds']:.0f} s" + _models_note(t.get("models") or {}) + ".",
         "",
     ]
     return lines
 
 
-def reach_note(units: list[dict]) -> str:
-    """How deep into their eligible users the campaigns bought: where an arm reaches all of them, the ranking
-    cannot matter, so this says how much room the test leaves the models."""
-    shares = np.array(
-        [
-            u[arm]["reached_users"] / u[arm]["eligible_users"]
-            for u in units
-            for arm in ("control", "treatment")
-            if u[arm]["eligible_users"]
-        ]
-    )
-    if shares.size == 0:
-        return "No campaign-day had eligible users."
-    return (
-        f"Reach: an arm's campaign-day reached a median {100 * np.median(shares):.0f}% of the arm's eligible users "
-        f"(mean {100 * shares.mean():.0f}%); {100 * (shares >= 0.999).mean():.0f}% of them reached every eligible user "
-        f"(there the ranking cannot matter), {100 * (shares < 0.5).mean():.0f}% fewer than half. Ad inventory is not "
-        "modelled: every eligible user can be served up to the frequency cap, so the half budgets buy more "
-        "impressions than the simulator's logs hold for those days."
-    )
+def excludes_zero_lines(segments: dict, level: int) -> list[str]:
+    """Which headline lifts have intervals that exclude zero, and which do not (the report must say so)."""
+    out = []
+    for name, label in (("all", "all podcasts"), ("less_streamed", "less-streamed podcasts")):
+        if name not in segments:
+            continue
+        s = segments[name]
+        clear, unclear = [], []
+        for metric, text in AB_METRICS:
+            ci = s["ci_pct"].get(metric)
+            (clear if ci and (ci[0] > 0 or ci[1] < 0) else unclear).append(text)
+        sentence = f"For {label}, the {level}% intervals of {', '.join(clear) or 'no lift'} exclude zero"
+        if unclear:
+            sentence += f"; those of {', '.join(unclear)} contain it (an effect this test cannot tell from noise)"
+        out.append(sentence + ".")
+    return out
 
 
 def _models_note(models: dict) -> str:
@@ -365,6 +442,16 @@ def _models_note(models: dict) -> str:
         return ""
     done = [f"{k} {'reused' if v['reused'] else 'trained in {:.0f} s'.format(v['seconds'])}" for k, v in models.items()]
     return "; models: " + ", ".join(done)
+
+
+def world_parameter_lines(world_config: dict) -> list[str]:
+    """The world's sizes and behaviour as a table (the ground truth's coefficients follow in the JSON)."""
+    lines = ["| parameter | value |", "|---|---|"]
+    for key in sorted(world_config):
+        value = world_config[key]
+        if not isinstance(value, dict):
+            lines.append(f"| `{key}` | {value} |")
+    return lines
 
 
 def write_report(out: str, world_dir: str | None = None) -> str:
@@ -381,8 +468,9 @@ def write_report(out: str, world_dir: str | None = None) -> str:
         "# podtarget evaluation: the paper's ablations and A/B test on the simulated world",
         "",
         f"Generated {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')} from the JSON in this "
-        "folder. The simulator's parameters were not tuned to the paper's figures: these are the figures the "
-        "world as configured produced (its configuration is at the end and in `world_config.json`).",
+        "folder. The world's parameters were fixed before the evaluation ran and were not tuned to the paper's "
+        "figures: these are the figures the world as configured produced. Its parameters are listed at the end "
+        "(and in `world_config.json`).",
         "",
         TIER_NOTE,
         "",
@@ -405,9 +493,11 @@ def write_report(out: str, world_dir: str | None = None) -> str:
         lines += [
             "- `world_config.json`",
             "",
-            "## Simulator configuration",
+            "## World parameters (fixed before the evaluation ran)",
             "",
-            f"From `{world_dir}/config.json`:",
+            *world_parameter_lines(world_config),
+            "",
+            f"Everything, from `{world_dir}/config.json` (the ground-truth coefficients included):",
             "",
             "```json",
             json.dumps(world_config, indent=1, sort_keys=True),

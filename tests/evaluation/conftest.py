@@ -83,7 +83,7 @@ def ab_config(root: str, ablation_config: EvaluateConfig, out: str, **changes) -
         models=ablation_config.models,
         out=out,
         days=(AB_DAY,),
-        model_seed=SEEDS[0],
+        model_seeds=SEEDS,
         bootstrap=200,
         pipeline_args=("--runner=FnApiRunner",),
     )

@@ -1,5 +1,6 @@
-"""The ablation driver: every configuration with every seed, figures relative to the same seed's baseline, the
-cache (a rerun trains nothing; a changed setting retrains), and its validated configuration."""
+"""The ablation driver: every configuration with every seed, figures relative to the same seed's baseline with
+paired bootstrap intervals, Table 1's directions, like and follow measured, the mature split, the cache (a rerun
+trains nothing; a changed setting retrains), and its validated configuration."""
 
 from __future__ import annotations
 
@@ -7,10 +8,21 @@ import dataclasses
 import json
 import pathlib
 
+import numpy as np
 import pytest
 
-from evaluation.ablations import EvaluateConfig, all_setups, run_ablations, spread
-from tests.evaluation.conftest import SEEDS, small_evaluate
+from evaluation import intervals
+from evaluation.ablations import (
+    FIGURES,
+    EvaluateConfig,
+    all_setups,
+    mature_split,
+    read_days,
+    run_ablations,
+    table1_directions,
+)
+from model.artifacts import load_model
+from tests.evaluation.conftest import SEEDS, TEST, small_evaluate
 
 
 def test_every_configuration_runs_with_every_seed(ablations):
@@ -18,50 +30,95 @@ def test_every_configuration_runs_with_every_seed(ablations):
     expected = {"baseline", "promo_stream_only", "ads_stream_only", "ads_stream_anc", "joint", "no_mask"}
     expected |= {"no_balance", "mmoe"} | {f"no_{g}" for g in ("user", "content", "context", "campaign", "ad")}
     assert expected <= set(result["setups"]) == set(all_setups())
-    for name, setup in result["setups"].items():
-        assert sorted(setup["seeds"]) == list(SEEDS), name
-        for channel in ("promotions", "ads"):
-            assert setup[channel]["ap"]["n"] == len(SEEDS), (name, channel)
-            assert setup[channel]["ap"]["mean"] is not None
-            assert setup[channel]["ap_by_tier"], (name, channel)
     assert len(result["runs"]) == len(all_setups()) * len(SEEDS)
+    for channel in ("promotions", "ads"):
+        seg = result["figures"][channel]["segments"]["all"]
+        assert set(seg["ap"]) == set(all_setups()), channel
+        for name, ap in seg["ap"].items():
+            assert ap["n"] == len(SEEDS) and len(ap["per_seed"]) == len(SEEDS), (channel, name)
+        assert any(n.startswith("tier_") for n in result["figures"][channel]["segments"]), channel
     paper = {n: s["paper"] for n, s in result["setups"].items() if s["paper"]}
     assert paper["joint"] == {"promotions": 4.5, "ads": 50.2}
     assert set(paper) == {"promo_stream_only", "ads_stream_only", "ads_stream_anc", "joint"}
 
 
-def test_each_setup_trains_what_it_says(ablations):
+def test_each_setup_trains_what_it_says_and_serves_the_other_channel_with_its_other_head(ablations):
     config, result = ablations
-    runs = {(r["setup"], r["seed"]): r for r in result["runs"]}
     trained = json.loads(pathlib.Path(f"{config.models}/ads_stream_only-s1/metrics.json").read_text())
     assert trained["trainable_heads"] == ["AdStream"]
     anc = json.loads(pathlib.Path(f"{config.models}/ads_stream_anc-s1/metrics.json").read_text())
     assert anc["trainable_heads"] == ["AdStream", "Click", "Like", "Follow"]
     assert anc["sampling"]["sources"] == ["ad"]
-    # Heads without a counterpart are applied to the other channel, never trained on it.
-    assert runs[("baseline", 1)]["applied_run"] == "baseline-s1-applied"
-    assert runs[("ads_stream_anc", 2)]["applied_run"] == "ads_stream_anc-s2-applied"
-    assert "applied_run" not in runs[("joint", 2)]
-    applied = json.loads(pathlib.Path(f"{config.models}/baseline-s1-applied/metrics.json").read_text())
-    assert applied["trainable_heads"] == [] and applied["applied_heads"] == {"AdStream": "PromotionStream"}
-    assert applied["history"] == []
+    heads = {f: result["figures"][f]["heads"] for f in FIGURES}
+    assert heads["ads"]["baseline"] == "PromotionStream" and heads["ads"]["joint"] == "AdStream"
+    assert heads["promotions"]["ads_stream_only"] == "AdStream"
+    # Like and Follow are measured for the setups that have those heads, and only those.
+    assert {"baseline", "joint", "ads_stream_anc"} <= set(heads["like"]) and "ads_stream_only" not in heads["like"]
 
 
-def test_figures_are_relative_to_the_same_seeds_baseline(ablations):
+def test_ap_and_changes_are_the_scores_own(ablations):
+    """The figures recomputed from the runs' own scores: AP per seed as scikit-learn computes it, and the change as
+    the relative difference of the seed-mean APs, inside its interval."""
+    from sklearn.metrics import average_precision_score
+
+    config, result = ablations
+    table = read_days(config.examples, result["split"]["test"])
+    source = np.asarray(table.column("source").to_numpy(zero_copy_only=False))
+    y = table.column("label_stream").to_numpy(zero_copy_only=False).astype(float)
+    rows = (source == "ad") & ~np.isnan(y)
+    seg = result["figures"]["ads"]["segments"]["all"]
+    for setup, head in (("joint", "AdStream"), ("baseline", "PromotionStream")):
+        for i, seed in enumerate(SEEDS):
+            p = load_model(f"{config.models}/{setup}-s{seed}").score(table, [head])[head]
+            assert seg["ap"][setup]["per_seed"][i] == pytest.approx(average_precision_score(y[rows], p[rows]))
+    change = seg["change_pct"]["joint|baseline"]
+    mean = {s: np.mean(seg["ap"][s]["per_seed"]) for s in ("joint", "baseline")}
+    assert change["point"] == pytest.approx(100 * (mean["joint"] / mean["baseline"] - 1))
+    lo, hi = change["ci"]
+    assert lo <= change["point"] <= hi
+
+
+def test_every_table1_direction_gets_a_verdict(ablations):
     _, result = ablations
-    runs = {(r["setup"], r["seed"]): r for r in result["runs"]}
-    for channel in ("promotions", "ads"):
-        base = result["setups"]["baseline"][channel]["relative_pct"]
-        assert base["mean"] == 0.0 and base["std"] == 0.0
-        relative = [100 * (runs[("joint", s)][channel]["ap"] / runs[("baseline", s)][channel]["ap"] - 1) for s in SEEDS]
-        assert result["setups"]["joint"][channel]["relative_pct"] == pytest.approx(spread(relative))
+    names = [d["name"] for d in result["directions"]]
+    assert names == [d.name for d in table1_directions()] and len(names) == 10
+    for d in result["directions"]:
+        assert d["verdict"] == intervals.verdict(d["ci"], d["paper"])
+        change = result["figures"][d["channel"]]["segments"]["all"]["change_pct"][f"{d['setup']}|{d['versus']}"]
+        assert d["ours"] == change["point"] and d["ci"] == change["ci"]
+
+
+def test_like_and_follow_are_measured_on_mature_labels(ablations):
+    _, result = ablations
+    for figure in ("like", "follow"):
+        seg = result["figures"][figure]["segments"]["all"]
+        assert seg["rows"] > 0, figure
+        if "ap" in seg:  # defined where the tiny test day holds both classes
+            assert seg["ap"]["joint"]["n"] == len(SEEDS)
+
+
+def test_the_mature_split_takes_the_last_mature_days(tmp_path):
+    root = tmp_path / "examples"
+    flags = {"2026-03-02": True, "2026-03-03": True, "2026-03-04": True, "2026-03-05": True, "2026-03-06": False}
+    for day, mature in flags.items():
+        (root / f"dt={day}").mkdir(parents=True)
+        (root / f"dt={day}" / "_SUCCESS.json").write_text(json.dumps({"labels_mature": mature}))
+    split = mature_split(str(root), valid_count=1, test_count=2)
+    assert split == {
+        "train_days": "2026-03-02",
+        "valid_days": "2026-03-03",
+        "test_days": "2026-03-04..2026-03-05",
+    }
+    with pytest.raises(ValueError, match=r"needs 5 days with mature labels .* found 4 \(immature: 2026-03-06\)"):
+        mature_split(str(root), valid_count=2, test_count=2)
 
 
 def test_a_rerun_reuses_every_run_and_a_changed_setting_retrains(ablations, tmp_path):
     config, result = ablations
     again = run_ablations(dataclasses.replace(config, setups=("baseline", "joint"), out=str(tmp_path / "a")))
     assert again["timing"]["runs_trained"] == 0 and again["timing"]["runs_reused"] == 2 * len(SEEDS)
-    assert again["setups"]["joint"]["ads"] == result["setups"]["joint"]["ads"]
+    ads = result["figures"]["ads"]["segments"]["all"]
+    assert again["figures"]["ads"]["segments"]["all"]["ap"]["joint"] == ads["ap"]["joint"]
     changed = run_ablations(dataclasses.replace(config, setups=("baseline",), seeds=(1,), lr=0.01, out=str(tmp_path)))
     assert changed["timing"]["runs_trained"] == 1
 
@@ -70,6 +127,7 @@ def test_the_report_json_and_calibration_curves(ablations):
     config, result = ablations
     written = json.loads(pathlib.Path(f"{config.out}/ablations.json").read_text())
     assert written["setups"].keys() == result["setups"].keys()
+    assert written["directions"] == json.loads(json.dumps(result["directions"]))
     curves = result["calibration"]["curves"]
     assert set(curves) == {"baseline", "joint"}
     assert curves["baseline"]["ads"]["head"] == "PromotionStream" and curves["joint"]["ads"]["head"] == "AdStream"
@@ -88,6 +146,11 @@ def test_the_report_json_and_calibration_curves(ablations):
         ({"setups": ("baseline", "nope")}, "unknown \\['nope'\\]"),
         ({"epochs": 0}, "epochs must be an integer >= 1"),
         ({"lr": -1.0}, "lr must be a positive number"),
+        ({"split": "random"}, "split must be one of trainer, mature; got 'random'"),
+        ({"split": "mature", "test_days": "2026-03-04"}, "split 'mature' chooses the days itself; leave test_days"),
+        ({"test_count": 0}, "test_count must be an integer >= 1"),
+        ({"bootstrap": 50}, "bootstrap must be an integer >= 100"),
+        ({"confidence": 1.5}, "confidence must be in"),
     ],
 )
 def test_bad_settings_say_what_was_expected(changes, message):
@@ -97,4 +160,4 @@ def test_bad_settings_say_what_was_expected(changes, message):
 
 def test_small_evaluate_is_the_configuration_under_test(eval_world, small_spec, tmp_path):
     config = small_evaluate(eval_world, small_spec, str(tmp_path / "m"), str(tmp_path / "o"))
-    assert config.seeds == SEEDS and config.setups is None
+    assert config.seeds == SEEDS and config.setups is None and config.test_days == TEST.isoformat()

@@ -1,5 +1,6 @@
-"""The simulated A/B test: its accounting (budget, frequency cap, eligibility, eCPS) checked exactly, the same
-seed giving the same results, bootstrap intervals around their estimates, and the serving rule itself."""
+"""The simulated A/B test: the auction's rules (second price, reserve, cap, budget, time order) checked exactly,
+its accounting on a real day (budget, frequency cap, eligibility, eCPS), inventory from the world's sessions, the
+same seeds giving the same results, and bootstrap intervals around their estimates."""
 
 from __future__ import annotations
 
@@ -18,28 +19,56 @@ from evaluation.abtest import (
     draw_outcomes,
     held_out_days,
     run_abtest,
-    serve,
+    run_auction,
+    value_bids,
 )
 from pipelines.daily import load_podcast_features, read_snapshot
 from schemas import layout
 from simulator import World
+from simulator.config import AD_SLOTS, SURFACES
 from simulator.world import rng_for
-from tests.evaluation.conftest import AB_DAY, TRAIN, ab_config
+from tests.evaluation.conftest import AB_DAY, SEEDS, TRAIN, ab_config
 from transforms.candidates import ScoringConfig, find_candidates, plan_campaigns
 from transforms.storage import read_parquet
 
 
-def test_serving_goes_down_the_ranking_then_around_again_within_budget_and_cap():
-    ranked = np.array([30, 10, 20])
-    served = serve(ranked, budget_micros=10 * 5_000 + 4_999, cpm_micros=5_000_000, cap=3)  # 10 impressions' worth
-    assert served.users.tolist() == [30, 10, 20, 30, 10, 20, 30, 10, 20]  # the cap (3 each) binds before the budget
-    assert served.prior_exposures.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
-    partial = serve(ranked, budget_micros=2 * 5_000, cpm_micros=5_000_000, cap=3)
-    assert partial.users.tolist() == [30, 10] and partial.spend_micros == 10_000
-    assert len(serve(ranked, budget_micros=4_999, cpm_micros=5_000_000, cap=3).users) == 0
-    assert len(serve(np.array([], np.int64), budget_micros=1e9, cpm_micros=5_000_000, cap=3).users) == 0
+def test_each_slot_goes_to_the_highest_bid_at_the_second_price():
+    # Two users; campaign 0 bids 10 / 4 (CPM, micros x 1e6), campaign 1 bids 8 / 9.
+    pair_user = np.array([1, 1, 2, 2])
+    pair_campaign = np.array([0, 1, 0, 1])
+    bids = np.array([10e6, 8e6, 4e6, 9e6])
+    won = run_auction(np.array([1, 2]), pair_user, pair_campaign, bids, np.array([1e9, 1e9]), 3, 5e6)
+    assert won.pair.tolist() == [0, 3]  # user 1 -> campaign 0, user 2 -> campaign 1
+    assert won.price_micros.tolist() == [8e3, 5e3]  # the second bid, or the reserve (campaign 0's 4 is below it)
+    assert won.slot.tolist() == [0, 1] and won.prior_exposures.tolist() == [0, 0]
+
+
+def test_the_cap_the_budget_and_the_reserve_bind():
+    pair_user, pair_campaign = np.array([1, 1]), np.array([0, 1])
+    bids = np.array([10e6, 6e6])
+    slots = np.array([1, 1, 1, 1, 1])
+    # Cap 2: campaign 0 wins twice, then campaign 1 twice (alone: pays the reserve), then nobody.
+    won = run_auction(slots, pair_user, pair_campaign, bids, np.array([1e9, 1e9]), 2, 5e6)
+    assert won.pair.tolist() == [0, 0, 1, 1] and won.prior_exposures.tolist() == [0, 1, 0, 1]
+    assert won.price_micros.tolist() == [6e3, 6e3, 5e3, 5e3]
+    # Campaign 0 can pay its bid (10e3 per impression) once: then campaign 1 takes over.
+    won = run_auction(slots, pair_user, pair_campaign, bids, np.array([15e3, 1e9]), 5, 5e6)
+    assert won.pair.tolist() == [0, 1, 1, 1, 1]
+    # Bids below the reserve never enter.
+    assert len(run_auction(slots, pair_user, pair_campaign, bids, np.array([1e9, 1e9]), 5, 11e6).pair) == 0
     with pytest.raises(ValueError, match="cap must be >= 1"):
-        serve(ranked, 1e6, 5e6, cap=0)
+        run_auction(slots, pair_user, pair_campaign, bids, np.array([1e9, 1e9]), 0, 5e6)
+    with pytest.raises(ValueError, match="one entry per pair"):
+        run_auction(slots, pair_user, pair_campaign[:1], bids, np.array([1e9, 1e9]), 1, 5e6)
+
+
+def test_value_bids_average_the_cpm_and_follow_the_ranking():
+    pair_campaign = np.array([0, 0, 0, 1, 1])
+    score = np.array([0.01, 0.02, 0.03, 0.5, 0.5])
+    bids = value_bids(pair_campaign, score, np.array([12e6, 7e6]))
+    assert bids[:3].mean() == pytest.approx(12e6) and bids[3:].tolist() == [7e6, 7e6]
+    assert bids[0] < bids[1] < bids[2]
+    assert value_bids(np.array([0, 0]), np.zeros(2), np.array([9e6])).tolist() == [9e6, 9e6]
 
 
 def test_users_split_in_halves_by_a_stable_hash():
@@ -53,20 +82,24 @@ def test_spend_cap_and_ecps_add_up_for_every_campaign_and_arm(abtest, eval_world
     config, result = abtest
     cap = World.load(f"{eval_world}/world").config.frequency_cap_per_day
     assert result["units"], "the held-out day has active ad campaigns"
+    assert {u["seed"] for u in result["units"]} == set(SEEDS)
+    sold = 0
     for unit in result["units"]:
-        served = result["served"][(unit["day"], unit["campaign_id"])]
+        key = (unit["seed"], unit["day"], unit["campaign_id"])
+        served, prices = result["served"][key], result["prices"][key]
         for arm in ARMS:
             a = unit[arm]
-            assert a["spend_micros"] <= unit["arm_budget_micros"] + 1e-6
-            assert a["spend_micros"] == pytest.approx(a["impressions"] * unit["cpm_micros"] / 1000)
-            # Out of budget, or out of users: the cap times the arm's eligible users.
-            price = unit["cpm_micros"] / 1000
-            assert (
-                unit["arm_budget_micros"] - a["spend_micros"] < price or a["impressions"] == cap * a["eligible_users"]
-            )
+            sold += a["impressions"]
+            assert a["spend_micros"] <= a["budget_micros"] + 1e-6
+            assert a["spend_micros"] == pytest.approx(prices[arm].sum())
+            # Second price: at least the reserve, at most the campaign's own bid (its CPM times its relative score,
+            # bounded here by the CPM times the number of its eligible users).
+            assert (prices[arm] >= config.reserve_cpm_micros / 1000 - 1e-9).all()
             counts = np.bincount(served[arm]) if len(served[arm]) else np.zeros(1)
             assert counts.max() <= cap and a["max_per_user"] <= cap
+            assert a["reach"] == len(np.unique(served[arm])) <= a["eligible_users"]
             assert a["streams"] <= a["impressions"] and a["clicks"] <= a["impressions"]
+    assert sold > 0
     for segment in result["segments"].values():
         for arm in ARMS:
             a = segment["arms"][arm]
@@ -76,6 +109,24 @@ def test_spend_cap_and_ecps_add_up_for_every_campaign_and_arm(abtest, eval_world
                 assert a["ecps"] is None  # no streams: no cost per stream, never a division by zero
             if a["impressions"]:
                 assert a["i2s"] == pytest.approx(a["streams"] / a["impressions"])
+
+
+def test_inventory_limits_what_the_arms_sell(abtest, eval_world):
+    """No user gets more impressions in a day than the slots drawn for them, across all campaigns."""
+    config, result = abtest
+    world = World.load(f"{eval_world}/world")
+    from evaluation.abtest import day_slots
+
+    slots = np.bincount(day_slots(world, AB_DAY, config)["user"], minlength=world.config.n_users + 1)
+    for seed in SEEDS:
+        per_user = np.zeros_like(slots)
+        for (s, _, _), by_arm in result["served"].items():
+            if s == seed:
+                for arm in ARMS:
+                    np.add.at(per_user, by_arm[arm], 1)
+        assert (per_user <= slots).all() and per_user.sum() > 0
+    inventory = result["inventory"]
+    assert inventory["impressions"] <= inventory["slots"] and inventory["slots"] == len(SEEDS) * slots.sum()
 
 
 def test_only_eligible_users_of_the_arm_are_served(abtest, eval_world):
@@ -95,7 +146,7 @@ def test_only_eligible_users_of_the_arm_are_served(abtest, eval_world):
     campaign_ids = plan.campaigns.column("campaign_id").to_numpy()
     eligible = set(zip(campaign_ids[found.pair_campaign].tolist(), user_ids[found.pair_user].tolist(), strict=True))
     served_any = 0
-    for (_, campaign), by_arm in result["served"].items():
+    for (_, _, campaign), by_arm in result["served"].items():
         for index, arm in enumerate(ARMS):
             users_served = np.unique(by_arm[arm])
             served_any += len(users_served)
@@ -112,12 +163,23 @@ def test_the_same_seed_gives_identical_results(abtest, eval_world, tmp_path):
 
 def test_outcomes_follow_the_draw_seed_and_the_ground_truth(eval_world):
     world = World.load(f"{eval_world}/world")
-    served = serve(np.arange(1, 501), budget_micros=3_000 * 5_000, cpm_micros=5_000_000, cap=3)
-    args = (world, served, 1, 1, "midroll", "now_playing", 19)
+    users = np.tile(np.arange(1, 501), 3)
+    prior = np.repeat(np.arange(3), 500)
+    n = len(users)
+    args = (
+        world,
+        users,
+        np.ones(n, np.int64),
+        np.ones(n, np.int64),
+        np.full(n, AD_SLOTS.index("midroll")),
+        np.full(n, SURFACES.index("now_playing")),
+        np.full(n, 19),
+        prior,
+    )
     first = draw_outcomes(*args, rng_for(1, 2))
     assert all(np.array_equal(first[k], draw_outcomes(*args, rng_for(1, 2))[k]) for k in first)
     assert not np.array_equal(first["stream"], draw_outcomes(*args, rng_for(1, 3))["stream"])
-    # Fatigue: later passes over the same users have lower true stream probabilities.
+    # Fatigue: later impressions to the same users have lower true stream probabilities.
     p = first["p_stream"].reshape(3, 500)
     assert (p[0] > p[1]).all() and (p[1] > p[2]).all()
 
@@ -126,6 +188,7 @@ def test_bootstrap_intervals_contain_their_estimates(abtest):
     _, result = abtest
     checked = 0
     for segment in result["segments"].values():
+        assert segment["seeds"] == len(SEEDS)
         for metric, (lo, hi) in segment["ci_pct"].items():
             assert lo <= segment["lift_pct"][metric] <= hi, metric
             checked += 1
@@ -158,6 +221,9 @@ def test_campaign_context_is_the_scoring_plans(eval_world):
         ({"data_root": "gs://b/x"}, "must be a local folder"),
         ({"days": (AB_DAY, AB_DAY)}, "days must be distinct"),
         ({"hour": 24}, "hour must be an integer"),
+        ({"model_seeds": ()}, "model_seeds must be distinct integers, at least one"),
+        ({"model_seeds": (1, 2), "control": "models/x"}, "give a single model seed with them"),
+        ({"reserve_cpm_micros": -1}, "reserve_cpm_micros must be an integer >= 0"),
     ],
 )
 def test_bad_settings_say_what_was_expected(changes, message):

@@ -1,4 +1,5 @@
-"""The report: markdown with the paper's figures beside ours, PNG plots and the JSON behind them."""
+"""The report: markdown with the paper's figures beside ours and their intervals, Table 1's verdicts, the world's
+parameters, PNG plots and the JSON behind them."""
 
 from __future__ import annotations
 
@@ -25,8 +26,13 @@ def test_the_report_writes_markdown_plots_and_json(ablations, abtest, eval_world
     assert "+18%" in text and "-22%" in text  # Table 2 beside ours
     assert "less-streamed = tiers 3-5" in text
     assert '"frequency_cap_per_day": 3' in text  # the simulator's configuration, recorded
-    joint = json.loads(pathlib.Path(os.path.join(out, "ablations.json")).read_text())["setups"]["joint"]
-    assert f"{joint['ads']['relative_pct']['mean']:+.1f} ± {joint['ads']['relative_pct']['std']:.1f}" in text
+    written = json.loads(pathlib.Path(os.path.join(out, "ablations.json")).read_text())
+    change = written["figures"]["ads"]["segments"]["all"]["change_pct"]["joint|baseline"]
+    assert f"{change['point']:+.1f}% [{change['ci'][0]:+.1f}, {change['ci'][1]:+.1f}]" in text
+    for d in written["directions"]:  # every direction of Table 1 with its verdict
+        assert f"| **{d['verdict']}** |" in text
+    assert "World parameters (fixed before the evaluation ran)" in text and "| `n_users` | 700 |" in text
+    assert "### Like and Follow heads" in text and "Inventory:" in text
 
 
 def test_nothing_to_report_is_an_error(tmp_path):
