@@ -51,6 +51,7 @@ def world(tmp_path_factory):
     w.stream(1, 3, w.ts(after, 9), episode_id=None)
     w.follow(1, 3, w.ts(after, 10))
     w.absent[("podcast", after)] = {3}
+    w.follow(2, 2, w.ts(after, 11))  # a valid follow that day, for the feature history
     # 2b. A later promotion with a null campaign_id cannot take the stream from T4.
     ids["rejected_competitor"] = w.ad(2, 1, w.ts(d, 8))
     w.promo(2, 1, w.ts(after, 9), campaign_id=None)
@@ -144,3 +145,14 @@ def test_a_day_without_impressions_commits_an_empty_partition(tmp_path):
     assert table.num_rows == 0 and table.schema.equals(EXAMPLES, check_metadata=False)
     examples = ExampleTable.open(layout.join(w.root, "examples"))
     assert D in examples.files and examples.skipped == []
+
+
+def test_feature_history_skips_rows_their_own_day_rejects(world):
+    """The follow of show 3 logged on D + 1, whose snapshot lacks show 3, is no more history than it is an outcome;
+    a valid follow the same day counts."""
+    w, _, _ = world
+    day = D + datetime.timedelta(days=2)
+    build_features.run([f"--data_root={w.root}", f"--date={day}", RUNNER, "--n_buckets=2"])
+    users = {r["user_id"]: r for r in pq.read_table(layout.feature_partition(w.root, "user", day)).to_pylist()}
+    assert users[1]["user_follows_28d"] == 0
+    assert users[2]["user_follows_28d"] == 1 and users[2]["user_followed_podcasts_28d"] == [2]
