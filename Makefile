@@ -122,7 +122,8 @@ train: setup
 # (see README, "Scoring"). The defaults are looked up lazily, only when `make score` runs without them.
 LAST_FEATURES_DAY = $(shell ls -d $(DATA_ROOT)/features/user/dt=*/_SUCCESS.json 2>/dev/null | tail -1 \
                       | sed -E 's|.*/dt=([0-9-]+)/.*|\1|')
-LATEST_MODEL      = $(shell ls -td $(MODELS)/*/manifest.json 2>/dev/null | head -1 | xargs -r dirname)
+# The newest run under MODELS that loads (checksums, spec, weights); corrupt or unfinished runs are skipped, and said.
+LATEST_MODEL      = $(shell $(PY) -m model.artifacts latest $(MODELS))
 SCORE_DATE        = $(or $(DATE),$(LAST_FEATURES_DAY))
 MODEL            ?= $(LATEST_MODEL)
 SCORE_ARGS       ?=

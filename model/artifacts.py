@@ -10,6 +10,8 @@ Layout::
       normalization.json   numeric means and standard deviations from the training split
       hashing.json         hash functions, the fused table layout, and the buckets seen in training
       metrics.json         validation and test metrics per task, overall and by slice; metrics.txt as a table
+      calibration.json     per head and source it serves: Platt scaling fitted on the validation split, with
+                           calibration and log loss before and after (model/calibration.py)
       checkpoints/last.pt  the training state after the last epoch (for --resume)
 
 Loading checks everything it can and raises :class:`ArtifactError` (a ``ValueError``) with what is wrong::
@@ -25,7 +27,8 @@ import datetime
 import hashlib
 import io
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
@@ -34,6 +37,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import torch
 
+from model import calibration
 from model.data import Batch, Encoder, FeatureStats, resolve_filesystem
 from model.network import InputLayout, MultiTaskNetwork
 from model.spec import Spec, SpecError
@@ -124,6 +128,7 @@ def save_model(
     *,
     metrics: Mapping[str, Any] | None = None,
     metrics_text: str = "",
+    calibration_fit: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Write the model files, then the manifest with their checksums (last, so a crash leaves no manifest)."""
@@ -136,6 +141,8 @@ def save_model(
     if metrics is not None:
         files["metrics.json"] = dumps(metrics)
         files["metrics.txt"] = metrics_text.encode()
+    if calibration_fit is not None:
+        files["calibration.json"] = dumps(calibration_fit)
     for name, data in files.items():
         write_bytes(join(run_dir, name), data)
     manifest = {
@@ -153,16 +160,51 @@ def save_model(
     write_bytes(join(run_dir, "manifest.json"), dumps(manifest))
 
 
+def trained_for(spec: Spec, applied: Iterable[str] = ()) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Per head: its label column and the sources whose rows gave it loss in training (the directional mask over
+    the sources the run trained on). A head copied from another with ``--apply_head`` (``applied``) was declared at
+    training for its own task, so it covers its task's source. Scoring lets a head serve only these."""
+    applied = set(applied)
+    out = {}
+    for task in spec.tasks:
+        if task.name in applied:
+            sources = (task.source,)
+        else:
+            sources = tuple(s for s in spec.training_sources if spec.trains_row(s, task.name))
+        out[task.name] = (task.label, sources)
+    return out
+
+
 class TrainedModel:
     """A loaded model: its spec, the encoder with its training statistics, and the network (eval mode)."""
 
-    def __init__(self, path: str, manifest: dict, spec: Spec, encoder: Encoder, network: MultiTaskNetwork):
+    def __init__(
+        self,
+        path: str,
+        manifest: dict,
+        spec: Spec,
+        encoder: Encoder,
+        network: MultiTaskNetwork,
+        calibration_fit: Mapping[str, Any] | None = None,
+    ):
         self.path, self.manifest, self.spec, self.encoder, self.network = path, manifest, spec, encoder, network
+        self.calibration = dict(calibration_fit or {})
         self.network.eval()
 
     @property
     def tasks(self) -> list[str]:
         return list(self.network.tasks)
+
+    def trained_for(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+        """Per head: its label column and the sources it was trained for (see :func:`trained_for`)."""
+        applied = {text.split("=", 1)[0] for text in self.manifest.get("config", {}).get("apply_head", ())}
+        return trained_for(self.spec, applied)
+
+    def calibrate(self, head: str, source: str, p: np.ndarray) -> np.ndarray:
+        """``p`` of ``head`` on rows of ``source`` as calibrated probabilities (``calibration.json``; as they are
+        for a pair the run could not fit, or a run written before calibration existed)."""
+        entry = self.calibration.get(f"{head}/{source}", {})
+        return calibration.apply(p, entry["a"], entry["b"]) if entry.get("fitted") else p
 
     def encode(self, data: pa.RecordBatch | pa.Table) -> Batch:
         """Arrow rows -> tensors, exactly as in training."""
@@ -174,6 +216,62 @@ class TrainedModel:
 
     def score(self, data: pa.RecordBatch | pa.Table, tasks: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         return {t: p.numpy() for t, p in self.predict(self.encode(data), tasks).items()}
+
+
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_run_name(run: str) -> None:
+    """A run is one folder directly under the models folder: a plain name, never a path (``../x`` would write
+    outside it)."""
+    if not RUN_NAME.fullmatch(run) or ".." in run:
+        raise ArtifactError(
+            f"run name {run!r} is not a plain folder name: use letters, digits, '.', '_' and '-' (e.g. RUN=demo-2); "
+            "the run is written under the models folder (MODELS=...), which is where to choose another place"
+        )
+
+
+def latest_run(models: str) -> tuple[str | None, list[tuple[str, str]]]:
+    """The most recently written run under ``models`` that loads (checksums, spec, weights), and the newer ones
+    skipped with why: ``make score`` without ``MODEL`` must not pick a run whose files are corrupt or missing."""
+    fs, root = _fs(models)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(root, recursive=False))
+    except (FileNotFoundError, OSError):
+        return None, []
+    runs = []
+    for info in infos:
+        if info.type == pafs.FileType.Directory:
+            manifest = fs.get_file_info(f"{info.path}/manifest.json")
+            if manifest.type == pafs.FileType.File:
+                runs.append((manifest.mtime_ns or 0, join(models, info.base_name)))
+    skipped = []
+    for _, path in sorted(runs, reverse=True):
+        try:
+            load_model(path)
+        except ArtifactError as exc:
+            skipped.append((path, str(exc)))
+            continue
+        return path, skipped
+    return None, skipped
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m model.artifacts latest MODELS``: print the latest run that loads (the Makefile's default
+    ``MODEL``); skipped runs are named on stderr."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 2 or args[0] != "latest":
+        print("usage: python -m model.artifacts latest MODELS_FOLDER", file=sys.stderr)
+        return 2
+    path, skipped = latest_run(args[1])
+    for run, why in skipped:
+        print(f"skipping {run}: {why}", file=sys.stderr)
+    if path is None:
+        return 1
+    print(path)
+    return 0
 
 
 def _read_json(run_dir: str, name: str) -> Any:
@@ -255,4 +353,9 @@ def load_model(path: str, table_schema: pa.Schema | None = None, spec: Spec | No
         network.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, AttributeError) as exc:
         raise ArtifactError(f"model {path!r}: weights.pt does not fit the network: {str(exc)[:300]}") from exc
-    return TrainedModel(path, manifest, saved_spec, encoder, network)
+    fit = _read_json(path, "calibration.json") if "calibration.json" in manifest["sha256"] else None
+    return TrainedModel(path, manifest, saved_spec, encoder, network, fit)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

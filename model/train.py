@@ -38,11 +38,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from model import artifacts
-from model.artifacts import ArtifactError, TrainedModel, join, load_model
+from model import artifacts, calibration
+from model.artifacts import ArtifactError, TrainedModel, join, load_model, trained_for
+from model.cli import run_cli
+from model.cloud import require_credentials
 from model.data import (
     BatchStream,
-    DataError,
     Encoder,
     ExampleTable,
     fit_statistics,
@@ -230,21 +231,62 @@ def _config_fingerprint(config: TrainConfig, spec: Spec, split: dict) -> dict:
     }
 
 
-def evaluate(network: MultiTaskNetwork, encoder: Encoder, table: ExampleTable, days, immature) -> dict:
-    """Metrics of every head on ``days`` (each task on its observed rows of its eval sources)."""
+def predict_days(network: MultiTaskNetwork, encoder: Encoder, table: ExampleTable, days, immature) -> dict | None:
+    """Every head's probabilities on ``days`` with the labels, the eval mask (observed rows of each task's eval
+    sources), the observed mask, the source index and the slice of every row (arrays ``[rows, tasks]`` or
+    ``[rows]``); None without days."""
     if not days:
-        return {}
-    probs, ys, masks, slices = [], [], [], []
+        return None
+    probs, ys, masks, observed, sources, slices = [], [], [], [], [], []
     matrix = encoder.eval_mask_matrix()
     for batch in scan(table, table.units(days), encoder, immature):
         p = network.predict(batch)
         probs.append(torch.stack([p[t] for t in network.tasks], dim=1).numpy())
         ys.append(batch.y.numpy())
         masks.append(row_mask(batch.obs, batch.source, matrix).numpy())
+        observed.append(batch.obs.numpy())
+        sources.append(batch.source.numpy())
         slices.append(batch.slice.numpy())
     cat = np.concatenate
+    return {
+        "p": cat(probs),
+        "y": cat(ys),
+        "mask": cat(masks),
+        "obs": cat(observed),
+        "source": cat(sources),
+        "slice": cat(slices),
+    }
+
+
+def evaluate(
+    network: MultiTaskNetwork, encoder: Encoder, table: ExampleTable, days, immature, predicted: dict | None = None
+) -> dict:
+    """Metrics of every head on ``days`` (each task on its observed rows of its eval sources)."""
+    a = predicted if predicted is not None else predict_days(network, encoder, table, days, immature)
+    if a is None:
+        return {}
     has_slice = encoder.spec.slice_column is not None
-    return evaluate_arrays(list(network.tasks), cat(probs), cat(ys), cat(masks), cat(slices) if has_slice else None)
+    return evaluate_arrays(list(network.tasks), a["p"], a["y"], a["mask"], a["slice"] if has_slice else None)
+
+
+def fit_calibration(spec: Spec, tasks: Sequence[str], applied, valid: dict | None, test: dict | None) -> dict:
+    """Platt scaling per (head, source it serves), fitted on the validation rows (``model/calibration.py``)."""
+    served = trained_for(spec, applied)
+
+    def rows(a: dict | None) -> dict:
+        out = {}
+        if a is None:
+            return out
+        for i, task in enumerate(tasks):
+            for source in served[task][1]:
+                keep = (a["obs"][:, i] > 0) & (a["source"] == spec.sources.index(source))
+                out[(task, source)] = (a["p"][keep, i], a["y"][keep, i])
+        return out
+
+    fitted = rows(valid)
+    if not fitted:
+        return {}
+    return calibration.fit_all(fitted, rows(test))
 
 
 def stopping_score(spec: Spec, metrics: dict) -> float | None:
@@ -281,6 +323,8 @@ def batch_loss(
 def train(config: TrainConfig) -> RunResult:
     """Train (or transfer) a model and write ``<out>/<run>/``; see the module docstring."""
     run = config.run or datetime.datetime.now(datetime.UTC).strftime("run-%Y%m%d-%H%M%S")
+    artifacts.check_run_name(run)
+    require_credentials([config.examples, config.out, config.init_from])
     run_dir = join(config.out, run)
     checkpoint_path = join(run_dir, "checkpoints", "last.pt")
     if not config.resume and not config.overwrite and artifacts.exists(join(run_dir, "manifest.json")):
@@ -485,10 +529,14 @@ def train(config: TrainConfig) -> RunResult:
             upcoming = None
 
     network.load_state_dict(best_weights)
-    metrics_by_split = {
-        "valid": evaluate(network, encoder, table, split.valid, immature),
-        "test": evaluate(network, encoder, table, split.test, immature),
+    predicted = {
+        name: predict_days(network, encoder, table, days, immature)
+        for name, days in (("valid", split.valid), ("test", split.test))
     }
+    metrics_by_split = {
+        name: evaluate(network, encoder, table, None, immature, predicted=a) for name, a in predicted.items()
+    }
+    calibration_fit = fit_calibration(spec, list(network.tasks), applied, predicted["valid"], predicted["test"])
     throughput = {
         "examples": examples_seen,
         "train_seconds": round(train_seconds, 2),
@@ -519,6 +567,7 @@ def train(config: TrainConfig) -> RunResult:
         schema,
         metrics=metrics,
         metrics_text=text,
+        calibration_fit=calibration_fit,
         extra={"split": split_info, "config": config_dict, "label_catalog": catalog},
     )
     return RunResult(run_dir, spec, metrics, state["history"], state["best_epoch"], throughput)
@@ -606,15 +655,24 @@ def parse_args(argv: Sequence[str]) -> TrainConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
+
+    def run() -> int:
         result = train(config)
-    except (SpecError, DataError, ArtifactError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(read_text(join(result.run_dir, "metrics.txt")))
-    print(f"throughput: {json.dumps(result.throughput)}")
-    print(f"model written to {result.run_dir}")
-    return 0
+        print(read_text(join(result.run_dir, "metrics.txt")))
+        print(f"throughput: {json.dumps(result.throughput)}")
+        print(f"model written to {result.run_dir}")
+        return 0
+
+    return run_cli(run, MAKE_VARIABLES)
+
+
+# Flags the errors name, and the make variable that sets each (shown when run from make; model/cli.py).
+MAKE_VARIABLES = {
+    "--resume": "TRAIN_ARGS=--resume",
+    "--overwrite": "TRAIN_ARGS=--overwrite",
+    "--examples": "EXAMPLES=... or DATA_ROOT=...",
+    "--run": "RUN=<name>",
+}
 
 
 def read_text(path: str) -> str:

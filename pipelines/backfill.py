@@ -27,9 +27,11 @@ from collections.abc import Callable
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from model.cli import one_line
+from model.cloud import require_credentials
 from pipelines import build_examples, build_features, lineage
 from pipelines.daily import bucket_processes, day_range
-from pipelines.options import resolve_runner
+from pipelines.options import MAKE_VARIABLES, resolve_runner
 from schemas import layout
 from transforms.storage import is_complete, read_success
 
@@ -54,6 +56,7 @@ def run(argv: list[str], on_status: Callable[[dict], None] | None = None) -> lis
     """Backfill the range; returns one status row per (day, stage): built, rebuilt (why), skipped or failed.
     ``on_status`` gets each row as soon as it is decided (``main`` prints it)."""
     args, beam_args = parse_args(argv)
+    require_credentials([args.data_root])
     # Starts the worker processes' server (when the runner will use one) while the first day is planned.
     bucket_processes(resolve_runner(PipelineOptions(beam_args)))
     statuses: list[dict] = []
@@ -143,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         statuses = run(argv, on_status=progress.row)
     except BackfillError as exc:
         progress.clear()
-        print(exc, file=sys.stderr)
+        print(f"error: {one_line(exc, MAKE_VARIABLES)}", file=sys.stderr)
         _write_statuses(args.status_json, exc.statuses)
         return 1
     except KeyboardInterrupt as exc:
@@ -156,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         _write_statuses(args.status_json, getattr(exc, "statuses", []))
         return 130
+    except Exception as exc:  # before the first day (bad arguments, no credentials): one line, as every command
+        progress.clear()
+        print(f"error: {one_line(exc, MAKE_VARIABLES)}", file=sys.stderr)
+        return 2
     progress.clear()
     _write_statuses(args.status_json, statuses)
     return 0

@@ -393,7 +393,7 @@ def describe(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_main(run, describe, argv)
+    run_main(run, describe, argv, options=(DataRootOptions, DailyOptions, BuildExamplesOptions))
 
 
 if __name__ == "__main__":

@@ -211,7 +211,7 @@ def describe(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_main(run, describe, argv)
+    run_main(run, describe, argv, options=(DataRootOptions, DailyOptions))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import logging
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
+from model.cloud import require_credentials
+
 IN_PROCESS_RUNNER = "FnApiRunner"
 
 
@@ -29,7 +31,21 @@ class DataRootOptions(PipelineOptions):
 
 
 def resolve_runner(options: PipelineOptions) -> PipelineOptions:
-    """Map the default/DirectRunner to the in-process FnApiRunner and refuse unsafe local modes."""
+    """Refuse options that no pipeline and no part of Beam knows (a typo would otherwise run with the default),
+    map the default/DirectRunner to the in-process FnApiRunner and refuse unsafe local modes."""
+    beam_log = logging.getLogger("apache_beam.options.pipeline_options")
+    level, beam_log.level = beam_log.level, logging.ERROR  # its "Discarding unparseable args" warning: refused below
+    try:
+        unknown = sorted(set(options.get_all_options(retain_unknown_options=True)) - set(options.get_all_options()))
+    finally:
+        beam_log.setLevel(level)
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {', '.join('--' + u for u in unknown)}: no option of this pipeline or of Beam; "
+            "see `python -m pipelines.<name> --help`"
+        )
+    # gs:// paths (data root, model, temp and staging locations): fail now, not after minutes of retries.
+    require_credentials(v for v in options.get_all_options().values() if isinstance(v, str))
     standard = options.view_as(StandardOptions)
     if standard.runner in (None, "DirectRunner", "direct", "SwitchingDirectRunner"):
         standard.runner = IN_PROCESS_RUNNER
@@ -53,13 +69,59 @@ def resolve_runner(options: PipelineOptions) -> PipelineOptions:
     return options
 
 
-def run_main(run, describe, argv: list[str] | None = None) -> None:
-    """Command-line entry shared by the pipelines: run, then print ``describe(summary)`` (or the dry-run note)."""
+# Flags the error messages name, and the make variable that sets each (shown when run from make).
+MAKE_VARIABLES = {
+    "--allow_unobserved": "UNOBSERVED=1",
+    "--force": "FORCE=1",
+    "--date": "DATE=YYYY-MM-DD",
+    "--model": "MODEL=models/<run>",
+    "--transfers": 'SCORE_ARGS="--transfers=..."',
+    "--heads": 'SCORE_ARGS="--heads=..."',
+}
+
+
+def run_main(run, describe, argv: list[str] | None = None, options: tuple[type[PipelineOptions], ...] = ()) -> None:
+    """Command-line entry shared by the pipelines: ``--help`` lists the pipeline's ``options``; otherwise run, then
+    print ``describe(summary)`` (or the dry-run note). An error is one line (``model/cli.py``), exit status 2."""
     import sys
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    summary = run(sys.argv[1:] if argv is None else argv)
-    if summary.get("dry_run"):
-        print(f"dry run: the job graph was built and validated ({summary['state']}); nothing ran")
+    from model.cli import run_cli
+
+    argv = sys.argv[1:] if argv is None else argv
+    if "-h" in argv or "--help" in argv:
+        print(command_help(run.__module__, options))
         return
-    print(describe(summary))
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    def main() -> int:
+        summary = run(argv)
+        if summary.get("dry_run"):
+            print(f"dry run: the job graph was built and validated ({summary['state']}); nothing ran")
+        else:
+            print(describe(summary))
+        return 0
+
+    code = run_cli(main, MAKE_VARIABLES)
+    if code:
+        raise SystemExit(code)
+
+
+def command_help(module: str, options: tuple[type[PipelineOptions], ...]) -> str:
+    """The help of ``python -m <module>``: its docstring and every option of its ``options`` classes."""
+    import argparse
+    import sys
+
+    doc = sys.modules[module].__doc__
+    if module == "__main__":  # python -m pipelines.x: the module's own name is in its spec
+        module = getattr(sys.modules["__main__"].__spec__, "name", module)
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {module}",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Any Beam pipeline option is accepted too: --runner (DirectRunner, the default, runs in-process; "
+        "DataflowRunner; PortableRunner for Flink), --direct_running_mode, --direct_num_workers, --project, "
+        "--region, --temp_location, ... (see README, Running on Dataflow or Flink). Unknown options are refused.",
+    )
+    for cls in options:
+        cls._add_argparse_args(parser.add_argument_group(cls.__name__))
+    return parser.format_help()

@@ -9,9 +9,9 @@ Usage (``make score DATE=... MODEL=...`` wraps this)::
 For each campaign active on D (``start_date <= D <= end_date``) and each user of the feature snapshot of D: the
 eligible pairs (targeting, free users only for ads, not already following the show), their model inputs built by
 the code that builds training examples, and the probability of the head the campaign's channel and objective map
-to. Outputs are Parquet and Avro (``--formats``), committed atomically: a rerun replaces a day with identical
-bytes. Campaigns that cannot be scored go to ``deadletter/score/dt=D/`` with their reason, and ``_SUCCESS.json``
-reconciles every campaign and every pair considered.
+to. Outputs are Parquet and Avro (``--formats``; Avro under ``avro/``, so each folder holds one format), committed
+atomically: a rerun replaces a day with identical bytes. Campaigns that cannot be scored go to
+``deadletter/score/dt=D/`` with their reason, and ``_SUCCESS.json`` reconciles every campaign and every pair considered.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ import time
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
+from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions, StandardOptions, TestOptions
 
 from pipelines.daily import (
+    DailyOptions,
     MissingInputError,
     build_day,
     load_podcast_features,
@@ -59,7 +60,14 @@ class ScoreOptions(PipelineOptions):
         parser.add_argument(
             "--heads",
             default=DEFAULT_HEADS,
-            help="channel:objective=Head, comma-separated; * matches any channel or objective.",
+            help="channel:objective=Head, comma-separated; * matches any channel or objective. A head serves only "
+            "the channels and label its loss mask trained (else the campaign is dead-lettered, untrained_head).",
+        )
+        parser.add_argument(
+            "--transfers",
+            default=defaults.transfers,
+            help="Declared transfers, as --heads: a head serving a channel:objective it was not trained for, e.g. "
+            "ad:follow=Follow (a promotion head for ad follow campaigns).",
         )
         parser.add_argument("--audience_cut", default=defaults.audience_cut, help="top_k or budget.")
         parser.add_argument(
@@ -150,6 +158,16 @@ def reconcile(counts: dict) -> dict:
     }
 
 
+def _remote_workers(options: PipelineOptions) -> bool:
+    """Whether the runner's workers run on other machines or in containers (Dataflow; a portable runner such as
+    Flink unless its environment is LOOPBACK or PROCESS), where a local path means nothing."""
+    runner = options.view_as(StandardOptions).runner or ""
+    if "Dataflow" in runner:
+        return True
+    environment = (options.view_as(PortableOptions).environment_type or "DOCKER").upper()
+    return runner in ("PortableRunner", "FlinkRunner") and environment not in ("LOOPBACK", "PROCESS")
+
+
 def run(argv: list[str] | None = None) -> dict:
     """Score ``--date``; returns the summary (also each partition's ``_SUCCESS.json``)."""
     options = resolve_runner(PipelineOptions(argv))
@@ -167,8 +185,14 @@ def run(argv: list[str] | None = None) -> dict:
         )
     if not opts.model:
         raise ValueError("--model=models/<run> is required: the trained model to score with")
+    if "://" not in opts.model and _remote_workers(options) and not options.view_as(TestOptions).dry_run:
+        raise ValueError(
+            f"--model={opts.model} is a local folder, but the workers of this runner load the model themselves and "
+            "cannot read it: copy the run to gs:// and pass that path"
+        )
     model = load_scoring_model(opts.model)
     check_heads(model, config)
+    trained = model.trained_for()
     for entity in ("user", "podcast"):
         if not is_complete(layout.feature_partition(data_root, entity, day)):
             raise MissingInputError(
@@ -185,12 +209,14 @@ def run(argv: list[str] | None = None) -> dict:
         user_paths = user_paths[: opts.max_user_parts]
 
     run_id = new_run_id()
-    audiences = layout.audience_partition(data_root, day)
-    rankings = layout.user_ranking_partition(data_root, day)
+    # One partition per output and format (Avro under avro/), each staged and committed whole.
+    audiences = {fmt: layout.audience_partition(data_root, day, fmt) for fmt in formats}
+    rankings = {fmt: layout.user_ranking_partition(data_root, day, fmt) for fmt in formats}
     dead_partition = layout.deadletter_partition(data_root, PIPELINE, day)
-    audience_staging, rankings_staging = staging_dir(audiences, run_id), staging_dir(rankings, run_id)
+    audience_staging = {fmt: staging_dir(p, run_id) for fmt, p in audiences.items()}
+    rankings_staging = {fmt: staging_dir(p, run_id) for fmt, p in rankings.items()}
     dead_staging = staging_dir(dead_partition, run_id)
-    counts_path = layout.join(audience_staging, "_counts.json")
+    counts_path = layout.join(dead_staging, "_counts.json")
     source_path = layout.raw_partition(data_root, "campaign", day)
     handler = PodtargetModelHandler(
         opts.model,
@@ -207,7 +233,7 @@ def run(argv: list[str] | None = None) -> dict:
     campaigns = seed | "Campaigns" >> beam.Map(load_snapshot, data_root, "campaign")
     creatives = seed | "Creatives" >> beam.Map(load_snapshot, data_root, "creative")
     plan = seed | "PlanCampaigns" >> beam.ParDo(
-        PlanCampaignsFn(config, source_path),
+        PlanCampaignsFn(config, source_path, trained),
         beam.pvalue.AsSingleton(campaigns),
         beam.pvalue.AsSingleton(creatives),
         beam.pvalue.AsSingleton(podcast_features),
@@ -216,10 +242,10 @@ def run(argv: list[str] | None = None) -> dict:
     partials, block_counts = (
         pipeline
         | "UserFeatureFiles" >> beam.Create(list(enumerate(user_paths)))
-        | "ScoreUserBlocks" >> ScoreUserBlocks(day, config, plan_side, handler, rankings_staging, formats)
+        | "ScoreUserBlocks" >> ScoreUserBlocks(day, config, plan_side, handler, rankings_staging)
     )
     audience_counts, no_eligible = partials | "Audiences" >> BuildAudiences(
-        day, plan_side, plan, audience_staging, formats, opts.audience_shards, source_path
+        day, plan_side, plan, audience_staging, opts.audience_shards, source_path
     )
     _ = (
         (plan | "PlanCounts" >> beam.Map(lambda p: p.counts), block_counts, audience_counts)
@@ -289,8 +315,9 @@ def run(argv: list[str] | None = None) -> dict:
     }
     FileSystems.delete([counts_path])  # run-internal scratch: the summary in _SUCCESS.json replaces it
     commit_partition(dead_staging, dead_partition, {"date": day.isoformat(), "campaigns": summary["campaigns"]})
-    commit_partition(rankings_staging, rankings, summary)
-    commit_partition(audience_staging, audiences, summary)
+    for fmt in formats:
+        commit_partition(rankings_staging[fmt], rankings[fmt], summary)
+        commit_partition(audience_staging[fmt], audiences[fmt], summary)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     return summary
 
@@ -311,7 +338,7 @@ def describe(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_main(run, describe, argv)
+    run_main(run, describe, argv, options=(DataRootOptions, DailyOptions, ScoreOptions))
 
 
 if __name__ == "__main__":

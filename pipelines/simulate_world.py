@@ -129,7 +129,7 @@ def describe(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_main(run, describe, argv)
+    run_main(run, describe, argv, options=(DataRootOptions, SimulateWorldOptions))
 
 
 if __name__ == "__main__":

@@ -100,18 +100,25 @@ def success_marker(partition: str) -> str:
     return join(partition, SUCCESS_MARKER)
 
 
-def audience_partition(root: str, day: datetime.date) -> str:
-    """``audiences/dt=D``: per campaign, its users ranked by score (pipelines/score.py)."""
-    return join(root, "audiences", dt_dir(day))
+def audience_partition(root: str, day: datetime.date, fmt: str = "parquet") -> str:
+    """``audiences/dt=D`` (Parquet) or ``avro/audiences/dt=D`` (Avro): per campaign, its users ranked by score
+    (pipelines/score.py). One folder per format, so ``pyarrow.parquet.read_table`` of the folder works."""
+    return join(root, *_format_folder(fmt), "audiences", dt_dir(day))
 
 
-def user_ranking_partition(root: str, day: datetime.date) -> str:
-    """``user_rankings/dt=D``: per user, the top-N campaigns (pipelines/score.py)."""
-    return join(root, "user_rankings", dt_dir(day))
+def user_ranking_partition(root: str, day: datetime.date, fmt: str = "parquet") -> str:
+    """``user_rankings/dt=D`` (Parquet) or ``avro/user_rankings/dt=D`` (Avro): per user, the top-N campaigns."""
+    return join(root, *_format_folder(fmt), "user_rankings", dt_dir(day))
+
+
+def _format_folder(fmt: str) -> tuple[str, ...]:
+    if fmt not in ("parquet", "avro"):
+        raise ValueError(f"format must be 'parquet' or 'avro', got {fmt!r}")
+    return () if fmt == "parquet" else ("avro",)
 
 
 # Everything under a data root that is derived from raw/ (and world/): replacing the world makes all of it stale.
-DERIVED_FOLDERS = ("features", "examples", "deadletter", "audiences", "user_rankings", "_cache", "_shuffle")
+DERIVED_FOLDERS = ("features", "examples", "deadletter", "audiences", "user_rankings", "avro", "_cache", "_shuffle")
 
 
 def derived_dirs(root: str) -> list[str]:

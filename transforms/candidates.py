@@ -24,6 +24,7 @@ import dataclasses
 import datetime
 import hashlib
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -50,6 +51,14 @@ RULES = ("target_country", "target_age_bucket", "target_account_type", "ads_free
 AD_SLOT_BY_FORMAT = {"audio": "midroll", "video": "midroll", "display": "home_banner"}
 AD_SURFACE_BY_SLOT = {"home_banner": "home"}
 DEFAULT_AD_SURFACE = "now_playing"
+
+
+def _lookup(mapping: Mapping[tuple[str, str], str], channel: str, objective: str) -> str | None:
+    """The exact entry, else ``*:objective``, else ``channel:*``."""
+    for key in ((channel, objective), ("*", objective), (channel, "*")):
+        if key in mapping:
+            return mapping[key]
+    return None
 
 
 def _invalid(name: str, expected: str, got: object) -> ValueError:
@@ -88,6 +97,13 @@ class ScoringConfig:
     exact entry wins over ``*:objective``, which wins over ``channel:*``. A campaign whose pair has no entry is
     dead-lettered (``unknown_objective``).
 
+    A head serves only what its loss mask trained: a campaign of channel c and objective o goes to a head whose
+    label is ``label_<o>`` and that rows of source c trained (``trained`` of :func:`plan_campaigns`, from
+    ``TrainedModel.trained_for``). Any other pairing must be declared in ``transfers`` (same syntax as ``heads``,
+    naming the same head), else the campaign is dead-lettered (``untrained_head``): the default maps ``*:follow``
+    to Follow, a promotion task that ad rows never train, so ad follow campaigns are dead-lettered unless
+    ``transfers="ad:follow=Follow"`` declares that use.
+
     Audiences: ``audience_cut="top_k"`` keeps the best ``audience_size`` eligible users of every campaign.
     ``"budget"`` sizes an ad campaign with a budget and a CPM by what it can buy in a day: ``budget / campaign days
     / CPM * 1000`` impressions, over ``impressions_per_user`` impressions per user, rounded down; promotions (no
@@ -110,6 +126,7 @@ class ScoringConfig:
     """
 
     heads: str = DEFAULT_HEADS
+    transfers: str = ""
     audience_cut: str = "top_k"
     audience_size: int = 1000
     impressions_per_user: float = 3.0
@@ -156,6 +173,8 @@ class ScoringConfig:
             if getattr(self, name) not in allowed:
                 raise _invalid(name, f"a str among {list(allowed)}", getattr(self, name))
         parse_heads(self.heads)
+        if self.transfers:
+            parse_heads(self.transfers)
 
     @property
     def head_map(self) -> dict[tuple[str, str], str]:
@@ -163,11 +182,23 @@ class ScoringConfig:
 
     def head_for(self, channel: str, objective: str) -> str | None:
         """The head that scores a campaign of ``channel`` and ``objective``; None when nothing maps it."""
-        heads = self.head_map
-        for key in ((channel, objective), ("*", objective), (channel, "*")):
-            if key in heads:
-                return heads[key]
-        return None
+        return _lookup(self.head_map, channel, objective)
+
+    def untrained_use(
+        self, channel: str, objective: str, head: str, trained: Mapping[str, tuple[str, tuple[str, ...]]]
+    ) -> str | None:
+        """Why ``head`` may not serve ``channel:objective`` (None when it may): its loss mask never trained it on
+        rows of that channel for that label, and no transfer declares the use."""
+        label, sources = trained[head]
+        if label == f"label_{objective}" and channel in sources:
+            return None
+        if self.transfers and _lookup(parse_heads(self.transfers), channel, objective) == head:
+            return None
+        what = f"{label} on {' and '.join(sources) or 'no'} rows"
+        return (
+            f"head {head} was trained for {what}, not for {channel}:{objective}; map another head with --heads, or "
+            f"declare the transfer with --transfers={channel}:{objective}={head}"
+        )
 
     def cut_for(self, channel: str, budget_micros: int | None, cpm_micros: int | None, days: int) -> tuple[int, str]:
         """The audience size a campaign asks for (before the cap by eligible users) and the rule that set it."""
@@ -240,10 +271,13 @@ def plan_campaigns(
     day: datetime.date,
     config: ScoringConfig,
     source_path: str,
+    trained: Mapping[str, tuple[str, tuple[str, ...]]] | None = None,
 ) -> CampaignPlan:
     """The campaigns active on ``day`` (``start_date <= day <= end_date``), each scorable or dead-lettered.
 
-    Dead-letter reasons: ``unknown_objective`` (no head maps its channel and objective), ``no_creative`` (an ad
+    Dead-letter reasons: ``unknown_objective`` (no head maps its channel and objective), ``untrained_head`` (the
+    head it maps to was not trained for it and no transfer is declared; checked when ``trained``, the model's
+    ``trained_for()``, is given), ``no_creative`` (an ad
     campaign without a creative cannot be served), ``unknown_podcast`` (its show has no features on ``day``).
     """
     d = pa.scalar(day, pa.date32())
@@ -262,6 +296,13 @@ def plan_campaigns(
 
     reasons = np.full(len(ids), "", dtype=object)
     reasons[[h is None for h in heads]] = "unknown_objective"
+    untrained = {}
+    if trained is not None:
+        for i, (c, o, h) in enumerate(zip(channels, objectives, heads, strict=True)):
+            why = None if h is None else config.untrained_use(c, o, h, trained)
+            if why is not None:
+                reasons[i] = "untrained_head"
+                untrained.setdefault(why, []).append(i)
     no_creative = (np.array(channels, dtype=object) == "ad") & (creative_ids < 0)
     reasons[(reasons == "") & no_creative] = "no_creative"
     reasons[(reasons == "") & ~has_podcast] = "unknown_podcast"
@@ -270,17 +311,20 @@ def plan_campaigns(
         "no_creative": "an ad campaign without a creative in the creative snapshot cannot be served",
         "unknown_podcast": f"the campaign's show has no row in features/podcast of {day}",
     }
+    groups = [(reason, reasons == reason, detail) for reason, detail in details.items()]
+    for why, rows in untrained.items():
+        groups.append(("untrained_head", np.isin(np.arange(len(ids)), rows), why))
     dead = [
         dead_letters(
-            active.filter(pa.array(reasons == reason)),
-            np.array([reason] * int((reasons == reason).sum())),
+            active.filter(pa.array(rows)),
+            np.array([reason] * int(rows.sum())),
             pipeline=PIPELINE,
             table="campaign",
             source_path=source_path,
             detail=detail,
         )
-        for reason, detail in details.items()
-        if (reasons == reason).any()
+        for reason, rows, detail in groups
+        if rows.any()
     ]
     keep = reasons == ""
     scorable = active.filter(pa.array(keep))
@@ -321,7 +365,7 @@ def plan_campaigns(
             "snapshot": campaigns.num_rows,
             "active": active.num_rows,
             "scorable": scorable.num_rows,
-            "dead_letter": {r: int((reasons == r).sum()) for r in details if (reasons == r).any()},
+            "dead_letter": {r: int((reasons == r).sum()) for r in (*details, "untrained_head") if (reasons == r).any()},
         }
     }
     return CampaignPlan(

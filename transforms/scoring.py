@@ -26,7 +26,7 @@ import datetime
 import hashlib
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import apache_beam as beam
@@ -47,6 +47,7 @@ from transforms.candidates import (
     Candidates,
     ScoringConfig,
     find_candidates,
+    parse_heads,
     plan_campaigns,
     user_side,
 )
@@ -85,10 +86,11 @@ def load_scoring_model(path: str) -> TrainedModel:
 
 def check_heads(model: TrainedModel, config: ScoringConfig) -> None:
     """Every head the mapping names must be a head of the model."""
-    missing = sorted({h for h in config.head_map.values() if h not in model.tasks})
+    named = {*config.head_map.values(), *(parse_heads(config.transfers).values() if config.transfers else ())}
+    missing = sorted(h for h in named if h not in model.tasks)
     if missing:
         raise ArtifactError(
-            f"model {model.path!r} has no head {', '.join(map(repr, missing))} that --heads maps to "
+            f"model {model.path!r} has no head {', '.join(map(repr, missing))} that --heads or --transfers maps to "
             f"(--heads={config.heads}); its heads are {', '.join(model.tasks)}"
         )
 
@@ -99,12 +101,12 @@ def check_heads(model: TrainedModel, config: ScoringConfig) -> None:
 class PlanCampaignsFn(beam.DoFn):
     """The day (ISO) and its snapshots -> the :class:`CampaignPlan`; counts dead-lettered campaigns by reason."""
 
-    def __init__(self, config: ScoringConfig, source_path: str) -> None:
-        self.config, self.source_path = config, source_path
+    def __init__(self, config: ScoringConfig, source_path: str, trained: dict | None = None) -> None:
+        self.config, self.source_path, self.trained = config, source_path, trained
 
     def process(self, day_iso: str, campaigns: pa.Table, creatives: pa.Table, podcasts: pa.Table) -> Iterator:
         day = datetime.date.fromisoformat(day_iso)
-        plan = plan_campaigns(campaigns, creatives, podcasts, day, self.config, self.source_path)
+        plan = plan_campaigns(campaigns, creatives, podcasts, day, self.config, self.source_path, self.trained)
         for reason, n in plan.counts["campaigns"]["dead_letter"].items():
             Metrics.counter(NAMESPACE, f"campaigns_{reason}").inc(n)
         yield plan
@@ -215,14 +217,29 @@ class ScoringModel:
             return self._layout, self._campaigns[1], self._pairs
 
     def score(self, block: PairBlock) -> np.ndarray:
-        """The probability of each eligible pair under the head its campaign maps to (float32, pair order)."""
+        """The calibrated probability of each eligible pair under the head its campaign maps to (float32, pair
+        order): each head's scores go through its calibration for the campaign's channel, so that the scores of
+        different heads in one user's ranking are comparable."""
         product, campaigns, pairs = self._sides(block)
         users = self.scorer.prepare(product, "user", block.users)
         found = block.candidates
         index = {"user": found.pair_user, "campaign": found.pair_campaign, "pair": found.pair_kind}
         head_of_pair = block.campaigns.head_of_campaign[found.pair_campaign]
         sides = {"user": users, "campaign": campaigns, "pair": pairs}
-        return self.scorer.score(product, sides, index, head_of_pair, block.campaigns.heads)
+        scores = self.scorer.score(product, sides, index, head_of_pair, block.campaigns.heads)
+        if not self.model.calibration or not len(scores):
+            return scores
+        # One group per (head, channel) of the block's campaigns; pairs take their campaign's group.
+        channels = block.campaigns.table.column("source").to_pylist()
+        groups = sorted({(int(h), c) for h, c in zip(block.campaigns.head_of_campaign, channels, strict=True)})
+        group_of_campaign = np.array(
+            [groups.index((int(h), c)) for h, c in zip(block.campaigns.head_of_campaign, channels, strict=True)]
+        )
+        group_of_pair = group_of_campaign[found.pair_campaign]
+        for g, (h, channel) in enumerate(groups):
+            rows = group_of_pair == g
+            scores[rows] = self.model.calibrate(block.campaigns.heads[h], channel, scores[rows])
+        return scores
 
 
 class PodtargetModelHandler(ModelHandler[PairBlock, PredictionResult, ScoringModel]):
@@ -275,14 +292,16 @@ class PodtargetModelHandler(ModelHandler[PairBlock, PredictionResult, ScoringMod
 # ------------------------------------------------------------------------------------------------ outputs
 
 
-def write_parts(folder: str, stem: str, table: pa.Table, avro_name: str, formats: Sequence[str], key) -> None:
-    """``<stem>.parquet`` (snappy) and/or ``<stem>.avro`` (the registry's header and codec, records encoded column by
-    column: ``transforms/columnar_avro.py``; deterministic sync marker)."""
-    if "parquet" in formats:
-        atomic_write(layout.join(folder, f"{stem}.parquet"), parquet_bytes(table))
-    if "avro" in formats:
+def write_parts(folders: Mapping[str, str], stem: str, table: pa.Table, avro_name: str, key) -> None:
+    """``<stem>.parquet`` (snappy) in ``folders["parquet"]`` and/or ``<stem>.avro`` in ``folders["avro"]`` (the
+    registry's header and codec, records encoded column by column: ``transforms/columnar_avro.py``; deterministic
+    sync marker). One folder per format, so a reader of either gets only its own files."""
+    if "parquet" in folders:
+        atomic_write(layout.join(folders["parquet"], f"{stem}.parquet"), parquet_bytes(table))
+    if "avro" in folders:
         marker = deterministic_sync_marker(avro_name, *key, stem)
-        write_avro_table(layout.join(folder, f"{stem}.avro"), derived_avro_schema(avro_name), table, sync_marker=marker)
+        path = layout.join(folders["avro"], f"{stem}.avro")
+        write_avro_table(path, derived_avro_schema(avro_name), table, sync_marker=marker)
 
 
 def user_ranking_table(block: PairBlock, scores: np.ndarray, plan: CampaignPlan, top_n: int) -> pa.Table:
@@ -308,8 +327,8 @@ class RankBlockFn(beam.DoFn):
     """A scored block -> per-campaign partial audiences ``(campaign_id, TopUsers)`` and the block's user_rankings
     part, written to ``staging`` behind the next block's computation (one writer thread)."""
 
-    def __init__(self, day: datetime.date, staging: str, formats: Sequence[str], top_n: int) -> None:
-        self.day, self.staging, self.formats, self.top_n = day, staging, tuple(formats), top_n
+    def __init__(self, day: datetime.date, staging: Mapping[str, str], top_n: int) -> None:
+        self.day, self.staging, self.top_n = day, dict(staging), top_n
         self.scored = Metrics.counter(NAMESPACE, "pairs_scored")
 
     def setup(self) -> None:
@@ -336,7 +355,7 @@ class RankBlockFn(beam.DoFn):
         while len(self._pending) >= 2:  # bounded: at most two parts wait in memory
             self._pending.pop(0).result()
         key = (self.day.isoformat(),)
-        job = (self.staging, f"part-{block.name}", rankings, "user_ranking", self.formats, key)
+        job = (self.staging, f"part-{block.name}", rankings, "user_ranking", key)
         self._pending.append(self._pool.submit(write_parts, *job))
         counts = {"pairs": {"scored": len(scores)}, "user_rankings": {"rows": rankings.num_rows}}
         counts["users"] = {"ranked": found.users_with_pairs}
@@ -434,15 +453,15 @@ class FinishAudienceFn(beam.DoFn):
 class WriteAudienceShardFn(beam.DoFn):
     """All audiences of one shard -> ``part-<shard>`` sorted by (campaign_id, rank); returns counts."""
 
-    def __init__(self, day: datetime.date, staging: str, formats: Sequence[str]) -> None:
-        self.day, self.staging, self.formats = day, staging, tuple(formats)
+    def __init__(self, day: datetime.date, staging: Mapping[str, str]) -> None:
+        self.day, self.staging = day, dict(staging)
 
     def process(self, element: tuple[int, list[pa.Table]]) -> Iterator[dict]:
         shard, tables = element
         table = pa.concat_tables([AUDIENCES.empty_table(), *tables]).sort_by(
             [("campaign_id", "ascending"), ("rank", "ascending")]
         )
-        write_parts(self.staging, f"part-{shard:05d}", table, "audience", self.formats, (self.day.isoformat(),))
+        write_parts(self.staging, f"part-{shard:05d}", table, "audience", (self.day.isoformat(),))
         yield {"audiences": {"rows": table.num_rows, "parts": 1}}
 
 
@@ -451,7 +470,8 @@ class WriteAudienceShardFn(beam.DoFn):
 
 class ScoreUserBlocks(beam.PTransform):
     """User feature parts -> scored pair blocks -> per-campaign partial audiences (main output), with the
-    user_rankings parts written to ``rankings_staging`` and counts (tagged ``counts``) on the side."""
+    user_rankings parts written to ``rankings_staging`` (format -> staging folder) and counts (tagged ``counts``)
+    on the side."""
 
     def __init__(
         self,
@@ -459,12 +479,11 @@ class ScoreUserBlocks(beam.PTransform):
         config: ScoringConfig,
         plan: pvalue.AsSingleton,
         handler: PodtargetModelHandler,
-        rankings_staging: str,
-        formats: Sequence[str],
+        rankings_staging: Mapping[str, str],
     ) -> None:
         super().__init__()
         self.day, self.config, self.plan, self.handler = day, config, plan, handler
-        self.rankings_staging, self.formats = rankings_staging, formats
+        self.rankings_staging = rankings_staging
 
     def expand(self, parts: beam.PCollection) -> pvalue.DoOutputsTuple:
         blocks = parts | "UserBlocks" >> beam.ParDo(ReadUserBlocksFn(self.config), self.plan).with_outputs(
@@ -475,14 +494,15 @@ class ScoreUserBlocks(beam.PTransform):
         ).with_outputs(COUNTS_TAG, main="pairs")
         scored = pairs.pairs | "RunInference" >> RunInference(self.handler)
         ranked = scored | "Rank" >> beam.ParDo(
-            RankBlockFn(self.day, self.rankings_staging, self.formats, self.config.top_n), self.plan
+            RankBlockFn(self.day, self.rankings_staging, self.config.top_n), self.plan
         ).with_outputs(COUNTS_TAG, main="partials")
         counts = (blocks[COUNTS_TAG], pairs[COUNTS_TAG], ranked[COUNTS_TAG]) | "BlockCounts" >> beam.Flatten()
         return ranked.partials, counts
 
 
 class BuildAudiences(beam.PTransform):
-    """Partial audiences -> one global top-K per campaign -> ``audiences`` parts in ``staging``; returns
+    """Partial audiences -> one global top-K per campaign -> ``audiences`` parts in ``staging`` (format -> staging
+    folder); returns
     ``(counts, dead letters)``. Every scorable campaign of the plan is seeded, so none can be missed silently."""
 
     def __init__(
@@ -490,14 +510,13 @@ class BuildAudiences(beam.PTransform):
         day: datetime.date,
         plan: pvalue.AsSingleton,
         plan_pcoll,
-        staging: str,
-        formats,
+        staging: Mapping[str, str],
         shards: int,
         source_path: str,
     ):
         super().__init__()
         self.day, self.plan, self.plan_pcoll = day, plan, plan_pcoll
-        self.staging, self.formats, self.shards, self.source_path = staging, formats, shards, source_path
+        self.staging, self.shards, self.source_path = staging, shards, source_path
 
     def expand(self, partials: beam.PCollection):
         # Merge the blocks' partials first, in their own step: the runner then combines them as they are made
@@ -517,7 +536,7 @@ class BuildAudiences(beam.PTransform):
         written = (
             finished.rows
             | "ByShard" >> beam.GroupByKey()
-            | "WriteShards" >> beam.ParDo(WriteAudienceShardFn(self.day, self.staging, self.formats))
+            | "WriteShards" >> beam.ParDo(WriteAudienceShardFn(self.day, self.staging))
         )
         counts = (finished[COUNTS_TAG], written) | "AudienceCounts" >> beam.Flatten()
         return counts, finished[DEAD_LETTER_TAG]

@@ -1,17 +1,22 @@
 """A run's folder: what it holds, loading it back for scoring, and clear errors for anything wrong with it."""
 
 import json
+import os
 import pathlib
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
 import pytest
 import torch
 
-from model.artifacts import ArtifactError, load_model
+from model.artifacts import ArtifactError, latest_run, load_model
 from model.data import ExampleTable
 from model.spec import load_spec
+from model.train import train
+from tests.model.conftest import toy_config
 
 
 @pytest.fixture
@@ -103,3 +108,29 @@ def test_spec_mismatch(trained_toy):
     with pytest.raises(ArtifactError, match="trained with a different spec .*groups"):
         load_model(trained_toy.run_dir, spec=other)
     assert load_spec(pathlib.Path(trained_toy.run_dir) / "spec.json") == trained_toy.spec
+
+
+@pytest.mark.parametrize("run", ["../x", "/tmp/abs", "a/b", "..", ".hidden", "a b"])
+def test_a_run_name_is_one_folder_under_the_models_folder(podcast_toy, tmp_path, run):
+    models = tmp_path / "models"
+    with pytest.raises(ArtifactError, match="not a plain folder name"):
+        train(toy_config(podcast_toy, models, run=run))
+    assert not any(tmp_path.iterdir())  # refused before anything was written, inside or outside models/
+
+
+def test_the_latest_run_skips_corrupt_and_unfinished_runs(trained_toy, tmp_path):
+    models = tmp_path / "models"
+    for name in ("older", "newer", "unfinished"):
+        shutil.copytree(trained_toy.run_dir, models / name)
+    os.utime(models / "older" / "manifest.json", (1_000, 1_000))
+    weights = models / "newer" / "weights.pt"
+    weights.write_bytes(weights.read_bytes()[:-10])  # a crash or a bad copy: the checksum catches it
+    (models / "unfinished" / "manifest.json").unlink()  # written last: a run without one never finished
+    path, skipped = latest_run(str(models))
+    assert path == str(models / "older")
+    assert [(pathlib.Path(p).name, "weights.pt is corrupt" in why) for p, why in skipped] == [("newer", True)]
+    cli = subprocess.run(
+        [sys.executable, "-m", "model.artifacts", "latest", str(models)], capture_output=True, text=True, check=True
+    )
+    assert cli.stdout.strip() == str(models / "older") and "skipping" in cli.stderr and "newer" in cli.stderr
+    assert latest_run(str(tmp_path / "none")) == (None, [])

@@ -49,15 +49,16 @@ def _network(architecture: str | None = None):
     return spec, encoder, MultiTaskNetwork(spec.model, net_layout, spec.task_names)
 
 
-def constant_model(path: pathlib.Path, logits: dict[str, float] = HEAD_LOGITS) -> str:
-    """Every pair scores ``sigmoid(logits[head])``: all weights zero but each head's output bias."""
+def constant_model(path: pathlib.Path, logits: dict[str, float] = HEAD_LOGITS, calibration_fit=None) -> str:
+    """Every pair scores ``sigmoid(logits[head])``: all weights zero but each head's output bias (then calibrated
+    by ``calibration_fit``, as a trained run's ``calibration.json``, when given)."""
     spec, encoder, network = _network()
     with torch.no_grad():
         for parameter in network.parameters():
             parameter.zero_()
         for head, logit in logits.items():
             network.towers[head][-1].bias.fill_(logit)
-    save_model(str(path), network, spec, encoder, stored_schema(EXAMPLES))
+    save_model(str(path), network, spec, encoder, stored_schema(EXAMPLES), calibration_fit=calibration_fit)
     return str(path)
 
 

@@ -62,8 +62,10 @@ CAMPAIGNS = [
 CREATIVES = [creative(101, 10, "display"), creative(100, 10), creative(110, 11, "video"), creative(140, 14)]
 CREATIVES += [creative(180, 18), creative(190, 19)]
 PODCASTS = [podcast(1), podcast(2, "en"), podcast(3)]
-ELIGIBLE = {10: [1, 5], 11: [1, 5, 7, 8], 12: [1, 2, 3, 4, 5, 7, 8], 13: [2, 6], 14: [3, 8], 20: [3, 8]}
-HEADS = {10: "AdStream", 11: "Click", 12: "PromotionStream", 13: "Follow", 14: "Follow", 20: "PromotionStream"}
+# Campaign 14 (ad, follow) maps to Follow by default, a promotion head ad rows never train: dead-lettered
+# (untrained_head) unless --transfers declares the use.
+ELIGIBLE = {10: [1, 5], 11: [1, 5, 7, 8], 12: [1, 2, 3, 4, 5, 7, 8], 13: [2, 6], 20: [3, 8]}
+HEADS = {10: "AdStream", 11: "Click", 12: "PromotionStream", 13: "Follow", 20: "PromotionStream"}
 
 
 @pytest.fixture(scope="module")
@@ -106,19 +108,72 @@ def test_audiences_rank_eligible_users_under_the_head_of_each_campaign(day_root,
     assert summary["campaigns"] == {
         "in_snapshot": 11,
         "active": 10,
-        "scored": 6,
-        "dead_letter": {"no_creative": 1, "unknown_podcast": 1, "unknown_objective": 1, "no_eligible_users": 1},
+        "scored": 5,
+        "dead_letter": {
+            "no_creative": 1,
+            "unknown_podcast": 1,
+            "unknown_objective": 1,
+            "untrained_head": 1,
+            "no_eligible_users": 1,
+        },
     }
     dead = pq.read_table(pathlib.Path(layout.deadletter_partition(day_root, "score", DAY)) / "part-00000.parquet")
     assert dead.schema == DEAD_LETTER
     reasons = {json.loads(r["record_json"])["campaign_id"]: r["reason"] for r in dead.to_pylist()}
-    assert reasons == {15: "no_eligible_users", 16: "no_creative", 17: "unknown_podcast", 18: "unknown_objective"}
+    assert reasons == {
+        14: "untrained_head",
+        15: "no_eligible_users",
+        16: "no_creative",
+        17: "unknown_podcast",
+        18: "unknown_objective",
+    }
+    details = {json.loads(r["record_json"])["campaign_id"]: r["detail"] for r in dead.to_pylist()}
+    assert "head Follow was trained for label_follow on promo rows, not for ad:follow" in details[14]
+    assert "--transfers=ad:follow=Follow" in details[14]
     pairs = summary["pairs"]
-    assert pairs["considered"] == 8 * 7 and pairs["eligible"] == pairs["scored"] == 19
-    assert pairs["ineligible"]["follows_show"] == 2 and sum(pairs["ineligible"].values()) == 56 - 19
+    assert pairs["considered"] == 8 * 6 and pairs["eligible"] == pairs["scored"] == 17
+    assert pairs["ineligible"]["follows_show"] == 2 and sum(pairs["ineligible"].values()) == 48 - 17
     assert summary["per_campaign"]["15"] == {"eligible": 0, "audience_size": 0}
     assert summary["reconciliation"]["campaigns"]["unaccounted"] == 0
     assert summary["users"]["read"] == 8 and summary["users"]["blocks"] == 5
+
+
+def test_a_head_serves_another_channel_only_as_a_declared_transfer(day_root, models):
+    summary = _score(day_root, models["constant"], "--transfers=ad:follow=Follow")
+    audiences = _read(layout.audience_partition(day_root, DAY)).to_pylist()
+    assert [(r["user_id"], r["head"]) for r in audiences if r["campaign_id"] == 14] == [(3, "Follow"), (8, "Follow")]
+    assert "untrained_head" not in summary["campaigns"]["dead_letter"] and summary["campaigns"]["scored"] == 6
+    assert summary["settings"]["transfers"] == "ad:follow=Follow"
+    # A stream head for a click campaign is a transfer too (another label), even on rows that trained it.
+    summary = _score(day_root, models["constant"], "--heads=ad:*=AdStream,promo:*=AdStream")
+    # 11 and 15 (click), 13 and 14 (follow), 18 (awareness): AdStream learnt label_stream only.
+    assert summary["campaigns"]["dead_letter"]["untrained_head"] == 5
+    assert summary["campaigns"]["scored"] == 3  # 10, 12, 20 (stream; AdStream trains on promo rows too)
+
+
+def test_scores_are_each_heads_calibrated_probability_for_the_campaigns_channel(day_root, models, tmp_path):
+    # The constant model, with the calibration a run fits: AdStream on ad rows shifted down by 2 logits, Click on
+    # ad rows halved in spread, Click on promotion rows not fitted (too few positives).
+    fit = {
+        "AdStream/ad": {"fitted": True, "a": 1.0, "b": -2.0},
+        "Click/ad": {"fitted": True, "a": 0.5, "b": 0.0},
+        "Click/promo": {"fitted": False, "reason": "3 validation positives of 900 rows"},
+    }
+    _score(day_root, constant_model(tmp_path / "calibrated", calibration_fit=fit), "--top_n=10")
+    audiences = _read(layout.audience_partition(day_root, DAY)).to_pylist()
+    score_of = {r["campaign_id"]: r["score"] for r in audiences}
+    assert score_of[10] == pytest.approx(sigmoid32(HEAD_LOGITS["AdStream"] - 2.0), abs=1e-6)
+    assert score_of[11] == pytest.approx(sigmoid32(0.5 * HEAD_LOGITS["Click"]), abs=1e-6)
+    assert score_of[12] == pytest.approx(sigmoid32(HEAD_LOGITS["PromotionStream"]), abs=1e-6)
+    # User rankings carry the same calibrated scores, so a user's campaigns are ranked by them.
+    rankings = _read(layout.user_ranking_partition(day_root, DAY)).to_pylist()
+    assert {(r["campaign_id"], round(r["score"], 6)) for r in rankings} <= {
+        (c, round(s, 6)) for c, s in score_of.items()
+    }
+    user_1 = [r["campaign_id"] for r in sorted(rankings, key=lambda r: r["rank"]) if r["user_id"] == 1]
+    assert user_1 == sorted(
+        (c for c in score_of if 1 in ELIGIBLE.get(c, [])), key=lambda c: (-round(score_of[c], 7), c)
+    )
 
 
 def test_user_rankings_hold_each_users_best_campaigns(day_root, models):
@@ -161,17 +216,30 @@ def test_scores_follow_the_model_and_cuts_follow_size_or_budget(day_root, models
     assert cut[12] == (5, "top_k")  # promotions have no budget
 
 
-def test_avro_parts_hold_the_same_rows_as_parquet(day_root, models):
+def test_avro_parts_hold_the_same_rows_as_parquet_in_a_folder_of_their_own(day_root, models):
     _score(day_root, models["constant"], "--audience_shards=2")
-    for partition, schema in (
-        (layout.audience_partition(day_root, DAY), AUDIENCES),
-        (layout.user_ranking_partition(day_root, DAY), USER_RANKINGS),
+    for partition, avro_partition, schema in (
+        (layout.audience_partition(day_root, DAY), layout.audience_partition(day_root, DAY, "avro"), AUDIENCES),
+        (
+            layout.user_ranking_partition(day_root, DAY),
+            layout.user_ranking_partition(day_root, DAY, "avro"),
+            USER_RANKINGS,
+        ),
     ):
-        folder = pathlib.Path(partition)
+        folder, avro_folder = pathlib.Path(partition), pathlib.Path(avro_partition)
+        assert avro_folder == pathlib.Path(day_root, "avro", folder.parent.name, folder.name)
         parquet = sorted(p.stem for p in folder.glob("part-*.parquet"))
-        assert parquet == sorted(p.stem for p in folder.glob("part-*.avro")) and parquet
+        assert parquet == sorted(p.stem for p in avro_folder.glob("part-*.avro")) and parquet
+        # Each folder holds one format (and _SUCCESS.json), so Parquet readers take the folder as it is.
+        assert {p.suffix for p in folder.iterdir()} == {".parquet", ".json"}
+        assert {p.suffix for p in avro_folder.iterdir()} == {".avro", ".json"}
+        assert (
+            pq.read_table(folder)
+            .sort_by("rank")
+            .equals(pa.concat_tables([pq.read_table(folder / f"{stem}.parquet") for stem in parquet]).sort_by("rank"))
+        )
         for stem in parquet:
-            with open(folder / f"{stem}.avro", "rb") as handle:
+            with open(avro_folder / f"{stem}.avro", "rb") as handle:
                 reader = fastavro.reader(handle)
                 assert reader.metadata["podtarget.fingerprint"]
                 records = list(reader)
@@ -185,6 +253,8 @@ def _digests(root: str) -> dict:
     for partition in (
         layout.audience_partition(root, DAY),
         layout.user_ranking_partition(root, DAY),
+        layout.audience_partition(root, DAY, "avro"),
+        layout.user_ranking_partition(root, DAY, "avro"),
         layout.deadletter_partition(root, "score", DAY),
     ):
         for path in sorted(pathlib.Path(partition).iterdir()):
@@ -228,6 +298,14 @@ def test_bad_models_fail_before_any_work(day_root, models, tmp_path):
         _score(day_root, str(tmp_path / "mismatched"))
     with pytest.raises(ArtifactError, match="no head 'Awareness'"):
         _score(day_root, models["constant"], "--heads=ad:stream=AdStream,ad:follow=Awareness")
+    assert _nothing_written(day_root)
+
+
+def test_a_local_model_is_refused_where_workers_cannot_read_it(day_root, models):
+    with pytest.raises(ValueError, match="is a local folder, but the workers of this runner load the model"):
+        score.run(
+            [f"--data_root={day_root}", f"--date={DAY}", f"--model={models['constant']}", "--runner=PortableRunner"]
+        )
     assert _nothing_written(day_root)
 
 
