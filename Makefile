@@ -3,7 +3,7 @@
 #
 #   make demo                      simulate the demo world into $(DATA_ROOT) and print its summary
 #   make test                      the test suite (what CI runs)
-#   make data WORLD=bench          (re)simulate a world preset into DATA_ROOT (replacing the previous one);
+#   make data WORLD=bench          (re)simulate a world preset into DATA_ROOT (replacing the previous one and its derived data);
 #                                  DATA_ROOT may be gs://bucket/prefix
 #   make features DATE=2026-03-05  point-in-time feature snapshots of one day
 #   make examples DATE=2026-03-05  labeled multi-task examples of one day (UNOBSERVED=1: allow immature labels)

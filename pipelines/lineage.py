@@ -11,6 +11,7 @@ fingerprints were recorded count as stale.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -44,7 +45,7 @@ def fingerprint(
         entry
         for day in sorted(set(snapshot_days))
         for table in SNAPSHOT_TABLES
-        for entry in list_files_with_metadata(layout.raw_glob(data_root, table, _date(day)))
+        for entry in list_files_with_metadata(layout.raw_glob(data_root, table, datetime.date.fromisoformat(day)))
     ]
     listed = sorted(
         {(p[len(root) :] if p.startswith(root) else p, int(s), float(m)) for p, s, m in [*files, *snapshots]}
@@ -83,9 +84,3 @@ def stale_reason(recorded: Mapping | None, current: Mapping) -> str | None:
         if recorded.get(key) != current.get(key)
     ]
     return ", ".join(changed) if changed else None
-
-
-def _date(day: str):
-    import datetime
-
-    return datetime.date.fromisoformat(day)

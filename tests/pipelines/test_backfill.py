@@ -2,6 +2,7 @@
 rewritten log file, logs that arrive and cover an immature day), rows as they finish, and Ctrl-C."""
 
 import datetime
+import io
 import os
 import pathlib
 import shutil
@@ -120,3 +121,20 @@ def test_rows_print_as_days_finish_and_ctrl_c_reports_the_finished_days(world, t
     assert proc.returncode == 130, err
     assert "Traceback" not in err, err
     assert f"finished: {DAYS[0]}" in err and "the same command resumes" in err, err
+
+
+def test_a_terminal_gets_a_progress_bar_under_the_rows():
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out, err = io.StringIO(), Terminal()
+    progress = backfill.Progress(4, out=out, err=err)
+    progress.row({"date": "2026-03-02", "stage": "features", "status": "built", "rows": 1500, "seconds": 2.0})
+    assert out.getvalue().splitlines()[1].split() == ["2026-03-02", "features", "1,500", "2.0", "built"]
+    assert "[#######-----------------------] 1/4 stages" in err.getvalue()
+    progress.clear()
+    assert err.getvalue().endswith("\r\033[K")  # the bar is wiped before the next row or the end
+    plain = io.StringIO()
+    backfill.Progress(4, out=io.StringIO(), err=plain).row({"date": "d", "stage": "s", "status": "built"})
+    assert plain.getvalue() == ""  # not a terminal (a log file, a scheduler): rows only
