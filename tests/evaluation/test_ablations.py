@@ -81,7 +81,7 @@ def test_ap_and_changes_are_the_scores_own(ablations):
 def test_every_table1_direction_gets_a_verdict(ablations):
     _, result = ablations
     names = [d["name"] for d in result["directions"]]
-    assert names == [d.name for d in table1_directions()] and len(names) == 10
+    assert names == [d.name for d in table1_directions()] and len(names) == 11
     for d in result["directions"]:
         assert d["verdict"] == intervals.verdict(d["ci"], d["paper"])
         change = result["figures"][d["channel"]]["segments"]["all"]["change_pct"][f"{d['setup']}|{d['versus']}"]
