@@ -21,7 +21,6 @@ import math
 import time
 
 import apache_beam as beam
-import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
@@ -51,6 +50,7 @@ from transforms.counting import merge_counts
 from transforms.examples import (
     PIPELINE,
     BuildExamplesBucketFn,
+    FirstTimeByPair,
     ReadUserFeatureBucketsFn,
     SortedUnion,
     clicked_impression_ids,
@@ -59,7 +59,7 @@ from transforms.examples import (
     project_for_role,
     rejected_clicked_impressions,
     relevant_context,
-    target_pair_keys,
+    target_pair_times,
 )
 from transforms.raw_input import (
     COUNTS_TAG,
@@ -242,8 +242,8 @@ def run(argv: list[str] | None = None) -> dict:
     target_pairs = (
         pipeline
         | "TargetFiles" >> beam.Create([f for f in files if f.role == "target"])
-        | "TargetPairs" >> beam.Map(target_pair_keys, cache)
-        | "AllTargetPairs" >> beam.CombineGlobally(SortedUnion(np.uint64))
+        | "TargetPairs" >> beam.Map(target_pair_times, cache)
+        | "AllTargetPairs" >> beam.CombineGlobally(FirstTimeByPair())
     )
     clicked = (
         pipeline

@@ -54,20 +54,45 @@ _COMPETITOR_COLUMNS = ["impression_id", "source", "user_id", "podcast_id", "even
 
 @dataclass(frozen=True)
 class Relevance:
-    """What context rows can matter to day D: the (user, show) pairs of its impressions (sorted pair keys), and
-    the impression ids its clicks reference (sorted). Everything else in later or earlier days cannot change a
-    label or an orphan check, so it is dropped before the shuffle. (Validation comes first, so relevance never
-    keeps a row its own day rejects.)"""
+    """What context rows can matter to day D: the (user, show) pairs of its impressions (sorted pair keys) with
+    the earliest impression time of each, and the impression ids its clicks reference (sorted). Everything else in
+    later or earlier days cannot change a label, a duplicate or an orphan check, so it is dropped before the
+    shuffle. (Validation comes first, so relevance never keeps a row its own day rejects.)"""
 
     target_pairs: IdSet
+    first_target_ts: np.ndarray  # int64, the earliest impression of each pair, aligned with target_pairs.ids
     clicked_impressions: pa.Array  # strings, sorted; an Arrow array once, not one per context file
 
 
-def target_pair_keys(spec: FileSpec, cache: DecodeCache | None = None) -> np.ndarray:
-    """Sorted unique (user, show) keys of the valid-looking impressions in one owned impression file."""
-    rows = read_spec(spec, ["user_id", "podcast_id"], cache).table
-    rows = rows.filter(pc.and_(pc.is_valid(rows.column("user_id")), pc.is_valid(rows.column("podcast_id"))))
-    return sorted_unique(pair_keys(rows.column("user_id").to_numpy(), rows.column("podcast_id").to_numpy()))
+def target_pair_times(spec: FileSpec, cache: DecodeCache | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(user, show) keys of the valid-looking impressions in one owned impression file, and their timestamps."""
+    rows = read_spec(spec, ["user_id", "podcast_id", "event_ts"], cache).table
+    valid = pc.and_(pc.is_valid(rows.column("user_id")), pc.is_valid(rows.column("podcast_id")))
+    rows = rows.filter(pc.and_(valid, pc.is_valid(rows.column("event_ts"))))
+    keys = pair_keys(rows.column("user_id").to_numpy(), rows.column("podcast_id").to_numpy())
+    return keys, rows.column("event_ts").to_numpy().astype(np.int64)
+
+
+class FirstTimeByPair(beam.CombineFn):
+    """The sorted distinct pair keys of many ``(keys, timestamps)`` arrays, and the earliest timestamp of each."""
+
+    def create_accumulator(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return []
+
+    def add_input(self, parts: list, pair_times: tuple[np.ndarray, np.ndarray]) -> list:
+        parts.append(pair_times)
+        return parts
+
+    def merge_accumulators(self, accumulators) -> list:
+        return [part for parts in accumulators for part in parts]
+
+    def extract_output(self, parts: list) -> tuple[np.ndarray, np.ndarray]:
+        keys = np.concatenate([np.zeros(0, np.uint64), *(k for k, _ in parts)])
+        times = np.concatenate([np.zeros(0, np.int64), *(t for _, t in parts)])
+        order = np.lexsort((times, keys))
+        keys, times = keys[order], times[order]
+        first = np.r_[True, keys[1:] != keys[:-1]] if len(keys) else np.zeros(0, bool)
+        return keys[first], times[first]
 
 
 def clicked_impression_ids(spec: FileSpec, cache: DecodeCache | None = None) -> np.ndarray:
@@ -102,18 +127,31 @@ class SortedUnion(beam.CombineFn):
         return sorted_unique(np.concatenate(parts)) if parts else np.zeros(0, self.dtype)
 
 
-def make_relevance(target_pairs: np.ndarray, clicked_impressions: np.ndarray) -> Relevance:
+def make_relevance(pair_times: tuple[np.ndarray, np.ndarray], clicked_impressions: np.ndarray) -> Relevance:
+    keys, first_ts = pair_times
     return Relevance(
-        target_pairs=IdSet(target_pairs), clicked_impressions=pa.array(clicked_impressions.tolist(), pa.string())
+        target_pairs=IdSet(keys),
+        first_target_ts=first_ts,
+        clicked_impressions=pa.array(clicked_impressions.tolist(), pa.string()),
     )
 
 
 def relevant_context(spec: FileSpec, rows: pa.Table, relevance: Relevance) -> np.ndarray:
-    """Mask of context rows that can matter to the day (see :class:`Relevance`)."""
+    """Mask of context rows that can matter to the day (see :class:`Relevance`).
+
+    A row of a target's (user, show) pair that happened before the pair's first target can neither credit a target
+    nor take credit from one, nor be a target's duplicate (which has the target's own timestamp): with an
+    impression logged on D served at the earliest on D minus the lateness, this drops nearly all rows of the days
+    before D (their outcomes and impressions) wherever no impression is logged late.
+    """
     if spec.table == "click":
         return np.ones(rows.num_rows, bool)  # clicks join by impression id; they are few
     keys = pair_keys(rows.column("user_id").to_numpy(), rows.column("podcast_id").to_numpy())
     relevant = relevance.target_pairs.contains(keys)
+    candidates = np.flatnonzero(relevant)
+    position = np.searchsorted(relevance.target_pairs.ids, keys[candidates])
+    ts = rows.column("event_ts").to_numpy()[candidates]
+    relevant[candidates] = ts >= relevance.first_target_ts[position]
     if spec.role == "competitor" and len(relevance.clicked_impressions):
         # An impression logged on another day may be the one a click of D belongs to (served before D, or late on
         # D and logged on D+1): keep it, or that click would look like an orphan.
