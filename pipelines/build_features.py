@@ -181,6 +181,8 @@ def run(argv: list[str] | None = None) -> dict:
         "history_days": [days[0].isoformat(), days[-1].isoformat()] if days else [],
         "history_rows_read": counts.get("context_rows_read", {}),
         "history_rows_dropped": counts.get("context_rows_dropped", {}),
+        # Corrupt history files: their own day dead-letters them; these features could not see past the damage.
+        "history_unreadable_files": sorted(counts.get("context_unreadable_files", []), key=lambda f: f["path"]),
         "history_files": len(files),
         "n_buckets": n_buckets,
         "config": {
@@ -207,6 +209,10 @@ def describe(summary: dict) -> str:
         f"features/dt={summary['date']}: {summary['users']:,} users, {summary['podcasts']:,} podcasts from "
         f"{summary['history_files']} history files ({dropped:,} defective history rows dropped) "
         f"in {summary['seconds']:.1f} s"
+    ) + "".join(
+        f"\nwarning: history file {lost['path']} is corrupt: only its {lost['rows_salvaged']:,} rows before the damage"
+        " could be read"
+        for lost in summary.get("history_unreadable_files", [])
     )
 
 

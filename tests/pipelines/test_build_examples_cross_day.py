@@ -68,12 +68,12 @@ def world(tmp_path_factory):
     rejected_today = w.ad(3, 2, w.ts(d, 8), creative_id=99)
     w.click(rejected_today, 3, w.ts(d, 8) + 30_000)
     w.click("never-served", 3, w.ts(d, 9))
-    # 5. A corrupt context file: the likes of D + 2 (each its own block, so the complete ones are salvaged).
+    # 5. A corrupt context file: the follows of D + 2 (history for later features too).
     for k in range(40):
-        w.like(3, 3, w.ts(d + 2, 1 + k / 10))
+        w.follow(3, 3, w.ts(d + 2, 1 + k / 10))
     w.write()
-    likes = pathlib.Path(layout.part_file(layout.raw_partition(w.root, "like", D + datetime.timedelta(days=2)), 0))
-    likes.write_bytes(likes.read_bytes()[:-40])
+    follows = pathlib.Path(layout.part_file(layout.raw_partition(w.root, "follow", D + datetime.timedelta(days=2)), 0))
+    follows.write_bytes(follows.read_bytes()[:-40])
 
     before_day = D - datetime.timedelta(days=1)
     summaries = {before_day: _build(w.root, before_day), D: _build(w.root, D)}
@@ -125,7 +125,7 @@ def test_clicks_of_rejected_impressions_are_dead_lettered_with_that_reason(world
 def test_a_corrupt_context_file_is_reported_by_the_days_that_read_it(world):
     w, _, summaries = world
     [lost] = summaries[D]["context_unreadable_files"]
-    assert lost["table"] == "like" and lost["day"] == (D + datetime.timedelta(days=2)).isoformat()
+    assert lost["table"] == "follow" and lost["day"] == (D + datetime.timedelta(days=2)).isoformat()
     assert 0 <= lost["rows_salvaged"] < 40
     assert "is corrupt" in build_examples.format_summary(summaries[D])
     assert summaries[D]["unreadable_files"] == []  # not D's file: its own day dead-letters it
@@ -147,12 +147,15 @@ def test_a_day_without_impressions_commits_an_empty_partition(tmp_path):
     assert D in examples.files and examples.skipped == []
 
 
-def test_feature_history_skips_rows_their_own_day_rejects(world):
+def test_feature_history_skips_rows_their_own_day_rejects_and_reports_corrupt_files(world):
     """The follow of show 3 logged on D + 1, whose snapshot lacks show 3, is no more history than it is an outcome;
     a valid follow the same day counts."""
     w, _, _ = world
-    day = D + datetime.timedelta(days=2)
-    build_features.run([f"--data_root={w.root}", f"--date={day}", RUNNER, "--n_buckets=2"])
+    day = D + datetime.timedelta(days=3)
+    summary = build_features.run([f"--data_root={w.root}", f"--date={day}", RUNNER, "--n_buckets=2"])
     users = {r["user_id"]: r for r in pq.read_table(layout.feature_partition(w.root, "user", day)).to_pylist()}
     assert users[1]["user_follows_28d"] == 0
     assert users[2]["user_follows_28d"] == 1 and users[2]["user_followed_podcasts_28d"] == [2]
+    # The corrupt follows of D + 2 are history here: the features say so too.
+    [lost] = summary["history_unreadable_files"]
+    assert lost["table"] == "follow" and "is corrupt" in build_features.describe({**summary, "seconds": 1.0})
