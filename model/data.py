@@ -19,6 +19,7 @@ touches, so the embedding gradient is row-sparse and already coalesced.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -204,7 +205,8 @@ class ExampleTable:
     def schema(self) -> pa.Schema:
         """The Arrow schema of the newest day's first file (days must agree on the columns a spec reads)."""
         if self._schema is None:
-            with self._open(self.files[self.days[-1]][0]) as handle:
+            path = self.files[self.days[-1]][0]
+            with self._open(path) as handle, self._unreadable(path):
                 self._schema = pq.read_schema(handle)
         return self._schema
 
@@ -216,7 +218,7 @@ class ExampleTable:
             if day not in self._units:
                 found = []
                 for path in self.files[day]:
-                    with self._open(path) as handle:
+                    with self._open(path) as handle, self._unreadable(path):
                         meta = pq.ParquetFile(handle).metadata
                     found += [Unit(path, i, meta.row_group(i).num_rows, day) for i in range(meta.num_row_groups)]
                 self._units[day] = found
@@ -228,9 +230,21 @@ class ExampleTable:
         touches each distinct value once, and no string is materialised (measured: 20% less reading time and
         a fifth of the concatenation time on the bench day)."""
         strings = [c for c in columns if c in self._string_columns]
-        with self._open(unit.path) as handle:
+        with self._open(unit.path) as handle, self._unreadable(unit.path):
             reader = pq.ParquetFile(handle, read_dictionary=strings or None)
             return reader.read_row_group(unit.row_group, columns=list(columns), use_threads=False)
+
+    @contextlib.contextmanager
+    def _unreadable(self, path: str) -> Iterator[None]:
+        """A corrupt Parquet file fails with its path and day, and what to do, not with Arrow's bare message."""
+        try:
+            yield
+        except (pa.ArrowException, OSError) as exc:
+            day = next((d for d, paths in self.files.items() if path in paths), None)
+            raise DataError(
+                f"example file {path} (day {day}) is not readable Parquet ({exc}); rebuild that day "
+                f"(make backfill START={day} END={day} FORCE=1) or move its folder out of the table"
+            ) from exc
 
     def _open(self, path: str) -> pa.NativeFile:
         """A random-access handle on ``path``: the file itself on a local disk, else its local copy."""

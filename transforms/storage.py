@@ -246,13 +246,27 @@ def read_parquet(pattern: str, schema: pa.Schema | None = None) -> pa.Table:
 
 def read_parquet_files(paths: list[str], schema: pa.Schema | None = None, what: str = "were given") -> pa.Table:
     """Parquet files as one table (empty with ``schema`` when there are none), e.g. :func:`partition_files`."""
-    tables = [pq.read_table(io.BytesIO(read_bytes(p))) for p in paths]
+    tables = [read_parquet_file(p) for p in paths]
     if not tables:
         if schema is None:
             raise FileNotFoundError(f"no Parquet files {what}")
         return schema.empty_table()
     table = pa.concat_tables(tables, promote_options="default")
     return table.cast(schema) if schema is not None else table
+
+
+def read_parquet_file(path: str) -> pa.Table:
+    """One Parquet file; a corrupt one fails naming the file, its day and what to do (not Arrow's bare message)."""
+    try:
+        return pq.read_table(io.BytesIO(read_bytes(path)))
+    except pa.ArrowException as exc:
+        try:
+            day = layout.parse_dt(path).isoformat()
+        except ValueError:
+            day = "unknown"
+        raise ValueError(
+            f"{path} (day {day}) is not readable Parquet ({exc}); rebuild that partition (FORCE=1) or remove it"
+        ) from exc
 
 
 def staging_dir(partition: str, run_id: str) -> str:
