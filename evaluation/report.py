@@ -371,7 +371,7 @@ def abtest_sections(ab: dict) -> list[str]:
         lines.append(
             f"| {label}, paper | | {p['i2s']:+.0f}% | {p['ecps']:+.0f}% | {p['ctr']:+.0f}% | {p['streams']:+.0f}% | | |"
         )
-    lines += ["", *excludes_zero_lines(seg, level), ""]
+    lines += ["", *excludes_zero_lines(seg, level), "", *decomposition_lines(seg), ""]
     lines += [
         "Totals per arm (all seeds and days):",
         "",
@@ -417,6 +417,29 @@ def abtest_sections(ab: dict) -> list[str]:
         "",
     ]
     return lines
+
+
+def decomposition_lines(segments: dict) -> list[str]:
+    """eCPS is the price paid per impression over i2s, and the arms' impressions are their own users' ad slots:
+    say how much of each headline lift comes from which part."""
+    out = []
+    for name, label in (("all", "all podcasts"), ("less_streamed", "less-streamed podcasts")):
+        if name not in segments:
+            continue
+        arms = segments[name]["arms"]
+        c, t = arms["control"], arms["treatment"]
+        if not (c["impressions"] and t["impressions"] and c["streams"] and t["streams"]):
+            continue
+        price = {a: arms[a]["spend_micros"] / arms[a]["impressions"] / 1e3 for a in ("control", "treatment")}
+        out.append(
+            f"Decomposition, {label}: the price paid per thousand impressions was {price['control']:.2f} in control "
+            f"and {price['treatment']:.2f} in treatment ({100 * (price['treatment'] / price['control'] - 1):+.1f}%), "
+            f"i2s {100 * c['i2s']:.3f}% and {100 * t['i2s']:.3f}% ({100 * (t['i2s'] / c['i2s'] - 1):+.1f}%); eCPS = "
+            "price / i2s, so its change is mostly the price's where i2s moves little. Impressions "
+            f"({100 * (t['impressions'] / c['impressions'] - 1):+.1f}%) are the ad slots of each arm's own users, "
+            "all sold: their difference is the user split's, not the models', and it carries into reach and streams."
+        )
+    return out
 
 
 def excludes_zero_lines(segments: dict, level: int) -> list[str]:

@@ -32,7 +32,7 @@ def test_the_report_writes_markdown_plots_and_json(ablations, abtest, eval_world
     for d in written["directions"]:  # every direction of Table 1 with its verdict
         assert f"| **{d['verdict']}** |" in text
     assert "World parameters (fixed before the evaluation ran)" in text and "| `n_users` | 700 |" in text
-    assert "### Like and Follow heads" in text and "Inventory:" in text
+    assert "### Like and Follow heads" in text and "Inventory:" in text and "Decomposition, all podcasts" in text
 
 
 def test_nothing_to_report_is_an_error(tmp_path):
