@@ -61,4 +61,4 @@ def check_same_run(out: str, writing: str, identity: dict) -> None:
 def _describe(identity: dict | None) -> str:
     if not identity:
         return "no recorded identity: written before reports recorded one"
-    return f"example table {identity['examples_fingerprint']}, world config {identity['world_config_sha256']}"
+    return f"example table {identity.get('examples_fingerprint')}, world config {identity.get('world_config_sha256')}"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pathlib
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -66,3 +68,23 @@ def test_make_writes_reports_outside_the_committed_record_by_default():
         check=True,
     ).stdout
     assert "--out=reports/eval " in named
+
+
+def test_a_refused_report_is_one_line_naming_the_make_variable(tmp_path):
+    examples = tmp_path / "data" / "examples" / "dt=2026-03-02"
+    examples.mkdir(parents=True)
+    (examples / "_SUCCESS.json").write_text("{}")
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "abtest.json").write_text(json.dumps({"report_identity": {"examples_fingerprint": "x"}}))
+    result = subprocess.run(
+        [sys.executable, "-m", "evaluation.ablations", f"--examples={examples.parent}", f"--out={report}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MAKELEVEL": "1"},
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {report}/abtest.json was measured on other data")
+    assert "--out (make: EVAL_OUT=reports/<name>)" in last
