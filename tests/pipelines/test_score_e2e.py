@@ -3,6 +3,7 @@ pipeline's scores are the model's, and the same bytes in memory, through the por
 
 import datetime
 import hashlib
+import json
 import pathlib
 
 import numpy as np
@@ -20,7 +21,7 @@ from schemas.derived import LABELS, USER_FEATURES
 from tests.conftest import DATAFLOW_DRY_RUN, simulate
 from transforms.candidates import PAIR_KINDS, ScoringConfig, pair_kinds, plan_campaigns, user_side
 from transforms.scoring import load_scoring_model
-from transforms.storage import list_files, read_bytes, read_parquet
+from transforms.storage import list_files, partition_files, read_bytes, read_parquet, read_parquet_files, read_success
 
 START = datetime.date(2026, 3, 2)
 DAY = START + datetime.timedelta(days=1)
@@ -63,11 +64,15 @@ def _parquet(partition: str) -> pa.Table:
 
 
 def _digests(root: str) -> dict[str, str]:
+    """sha256 of each committed file of the scoring partitions, in their marker's order, and of each marker less
+    its file names (on gs:// committed files carry a generation in their names: see ``commit_partition``)."""
     out = {}
     for name in PARTITIONS:
         partition = layout.join(root, name, f"dt={DAY}")
-        for path in list_files(layout.join(partition, "*")):
-            out[f"{name}/{path.rsplit('/', 1)[-1]}"] = hashlib.sha256(read_bytes(path)).hexdigest()
+        for k, path in enumerate(partition_files(partition)):
+            out[f"{name}/file-{k}"] = hashlib.sha256(read_bytes(path)).hexdigest()
+        marker = {key: value for key, value in read_success(partition).items() if key != "files"}
+        out[f"{name}/_SUCCESS.json"] = hashlib.sha256(json.dumps(marker, sort_keys=True).encode()).hexdigest()
     return out
 
 
@@ -230,11 +235,14 @@ def test_scoring_on_gcs_writes_the_same_outputs(scored, gcs_emulator):
     summary = score.run([f"--data_root={remote}", f"--date={DAY}", f"--model={model}", "--runner=FnApiRunner"])
     assert summary["pairs"]["scored"] > 0
     # Dead letters name the campaign snapshot they came from (a local path here, gs:// there): equal otherwise.
-    dead = "deadletter/score/part-00000.parquet"
+    dead = "deadletter/score/file-0"
     local, there = _digests(root), _digests(remote)
     assert {k: v for k, v in there.items() if k != dead} == {k: v for k, v in local.items() if k != dead}
-    partition = f"deadletter/score/dt={DAY}/part-00000.parquet"
-    rows = [read_parquet(layout.join(r, partition)).drop_columns(["source_path"]) for r in (root, remote)]
+    partition = f"deadletter/score/dt={DAY}"
+    rows = [
+        read_parquet_files(partition_files(layout.join(r, partition))).drop_columns(["source_path"])
+        for r in (root, remote)
+    ]
     assert rows[0].equals(rows[1]) and rows[0].num_rows == summary["reconciliation"]["campaigns"]["dead_lettered"]
     assert not list_files(layout.join(remote, "audiences", "_staging", "**"))
 
