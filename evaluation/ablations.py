@@ -385,6 +385,7 @@ class TestRows:
     tiers: dict[str, np.ndarray]
     scores: dict[str, dict[tuple[str, int], np.ndarray]]
     heads: dict[str, dict[str, str]]  # figure -> setup -> head
+    immature: dict[str, list[str]]  # figure -> test days left out (labels mostly unobserved)
 
 
 def read_days(examples: str, days: Sequence[str]) -> pa.Table:
@@ -393,16 +394,33 @@ def read_days(examples: str, days: Sequence[str]) -> pa.Table:
     return read_parquet_files(files, what=f"under {examples} for days {', '.join(days)}")
 
 
-def score_test_rows(config: EvaluateConfig, records: list[dict], test_days: Sequence[str]) -> TestRows:
-    """Score the test days' impressions with every run, once, with every head a figure needs."""
-    table = read_days(config.examples, test_days)
+def immature_days(observed: np.ndarray, mine: np.ndarray, day_of_row: np.ndarray, days: Sequence[str]) -> list[str]:
+    """The days whose label is unobserved on more than half of the rows ``mine`` (``day_of_row`` indexes ``days``)."""
+    out = []
+    for i, day in enumerate(days):
+        rows = mine & (day_of_row == i)
+        if rows.any() and observed[rows].mean() < 0.5:
+            out.append(day)
+    return out
+
+
+def score_test_rows(config: EvaluateConfig, records: list[dict], test_days: list[str]) -> TestRows:
+    """Score the test days' impressions with every run, once, with every head a figure needs. A figure leaves out
+    a test day whose label is unobserved on more than half of the figure's rows: as in training
+    (``model/data.py``), the few observed labels of an immature day are early-credited positives, not a sample."""
+    per_day = [read_days(config.examples, [day]) for day in test_days]
+    table = pa.concat_tables(per_day, promote_options="default")
+    day_of_row = np.repeat(np.arange(len(per_day)), [t.num_rows for t in per_day])
     source = np.asarray(table.column("source").to_numpy(zero_copy_only=False))
     tier_column = table.column(TIER_COLUMN).to_numpy(zero_copy_only=False)
     tier_all = np.where(np.isnan(tier_column.astype(float)), -1, tier_column.astype(float)).astype(int)
-    rows, labels, tiers = {}, {}, {}
+    rows, labels, tiers, immature = {}, {}, {}, {}
     for figure, (label, src, _) in FIGURES.items():
         y = table.column(label).to_numpy(zero_copy_only=False).astype(float)
-        rows[figure] = (source == src) & ~np.isnan(y)
+        observed, mine = ~np.isnan(y), source == src
+        immature[figure] = immature_days(observed, mine, day_of_row, test_days)
+        mature = ~np.isin(day_of_row, [test_days.index(d) for d in immature[figure]])
+        rows[figure] = mine & observed & mature
         labels[figure], tiers[figure] = y[rows[figure]], tier_all[rows[figure]]
     scores: dict[str, dict[tuple[str, int], np.ndarray]] = {f: {} for f in FIGURES}
     heads: dict[str, dict[str, str]] = {f: {} for f in FIGURES}
@@ -421,7 +439,7 @@ def score_test_rows(config: EvaluateConfig, records: list[dict], test_days: Sequ
                 scores[figure][(record["setup"], record["seed"])] = joined[head][rows[figure]].astype(np.float64)
                 heads[figure][record["setup"]] = head
     index = {f: np.flatnonzero(r) for f, r in rows.items()}
-    return TestRows(table.num_rows, index, labels, tiers, scores, heads)
+    return TestRows(table.num_rows, index, labels, tiers, scores, heads, immature)
 
 
 # ------------------------------------------------------------------------------------------ figures
@@ -510,7 +528,9 @@ def figures(config: EvaluateConfig, rows: TestRows, setups: Sequence[str]) -> di
     rng = np.random.default_rng(config.bootstrap_seed)
     boot = intervals.paired_ap_bootstrap(rows.n_rows, defined, config.bootstrap, rng)
     seed_weights = intervals.seed_draws(rng, config.bootstrap, len(config.seeds))
-    out: dict[str, Any] = {f: {"heads": rows.heads[f], "segments": {}} for f in FIGURES}
+    out: dict[str, Any] = {
+        f: {"heads": rows.heads[f], "immature_days": rows.immature[f], "segments": {}} for f in FIGURES
+    }
     for (figure, name), (_, y, keys) in segments.items():
         out[figure]["segments"][name] = segment_figures(
             y, keys, boot.get((figure, name)), seed_weights, setups, config.seeds, comparisons, config.confidence

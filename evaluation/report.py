@@ -272,6 +272,11 @@ def like_follow_lines(ab: dict) -> list[str]:
     ]
     for figure in ("like", "follow"):
         seg = ab["figures"][figure]["segments"]["all"]
+        left_out = ab["figures"][figure].get("immature_days") or []
+        if left_out:
+            lines.append(
+                f"| {figure.capitalize()} | - | test days left out, labels immature: {', '.join(left_out)} | | |"
+            )
         if "ap" not in seg:
             lines.append(f"| {figure.capitalize()} | - | {seg.get('note', 'not measured')} | | |")
             continue

@@ -16,6 +16,7 @@ from evaluation.ablations import (
     FIGURES,
     EvaluateConfig,
     all_setups,
+    immature_days,
     mature_split,
     read_days,
     run_ablations,
@@ -92,9 +93,19 @@ def test_like_and_follow_are_measured_on_mature_labels(ablations):
     _, result = ablations
     for figure in ("like", "follow"):
         seg = result["figures"][figure]["segments"]["all"]
-        assert seg["rows"] > 0, figure
+        assert seg["rows"] > 0 and result["figures"][figure]["immature_days"] == [], figure
         if "ap" in seg:  # defined where the tiny test day holds both classes
             assert seg["ap"]["joint"]["n"] == len(SEEDS)
+
+
+def test_a_figure_leaves_out_test_days_whose_labels_are_mostly_unobserved():
+    """As training does: an immature day's few observed labels are early-credited positives, not a sample."""
+    observed = np.array([True, True, False, True, False, False, True, True])
+    mine = np.array([True, True, True, False, True, True, True, False])  # the figure's rows (e.g. promotions)
+    day_of_row = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    # Day 0: 2 of its 3 rows observed (kept); day 1: 1 of 3 (left out); rows of other sources do not count.
+    assert immature_days(observed, mine, day_of_row, ["2026-03-09", "2026-03-10"]) == ["2026-03-10"]
+    assert immature_days(observed, np.zeros(8, bool), day_of_row, ["2026-03-09", "2026-03-10"]) == []
 
 
 def test_the_mature_split_takes_the_last_mature_days(tmp_path):
