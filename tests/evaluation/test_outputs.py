@@ -88,3 +88,16 @@ def test_a_refused_report_is_one_line_naming_the_make_variable(tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: {report}/abtest.json was measured on other data")
     assert "--out (make: EVAL_OUT=reports/<name>)" in last
+
+
+def test_make_report_with_nothing_to_report_is_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "evaluation.report", f"--out={tmp_path}", f"--world={tmp_path}/world"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"error: nothing to report in {tmp_path}: run `make evaluate` and/or `make abtest` first"
+    )
