@@ -82,7 +82,7 @@ from transforms.storage import (
     staging_dir,
     use_system_allocator,
 )
-from transforms.validation import MS_PER_DAY
+from transforms.validation import MS_PER_DAY, day_start_ms
 
 HOUR_MS = 3_600_000
 
@@ -232,6 +232,7 @@ def run(argv: list[str] | None = None) -> dict:
     shuffle = shuffle_folder(options, data_root, PIPELINE, day, run_id)
     cache = decode_cache(options, data_root)
 
+    earliest_ms = day_start_ms(day) - lateness * MS_PER_DAY  # the earliest a valid impression of D was served
     pipeline = beam.Pipeline(options=options)
     seed = pipeline | "Day" >> beam.Create([day.isoformat()])
     reference = seed | "ReferenceIds" >> beam.Map(load_reference_ids_by_day, files, data_root, cache)
@@ -242,7 +243,7 @@ def run(argv: list[str] | None = None) -> dict:
     target_pairs = (
         pipeline
         | "TargetFiles" >> beam.Create([f for f in files if f.role == "target"])
-        | "TargetPairs" >> beam.Map(target_pair_times, cache)
+        | "TargetPairs" >> beam.Map(target_pair_times, earliest_ms, day_start_ms(day) + MS_PER_DAY - 1, cache)
         | "AllTargetPairs" >> beam.CombineGlobally(FirstTimeByPair())
     )
     clicked = (
@@ -251,7 +252,7 @@ def run(argv: list[str] | None = None) -> dict:
         | "ClickedImpressions" >> beam.Map(clicked_impression_ids, cache)
         | "AllClickedImpressions" >> beam.CombineGlobally(SortedUnion(str))
     )
-    relevance = target_pairs | "Relevance" >> beam.Map(make_relevance, beam.pvalue.AsSingleton(clicked))
+    relevance = target_pairs | "Relevance" >> beam.Map(make_relevance, beam.pvalue.AsSingleton(clicked), earliest_ms)
     read = pipeline | "ReadRaw" >> ReadRawByUserBucket(
         files,
         ReadValidateBucketFn(
