@@ -54,6 +54,7 @@ from evaluation import intervals
 from evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity, world_beside
 from model import artifacts
 from model.artifacts import load_model
+from model.cli import configure_logging
 from model.metrics import binary_metrics
 from model.spec import DEFAULT_SPEC, load_spec
 from model.train import TrainConfig, train
@@ -691,7 +692,7 @@ def parse_args(argv: Sequence[str]) -> tuple[EvaluateConfig, argparse.Namespace]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()  # the command's own progress; libraries only warn (PODTARGET_VERBOSE=1 for more)
     config, cli = parse_args(sys.argv[1:] if argv is None else argv)
     result = run_ablations(config)
     print(format_summary(result))

@@ -61,6 +61,7 @@ import pyarrow as pa
 from evaluation import intervals
 from evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity
 from model import artifacts
+from model.cli import configure_logging
 from model.data import splitmix64
 from pipelines import score
 from pipelines.daily import load_podcast_features, read_snapshot
@@ -738,7 +739,7 @@ def format_summary(result: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()  # the command's own progress; libraries only warn (PODTARGET_VERBOSE=1 for more)
     config, cli = parse_args(sys.argv[1:] if argv is None else argv)
     result = run_abtest(config, cli.examples, cli.evaluate_args)
     print(format_summary(result))

@@ -9,12 +9,26 @@ each flag a command's ``make_variables`` knows is followed by the variable to us
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
 from collections.abc import Callable, Mapping
 
 TRACEBACK_ENV = "PODTARGET_TRACEBACK"
+VERBOSE_ENV = "PODTARGET_VERBOSE"
+# Libraries whose INFO lines are theirs, not the command's progress: Beam alone printed ~280 per evaluation (its
+# type-hint and runner modules).
+QUIET_LIBRARIES = ("apache_beam", "urllib3", "google", "matplotlib", "PIL")
+
+
+def configure_logging() -> None:
+    """INFO lines for this project's own progress and WARNING and above from libraries; ``PODTARGET_VERBOSE=1``
+    shows the libraries' INFO lines too."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = logging.INFO if os.environ.get(VERBOSE_ENV) else logging.WARNING
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(level)
 
 
 def one_line(exc: BaseException, make_variables: Mapping[str, str] = {}) -> str:

@@ -40,7 +40,7 @@ import torch
 
 from model import artifacts, calibration
 from model.artifacts import ArtifactError, TrainedModel, join, load_model, trained_for
-from model.cli import run_cli
+from model.cli import configure_logging, run_cli
 from model.cloud import require_credentials
 from model.data import (
     BatchStream,
@@ -653,7 +653,7 @@ def parse_args(argv: Sequence[str]) -> TrainConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()  # the command's own progress; libraries only warn (PODTARGET_VERBOSE=1 for more)
     config = parse_args(sys.argv[1:] if argv is None else argv)
 
     def run() -> int:

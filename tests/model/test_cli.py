@@ -1,11 +1,17 @@
-"""Command-line errors: one line, with the make variable to use when run from make."""
+"""Command-line errors: one line, with the make variable to use when run from make; and what commands log."""
 
+import os
 import pathlib
+import subprocess
+import sys
+
+import pytest
 
 from model.cli import one_line, run_cli
 from model.train import main
 from tests.model.conftest import toy_config
 
+REPO = pathlib.Path(__file__).resolve().parents[2]
 UNOBSERVED = {"--allow_unobserved": "UNOBSERVED=1", "--resume": "TRAIN_ARGS=--resume"}
 
 
@@ -43,3 +49,29 @@ def test_training_into_an_existing_run_names_train_args(trained_toy, podcast_toy
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "pass --resume (make: TRAIN_ARGS=--resume) to continue it" in err
+
+
+_LOGGING_SCRIPT = """
+import logging
+import apache_beam as beam
+from model.cli import configure_logging
+
+configure_logging()
+logging.getLogger("evaluation.ablations").info("own progress")
+with beam.Pipeline("FnApiRunner") as p:
+    _ = p | beam.Create([1, 2]) | beam.Map(lambda x: x + 1)
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_commands_log_their_own_progress_and_only_warnings_from_libraries(verbose):
+    env = {k: v for k, v in os.environ.items() if k != "PODTARGET_VERBOSE"}
+    if verbose:
+        env["PODTARGET_VERBOSE"] = "1"
+    result = subprocess.run(
+        [sys.executable, "-c", _LOGGING_SCRIPT], capture_output=True, text=True, env=env, cwd=REPO, check=True
+    )
+    lines = result.stderr.splitlines()
+    assert any("INFO evaluation.ablations: own progress" in line for line in lines)
+    beam_info = [line for line in lines if " INFO apache_beam" in line]
+    assert (len(beam_info) > 0) == verbose, beam_info[:3]
