@@ -45,6 +45,7 @@ from pipelines.daily import (
 from pipelines.options import DataRootOptions, resolve_runner, run_main
 from schemas import layout
 from schemas.derived import EXAMPLES, fingerprint
+from schemas.units import MS_PER_DAY, MS_PER_HOUR
 from transforms.attribution import AttributionConfig
 from transforms.counting import merge_counts
 from transforms.examples import (
@@ -82,9 +83,7 @@ from transforms.storage import (
     staging_dir,
     use_system_allocator,
 )
-from transforms.validation import MS_PER_DAY, day_start_ms
-
-HOUR_MS = 3_600_000
+from transforms.validation import day_start_ms
 
 
 class BuildExamplesOptions(PipelineOptions):
@@ -118,10 +117,10 @@ def parse_window(option: str, value: str, unit_ms: int) -> dict[str, int]:
 
 def attribution_config(opts: BuildExamplesOptions) -> AttributionConfig:
     return AttributionConfig(
-        stream_window_ms=parse_window("stream_window_hours", opts.stream_window_hours, HOUR_MS),
+        stream_window_ms=parse_window("stream_window_hours", opts.stream_window_hours, MS_PER_HOUR),
         follow_window_ms=parse_window("follow_window_days", opts.follow_window_days, MS_PER_DAY),
         like_window_ms=parse_window("like_window_days", opts.like_window_days, MS_PER_DAY),
-        click_window_ms=int(opts.click_window_hours * HOUR_MS),
+        click_window_ms=int(opts.click_window_hours * MS_PER_HOUR),
         min_stream_ms=int(opts.min_stream_seconds * 1000),
     )
 

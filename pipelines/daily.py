@@ -17,6 +17,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 
 from schemas import LOG_TABLES, layout
 from schemas.derived import PODCAST_FEATURES
+from schemas.units import MS_PER_DAY
 from transforms import worker_server
 from transforms.decode_cache import DecodeCache
 from transforms.raw_input import FileSpec, available_days
@@ -28,7 +29,7 @@ from transforms.storage import (
     read_bytes,
     read_parquet_files,
 )
-from transforms.validation import MS_PER_DAY, ReferenceIds, ReferenceIdsByDay, day_start_ms
+from transforms.validation import ReferenceIds, ReferenceIdsByDay, day_start_ms
 from transforms.worker_server import workers_wanted
 
 

@@ -27,14 +27,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from schemas import LOG_TABLES
+from schemas.units import MS_PER_DAY, MS_PER_HOUR
 from simulator.config import AD_FORMATS, AD_SLOTS, DEVICES, GENRES, PROMO_LAYOUTS, PROMO_SLOTS, SURFACES
 from simulator.dirt import DirtPlanter
 from simulator.world import World, rng_for
 
 Columns = dict[str, np.ndarray]
 
-MS_PER_HOUR = 3_600_000
-MS_PER_DAY = 24 * MS_PER_HOUR
 QUALIFYING_MS = 60_000
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 # Local listening hours peak on the morning commute and in the evening.

@@ -45,10 +45,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
+from schemas.units import MS_PER_DAY, MS_PER_HOUR
+
 # Far beyond any attribution window; the bound keeps timestamp + window (and the sort keys) inside int64.
-MAX_WINDOW_MS = 100 * 365 * DAY_MS
+MAX_WINDOW_MS = 100 * 365 * MS_PER_DAY
 
 SOURCES = ("ad", "promo")  # the index of a source here is its row in per-source window arrays
 OUTCOMES = ("stream", "click", "follow", "like")
@@ -64,10 +64,10 @@ def _same_for_both_sources(window_ms: int) -> Callable[[], dict[str, int]]:
 class AttributionConfig:
     """Windows in milliseconds per outcome and impression channel ("ad" | "promo")."""
 
-    stream_window_ms: Mapping[str, int] = field(default_factory=_same_for_both_sources(72 * HOUR_MS))
-    follow_window_ms: Mapping[str, int] = field(default_factory=_same_for_both_sources(7 * DAY_MS))
-    like_window_ms: Mapping[str, int] = field(default_factory=_same_for_both_sources(7 * DAY_MS))
-    click_window_ms: int = DAY_MS  # clicks join by impression_id, not by last touch
+    stream_window_ms: Mapping[str, int] = field(default_factory=_same_for_both_sources(72 * MS_PER_HOUR))
+    follow_window_ms: Mapping[str, int] = field(default_factory=_same_for_both_sources(7 * MS_PER_DAY))
+    like_window_ms: Mapping[str, int] = field(default_factory=_same_for_both_sources(7 * MS_PER_DAY))
+    click_window_ms: int = MS_PER_DAY  # clicks join by impression_id, not by last touch
     min_stream_ms: int = 60_000  # a stream counts only when ms_played >= this
 
     def __post_init__(self) -> None:

@@ -32,7 +32,8 @@ import pyarrow.compute as pc
 
 from schemas import load_schema
 from schemas.derived import AUDIENCE_CUTS, DEAD_LETTER, EXAMPLES, LABELS, PODCAST_FEATURES, USER_FEATURES
-from transforms.example_assembly import IMPRESSIONS, MS_PER_HOUR, assemble_examples, list_membership
+from schemas.units import MS_PER_HOUR
+from transforms.example_assembly import IMPRESSIONS, assemble_examples, list_membership
 from transforms.validation import day_start_ms, dead_letters
 
 PIPELINE = "score"

@@ -20,10 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.derived import EXAMPLES, LABELS, PODCAST_FEATURES, USER_FEATURES
+from schemas.units import MS_PER_DAY, MS_PER_HOUR
 from transforms.arrays import positions_of
-from transforms.validation import MS_PER_DAY
-
-MS_PER_HOUR = 3_600_000
 
 # Impressions of both channels in one shape (ad-only columns null for promotions and vice versa).
 IMPRESSIONS = pa.schema(

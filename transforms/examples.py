@@ -21,6 +21,7 @@ from apache_beam import pvalue
 
 from schemas import layout
 from schemas.derived import DEAD_LETTER, LABELS, USER_FEATURES
+from schemas.units import MS_PER_MINUTE
 from transforms.arrays import IdSet, rows_where, sorted_unique
 from transforms.attribution import AttributionConfig, label_impressions
 from transforms.bucket_work import BucketResult, ComputesBuckets
@@ -68,9 +69,6 @@ class Relevance:
     clicked_impressions: pa.Array  # strings, sorted; an Arrow array once, not one per context file
 
 
-MINUTE_MS = 60_000
-
-
 def target_pair_times(
     spec: FileSpec, earliest_ms: int, latest_ms: int, cache: DecodeCache | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +80,7 @@ def target_pair_times(
     rows = rows.filter(pc.and_(valid, pc.is_valid(rows.column("event_ts"))))
     keys = pair_keys(rows.column("user_id").to_numpy(), rows.column("podcast_id").to_numpy())
     ts = np.clip(rows.column("event_ts").to_numpy().astype(np.int64), earliest_ms, latest_ms)
-    minutes = (ts - earliest_ms) // MINUTE_MS
+    minutes = (ts - earliest_ms) // MS_PER_MINUTE
     return _first_time_by_key(keys, minutes.astype(np.int16 if minutes.max(initial=0) < 2**15 else np.int32))
 
 
@@ -175,7 +173,7 @@ def relevant_context(spec: FileSpec, rows: pa.Table, relevance: Relevance) -> np
     candidates = np.flatnonzero(relevant)
     position = np.searchsorted(relevance.target_pairs.ids, keys[candidates])
     ts = rows.column("event_ts").to_numpy()[candidates]
-    first_ms = relevance.earliest_ms + relevance.first_target_minute[position].astype(np.int64) * MINUTE_MS
+    first_ms = relevance.earliest_ms + relevance.first_target_minute[position].astype(np.int64) * MS_PER_MINUTE
     relevant[candidates] = ts >= first_ms  # the minute rounded down: a row of the same minute is kept
     if spec.role == "competitor" and len(relevance.clicked_impressions):
         # An impression logged on another day may be the one a click of D belongs to (served before D, or late on

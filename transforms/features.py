@@ -33,9 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.derived import PODCAST_FEATURES, POPULARITY_TIERS, USER_FEATURES
+from schemas.units import MS_PER_DAY, MS_PER_HOUR
 
-MS_PER_DAY = 86_400_000
-MS_PER_HOUR = 3_600_000
 _EPOCH = datetime.date(1970, 1, 1)
 
 LISTENING = pa.schema(

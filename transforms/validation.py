@@ -32,9 +32,9 @@ import pyarrow.compute as pc
 
 from schemas import load_schema
 from schemas.derived import DEAD_LETTER
+from schemas.units import MS_PER_DAY
 from transforms.arrays import IdSet
 
-MS_PER_DAY = 86_400_000
 _EPOCH = datetime.date(1970, 1, 1)
 
 

@@ -5,7 +5,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.daily import bucket_processes, day_range, horizon_end_ms, logs_needed_through, reconcile
 from pipelines.options import resolve_runner
-from transforms.validation import MS_PER_DAY, day_start_ms
+from schemas.units import MS_PER_DAY
+from transforms.validation import day_start_ms
 
 D = datetime.date(2026, 3, 3)
 

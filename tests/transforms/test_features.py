@@ -17,9 +17,9 @@ import pyarrow.compute as pc
 import pytest
 
 from schemas.derived import PODCAST_FEATURES, POPULARITY_TIERS, USER_FEATURES
+from schemas.units import MS_PER_DAY, MS_PER_HOUR
 from transforms.features import (
     LISTENING,
-    MS_PER_DAY,
     FeatureConfig,
     history_window_ms,
     merge_listening,
@@ -32,7 +32,6 @@ from transforms.storage import arrow_schema
 
 D = datetime.date(2026, 3, 30)
 START, END = history_window_ms(D, 28)  # the user window [D - 28 days, D)
-HOUR_MS = 3_600_000
 LONG = 30 * 60_000  # a comfortably qualifying play
 EVENT_TABLES = ("stream", "follow", "ad_impression", "promo_impression", "click")
 
@@ -70,7 +69,7 @@ def show(podcast_id: int | None, genres: Sequence[str] = (), topics: Sequence[st
     return {**row, **fields}
 
 
-def stream(user_id: int | None, podcast_id: int | None, ts: int = END - HOUR_MS, ms: int = LONG) -> dict:
+def stream(user_id: int | None, podcast_id: int | None, ts: int = END - MS_PER_HOUR, ms: int = LONG) -> dict:
     return dict(event_id="s", event_ts=ts, user_id=user_id, podcast_id=podcast_id, episode_id=1, ms_played=ms)
 
 
@@ -98,7 +97,7 @@ def test_history_window_is_the_whole_utc_days_before_d():
     assert END - START == 28 * MS_PER_DAY
 
 
-BOUNDARY_TIMES = {END - 1: True, START: True, END: False, END + 5 * HOUR_MS: False, START - 1: False}
+BOUNDARY_TIMES = {END - 1: True, START: True, END: False, END + 5 * MS_PER_HOUR: False, START - 1: False}
 
 
 def test_user_features_see_only_events_in_the_window_before_d():
@@ -112,7 +111,7 @@ def test_user_features_see_only_events_in_the_window_before_d():
     podcasts = [show(10 + n, genres=[f"g{n}"], topics=[f"t{n}"]) for n in range(len(BOUNDARY_TIMES))]
     row = features([user(1)], podcasts, **events)[1]
     assert row["user_streams_28d"] == row["user_follows_28d"] == row["user_distinct_podcasts_28d"] == 2
-    assert row["user_listen_hours_28d"] == pytest.approx(2 * LONG / HOUR_MS)
+    assert row["user_listen_hours_28d"] == pytest.approx(2 * LONG / MS_PER_HOUR)
     assert sorted(row["user_recent_podcasts_28d"]) == [10, 11]  # streamed at END - 1 and START
     assert row["user_followed_podcasts_28d"] == [10, 11]  # START is older than END - 1
     assert row["user_top_genres_28d"] == ["g0", "g1"]
@@ -138,7 +137,7 @@ def test_podcast_listening_sees_only_qualifying_streams_in_its_window_before_d()
     assert listening.schema.equals(LISTENING)
     assert listening.to_pylist() == [{"podcast_id": 7, "listen_ms": 160_000}]
     result = podcast_features(D, table("podcast", [show(8), show(7)]), listening)
-    assert result.column("podcast_listen_hours_30d").to_pylist() == pytest.approx([160_000 / HOUR_MS, 0.0])
+    assert result.column("podcast_listen_hours_30d").to_pylist() == pytest.approx([160_000 / MS_PER_HOUR, 0.0])
 
 
 def test_short_streams_do_not_count_but_exactly_sixty_seconds_does():
@@ -146,7 +145,7 @@ def test_short_streams_do_not_count_but_exactly_sixty_seconds_does():
     streams = [stream(1, 1, ms=59_999), stream(1, 1, ms=0), stream(1, 2, ms=60_000)]
     row = features([user(1)], podcasts, stream=streams)[1]
     assert row["user_streams_28d"] == 1
-    assert row["user_listen_hours_28d"] == pytest.approx(60_000 / HOUR_MS)
+    assert row["user_listen_hours_28d"] == pytest.approx(60_000 / MS_PER_HOUR)
     assert row["user_distinct_podcasts_28d"] == 1
     assert row["user_recent_podcasts_28d"] == [2]
     assert row["user_top_genres_28d"] == ["long"]
@@ -190,7 +189,7 @@ def test_recent_podcasts_rank_by_streams_then_smaller_id_and_truncate():
 
 def test_followed_podcasts_are_distinct_most_recent_first_and_truncated():
     def follow(podcast_id: int, hours_before_d: int) -> dict:
-        return dict(event_id="f", event_ts=END - hours_before_d * HOUR_MS, user_id=1, podcast_id=podcast_id)
+        return dict(event_id="f", event_ts=END - hours_before_d * MS_PER_HOUR, user_id=1, podcast_id=podcast_id)
 
     # Show 7 is followed twice: it takes the place of its latest follow. Shows 3 and 4 tie: smaller id first.
     follows = [follow(7, 50), follow(3, 10), follow(4, 10), follow(9, 5), follow(7, 1), follow(8, 30)]
@@ -204,8 +203,10 @@ def test_followed_podcasts_are_distinct_most_recent_first_and_truncated():
 # -- clicks, users, profile ----------------------------------------------------------------------------------------
 def test_clicks_are_classified_by_the_impression_they_reference():
     long_ago = START - 3 * MS_PER_DAY  # an impression older than the window still classifies its click
-    ads = [dict(impression_id=i, event_ts=ts, user_id=1) for i, ts in (("ad-1", END - HOUR_MS), ("ad-old", long_ago))]
-    promos = [dict(impression_id="promo-1", event_ts=END - HOUR_MS, user_id=1)]
+    ads = [
+        dict(impression_id=i, event_ts=ts, user_id=1) for i, ts in (("ad-1", END - MS_PER_HOUR), ("ad-old", long_ago))
+    ]
+    promos = [dict(impression_id="promo-1", event_ts=END - MS_PER_HOUR, user_id=1)]
     clicks = [
         dict(event_id="c", event_ts=END - 10, impression_id=impression, user_id=1)
         for impression in ("ad-1", "ad-old", "ad-1", "promo-1", "unknown")
@@ -325,7 +326,7 @@ def test_podcast_features_cover_every_show_of_the_snapshot():
         show(None),  # defective
         show(2),
     ]
-    result = podcast_features(D, table("podcast", podcasts), listening({1: 2 * HOUR_MS, 99: 10 * HOUR_MS}))
+    result = podcast_features(D, table("podcast", podcasts), listening({1: 2 * MS_PER_HOUR, 99: 10 * MS_PER_HOUR}))
     assert result.schema.equals(PODCAST_FEATURES, check_metadata=True)
     rows = result.to_pylist()
     assert [r["podcast_id"] for r in rows] == [1, 2, 3]
