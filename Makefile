@@ -3,6 +3,7 @@
 #
 #   make demo                      simulate the demo world into $(DATA_ROOT) and print its summary
 #   make test                      the test suite (what CI runs)
+#   make test-fast                 the suite without the end-to-end tests marked slow (while editing)
 #   make data WORLD=bench          (re)simulate a world preset into DATA_ROOT (replacing the previous one and its derived data);
 #                                  DATA_ROOT may be gs://bucket/prefix
 #   make features DATE=2026-03-05  point-in-time feature snapshots of one day
@@ -60,7 +61,7 @@ BEAM_ARGS = --runner=$(RUNNER) --direct_running_mode=$(DIRECT_MODE) --direct_num
 WHEELS_DIR  ?= /opt/wheels
 PIP_EXTRA   := $(if $(wildcard $(WHEELS_DIR)),--find-links $(WHEELS_DIR))
 
-.PHONY: help setup demo data features examples backfill train score eval-world evaluate abtest report test lint bench \
+.PHONY: help setup demo data features examples backfill train score eval-world evaluate abtest report test test-fast lint bench \
         wheel clean
 
 help:  ## print the comment block at the top of this file
@@ -187,6 +188,9 @@ report: setup
 
 test: setup
 	$(PY) -m pytest
+
+test-fast: setup  ## the suite without the end-to-end tests marked slow (what to run while editing)
+	$(PY) -m pytest -m "not slow"
 
 lint: setup
 	$(PY) -m ruff check .
