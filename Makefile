@@ -51,7 +51,7 @@ PIPELINE_ARGS ?=
 
 # glibc gives each thread a malloc arena of its own, and memory freed in one is not reused by the others: the
 # daily pipelines' reader, bucket and writer threads free large Arrow buffers, and with 2 arenas a one-process
-# backfill day peaked 10-15% lower at the same speed (transforms/storage.py also asks for this at run time, which
+# backfill day peaked 10-15% lower at the same speed (transforms/runtime/storage.py also asks for this at run time, which
 # helps less: arenas made before it are kept). An explicit MALLOC_ARENA_MAX wins.
 export MALLOC_ARENA_MAX ?= 2
 
@@ -76,7 +76,7 @@ $(STAMP): pyproject.toml setup.py
 	@touch $(STAMP)
 
 data: setup
-	$(PY) -m pipelines.simulate_world --data_root=$(DATA_ROOT) --world=$(WORLD) --seed=$(SEED) \
+	$(PY) -m podtarget.pipelines.simulate_world --data_root=$(DATA_ROOT) --world=$(WORLD) --seed=$(SEED) \
 	    --dirty_rate=$(DIRTY_RATE) --overwrite $(BEAM_ARGS)
 
 require = $(if $($(1)),,$(error $(1)=YYYY-MM-DD is required, e.g. make $@ $(1)=2026-03-05))
@@ -84,17 +84,17 @@ DAILY_FLAGS = $(if $(UNOBSERVED),--allow_unobserved) $(if $(FORCE),--force)
 
 features: setup
 	$(call require,DATE)
-	$(PY) -m pipelines.build_features --data_root=$(DATA_ROOT) --date=$(DATE) $(BEAM_ARGS)
+	$(PY) -m podtarget.pipelines.build_features --data_root=$(DATA_ROOT) --date=$(DATE) $(BEAM_ARGS)
 
 examples: setup
 	$(call require,DATE)
-	$(PY) -m pipelines.build_examples --data_root=$(DATA_ROOT) --date=$(DATE) $(if $(UNOBSERVED),--allow_unobserved) \
+	$(PY) -m podtarget.pipelines.build_examples --data_root=$(DATA_ROOT) --date=$(DATE) $(if $(UNOBSERVED),--allow_unobserved) \
 	    $(BEAM_ARGS)
 
 backfill: setup
 	$(call require,START)
 	$(call require,END)
-	$(PY) -m pipelines.backfill --data_root=$(DATA_ROOT) --start=$(START) --end=$(END) $(DAILY_FLAGS) $(BEAM_ARGS)
+	$(PY) -m podtarget.pipelines.backfill --data_root=$(DATA_ROOT) --start=$(START) --end=$(END) $(DAILY_FLAGS) $(BEAM_ARGS)
 
 # The demo world spans 2026-03-02..15; the last days' labels are immature, so they are built as unobserved.
 DEMO_START ?= 2026-03-02
@@ -117,14 +117,14 @@ RUN        ?= demo
 TRAIN_ARGS ?=
 
 train: setup
-	$(PY) -m model.train --examples=$(EXAMPLES) --out=$(MODELS) --run=$(RUN) $(TRAIN_ARGS)
+	$(PY) -m podtarget.model.train --examples=$(EXAMPLES) --out=$(MODELS) --run=$(RUN) $(TRAIN_ARGS)
 
 # Scoring reads the features and snapshots of DATE and a trained model; writes audiences/ and user_rankings/
 # (see README, "Scoring"). The defaults are looked up lazily, only when `make score` runs without them.
 LAST_FEATURES_DAY = $(shell ls -d $(DATA_ROOT)/features/user/dt=*/_SUCCESS.json 2>/dev/null | tail -1 \
                       | sed -E 's|.*/dt=([0-9-]+)/.*|\1|')
 # The newest run under MODELS that loads (checksums, spec, weights); corrupt or unfinished runs are skipped, and said.
-LATEST_MODEL      = $(shell $(PY) -m model.artifacts latest $(MODELS))
+LATEST_MODEL      = $(shell $(PY) -m podtarget.model.artifacts latest $(MODELS))
 SCORE_DATE        = $(or $(DATE),$(LAST_FEATURES_DAY))
 MODEL            ?= $(LATEST_MODEL)
 SCORE_ARGS       ?=
@@ -132,7 +132,7 @@ SCORE_ARGS       ?=
 score: setup
 	@test -n "$(SCORE_DATE)" || { echo "no features under $(DATA_ROOT)/features/user: pass DATE=YYYY-MM-DD"; exit 2; }
 	@test -n "$(MODEL)" || { echo "no model under $(MODELS)/: run make train, or pass MODEL=models/<run>"; exit 2; }
-	$(PY) -m pipelines.score --data_root=$(DATA_ROOT) --date=$(SCORE_DATE) --model=$(MODEL) $(SCORE_ARGS) \
+	$(PY) -m podtarget.pipelines.score --data_root=$(DATA_ROOT) --date=$(SCORE_DATE) --model=$(MODEL) $(SCORE_ARGS) \
 	    $(BEAM_ARGS)
 
 # Evaluation (see README, "Evaluation"): trained runs are cached under EVAL_MODELS, keyed by their configuration
@@ -166,12 +166,12 @@ DEMO_EVAL_OUT    ?= reports/demo
 DEMO_EVAL_MODELS ?= $(MODELS)/eval-demo-small
 
 evaluate: setup
-	$(PY) -m evaluation.ablations --examples=$(EXAMPLES) --models=$(EVAL_MODELS) --out=$(EVAL_OUT) --seeds=$(SEEDS) \
+	$(PY) -m podtarget.evaluation.ablations --examples=$(EXAMPLES) --models=$(EVAL_MODELS) --out=$(EVAL_OUT) --seeds=$(SEEDS) \
 	    --setups=$(SETUPS) --epochs=$(EVAL_EPOCHS) --world=$(DATA_ROOT)/world $(EVAL_SPLIT) $(EVAL_ARGS)
 
 # Missing models are trained with evaluate's settings (EVAL_SPLIT, EVAL_EPOCHS), so they are the runs it caches.
 abtest: setup
-	$(PY) -m evaluation.abtest --data_root=$(DATA_ROOT) --examples=$(EXAMPLES) --models=$(EVAL_MODELS) \
+	$(PY) -m podtarget.evaluation.abtest --data_root=$(DATA_ROOT) --examples=$(EXAMPLES) --models=$(EVAL_MODELS) \
 	    --out=$(EVAL_OUT) --model_seeds=$(SEEDS) $(if $(AB_DAYS),--days=$(AB_DAYS)) --epochs=$(EVAL_EPOCHS) \
 	    $(EVAL_SPLIT) $(AB_ARGS)
 
@@ -180,11 +180,11 @@ abtest: setup
 eval-world: setup
 	$(MAKE) --no-print-directory data WORLD=eval
 	$(MAKE) --no-print-directory backfill START=2026-03-02 END=2026-03-22
-	$(PY) -m pipelines.backfill --data_root=$(DATA_ROOT) --start=2026-03-23 --end=2026-03-29 --skip_examples \
+	$(PY) -m podtarget.pipelines.backfill --data_root=$(DATA_ROOT) --start=2026-03-23 --end=2026-03-29 --skip_examples \
 	    $(BEAM_ARGS)
 
 report: setup
-	$(PY) -m evaluation.report --out=$(EVAL_OUT) --world=$(DATA_ROOT)/world
+	$(PY) -m podtarget.evaluation.report --out=$(EVAL_OUT) --world=$(DATA_ROOT)/world
 
 test: setup
 	$(PY) -m pytest

@@ -9,10 +9,10 @@ import sys
 import tempfile
 
 from benchmarks.harness import measure
-from schemas import layout
-from transforms.storage import delete_tree
+from podtarget.schemas import layout
+from podtarget.transforms.runtime.storage import delete_tree
 
-BACKFILL = [sys.executable, "-m", "pipelines.backfill"]
+BACKFILL = [sys.executable, "-m", "podtarget.pipelines.backfill"]
 
 
 def _build_day(data_root: str, day: datetime.date, beam_args: list[str]) -> dict:
@@ -62,8 +62,8 @@ def _clear_decode_cache(data_root: str) -> None:
 
 def run(bench_root: str, beam_args: list[str]) -> dict:
     """Day 2 of the bench world (the simulate benchmark leaves it in ``bench_root``), twice, each time as
-    ``pipelines.backfill`` of that one day (features then examples in one process, as a daily schedule runs it;
-    ``end_to_end_impressions_per_s`` counts the whole process, start-up included):
+    ``podtarget.pipelines.backfill`` of that one day (features then examples in one process, as a daily schedule runs
+    it; ``end_to_end_impressions_per_s`` counts the whole process, start-up included):
 
     - **daily** (the headline): day 1 is built first, as the run before it in a backfill or a daily schedule, so
       the raw files day 2 shares with it come from the decode cache;

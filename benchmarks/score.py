@@ -27,7 +27,7 @@ import tempfile
 import time
 
 from benchmarks.harness import measure
-from schemas import layout
+from podtarget.schemas import layout
 
 TARGET_PAIRS_PER_S = 500_000
 MAX_MEMORY_GROWTH = 1.15  # peak RSS at 4x the users over peak RSS at 1x
@@ -46,7 +46,14 @@ def _model(bench_root: str, day: str, scratch: str) -> tuple[str, str]:
     if pathlib.Path(DEMO_MODEL, "manifest.json").exists():
         return DEMO_MODEL, f"{DEMO_MODEL} (trained by make demo on the demo world)"
     examples = f"{bench_root}/examples"
-    cmd = [sys.executable, "-m", "model.train", f"--examples={examples}", f"--out={scratch}", "--run=bench-score"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "podtarget.model.train",
+        f"--examples={examples}",
+        f"--out={scratch}",
+        "--run=bench-score",
+    ]
     split = [f"--train_days={day}", "--valid_days=", "--test_days="]
     measure([*cmd, "--epochs=1", "--max_batches_per_epoch=20", "--no-progress", *split])
     return f"{scratch}/bench-score", f"trained for 20 batches on {examples}"
@@ -58,8 +65,8 @@ def plain_torch(model_path: str, bench_root: str, day: str, rows: int = 65536, b
     import pyarrow.parquet as pq
     import torch
 
-    from schemas.derived import LABELS
-    from transforms.scoring import load_scoring_model
+    from podtarget.schemas.derived import LABELS
+    from podtarget.transforms.beam.scoring import load_scoring_model
 
     model = load_scoring_model(model_path)
     parts = sorted(glob.glob(f"{bench_root}/examples/dt={day}/part-*.parquet"))
@@ -83,7 +90,14 @@ def plain_torch(model_path: str, bench_root: str, day: str, rows: int = 65536, b
 
 def _score(root: str, day: str, model: str, parts: int, beam_args: list[str]) -> dict:
     load_before = os.getloadavg()[0]  # other work on the machine competes for the 2 cores: worth knowing
-    cmd = [sys.executable, "-m", "pipelines.score", f"--data_root={root}", f"--date={day}", f"--model={model}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "podtarget.pipelines.score",
+        f"--data_root={root}",
+        f"--date={day}",
+        f"--model={model}",
+    ]
     measured = measure([*cmd, f"--max_user_parts={parts}", *beam_args])
     partition = layout.audience_partition(root, datetime.date.fromisoformat(day))
     summary = json.loads(pathlib.Path(layout.success_marker(partition)).read_text())

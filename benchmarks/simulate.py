@@ -7,7 +7,7 @@ import sys
 
 from benchmarks.harness import measure
 
-SIMULATE = [sys.executable, "-m", "pipelines.simulate_world", "--overwrite"]
+SIMULATE = [sys.executable, "-m", "podtarget.pipelines.simulate_world", "--overwrite"]
 
 
 def _simulate(data_root: str, beam_args: list[str], *world_args: str) -> dict:

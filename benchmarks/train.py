@@ -2,7 +2,7 @@
 
 Reads the bench world's examples (``<bench_root>/examples``, one day of about 2M impressions when ``make bench``
 has built it); without them it falls back to the demo examples (``./data/examples``) and says so. Training runs
-in its own process (``python -m model.train``) so that its peak RSS is measured alone; the throughput is the
+in its own process (``python -m podtarget.model.train``) so that its peak RSS is measured alone; the throughput is the
 steady state the trainer reports (after its first warm-up batches, which include filling the shuffle buffer).
 """
 
@@ -50,7 +50,7 @@ def run(bench_root: str, beam_args: list[str]) -> dict:
         cmd = [
             sys.executable,
             "-m",
-            "model.train",
+            "podtarget.model.train",
             f"--examples={examples}",
             f"--out={out}",
             "--run=bench",

@@ -1,7 +1,9 @@
 """Evaluation of the unified model on a simulated world whose ground truth is known.
 
-- :mod:`evaluation.ablations`: the paper's offline ablations (Table 1) and ours, over seeds (``make evaluate``).
-- :mod:`evaluation.abtest`: a budget-split online A/B test on held-out days, outcomes drawn from the simulator's
+- :mod:`podtarget.evaluation.ablations`: the paper's offline ablations (Table 1) and ours, over seeds (``make
+evaluate``).
+- :mod:`podtarget.evaluation.abtest`: a budget-split online A/B test on held-out days, outcomes drawn from the
+simulator's
   ground truth (``make abtest``).
-- :mod:`evaluation.report`: the markdown report, its PNG plots and the JSON behind them (``make report``).
+- :mod:`podtarget.evaluation.report`: the markdown report, its PNG plots and the JSON behind them (``make report``).
 """

@@ -1,12 +1,12 @@
 """Offline ablations (``make evaluate``): the paper's Table 1 and our own ablations, over several seeds, with
 paired bootstrap intervals.
 
-Every configuration is trained with the project's own training API (:func:`model.train.train`) on the same example
-table and the same temporal split, once per seed. Each trained run then scores the test days' impressions, and every
-figure is computed from those scores (:mod:`evaluation.intervals`): AP of PromotionStream on promotion impressions,
-of AdStream on ad impressions, of Like and Follow on promotion impressions, overall and by podcast popularity tier.
-A configuration without one of the two stream heads serves that channel with its other stream head, as is, the way
-the paper measures its promotions-only baseline on ads (what ``--apply_head`` would copy).
+Every configuration is trained with the project's own training API (:func:`podtarget.model.train.train`) on the same
+example table and the same temporal split, once per seed. Each trained run then scores the test days' impressions, and
+every figure is computed from those scores (:mod:`podtarget.evaluation.intervals`): AP of PromotionStream on promotion
+impressions, of AdStream on ad impressions, of Like and Follow on promotion impressions, overall and by podcast
+popularity tier. A configuration without one of the two stream heads serves that channel with its other stream head, as
+is, the way the paper measures its promotions-only baseline on ads (what ``--apply_head`` would copy).
 
 Each figure is the % change of the seed-mean AP of a configuration against the promotions-only baseline's, with a
 percentile interval from a bootstrap that resamples the test impressions (paired: every model on the same rows)
@@ -29,7 +29,7 @@ and follow without mature test labels on a short world), explicit ``--train_days
 Runs are cached: each run folder is keyed by its training configuration and a fingerprint of the example table,
 so a rerun (``--reuse``, the default) only trains what changed, and ``make report`` never retrains::
 
-    python -m evaluation.ablations --examples=./data/examples --models=models/eval-demo --out=reports/eval \\
+    python -m podtarget.evaluation.ablations --examples=./data/examples --models=models/eval-demo --out=reports/eval \\
         --seeds=1,2,3 [--setups=baseline,joint] [--epochs=4] [--split=mature] [--no-reuse]
 """
 
@@ -50,16 +50,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from evaluation import intervals
-from evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity, world_beside
-from model import artifacts
-from model.artifacts import load_model
-from model.cli import configure_logging
-from model.metrics import binary_metrics
-from model.spec import DEFAULT_SPEC, load_spec
-from model.train import TrainConfig, train
-from schemas import layout
-from transforms.storage import list_files, read_bytes, read_parquet_files
+from podtarget.common.cli import configure_logging
+from podtarget.evaluation import intervals
+from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity, world_beside
+from podtarget.model import artifacts
+from podtarget.model.artifacts import load_model
+from podtarget.model.metrics import binary_metrics
+from podtarget.model.spec import DEFAULT_SPEC, load_spec
+from podtarget.model.train import TrainConfig, train
+from podtarget.schemas import layout
+from podtarget.transforms.runtime.storage import list_files, read_bytes, read_parquet_files
 
 log = logging.getLogger(__name__)
 
@@ -697,7 +697,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run_ablations(config)
     print(format_summary(result))
     if cli.report:
-        from evaluation.report import write_report
+        from podtarget.evaluation.report import write_report
 
         print(f"report written to {write_report(config.out, world_dir=cli.world)}")
     return 0
@@ -727,6 +727,6 @@ def _ci_text(point: float | None, ci: Sequence[float] | None) -> str:
 
 
 if __name__ == "__main__":
-    from model.cli import run_cli
+    from podtarget.common.cli import run_cli
 
     sys.exit(run_cli(main, {"--out": "EVAL_OUT=reports/<name>"}))  # errors as one line (issue 15)

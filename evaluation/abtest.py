@@ -8,14 +8,14 @@ Design (the paper's test, Table 2, replayed on the simulated world):
   AdStream head. Both score every ad campaign whatever its objective (``--heads=ad:*=<head>``), so the test
   compares the two stream predictions only. The test is run once per model seed (``--model_seeds``): the
   baseline and joint runs of that seed.
-- **Audiences** come from the project's scoring pipeline (:func:`pipelines.score.run`, the same eligibility
+- **Audiences** come from the project's scoring pipeline (:func:`podtarget.pipelines.score.run`, the same eligibility
   rules and serving context as ``make score``), run once per seed, arm and day into a scratch data root that
   links the real inputs. Every eligible user is scored.
 - **Budget split.** Users are split between the arms by a stable hash of ``user_id`` and ``--split_seed`` (half
   each), and every ad campaign active on the day gives each arm half of its daily budget (``budget / campaign
   days``, as the simulator paces it).
 - **Inventory.** Ads are shown only where a user has an ad slot: each user's slots of the day are drawn from the
-  world's session model (:func:`simulator.behaviour.ad_opportunities`: sessions from the user's activity, ad
+  world's session model (:func:`podtarget.simulator.behaviour.ad_opportunities`: sessions from the user's activity, ad
   slots per session, none for premium users), with a seed of their own (``--inventory_seed``), the same for
   every model seed. Both arms see the same kind of inventory; the models decide only who gets each slot.
 - **Auction.** Each slot, in time order, goes to a second-price auction among the campaigns the user is eligible
@@ -24,7 +24,7 @@ Design (the paper's test, Table 2, replayed on the simulated world):
   arm (value-based bidding: the average bid is the CPM, the arm's ranking decides where it bids high). Bids
   below the reserve (``--reserve_cpm``) are not entered. The winner pays the larger of the second bid and the
   reserve, per impression (CPM / 1000), from the arm's half budget.
-- **Outcomes** are drawn from :meth:`simulator.World.outcome_probabilities` with a seeded generator per (model
+- **Outcomes** are drawn from :meth:`podtarget.simulator.World.outcome_probabilities` with a seeded generator per (model
   seed, day, arm), in the context scoring assumed (the campaign's lowest-id creative in the slot and surface of
   its format, the user's primary device) at the hour of the slot, with the user's earlier impressions of the
   campaign that day as ``prior_exposures`` (ad fatigue). A click is drawn first, then a stream given it.
@@ -36,7 +36,7 @@ Design (the paper's test, Table 2, replayed on the simulated world):
 
 ::
 
-    python -m evaluation.abtest --data_root=./data --models=models/eval-demo --out=reports/eval \\
+    python -m podtarget.evaluation.abtest --data_root=./data --models=models/eval-demo --out=reports/eval \\
         [--days=2026-03-11..2026-03-15] [--model_seeds=1,2,3] [--control=models/x --treatment=models/y]
 """
 
@@ -58,19 +58,20 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from evaluation import intervals
-from evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity
-from model import artifacts
-from model.cli import configure_logging
-from model.data import splitmix64
-from pipelines import score
-from pipelines.daily import load_podcast_features, read_snapshot
-from schemas import layout
-from simulator.behaviour import ad_opportunities
-from simulator.config import AD_SLOTS, SURFACES
-from simulator.world import World, rng_for
-from transforms.candidates import ScoringConfig, plan_campaigns
-from transforms.storage import read_parquet
+from podtarget.common.cli import configure_logging
+from podtarget.common.days import parse_days
+from podtarget.common.hashing import splitmix64
+from podtarget.evaluation import intervals
+from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity
+from podtarget.model import artifacts
+from podtarget.pipelines import score
+from podtarget.pipelines.daily import load_podcast_features, read_snapshot
+from podtarget.schemas import layout
+from podtarget.simulator.behaviour import ad_opportunities
+from podtarget.simulator.config import AD_SLOTS, SURFACES
+from podtarget.simulator.world import World, rng_for
+from podtarget.transforms.arrow.candidates import ScoringConfig, plan_campaigns
+from podtarget.transforms.runtime.storage import read_parquet
 
 log = logging.getLogger(__name__)
 
@@ -550,7 +551,7 @@ def ensure_models(config: ABTestConfig, examples: str | None, evaluate_args: dic
         return out
     if config.control and config.treatment:
         raise FileNotFoundError(f"no trained model at {[m[2] for m in missing]}: train it, or leave them unset")
-    from evaluation.ablations import EvaluateConfig, all_setups, resolve_days, run_setup, table_fingerprint
+    from podtarget.evaluation.ablations import EvaluateConfig, all_setups, resolve_days, run_setup, table_fingerprint
 
     evaluate = EvaluateConfig(
         examples=examples or layout.join(config.data_root, "examples"),
@@ -667,15 +668,10 @@ def _public(arm: dict) -> dict:
 
 
 def _days(text: str) -> tuple[datetime.date, ...]:
-    if not text:
-        return ()
     try:
-        if ".." in text:
-            first, last = (datetime.date.fromisoformat(x) for x in text.split(".."))
-            return tuple(first + datetime.timedelta(days=i) for i in range((last - first).days + 1))
-        return tuple(datetime.date.fromisoformat(x) for x in text.split(",") if x)
+        return tuple(parse_days(text))
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD..YYYY-MM-DD or a comma list, got {text!r}") from exc
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -744,13 +740,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run_abtest(config, cli.examples, cli.evaluate_args)
     print(format_summary(result))
     if cli.report:
-        from evaluation.report import write_report
+        from podtarget.evaluation.report import write_report
 
         print(f"report written to {write_report(config.out, world_dir=layout.world_dir(config.data_root))}")
     return 0
 
 
 if __name__ == "__main__":
-    from model.cli import run_cli
+    from podtarget.common.cli import run_cli
 
     sys.exit(run_cli(main, {"--out": "EVAL_OUT=reports/<name>"}))  # errors as one line (issue 15)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from model import artifacts
-from schemas import layout
+from podtarget.model import artifacts
+from podtarget.schemas import layout
 
 DEFAULT_OUT = "reports/local/eval"
 REPORT_FILES = ("ablations.json", "abtest.json")
@@ -30,7 +30,7 @@ class MixedReportError(ValueError):
 def report_identity(examples: str, world_dir: str | None) -> dict:
     """What a report's figures were measured on: the example table (every day's ``_SUCCESS.json``) and the world's
     configuration (``None`` where the folder has no world, e.g. your own logs)."""
-    from evaluation.ablations import table_fingerprint
+    from podtarget.evaluation.ablations import table_fingerprint
 
     world = None
     if world_dir and artifacts.exists(artifacts.join(world_dir, "config.json")):

@@ -1,7 +1,7 @@
 """The evaluation report (``make report``): markdown, PNG plots and the JSON behind every figure.
 
-Reads what :mod:`evaluation.ablations` and :mod:`evaluation.abtest` wrote into a report folder (either may be
-missing: its sections are then left out) and writes beside them::
+Reads what :mod:`podtarget.evaluation.ablations` and :mod:`podtarget.evaluation.abtest` wrote into a report folder
+(either may be missing: its sections are then left out) and writes beside them::
 
     <out>/report.md              the report: our figures beside the paper's, timings, the simulator configuration
     <out>/ap_by_tier.png         AP by podcast popularity tier, baseline against the joint model (mean ± std)
@@ -12,7 +12,7 @@ missing: its sections are then left out) and writes beside them::
 
 Nothing is recomputed here: rebuilding the report never retrains or rescores::
 
-    python -m evaluation.report --out=reports/eval --world=./data/world
+    python -m podtarget.evaluation.report --out=reports/eval --world=./data/world
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from model import artifacts  # noqa: E402
+from podtarget.model import artifacts  # noqa: E402
 
 TIER_NOTE = (
-    "Popularity tiers are this project's (`transforms/features.py`): shows ranked by 30-day listening hours, tier 0 "
-    "the top 1% of all shows, then 2%, 4%, 8%, 15% and 20% (tiers 1-5); tier 6 every other show with any listening, "
-    "tier 7 shows with none. The paper's tiers are also by 30-day listening hours, and it calls tiers 3-5 the "
-    "less-streamed creators; its '< 5,000 streams' threshold has no counterpart at this scale, so **less-streamed "
+    "Popularity tiers are this project's (`transforms/arrow/features.py`): shows ranked by 30-day listening hours, "
+    "tier 0 the top 1% of all shows, then 2%, 4%, 8%, 15% and 20% (tiers 1-5); tier 6 every other show with any "
+    "listening, tier 7 shows with none. The paper's tiers are also by 30-day listening hours, and it calls tiers 3-5 "
+    "the less-streamed creators; its '< 5,000 streams' threshold has no counterpart at this scale, so **less-streamed "
     "= tiers 3-5** here. Tiers 6-7 (the long tail and cold shows, which the paper does not discuss) are reported "
     "per tier only."
 )
@@ -547,6 +547,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from model.cli import run_cli
+    from podtarget.common.cli import run_cli
 
     sys.exit(run_cli(main, {"--out": "EVAL_OUT=reports/<name>"}))  # errors as one line

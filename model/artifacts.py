@@ -37,10 +37,10 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import torch
 
-from model import calibration
-from model.data import Batch, Encoder, FeatureStats, resolve_filesystem
-from model.network import InputLayout, MultiTaskNetwork
-from model.spec import Spec, SpecError
+from podtarget.model import calibration
+from podtarget.model.data import Batch, Encoder, FeatureStats, resolve_filesystem
+from podtarget.model.network import InputLayout, MultiTaskNetwork
+from podtarget.model.spec import Spec, SpecError
 
 FORMAT_VERSION = 1
 FILES = ("weights.pt", "spec.json", "normalization.json", "hashing.json")
@@ -257,13 +257,13 @@ def latest_run(models: str) -> tuple[str | None, list[tuple[str, str]]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m model.artifacts latest MODELS``: print the latest run that loads (the Makefile's default
+    """``python -m podtarget.model.artifacts latest MODELS``: print the latest run that loads (the Makefile's default
     ``MODEL``); skipped runs are named on stderr."""
     import sys
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2 or args[0] != "latest":
-        print("usage: python -m model.artifacts latest MODELS_FOLDER", file=sys.stderr)
+        print("usage: python -m podtarget.model.artifacts latest MODELS_FOLDER", file=sys.stderr)
         return 2
     path, skipped = latest_run(args[1])
     for run, why in skipped:

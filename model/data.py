@@ -1,8 +1,8 @@
 """Example tables on disk, the feature encoder, and source-balanced streaming of mini-batches.
 
 Everything here works on any Parquet table laid out by day (``<root>/dt=YYYY-MM-DD/*.parquet``, local or any
-filesystem ``pyarrow.fs`` resolves, e.g. ``gs://``) plus a :class:`~model.spec.Spec`. Tables are read a row group at
-a time, never whole::
+filesystem ``pyarrow.fs`` resolves, e.g. ``gs://``) plus a :class:`~podtarget.model.spec.Spec`. Tables are read a row
+group at a time, never whole::
 
     >>> table = ExampleTable.open("./data/examples")
     >>> split = split_days(table.days, fractions=(0.7, 0.15, 0.15))
@@ -45,7 +45,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import torch
 
-from model.spec import Spec
+from podtarget.common.hashing import splitmix64
+from podtarget.model.spec import Spec
 
 log = logging.getLogger(__name__)
 # Training batches carry a sparse CSR matrix (gather_matrix); torch flags CSR support as beta once per process.
@@ -53,7 +54,7 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta"
 
 DAY_FOLDER = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 SUCCESS_MARKER = "_SUCCESS.json"
-MANIFEST_KEY = "files"  # the partition's file names in its marker (see transforms/storage.py)
+MANIFEST_KEY = "files"  # the partition's file names in its marker (see transforms/runtime/storage.py)
 HASHING = {
     "string": "blake2b, 8-byte digest of the UTF-8 bytes, little-endian",
     "integer": "splitmix64 of the value as a two's-complement 64-bit integer (booleans as 0/1)",
@@ -129,7 +130,7 @@ class ExampleTable:
 
     def _listed_by_marker(self, parquet: list[str]) -> list[str]:
         """The day's files its ``_SUCCESS.json`` lists, when it lists them: a swap interrupted on an object store
-        leaves the other version's files beside them (see ``transforms/storage.py:commit_partition``)."""
+        leaves the other version's files beside them (see ``transforms/runtime/storage.py:commit_partition``)."""
         folder = parquet[0].rsplit("/", 1)[0] if parquet else None
         if folder is None:
             return parquet
@@ -314,21 +315,6 @@ class DaySplit:
         }
 
 
-def parse_days(text: str) -> list[datetime.date]:
-    """``2026-03-02..2026-03-08`` (inclusive range) or ``2026-03-02,2026-03-05`` or a mix of both."""
-    days: list[datetime.date] = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        try:
-            if ".." in part:
-                lo, hi = (datetime.date.fromisoformat(x) for x in part.split(".."))
-                days += [lo + datetime.timedelta(days=i) for i in range((hi - lo).days + 1)]
-            else:
-                days.append(datetime.date.fromisoformat(part))
-        except ValueError as exc:
-            raise DataError(f"days {text!r}: expected YYYY-MM-DD, a..b ranges or a comma list ({exc})") from exc
-    return days
-
-
 def split_days(
     available: Sequence[datetime.date],
     *,
@@ -461,18 +447,6 @@ def task_priors(
 
 
 # -------------------------------------------------------------------------------------------- hashing
-
-
-def splitmix64(values: np.ndarray) -> np.ndarray:
-    """A stable 64-bit mix of integers (the same on every machine and run, unlike Python's ``hash``)."""
-    z = values.astype(np.uint64, copy=True)
-    z += np.uint64(0x9E3779B97F4A7C15)
-    z ^= z >> np.uint64(30)
-    z *= np.uint64(0xBF58476D1CE4E5B9)
-    z ^= z >> np.uint64(27)
-    z *= np.uint64(0x94D049BB133111EB)
-    z ^= z >> np.uint64(31)
-    return z
 
 
 def hash_strings(values: Sequence[str | None]) -> np.ndarray:

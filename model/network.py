@@ -21,8 +21,8 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
-from model.data import Batch
-from model.spec import ModelSpec
+from podtarget.model.data import Batch
+from podtarget.model.spec import ModelSpec
 
 
 @dataclasses.dataclass(frozen=True)

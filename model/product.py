@@ -3,7 +3,7 @@
 Scoring asks the model about many users against many campaigns. Each input column of a pair comes from one side:
 the user alone (profile, history), the campaign alone (show, creative, context), or a small table of pair kinds
 (does the user know the show?). Encoding a row per pair would hash the same user columns once per campaign. Here
-each side is encoded once, with the model's own :class:`~model.data.Encoder`, and pairs gather their rows::
+each side is encoded once, with the model's own :class:`~podtarget.model.data.Encoder`, and pairs gather their rows::
 
     >>> sides = {"user": user_table, "campaign": campaign_table, "pair": pair_kinds}    # disjoint columns
     >>> index = {"user": user_of_pair, "campaign": campaign_of_pair, "pair": kind_of_pair}
@@ -35,9 +35,9 @@ import pyarrow as pa
 import torch
 from torch import nn
 
-from model.artifacts import TrainedModel
-from model.data import Batch, Encoder, RowBlock
-from model.network import MMoE, MultiTaskNetwork, SharedBottom
+from podtarget.model.artifacts import TrainedModel
+from podtarget.model.data import Batch, Encoder, RowBlock
+from podtarget.model.network import MMoE, MultiTaskNetwork, SharedBottom
 
 # Null columns that pad a side to every spec column before encoding. Their type does not matter (a null encodes
 # as row 0, an empty bag or a missing number whatever its type), and they are dropped again: another side owns them.
@@ -175,7 +175,7 @@ def gather_product(
 
 
 def encode_product(encoder: Encoder, sides: Mapping[str, pa.Table], pair_index: Mapping[str, np.ndarray]) -> Batch:
-    """The :class:`~model.data.Batch` of the pairs ``(sides[s][pair_index[s][i]] for every side s)``.
+    """The :class:`~podtarget.model.data.Batch` of the pairs ``(sides[s][pair_index[s][i]] for every side s)``.
 
     Each spec column must come from exactly one side (:class:`ProductError` otherwise). The result is identical to
     encoding the pair rows materialised as one table, since the encoder works column by column.

@@ -1,6 +1,7 @@
 """Train the joint multi-task model on a day-partitioned Parquet example table (``make train``).
 
-    python -m model.train --examples=./data/examples --out=models --run=demo [--spec=model/specs/podtarget.toml]
+    python -m podtarget.model.train --examples=./data/examples --out=models --run=demo
+    [--spec=model/specs/podtarget.toml]
         [--train_days=2026-03-02..2026-03-07 --valid_days=... --test_days=... | --split=0.7,0.15,0.15]
         [--epochs=5] [--batch_size=8192] [--lr=0.002] [--seed=7] [--resume] [--overwrite]
         [--tasks=PromotionStream,AdStream] [--sources=promo] [--disable_groups=ad,promotion]
@@ -38,30 +39,30 @@ from typing import Any
 import numpy as np
 import torch
 
-from model import artifacts, calibration
-from model.artifacts import ArtifactError, TrainedModel, join, load_model, trained_for
-from model.cli import configure_logging, run_cli
-from model.cloud import require_credentials
-from model.data import (
+from podtarget.common.cli import configure_logging, run_cli
+from podtarget.common.cloud import require_credentials
+from podtarget.common.days import parse_days
+from podtarget.model import artifacts, calibration
+from podtarget.model.artifacts import ArtifactError, TrainedModel, join, load_model, trained_for
+from podtarget.model.data import (
     BatchStream,
     Encoder,
     ExampleTable,
     fit_statistics,
     immature_labels,
     label_catalog,
-    parse_days,
     plan_sampling,
     scan,
     split_days,
     task_priors,
     usable_days,
 )
-from model.losses import WEIGHTINGS, LossWeighting, masked_bce, pcgrad_backward, row_mask
-from model.metrics import evaluate_arrays, format_table
-from model.network import InputLayout, MultiTaskNetwork, RowSparseAdam
-from model.spec import ARCHITECTURES, DEFAULT_SPEC, Spec, SpecError, TaskSpec, load_spec
+from podtarget.model.losses import WEIGHTINGS, LossWeighting, masked_bce, pcgrad_backward, row_mask
+from podtarget.model.metrics import evaluate_arrays, format_table
+from podtarget.model.network import InputLayout, MultiTaskNetwork, RowSparseAdam
+from podtarget.model.spec import ARCHITECTURES, DEFAULT_SPEC, Spec, SpecError, TaskSpec, load_spec
 
-log = logging.getLogger("model.train")
+log = logging.getLogger("podtarget.model.train")
 WARMUP_BATCHES = 5
 
 
@@ -666,7 +667,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(run, MAKE_VARIABLES)
 
 
-# Flags the errors name, and the make variable that sets each (shown when run from make; model/cli.py).
+# Flags the errors name, and the make variable that sets each (shown when run from make; common/cli.py).
 MAKE_VARIABLES = {
     "--resume": "TRAIN_ARGS=--resume",
     "--overwrite": "TRAIN_ARGS=--overwrite",

@@ -2,7 +2,7 @@
 
 Usage (``make backfill START=... END=...`` wraps this)::
 
-    python -m pipelines.backfill --data_root=./data --start=2026-03-02 --end=2026-03-08 [--force] \\
+    python -m podtarget.pipelines.backfill --data_root=./data --start=2026-03-02 --end=2026-03-08 [--force] \\
         [--allow_unobserved] [beam options...]
 
 Days run in order, features before examples (examples of D join the features of D). A partition is complete,
@@ -27,20 +27,21 @@ from collections.abc import Callable
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from model.cli import one_line
-from model.cloud import require_credentials
-from pipelines import build_examples, build_features, lineage
-from pipelines.daily import bucket_processes, day_range
-from pipelines.options import MAKE_VARIABLES, resolve_runner
-from schemas import layout
-from transforms.storage import is_complete, read_success
+from podtarget.common.cli import one_line
+from podtarget.common.cloud import require_credentials
+from podtarget.common.days import day_range, parse_day
+from podtarget.pipelines import build_examples, build_features, lineage
+from podtarget.pipelines.daily import bucket_processes
+from podtarget.pipelines.options import MAKE_VARIABLES, resolve_runner
+from podtarget.schemas import layout
+from podtarget.transforms.runtime.storage import is_complete, read_success
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_root", default="./data")
-    parser.add_argument("--start", required=True, type=datetime.date.fromisoformat, help="First day, YYYY-MM-DD.")
-    parser.add_argument("--end", required=True, type=datetime.date.fromisoformat, help="Last day (inclusive).")
+    parser.add_argument("--start", required=True, type=parse_day, help="First day, YYYY-MM-DD.")
+    parser.add_argument("--end", required=True, type=parse_day, help="Last day (inclusive).")
     parser.add_argument("--force", action="store_true", help="Rebuild days that are already complete.")
     parser.add_argument("--allow_unobserved", action="store_true", help="Passed to build_examples.")
     parser.add_argument("--skip_examples", action="store_true", help="Build features only.")

@@ -1,11 +1,12 @@
-"""Build labeled multi-task examples for one impression day: ``examples/dt=D/`` (Parquet, ``schemas.derived``).
+"""Build labeled multi-task examples for one impression day: ``examples/dt=D/`` (Parquet,
+``podtarget.schemas.derived``).
 
 Usage (``make examples DATE=...`` wraps this)::
 
-    python -m pipelines.build_examples --data_root=./data --date=2026-03-05 [--allow_unobserved]
+    python -m podtarget.pipelines.build_examples --data_root=./data --date=2026-03-05 [--allow_unobserved]
 
 One row per valid, deduplicated impression logged on D (ads and promotions), labelled by last-touch attribution
-across both channels (see ``transforms/attribution.py``), joined point-in-time with the features of D. The run
+across both channels (see ``transforms/arrow/attribution.py``), joined point-in-time with the features of D. The run
 refuses a day whose attribution windows are not yet covered by the logs, unless ``--allow_unobserved`` marks the
 uncovered labels as unobserved (null). Rejected records go to ``deadletter/build_examples/dt=D/`` with their
 reason; the partition's ``_SUCCESS.json`` reconciles every row read.
@@ -24,8 +25,9 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
-from pipelines import lineage
-from pipelines.daily import (
+from podtarget.common.days import days_from
+from podtarget.pipelines import lineage
+from podtarget.pipelines.daily import (
     DailyOptions,
     MissingInputError,
     bucket_processes,
@@ -42,13 +44,14 @@ from pipelines.daily import (
     reconcile,
     shuffle_folder,
 )
-from pipelines.options import DataRootOptions, resolve_runner, run_main
-from schemas import layout
-from schemas.derived import EXAMPLES, fingerprint
-from schemas.units import MS_PER_DAY, MS_PER_HOUR
-from transforms.attribution import AttributionConfig
-from transforms.counting import merge_counts
-from transforms.examples import (
+from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
+from podtarget.schemas import layout
+from podtarget.schemas.derived import EXAMPLES, fingerprint
+from podtarget.schemas.units import MS_PER_DAY, MS_PER_HOUR
+from podtarget.transforms.arrow.attribution import AttributionConfig
+from podtarget.transforms.arrow.counting import merge_counts
+from podtarget.transforms.arrow.validation import day_start_ms
+from podtarget.transforms.beam.examples import (
     PIPELINE,
     BuildExamplesBucketFn,
     FirstTimeByPair,
@@ -62,7 +65,7 @@ from transforms.examples import (
     relevant_context,
     target_pair_times,
 )
-from transforms.raw_input import (
+from podtarget.transforms.beam.raw_input import (
     COUNTS_TAG,
     DEAD_LETTER_TAG,
     REJECTED_TAG,
@@ -71,9 +74,9 @@ from transforms.raw_input import (
     effective_buckets,
     plan_files,
 )
-from transforms.shuffle import removed_afterwards
-from transforms.sinks import WriteDeadLetters, WriteJson
-from transforms.storage import (
+from podtarget.transforms.runtime.shuffle import removed_afterwards
+from podtarget.transforms.runtime.sinks import WriteDeadLetters, WriteJson
+from podtarget.transforms.runtime.storage import (
     atomic_write,
     commit_partition,
     is_complete,
@@ -83,7 +86,6 @@ from transforms.storage import (
     staging_dir,
     use_system_allocator,
 )
-from transforms.validation import day_start_ms
 
 
 class BuildExamplesOptions(PipelineOptions):
@@ -125,10 +127,6 @@ def attribution_config(opts: BuildExamplesOptions) -> AttributionConfig:
     )
 
 
-def _days(start: datetime.date, n: int) -> list[datetime.date]:
-    return [start + datetime.timedelta(days=i) for i in range(n)]
-
-
 def plan(data_root: str, day: datetime.date, config: AttributionConfig, lateness: int, last_logged: datetime.date):
     """The files a day needs, by role: what it owns (logged on D) and the context around it.
 
@@ -140,10 +138,10 @@ def plan(data_root: str, day: datetime.date, config: AttributionConfig, lateness
     after = (last_logged - day).days  # days of logs available after D
 
     def ahead(window_ms: int) -> list[datetime.date]:
-        return _days(day + datetime.timedelta(days=1), min(after, math.ceil(window_ms / MS_PER_DAY) + lateness))
+        return days_from(day + datetime.timedelta(days=1), min(after, math.ceil(window_ms / MS_PER_DAY) + lateness))
 
     def before(n_days: int) -> list[datetime.date]:
-        return _days(day - datetime.timedelta(days=n_days), n_days)
+        return days_from(day - datetime.timedelta(days=n_days), n_days)
 
     click_days = math.ceil(config.click_window_ms / MS_PER_DAY) + lateness
     impression_days = before(max(click_days, lateness)) + ahead(config.max_window_ms())

@@ -2,7 +2,7 @@
 
 Usage (``make features DATE=...`` wraps this)::
 
-    python -m pipelines.build_features --data_root=./data --date=2026-03-05
+    python -m podtarget.pipelines.build_features --data_root=./data --date=2026-03-05
 
 The snapshot of D uses only logs of days before D (so nothing logged on or after D can leak into it) and the
 dimension snapshots of D (who exists on D: static attributes, not behaviour). History rows with defects are dropped
@@ -18,8 +18,8 @@ import time
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
-from pipelines import lineage
-from pipelines.daily import (
+from podtarget.pipelines import lineage
+from podtarget.pipelines.daily import (
     DailyOptions,
     MissingInputError,
     bucket_processes,
@@ -30,11 +30,12 @@ from pipelines.daily import (
     read_json,
     shuffle_folder,
 )
-from pipelines.options import DataRootOptions, resolve_runner, run_main
-from schemas import layout
-from schemas.derived import PODCAST_FEATURES, USER_FEATURES, fingerprint
-from transforms.counting import merge_counts
-from transforms.feature_snapshots import (
+from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
+from podtarget.schemas import layout
+from podtarget.schemas.derived import PODCAST_FEATURES, USER_FEATURES, fingerprint
+from podtarget.transforms.arrow.counting import merge_counts
+from podtarget.transforms.arrow.features import FeatureConfig, merge_listening, podcast_features
+from podtarget.transforms.beam.feature_snapshots import (
     HISTORY_TABLES,
     LISTENING_TAG,
     PIPELINE,
@@ -43,11 +44,16 @@ from transforms.feature_snapshots import (
     history_columns,
     keep_all_columns,
 )
-from transforms.features import FeatureConfig, merge_listening, podcast_features
-from transforms.raw_input import COUNTS_TAG, ReadRawByUserBucket, ReadValidateBucketFn, effective_buckets, plan_files
-from transforms.shuffle import removed_afterwards
-from transforms.sinks import WriteJson
-from transforms.storage import (
+from podtarget.transforms.beam.raw_input import (
+    COUNTS_TAG,
+    ReadRawByUserBucket,
+    ReadValidateBucketFn,
+    effective_buckets,
+    plan_files,
+)
+from podtarget.transforms.runtime.shuffle import removed_afterwards
+from podtarget.transforms.runtime.sinks import WriteJson
+from podtarget.transforms.runtime.storage import (
     atomic_write,
     commit_partition,
     list_files_with_metadata,

@@ -15,22 +15,22 @@ from collections.abc import Sequence
 import pyarrow as pa
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
-from schemas import LOG_TABLES, layout
-from schemas.derived import PODCAST_FEATURES
-from schemas.units import MS_PER_DAY
-from transforms import worker_server
-from transforms.decode_cache import DecodeCache
-from transforms.raw_input import FileSpec, available_days
-from transforms.shuffle import SHUFFLE_MODES
-from transforms.storage import (
+from podtarget.schemas import LOG_TABLES, layout
+from podtarget.schemas.derived import PODCAST_FEATURES
+from podtarget.schemas.units import MS_PER_DAY
+from podtarget.transforms.arrow.validation import ReferenceIds, ReferenceIdsByDay, day_start_ms
+from podtarget.transforms.beam.raw_input import FileSpec, available_days
+from podtarget.transforms.runtime import worker_server
+from podtarget.transforms.runtime.decode_cache import DecodeCache
+from podtarget.transforms.runtime.shuffle import SHUFFLE_MODES
+from podtarget.transforms.runtime.storage import (
     list_files_with_metadata,
     partition_files,
     read_avro_as_arrow,
     read_bytes,
     read_parquet_files,
 )
-from transforms.validation import ReferenceIds, ReferenceIdsByDay, day_start_ms
-from transforms.worker_server import workers_wanted
+from podtarget.transforms.runtime.worker_server import workers_wanted
 
 
 class DailyOptions(PipelineOptions):
@@ -243,9 +243,3 @@ def format_reconciliation(rows: dict[str, dict]) -> str:
 
 def read_json(path: str) -> dict:
     return json.loads(read_bytes(path))
-
-
-def day_range(start: datetime.date, end: datetime.date) -> list[datetime.date]:
-    if end < start:
-        raise ValueError(f"end {end} is before start {start}")
-    return [start + datetime.timedelta(days=i) for i in range((end - start).days + 1)]

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from apache_beam.io.filesystems import FileSystems
 
-from schemas import SNAPSHOT_TABLES, layout
-from transforms.storage import list_files_with_metadata, read_bytes
+from podtarget.schemas import SNAPSHOT_TABLES, layout
+from podtarget.transforms.runtime.storage import list_files_with_metadata, read_bytes
 
 
 def _digest(items: Iterable[str]) -> str:

@@ -13,7 +13,7 @@ import logging
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
-from model.cloud import require_credentials
+from podtarget.common.cloud import require_credentials
 
 IN_PROCESS_RUNNER = "FnApiRunner"
 
@@ -42,7 +42,7 @@ def resolve_runner(options: PipelineOptions) -> PipelineOptions:
     if unknown:
         raise ValueError(
             f"unknown option(s) {', '.join('--' + u for u in unknown)}: no option of this pipeline or of Beam; "
-            "see `python -m pipelines.<name> --help`"
+            "see `python -m podtarget.pipelines.<name> --help`"
         )
     # gs:// paths (data root, model, temp and staging locations): fail now, not after minutes of retries.
     require_credentials(v for v in options.get_all_options().values() if isinstance(v, str))
@@ -82,10 +82,10 @@ MAKE_VARIABLES = {
 
 def run_main(run, describe, argv: list[str] | None = None, options: tuple[type[PipelineOptions], ...] = ()) -> None:
     """Command-line entry shared by the pipelines: ``--help`` lists the pipeline's ``options``; otherwise run, then
-    print ``describe(summary)`` (or the dry-run note). An error is one line (``model/cli.py``), exit status 2."""
+    print ``describe(summary)`` (or the dry-run note). An error is one line (``common/cli.py``), exit status 2."""
     import sys
 
-    from model.cli import run_cli
+    from podtarget.common.cli import run_cli
 
     argv = sys.argv[1:] if argv is None else argv
     if "-h" in argv or "--help" in argv:
@@ -112,7 +112,7 @@ def command_help(module: str, options: tuple[type[PipelineOptions], ...]) -> str
     import sys
 
     doc = sys.modules[module].__doc__
-    if module == "__main__":  # python -m pipelines.x: the module's own name is in its spec
+    if module == "__main__":  # python -m podtarget.pipelines.x: the module's own name is in its spec
         module = getattr(sys.modules["__main__"].__spec__, "name", module)
     parser = argparse.ArgumentParser(
         prog=f"python -m {module}",

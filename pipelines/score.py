@@ -2,7 +2,7 @@
 
 Usage (``make score DATE=... MODEL=...`` wraps this)::
 
-    python -m pipelines.score --data_root=./data --date=2026-03-15 --model=models/demo \\
+    python -m podtarget.pipelines.score --data_root=./data --date=2026-03-15 --model=models/demo \\
         [--audience_cut=top_k --audience_size=1000 | --audience_cut=budget --impressions_per_user=3] [--top_n=10] \\
         [--heads=ad:stream=AdStream,promo:stream=PromotionStream,*:click=Click,*:follow=Follow] [--hour=19 ...]
 
@@ -23,7 +23,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions, StandardOptions, TestOptions
 
-from pipelines.daily import (
+from podtarget.pipelines.daily import (
     DailyOptions,
     MissingInputError,
     build_day,
@@ -31,12 +31,12 @@ from pipelines.daily import (
     load_snapshot,
     read_json,
 )
-from pipelines.options import DataRootOptions, resolve_runner, run_main
-from schemas import layout
-from schemas.derived import AUDIENCES, USER_RANKINGS, fingerprint
-from transforms.candidates import DEFAULT_HEADS, PIPELINE, RULES, ScoringConfig
-from transforms.counting import merge_counts
-from transforms.scoring import (
+from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
+from podtarget.schemas import layout
+from podtarget.schemas.derived import AUDIENCES, USER_RANKINGS, fingerprint
+from podtarget.transforms.arrow.candidates import DEFAULT_HEADS, PIPELINE, RULES, ScoringConfig
+from podtarget.transforms.arrow.counting import merge_counts
+from podtarget.transforms.beam.scoring import (
     FORMATS,
     BuildAudiences,
     PlanCampaignsFn,
@@ -46,12 +46,20 @@ from transforms.scoring import (
     load_scoring_model,
     model_fingerprint,
 )
-from transforms.sinks import WriteDeadLetters, WriteJson
-from transforms.storage import commit_partition, is_complete, list_files, new_run_id, partition_files, staging_dir
+from podtarget.transforms.runtime.sinks import WriteDeadLetters, WriteJson
+from podtarget.transforms.runtime.storage import (
+    commit_partition,
+    is_complete,
+    list_files,
+    new_run_id,
+    partition_files,
+    staging_dir,
+)
 
 
 class ScoreOptions(PipelineOptions):
-    """Options of ``pipelines.score`` (see :class:`transforms.candidates.ScoringConfig` for the rules)."""
+    """Options of ``podtarget.pipelines.score`` (see :class:`podtarget.transforms.arrow.candidates.ScoringConfig` for
+    the rules)."""
 
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:

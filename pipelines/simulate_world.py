@@ -2,7 +2,7 @@
 
 Usage (``make data`` wraps this)::
 
-    python -m pipelines.simulate_world --data_root=./data --world=demo --seed=7 [--dirty_rate=0.01] \\
+    python -m podtarget.pipelines.simulate_world --data_root=./data --world=demo --seed=7 [--dirty_rate=0.01] \\
         [--runner=DataflowRunner --project=... --region=... --temp_location=gs://...]
 
 The driver draws the world (entities and hidden traits) and saves it under ``world/``; the pipeline then shards the
@@ -21,12 +21,12 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, TestOptions
 
-from pipelines.options import DataRootOptions, resolve_runner, run_main
-from schemas import LOG_TABLES, SNAPSHOT_TABLES, layout
-from simulator import World, WorldConfig
-from simulator.summary import format_summary, summarize
-from transforms.simulate import SimulateWorld
-from transforms.sinks import WriteJson
+from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
+from podtarget.schemas import LOG_TABLES, SNAPSHOT_TABLES, layout
+from podtarget.simulator import World, WorldConfig
+from podtarget.simulator.summary import format_summary, summarize
+from podtarget.transforms.beam.simulate import SimulateWorld
+from podtarget.transforms.runtime.sinks import WriteJson
 
 
 class SimulateWorldOptions(PipelineOptions):

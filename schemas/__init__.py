@@ -5,7 +5,7 @@
 ('event_id', 'event_ts', 'user_id')
 """
 
-from schemas.registry import (
+from podtarget.schemas.registry import (
     LOG_TABLES,
     RAW_TABLES,
     SNAPSHOT_TABLES,

@@ -219,12 +219,8 @@ def stored_schema(schema: pa.Schema) -> pa.Schema:
 def derived_avro_schema(name: str):
     """The Avro form of a derived output (``schemas/avro/<name>.avsc``: ``audience``, ``user_ranking``), parsed
     by the registry with the same checks as the raw schemas (a ``schemas.TableSchema``)."""
-    import json
-    from importlib import resources
-
-    from schemas.registry import SchemaError, parse_schema
+    from podtarget.schemas.registry import SchemaError, parse_schema, read_avsc
 
     if name not in ("audience", "user_ranking"):
         raise SchemaError(f"unknown derived Avro schema {name!r}; expected audience or user_ranking")
-    text = resources.files("schemas").joinpath("avro", f"{name}.avsc").read_text(encoding="utf-8")
-    return parse_schema(json.loads(text), source=f"schemas/avro/{name}.avsc")
+    return parse_schema(read_avsc(name), source=f"schemas/avro/{name}.avsc")

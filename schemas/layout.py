@@ -92,7 +92,8 @@ def shuffle_dir(root: str, pipeline: str, day: datetime.date, run_id: str) -> st
 
 
 def decode_cache_dir(root: str) -> str:
-    """Decoded copies of raw part files (``_cache/decoded/<table>/dt=D/``); see ``transforms.decode_cache``."""
+    """Decoded copies of raw part files (``_cache/decoded/<table>/dt=D/``); see
+    ``podtarget.transforms.runtime.decode_cache``."""
     return join(root, "_cache", "decoded")
 
 

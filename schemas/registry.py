@@ -164,18 +164,23 @@ def parse_schema(raw: Mapping[str, Any], *, source: str = "<dict>") -> TableSche
     )
 
 
+def read_avsc(name: str) -> dict:
+    """The JSON of the package's ``schemas/avro/<name>.avsc`` (installed as package data of ``podtarget.schemas``)."""
+    source = f"schemas/avro/{name}.avsc"
+    try:
+        text = resources.files(__package__).joinpath("avro", f"{name}.avsc").read_text(encoding="utf-8")
+        return json.loads(text)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SchemaError(f"{source}: cannot be read as JSON: {exc}") from exc
+
+
 @functools.cache
 def load_schema(table: str) -> TableSchema:
     """The contract of raw table ``table`` (one of :data:`RAW_TABLES`), loaded from the package's ``.avsc``."""
     if table not in RAW_TABLES:
         raise SchemaError(f"unknown table {table!r}; expected one of {', '.join(RAW_TABLES)}")
     source = f"schemas/avro/{table}.avsc"
-    try:
-        text = resources.files("schemas").joinpath("avro", f"{table}.avsc").read_text(encoding="utf-8")
-        raw = json.loads(text)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SchemaError(f"{source}: cannot be read as JSON: {exc}") from exc
-    schema = parse_schema(raw, source=source)
+    schema = parse_schema(read_avsc(table), source=source)
     expected_name = "".join(w.capitalize() for w in table.split("_"))
     if schema.name != expected_name:
         raise SchemaError(f"{source}: record name {schema.name!r} should be {expected_name!r}")

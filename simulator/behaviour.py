@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from schemas import LOG_TABLES
-from schemas.units import MS_PER_DAY, MS_PER_HOUR
-from simulator.config import AD_FORMATS, AD_SLOTS, DEVICES, GENRES, PROMO_LAYOUTS, PROMO_SLOTS, SURFACES
-from simulator.dirt import DirtPlanter
-from simulator.world import World, rng_for
+from podtarget.schemas import LOG_TABLES
+from podtarget.schemas.units import MS_PER_DAY, MS_PER_HOUR
+from podtarget.simulator.config import AD_FORMATS, AD_SLOTS, DEVICES, GENRES, PROMO_LAYOUTS, PROMO_SLOTS, SURFACES
+from podtarget.simulator.dirt import DirtPlanter
+from podtarget.simulator.world import World, rng_for
 
 Columns = dict[str, np.ndarray]
 
@@ -561,7 +561,7 @@ class ShardSimulator:
 
     # -- buffering by logging day ---------------------------------------------------------------------------------
     def _countries(self, users: np.ndarray) -> np.ndarray:
-        from simulator.config import COUNTRIES
+        from podtarget.simulator.config import COUNTRIES
 
         return np.array(COUNTRIES, dtype=object)[self.world.users.country[users]]
 

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas import load_schema
+from podtarget.schemas import load_schema
 
 # Category vocabularies come from the data contracts, so codes used by the simulator and by every later stage
 # agree by construction: code i means vocabulary[i].
@@ -70,7 +70,7 @@ def _check(cond: bool, message: str) -> None:
 
 @dataclass(frozen=True)
 class GroundTruth:
-    """Coefficients of the true outcome model (logits). See :mod:`simulator.world` for how they combine.
+    """Coefficients of the true outcome model (logits). See :mod:`podtarget.simulator.world` for how they combine.
 
     The same user-podcast affinity (``affinity_*``) drives streams after ads and after promotions alike; the rest
     are channel-specific effects and user propensities.

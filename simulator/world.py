@@ -1,7 +1,7 @@
 """The simulated podcast world: its entities, their hidden traits, and the true outcome model.
 
-A :class:`World` is drawn once from a :class:`~simulator.config.WorldConfig` (small: users, shows, campaigns and
-creatives with their latent traits), saved under ``world/`` and loaded by every worker, so the whole ground truth is
+A :class:`World` is drawn once from a :class:`~podtarget.simulator.config.WorldConfig` (small: users, shows, campaigns
+and creatives with their latent traits), saved under ``world/`` and loaded by every worker, so the whole ground truth is
 known to later stages (the simulated A/B test draws outcomes from :meth:`World.outcome_probabilities`)::
 
     >>> world = World.generate(WorldConfig.preset("tiny"))
@@ -34,8 +34,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
-from schemas import layout
-from simulator.config import (
+from podtarget.schemas import layout
+from podtarget.simulator.config import (
     ACCOUNT_TYPES,
     AD_FORMATS,
     AGE_BUCKETS,

@@ -42,7 +42,7 @@ def gcs_emulator():
 
 
 def simulate(data_root: str, *extra: str) -> dict:
-    from pipelines.simulate_world import run
+    from podtarget.pipelines.simulate_world import run
 
     return run([f"--data_root={data_root}", "--world=tiny", "--runner=FnApiRunner", *extra])
 
@@ -66,7 +66,7 @@ def clean_small_world(tmp_path_factory) -> tuple[str, dict]:
     """The demo preset's 20,000 users over 6 days, without dirt: about 169k examples and 2,500 clicks, where
     Click has a signal a test can see (the tiny world's ~90 test clicks do not; ``tests/model/test_quality.py``);
     ``(data_root, summary)``. About 11 s to simulate here (plus about 20 s for its examples in that test)."""
-    from pipelines.simulate_world import run
+    from podtarget.pipelines.simulate_world import run
 
     root = str(tmp_path_factory.mktemp("small_clean") / "data")
     return root, run([f"--data_root={root}", "--world=demo", "--n_days=6", "--runner=FnApiRunner"])

@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from evaluation.ablations import EvaluateConfig, run_ablations
-from evaluation.abtest import ABTestConfig, run_abtest
-from model.spec import DEFAULT_SPEC
-from pipelines import build_examples, build_features
+from podtarget.evaluation.ablations import EvaluateConfig, run_ablations
+from podtarget.evaluation.abtest import ABTestConfig, run_abtest
+from podtarget.model.spec import DEFAULT_SPEC
+from podtarget.pipelines import build_examples, build_features
 from tests.conftest import simulate
 
 START = datetime.date(2026, 3, 2)

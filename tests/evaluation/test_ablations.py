@@ -11,8 +11,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from evaluation import intervals
-from evaluation.ablations import (
+from podtarget.evaluation import intervals
+from podtarget.evaluation.ablations import (
     FIGURES,
     EvaluateConfig,
     all_setups,
@@ -22,7 +22,7 @@ from evaluation.ablations import (
     run_ablations,
     table1_directions,
 )
-from model.artifacts import load_model
+from podtarget.model.artifacts import load_model
 from tests.evaluation.conftest import SEEDS, TEST, small_evaluate
 
 

@@ -11,7 +11,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from evaluation.abtest import (
+from podtarget.evaluation.abtest import (
     ARMS,
     ABTestConfig,
     arm_of_users,
@@ -22,14 +22,14 @@ from evaluation.abtest import (
     run_auction,
     value_bids,
 )
-from pipelines.daily import load_podcast_features, read_snapshot
-from schemas import layout
-from simulator import World
-from simulator.config import AD_SLOTS, SURFACES
-from simulator.world import rng_for
+from podtarget.pipelines.daily import load_podcast_features, read_snapshot
+from podtarget.schemas import layout
+from podtarget.simulator import World
+from podtarget.simulator.config import AD_SLOTS, SURFACES
+from podtarget.simulator.world import rng_for
+from podtarget.transforms.arrow.candidates import ScoringConfig, find_candidates, plan_campaigns
+from podtarget.transforms.runtime.storage import read_parquet
 from tests.evaluation.conftest import AB_DAY, SEEDS, TRAIN, ab_config
-from transforms.candidates import ScoringConfig, find_candidates, plan_campaigns
-from transforms.storage import read_parquet
 
 
 def test_each_slot_goes_to_the_highest_bid_at_the_second_price():
@@ -115,7 +115,7 @@ def test_inventory_limits_what_the_arms_sell(abtest, eval_world):
     """No user gets more impressions in a day than the slots drawn for them, across all campaigns."""
     config, result = abtest
     world = World.load(f"{eval_world}/world")
-    from evaluation.abtest import day_slots
+    from podtarget.evaluation.abtest import day_slots
 
     slots = np.bincount(day_slots(world, AB_DAY, config)["user"], minlength=world.config.n_users + 1)
     for seed in SEEDS:

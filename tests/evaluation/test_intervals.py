@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from evaluation import intervals
+from podtarget.evaluation import intervals
 
 
 def _data(rng: np.random.Generator, n: int, rate: float, signal: float, ties: bool = True):

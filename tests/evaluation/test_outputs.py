@@ -12,9 +12,9 @@ import sys
 
 import pytest
 
-from evaluation.ablations import run_ablations
-from evaluation.abtest import run_abtest
-from evaluation.outputs import MixedReportError, report_identity
+from podtarget.evaluation.ablations import run_ablations
+from podtarget.evaluation.abtest import run_abtest
+from podtarget.evaluation.outputs import MixedReportError, report_identity
 
 from .conftest import TRAIN
 
@@ -78,7 +78,7 @@ def test_a_refused_report_is_one_line_naming_the_make_variable(tmp_path):
     report.mkdir()
     (report / "abtest.json").write_text(json.dumps({"report_identity": {"examples_fingerprint": "x"}}))
     result = subprocess.run(
-        [sys.executable, "-m", "evaluation.ablations", f"--examples={examples.parent}", f"--out={report}"],
+        [sys.executable, "-m", "podtarget.evaluation.ablations", f"--examples={examples.parent}", f"--out={report}"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -92,7 +92,7 @@ def test_a_refused_report_is_one_line_naming_the_make_variable(tmp_path):
 
 def test_make_report_with_nothing_to_report_is_one_line(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "evaluation.report", f"--out={tmp_path}", f"--world={tmp_path}/world"],
+        [sys.executable, "-m", "podtarget.evaluation.report", f"--out={tmp_path}", f"--world={tmp_path}/world"],
         cwd=REPO,
         capture_output=True,
         text=True,

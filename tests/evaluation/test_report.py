@@ -9,7 +9,7 @@ import pathlib
 
 import pytest
 
-from evaluation.report import write_report
+from podtarget.evaluation.report import write_report
 
 
 def test_the_report_writes_markdown_plots_and_json(ablations, abtest, eval_world):

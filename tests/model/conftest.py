@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.train import TrainConfig, train
+from podtarget.model.train import TrainConfig, train
 from tests.model.toy import MOVIE_SPEC, PODCAST_SPEC, write_movie_toy, write_podcast_toy, write_spec
 
 

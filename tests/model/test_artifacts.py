@@ -12,10 +12,10 @@ import pyarrow as pa
 import pytest
 import torch
 
-from model.artifacts import ArtifactError, latest_run, load_model
-from model.data import ExampleTable
-from model.spec import load_spec
-from model.train import train
+from podtarget.model.artifacts import ArtifactError, latest_run, load_model
+from podtarget.model.data import ExampleTable
+from podtarget.model.spec import load_spec
+from podtarget.model.train import train
 from tests.model.conftest import toy_config
 
 
@@ -130,7 +130,10 @@ def test_the_latest_run_skips_corrupt_and_unfinished_runs(trained_toy, tmp_path)
     assert path == str(models / "older")
     assert [(pathlib.Path(p).name, "weights.pt is corrupt" in why) for p, why in skipped] == [("newer", True)]
     cli = subprocess.run(
-        [sys.executable, "-m", "model.artifacts", "latest", str(models)], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "podtarget.model.artifacts", "latest", str(models)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert cli.stdout.strip() == str(models / "older") and "skipping" in cli.stderr and "newer" in cli.stderr
     assert latest_run(str(tmp_path / "none")) == (None, [])

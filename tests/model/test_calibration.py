@@ -8,8 +8,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from model import calibration
-from model.artifacts import load_model
+from podtarget.model import calibration
+from podtarget.model.artifacts import load_model
 
 
 def test_platt_fit_recovers_a_known_distortion():

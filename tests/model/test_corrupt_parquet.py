@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from model.data import DataError, ExampleTable
-from transforms.storage import read_parquet_files
+from podtarget.model.data import DataError, ExampleTable
+from podtarget.transforms.runtime.storage import read_parquet_files
 
 
 def _corrupt(path: pathlib.Path) -> None:

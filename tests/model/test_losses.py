@@ -5,11 +5,11 @@ import pyarrow.compute as pc
 import pytest
 import torch
 
-from model.data import Encoder, ExampleTable, fit_statistics
-from model.losses import LossWeighting, masked_bce, pcgrad_backward, project_conflicting, row_mask
-from model.network import InputLayout, MultiTaskNetwork
-from model.spec import load_spec
-from model.train import batch_loss
+from podtarget.model.data import Encoder, ExampleTable, fit_statistics
+from podtarget.model.losses import LossWeighting, masked_bce, pcgrad_backward, project_conflicting, row_mask
+from podtarget.model.network import InputLayout, MultiTaskNetwork
+from podtarget.model.spec import load_spec
+from podtarget.model.train import batch_loss
 
 PROMO_TASKS = ("PromotionStream", "Like", "Follow")
 AD_TASKS = ("AdStream", "Click")
@@ -145,7 +145,7 @@ def _two_task_model():
 
 
 def _terms(emb, shared, heads, sign: float) -> torch.Tensor:
-    from model.network import _GatherRows
+    from podtarget.model.network import _GatherRows
 
     rows = torch.tensor([1, 4, 7])
     z = shared(_GatherRows.apply(emb, rows))

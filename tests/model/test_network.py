@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from model.data import BatchStream, Encoder, ExampleTable, fit_statistics, plan_sampling
-from model.losses import masked_bce, row_mask
-from model.network import PLE, InputLayout, MultiTaskNetwork, RowSparseAdam
-from model.spec import load_spec
+from podtarget.model.data import BatchStream, Encoder, ExampleTable, fit_statistics, plan_sampling
+from podtarget.model.losses import masked_bce, row_mask
+from podtarget.model.network import PLE, InputLayout, MultiTaskNetwork, RowSparseAdam
+from podtarget.model.spec import load_spec
 
 
 @pytest.mark.parametrize("architecture", ["mmoe", "ple"])

@@ -25,9 +25,9 @@ import shutil
 
 import pytest
 
-from model.spec import load_spec
-from model.train import train
-from pipelines import backfill
+from podtarget.model.spec import load_spec
+from podtarget.model.train import train
+from podtarget.pipelines import backfill
 from tests.model.conftest import quick_config
 
 # Short attribution windows so that five of the six days have mature labels.

@@ -6,8 +6,8 @@ import sys
 import pyarrow as pa
 import pytest
 
-from model.spec import DEFAULT_SPEC, Spec, SpecError, load_spec
-from schemas.derived import EXAMPLES
+from podtarget.model.spec import DEFAULT_SPEC, Spec, SpecError, load_spec
+from podtarget.schemas.derived import EXAMPLES
 
 
 def spec_dict(**changes) -> dict:

@@ -6,10 +6,10 @@ import pathlib
 import pytest
 import torch
 
-from model.artifacts import ArtifactError, load_model
-from model.data import ExampleTable
-from model.spec import SpecError
-from model.train import TrainConfig, main, train
+from podtarget.model.artifacts import ArtifactError, load_model
+from podtarget.model.data import ExampleTable
+from podtarget.model.spec import SpecError
+from podtarget.model.train import TrainConfig, main, train
 from tests.model.conftest import toy_config
 
 

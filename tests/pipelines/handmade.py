@@ -16,8 +16,8 @@ import itertools
 import pathlib
 from collections import defaultdict
 
-from schemas import LOG_TABLES, layout, load_schema
-from transforms.storage import write_avro_part
+from podtarget.schemas import LOG_TABLES, layout, load_schema
+from podtarget.transforms.runtime.storage import write_avro_part
 
 UTC = datetime.UTC
 _ids = itertools.count(1)

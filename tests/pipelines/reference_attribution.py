@@ -28,7 +28,7 @@ from collections import defaultdict
 
 import fastavro
 
-from schemas import load_schema
+from podtarget.schemas import load_schema
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000

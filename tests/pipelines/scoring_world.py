@@ -1,8 +1,8 @@
 """Hand-made inputs for the scoring tests: model artifacts whose scores are known, and a tiny day of features.
 
-``constant_model`` saves a real artifact (``model.artifacts.save_model``) of the default spec whose weights are all
-zero except each head's output bias, so every pair scores ``sigmoid(bias of its head)``. ``streams_model`` scores
-by a user's ``user_streams_28d`` (more streams, higher score, whatever the campaign). ``ScoringDay`` writes the
+``constant_model`` saves a real artifact (``podtarget.model.artifacts.save_model``) of the default spec whose weights
+are all zero except each head's output bias, so every pair scores ``sigmoid(bias of its head)``. ``streams_model``
+scores by a user's ``user_streams_28d`` (more streams, higher score, whatever the campaign). ``ScoringDay`` writes the
 feature partitions and raw campaign/creative snapshots of one day, as the earlier pipelines would.
 """
 
@@ -18,13 +18,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from model.artifacts import save_model
-from model.data import Encoder, FeatureStats
-from model.network import InputLayout, MultiTaskNetwork
-from model.spec import load_spec
-from schemas import layout, load_schema
-from schemas.derived import EXAMPLES, PODCAST_FEATURES, USER_FEATURES, stored_schema
-from transforms.storage import write_avro_part
+from podtarget.model.artifacts import save_model
+from podtarget.model.data import Encoder, FeatureStats
+from podtarget.model.network import InputLayout, MultiTaskNetwork
+from podtarget.model.spec import load_spec
+from podtarget.schemas import layout, load_schema
+from podtarget.schemas.derived import EXAMPLES, PODCAST_FEATURES, USER_FEATURES, stored_schema
+from podtarget.transforms.runtime.storage import write_avro_part
 
 DAY = datetime.date(2026, 3, 10)
 HEAD_LOGITS = {"PromotionStream": 0.0, "AdStream": 1.0, "Click": -1.0, "Like": 2.0, "Follow": -2.0}

@@ -7,8 +7,8 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import build_examples, build_features
-from schemas import layout
+from podtarget.pipelines import build_examples, build_features
+from podtarget.schemas import layout
 from tests.conftest import simulate
 from tests.pipelines.reference_attribution import ReferenceWorld
 

@@ -13,10 +13,10 @@ import time
 
 import pytest
 
-from pipelines import backfill
-from schemas import layout
+from podtarget.pipelines import backfill
+from podtarget.schemas import layout
+from podtarget.transforms.runtime.storage import read_success
 from tests.conftest import simulate
-from transforms.storage import read_success
 
 START = datetime.date(2026, 3, 2)
 DAYS = [START + datetime.timedelta(days=i) for i in range(4)]
@@ -101,7 +101,14 @@ def test_a_changed_log_file_or_another_world_makes_derived_days_stale(world, tmp
 def test_rows_print_as_days_finish_and_ctrl_c_reports_the_finished_days(world, tmp_path):
     root = tmp_path / "data"
     shutil.copytree(world, root)
-    cmd = [sys.executable, "-m", "pipelines.backfill", f"--data_root={root}", f"--start={DAYS[0]}", f"--end={DAYS[2]}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "podtarget.pipelines.backfill",
+        f"--data_root={root}",
+        f"--start={DAYS[0]}",
+        f"--end={DAYS[2]}",
+    ]
     proc = subprocess.Popen(
         [*cmd, *WINDOWS, "--allow_unobserved"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

@@ -8,9 +8,10 @@ import re
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import build_examples, build_features
-from schemas import layout
-from schemas.derived import DEAD_LETTER, EXAMPLES
+from podtarget.pipelines import build_examples, build_features
+from podtarget.schemas import layout
+from podtarget.schemas.derived import DEAD_LETTER, EXAMPLES
+from podtarget.transforms.beam import examples as example_steps
 from tests.pipelines.handmade import HandmadeWorld
 
 START = datetime.date(2026, 3, 2)
@@ -129,10 +130,9 @@ def test_a_crash_mid_write_leaves_the_previous_partition_intact(scenario, monkey
     w, _, _, _ = scenario
     partition = layout.examples_partition(w.root, D)
     before = _digest(partition)
-    import transforms.examples
 
     calls = {"n": 0}
-    real = transforms.examples.assemble_examples
+    real = example_steps.assemble_examples
 
     def fail_on_second_bucket(*args, **kwargs):
         calls["n"] += 1
@@ -140,9 +140,9 @@ def test_a_crash_mid_write_leaves_the_previous_partition_intact(scenario, monkey
             raise OSError("disk full (simulated)")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(transforms.examples, "assemble_examples", fail_on_second_bucket)
+    monkeypatch.setattr(example_steps, "assemble_examples", fail_on_second_bucket)
     # In this process: worker processes would not see the patch (a failure in a worker fails the bundle too, see
-    # tests/transforms/test_bucket_work.py; the commit after the run is the same).
+    # tests/transforms/runtime/test_bucket_work.py; the commit after the run is the same).
     with pytest.raises(Exception, match="disk full"):
         build_examples.run([f"--data_root={w.root}", f"--date={D}", RUNNER, "--n_buckets=4", "--bucket_processes=0"])
     assert calls["n"] >= 2  # buckets computed side by side may start one more before the failure surfaces

@@ -11,10 +11,10 @@ import pathlib
 import pyarrow.parquet as pq
 import pytest
 
-from model.data import ExampleTable
-from pipelines import build_examples, build_features
-from schemas import layout
-from schemas.derived import EXAMPLES
+from podtarget.model.data import ExampleTable
+from podtarget.pipelines import build_examples, build_features
+from podtarget.schemas import layout
+from podtarget.schemas.derived import EXAMPLES
 from tests.pipelines.handmade import HandmadeWorld
 
 START = datetime.date(2026, 3, 2)

@@ -3,10 +3,10 @@ import datetime
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.daily import bucket_processes, day_range, horizon_end_ms, logs_needed_through, reconcile
-from pipelines.options import resolve_runner
-from schemas.units import MS_PER_DAY
-from transforms.validation import day_start_ms
+from podtarget.pipelines.daily import bucket_processes, horizon_end_ms, logs_needed_through, reconcile
+from podtarget.pipelines.options import resolve_runner
+from podtarget.schemas.units import MS_PER_DAY
+from podtarget.transforms.arrow.validation import day_start_ms
 
 D = datetime.date(2026, 3, 3)
 
@@ -33,16 +33,10 @@ def test_reconcile_reports_what_is_unaccounted():
     }
 
 
-def test_day_range():
-    assert day_range(D, D) == [D]
-    with pytest.raises(ValueError, match="end 2026-03-02 is before start 2026-03-03"):
-        day_range(D, D - datetime.timedelta(days=1))
-
-
 def test_attribution_windows_are_configurable_per_outcome_and_channel():
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipelines.build_examples import BuildExamplesOptions, attribution_config
+    from podtarget.pipelines.build_examples import BuildExamplesOptions, attribution_config
 
     opts = PipelineOptions(["--stream_window_hours=ad:48,promo:24", "--follow_window_days=3"])
     config = attribution_config(opts.view_as(BuildExamplesOptions))
@@ -56,7 +50,7 @@ def test_attribution_windows_are_configurable_per_outcome_and_channel():
 
 
 def test_bucket_count_grows_with_the_input_so_grouped_elements_stay_small():
-    from transforms.raw_input import MAX_INPUT_BYTES_PER_BUCKET, FileSpec, effective_buckets
+    from podtarget.transforms.beam.raw_input import MAX_INPUT_BYTES_PER_BUCKET, FileSpec, effective_buckets
 
     def files(total_mib: int) -> list[FileSpec]:
         return [FileSpec("stream", "2026-03-03", "p", "stream", True, index=0, size_bytes=total_mib * 1024 * 1024)]

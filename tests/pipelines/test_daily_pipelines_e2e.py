@@ -8,8 +8,8 @@ import pathlib
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import backfill, build_examples, build_features
-from schemas import layout
+from podtarget.pipelines import backfill, build_examples, build_features
+from podtarget.schemas import layout
 from tests.conftest import DATAFLOW_DRY_RUN, simulate
 
 START = datetime.date(2026, 3, 2)
@@ -77,7 +77,7 @@ def test_every_planted_defect_is_accounted_for(dirty_world):
 
 
 def build_examples_summary(root: str, day: datetime.date) -> dict:
-    from transforms.storage import read_success
+    from podtarget.transforms.runtime.storage import read_success
 
     return read_success(layout.examples_partition(root, day))
 
@@ -141,7 +141,7 @@ def test_backfill_on_gcs(gcs_emulator):
     ]
     statuses = backfill.run(args)
     assert [s["status"] for s in statuses] == ["built"] * 4
-    from transforms.storage import is_complete, list_files, read_parquet, read_success
+    from podtarget.transforms.runtime.storage import is_complete, list_files, read_parquet, read_success
 
     for day in days:
         partition = layout.examples_partition(root, day)

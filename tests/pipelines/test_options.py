@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from pipelines import build_features
+from podtarget.pipelines import build_features
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -25,16 +25,16 @@ def test_an_unknown_option_fails_instead_of_running_with_defaults(tmp_path):
 
 
 def test_help_lists_the_pipelines_own_options():
-    result = _cli("pipelines.score", "--help")
+    result = _cli("podtarget.pipelines.score", "--help")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("usage: python -m pipelines.score")
+    assert result.stdout.startswith("usage: python -m podtarget.pipelines.score")
     for option in ("--model", "--heads", "--transfers", "--audience_cut", "--top_n", "--formats", "--date"):
         assert option in result.stdout, option
     assert "Any Beam pipeline option is accepted too" in result.stdout
 
 
 def test_a_missing_input_is_one_line_naming_the_command_to_run(tmp_path):
-    result = _cli("pipelines.build_examples", f"--data_root={tmp_path}", "--date=2026-03-02", MAKELEVEL="1")
+    result = _cli("podtarget.pipelines.build_examples", f"--data_root={tmp_path}", "--date=2026-03-02", MAKELEVEL="1")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: features/user for 2026-03-02 are missing or incomplete; run `make features DATE=2026-03-02` first"

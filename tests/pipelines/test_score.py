@@ -13,11 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from model.artifacts import ArtifactError, save_model
-from pipelines import score
-from pipelines.daily import MissingInputError
-from schemas import layout
-from schemas.derived import AUDIENCES, DEAD_LETTER, EXAMPLES, USER_RANKINGS, stored_schema
+from podtarget.model.artifacts import ArtifactError, save_model
+from podtarget.pipelines import score
+from podtarget.pipelines.daily import MissingInputError
+from podtarget.schemas import layout
+from podtarget.schemas.derived import AUDIENCES, DEAD_LETTER, EXAMPLES, USER_RANKINGS, stored_schema
 from tests.pipelines.scoring_world import (
     DAY,
     HEAD_LOGITS,

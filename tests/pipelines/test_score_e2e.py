@@ -12,16 +12,23 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from model.product import encode_product
-from model.train import TrainConfig, train
-from pipelines import build_examples, build_features, score
-from pipelines.daily import load_podcast_features, read_snapshot
-from schemas import layout
-from schemas.derived import LABELS, USER_FEATURES
+from podtarget.model.product import encode_product
+from podtarget.model.train import TrainConfig, train
+from podtarget.pipelines import build_examples, build_features, score
+from podtarget.pipelines.daily import load_podcast_features, read_snapshot
+from podtarget.schemas import layout
+from podtarget.schemas.derived import LABELS, USER_FEATURES
+from podtarget.transforms.arrow.candidates import PAIR_KINDS, ScoringConfig, pair_kinds, plan_campaigns, user_side
+from podtarget.transforms.beam.scoring import load_scoring_model
+from podtarget.transforms.runtime.storage import (
+    list_files,
+    partition_files,
+    read_bytes,
+    read_parquet,
+    read_parquet_files,
+    read_success,
+)
 from tests.conftest import DATAFLOW_DRY_RUN, simulate
-from transforms.candidates import PAIR_KINDS, ScoringConfig, pair_kinds, plan_campaigns, user_side
-from transforms.scoring import load_scoring_model
-from transforms.storage import list_files, partition_files, read_bytes, read_parquet, read_parquet_files, read_success
 
 START = datetime.date(2026, 3, 2)
 DAY = START + datetime.timedelta(days=1)

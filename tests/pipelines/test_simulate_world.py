@@ -3,9 +3,9 @@ import pathlib
 
 import pytest
 
-from schemas import LOG_TABLES, RAW_TABLES, layout, load_schema
-from simulator import World, WorldConfig
-from simulator.config import DIRT_KINDS
+from podtarget.schemas import LOG_TABLES, RAW_TABLES, layout, load_schema
+from podtarget.simulator import World, WorldConfig
+from podtarget.simulator.config import DIRT_KINDS
 from tests.conftest import simulate
 
 TINY = WorldConfig.preset("tiny")
@@ -105,7 +105,7 @@ def test_refuses_to_mix_worlds_unless_told_to_overwrite(tmp_path):
 def test_multi_processing_workers_give_the_same_logs(clean_tiny_world, tmp_path):
     root, _ = clean_tiny_world
     parallel = str(tmp_path / "parallel")
-    from pipelines.simulate_world import run
+    from podtarget.pipelines.simulate_world import run
 
     run(
         [

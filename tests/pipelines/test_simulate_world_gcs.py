@@ -3,8 +3,8 @@
 import pytest
 from apache_beam.io.filesystems import FileSystems
 
-from schemas import layout, load_schema
-from simulator import World
+from podtarget.schemas import layout, load_schema
+from podtarget.simulator import World
 from tests.conftest import simulate
 
 

@@ -22,7 +22,7 @@ def test_portable_runner_gives_the_same_logs_as_in_process(tmp_path):
 
 @pytest.mark.slow
 def test_dataflow_job_graph_builds_offline(tmp_path, monkeypatch):
-    from pipelines.simulate_world import run
+    from podtarget.pipelines.simulate_world import run
 
     monkeypatch.chdir(tmp_path.parent)  # setup.py is found by path below; staging must not litter the checkout
     summary = run(

@@ -2,7 +2,7 @@ import datetime
 
 import pytest
 
-from schemas import layout
+from podtarget.schemas import layout
 
 DAY = datetime.date(2026, 3, 2)
 

@@ -5,7 +5,7 @@ import io
 import fastavro
 import pytest
 
-from schemas import LOG_TABLES, RAW_TABLES, SNAPSHOT_TABLES, SchemaError, load_schema, parse_schema
+from podtarget.schemas import LOG_TABLES, RAW_TABLES, SNAPSHOT_TABLES, SchemaError, load_schema, parse_schema
 
 UTC = datetime.UTC
 

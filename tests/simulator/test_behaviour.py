@@ -5,16 +5,16 @@ import math
 import numpy as np
 import pytest
 
-from schemas import LOG_TABLES, load_schema
-from simulator import World, WorldConfig
-from simulator.behaviour import ShardSimulator
-from simulator.summary import summarize
+from podtarget.schemas import LOG_TABLES, load_schema
+from podtarget.simulator import World, WorldConfig
+from podtarget.simulator.behaviour import ShardSimulator
+from podtarget.simulator.summary import summarize
 
 
 @pytest.fixture(scope="module")
 def simulated():
     """All shards of a clean tiny world, run in-process: (world, {table: records}, merged stats)."""
-    from transforms.counting import merge_counts
+    from podtarget.transforms.arrow.counting import merge_counts
 
     world = World.generate(WorldConfig.preset("tiny"))
     tables = collections.defaultdict(list)
@@ -99,8 +99,8 @@ def test_memory_is_bounded_by_the_outcome_window_not_the_number_of_days():
 def test_ad_opportunities_come_from_the_session_model():
     """A counterfactual day's ad slots: none for premium users or users not signed up yet, deterministic for a
     seed, in time order, and as many on average as activity x ads per session (capped at 3 a session) predicts."""
-    from simulator.behaviour import ad_opportunities
-    from simulator.world import rng_for
+    from podtarget.simulator.behaviour import ad_opportunities
+    from podtarget.simulator.world import rng_for
 
     world = World.generate(WorldConfig.preset("tiny", n_users=20_000, users_per_shard=5_000))
     users = np.arange(world.config.n_users)

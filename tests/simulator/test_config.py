@@ -2,7 +2,7 @@ import datetime
 
 import pytest
 
-from simulator import GroundTruth, WorldConfig
+from podtarget.simulator import GroundTruth, WorldConfig
 
 
 def test_presets_and_overrides():

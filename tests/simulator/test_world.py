@@ -3,8 +3,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from simulator import World, WorldConfig
-from simulator.config import ACCOUNT_TYPES
+from podtarget.simulator import World, WorldConfig
+from podtarget.simulator.config import ACCOUNT_TYPES
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_some_shows_launch_during_the_period_and_popularity_is_heavy_tailed(worl
 
 
 def test_snapshot_rows_match_the_schemas(world):
-    from schemas import load_schema
+    from podtarget.schemas import load_schema
 
     day = world.config.days[2]
     for table, rows in (

@@ -1,0 +1,77 @@
+"""Command-line errors: one line, with the make variable to use when run from make; and what commands log."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from podtarget.common.cli import one_line, run_cli
+from podtarget.model.train import main
+from tests.model.conftest import toy_config
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+UNOBSERVED = {"--allow_unobserved": "UNOBSERVED=1", "--resume": "TRAIN_ARGS=--resume"}
+
+
+def test_a_flag_in_a_message_gets_its_make_variable_under_make(monkeypatch):
+    error = ValueError("labels of 2026-03-14 are not mature ...\nPass --allow_unobserved to build it anyway.")
+    monkeypatch.delenv("MAKELEVEL", raising=False)
+    assert one_line(error, UNOBSERVED) == "labels of 2026-03-14 are not mature ..."  # the first line only
+    error = ValueError("run 'models/demo' exists; pass --resume to continue it or --overwrite to replace it")
+    assert "(make:" not in one_line(error, UNOBSERVED)
+    monkeypatch.setenv("MAKELEVEL", "1")
+    assert one_line(error, UNOBSERVED) == (
+        "run 'models/demo' exists; pass --resume (make: TRAIN_ARGS=--resume) to continue it or --overwrite to "
+        "replace it"
+    )
+
+
+def test_errors_return_a_status_and_print_one_line(capsys, monkeypatch):
+    monkeypatch.delenv("PODTARGET_TRACEBACK", raising=False)
+
+    def broken() -> int:
+        raise FileNotFoundError("no such table ./data/examples: run make backfill first")
+
+    assert run_cli(broken) == 2
+    assert capsys.readouterr().err == "error: no such table ./data/examples: run make backfill first\n"
+    assert run_cli(lambda: {}["missing"]) == 2  # a bug says so, and how to see its traceback
+    assert "KeyError: 'missing' (a bug, not a bad input: rerun with PODTARGET_TRACEBACK=1" in capsys.readouterr().err
+
+
+def test_training_into_an_existing_run_names_train_args(trained_toy, podcast_toy, capsys, monkeypatch):
+    run = pathlib.Path(trained_toy.run_dir)
+    config = toy_config(podcast_toy, run.parent)
+    monkeypatch.setenv("MAKELEVEL", "1")
+    args = [f"--examples={config.examples}", f"--out={run.parent}", f"--run={run.name}", f"--spec={config.spec}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "pass --resume (make: TRAIN_ARGS=--resume) to continue it" in err
+
+
+_LOGGING_SCRIPT = """
+import logging
+import apache_beam as beam
+from podtarget.common.cli import configure_logging
+
+configure_logging()
+logging.getLogger("podtarget.evaluation.ablations").info("own progress")
+with beam.Pipeline("FnApiRunner") as p:
+    _ = p | beam.Create([1, 2]) | beam.Map(lambda x: x + 1)
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_commands_log_their_own_progress_and_only_warnings_from_libraries(verbose):
+    env = {k: v for k, v in os.environ.items() if k != "PODTARGET_VERBOSE"}
+    if verbose:
+        env["PODTARGET_VERBOSE"] = "1"
+    result = subprocess.run(
+        [sys.executable, "-c", _LOGGING_SCRIPT], capture_output=True, text=True, env=env, cwd=REPO, check=True
+    )
+    lines = result.stderr.splitlines()
+    assert any("INFO podtarget.evaluation.ablations: own progress" in line for line in lines)
+    beam_info = [line for line in lines if " INFO apache_beam" in line]
+    assert (len(beam_info) > 0) == verbose, beam_info[:3]

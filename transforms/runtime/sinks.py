@@ -1,0 +1,54 @@
+"""Small sinks shared by the pipelines: a JSON document and a dead-letter partition, written atomically."""
+
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+import pyarrow as pa
+
+from podtarget.schemas import layout
+from podtarget.schemas.derived import DEAD_LETTER
+from podtarget.transforms.runtime.storage import atomic_write, parquet_bytes
+
+
+class WriteJson(beam.PTransform):
+    """Writes the single element of its input as pretty JSON to ``path``."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
+        def write(value: dict, path: str) -> str:
+            atomic_write(path, json.dumps(value, indent=2, sort_keys=True, default=str).encode())
+            return path
+
+        return pcoll | "Write" >> beam.Map(write, self.path)
+
+
+class WriteDeadLetters(beam.PTransform):
+    """Gathers dead-letter tables into one Parquet part (``DEAD_LETTER`` schema) in ``folder``; empty if none.
+
+    Dead letters are few by nature (defects), so one part per partition keeps them easy to inspect.
+    """
+
+    def __init__(self, folder: str) -> None:
+        super().__init__()
+        self.folder = folder
+
+    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
+        def write(tables: list[pa.Table], folder: str) -> int:
+            merged = pa.concat_tables([DEAD_LETTER.empty_table(), *tables])
+            merged = merged.sort_by(
+                [
+                    ("table", "ascending"),
+                    ("reason", "ascending"),
+                    ("source_path", "ascending"),
+                    ("record_json", "ascending"),
+                ]
+            )
+            atomic_write(layout.join(folder, "part-00000.parquet"), parquet_bytes(merged))
+            return merged.num_rows
+
+        return pcoll | "Gather" >> beam.combiners.ToList() | "Write" >> beam.Map(write, self.folder)
