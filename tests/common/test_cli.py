@@ -8,8 +8,6 @@ import sys
 import pytest
 
 from podtarget.common.cli import one_line, run_cli
-from podtarget.model.train import main
-from tests.model.conftest import toy_config
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 UNOBSERVED = {"--allow_unobserved": "UNOBSERVED=1", "--resume": "TRAIN_ARGS=--resume"}
@@ -38,17 +36,6 @@ def test_errors_return_a_status_and_print_one_line(capsys, monkeypatch):
     assert capsys.readouterr().err == "error: no such table ./data/examples: run make backfill first\n"
     assert run_cli(lambda: {}["missing"]) == 2  # a bug says so, and how to see its traceback
     assert "KeyError: 'missing' (a bug, not a bad input: rerun with PODTARGET_TRACEBACK=1" in capsys.readouterr().err
-
-
-def test_training_into_an_existing_run_names_train_args(trained_toy, podcast_toy, capsys, monkeypatch):
-    run = pathlib.Path(trained_toy.run_dir)
-    config = toy_config(podcast_toy, run.parent)
-    monkeypatch.setenv("MAKELEVEL", "1")
-    args = [f"--examples={config.examples}", f"--out={run.parent}", f"--run={run.name}", f"--spec={config.spec}"]
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err
-    assert "pass --resume (make: TRAIN_ARGS=--resume) to continue it" in err
 
 
 _LOGGING_SCRIPT = """

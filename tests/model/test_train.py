@@ -206,3 +206,14 @@ def test_runs_are_written_to_and_loaded_from_gcs(gcs_emulator, podcast_toy):
     assert set(model.score(rows)) == set(model.tasks)
     with pytest.raises(ArtifactError, match="no such folder"):
         load_model(f"{out}/absent")
+
+
+def test_training_into_an_existing_run_names_train_args(trained_toy, podcast_toy, capsys, monkeypatch):
+    run = pathlib.Path(trained_toy.run_dir)
+    config = toy_config(podcast_toy, run.parent)
+    monkeypatch.setenv("MAKELEVEL", "1")
+    args = [f"--examples={config.examples}", f"--out={run.parent}", f"--run={run.name}", f"--spec={config.spec}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "pass --resume (make: TRAIN_ARGS=--resume) to continue it" in err

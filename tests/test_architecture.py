@@ -1,0 +1,141 @@
+"""The layering docs/architecture.md draws, checked on the code: which folder may import which.
+
+Each packaged folder may import only the project folders listed for it (its own always). ``model`` knowing nothing
+of Beam and ``transforms/arrow`` being pure Arrow logic are checked on third-party imports too. An import inside a
+function counts like one at the top: a layer violation is one either way.
+"""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import re
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# folder -> the project folders it may import (besides itself); mirrors docs/architecture.md, "Folders and layers".
+ALLOWED = {
+    "common": set(),
+    "schemas": {"common"},
+    "simulator": {"common", "schemas"},
+    "model": {"common", "schemas"},
+    "transforms/arrow": {"common", "schemas"},
+    "transforms/runtime": {"common", "schemas", "transforms/arrow"},
+    "transforms/beam": {"common", "schemas", "transforms/arrow", "transforms/runtime", "simulator", "model"},
+    "pipelines": {
+        "common",
+        "schemas",
+        "transforms/arrow",
+        "transforms/runtime",
+        "transforms/beam",
+        "simulator",
+        "model",
+    },
+    "evaluation": {
+        "common",
+        "schemas",
+        "transforms/arrow",
+        "transforms/runtime",
+        "simulator",
+        "model",
+        "pipelines",
+    },
+}
+# Third-party packages a folder must not import (the reason is the folder's contract).
+FORBIDDEN = {
+    "common": {"apache_beam", "torch", "pyarrow"},
+    "schemas": {"apache_beam", "torch"},
+    "model": {"apache_beam"},
+    "transforms/arrow": {"apache_beam", "torch"},
+}
+# The folders installed as podtarget.<folder> (pyproject's package-dir); bare imports of them are mistakes.
+TOP_LEVEL = {"common", "schemas", "transforms", "pipelines", "model", "simulator", "evaluation"}
+
+
+def _unit(path: pathlib.Path, root: pathlib.Path = ROOT) -> str:
+    parts = path.relative_to(root).parts
+    return "/".join(parts[:2]) if parts[0] == "transforms" and len(parts) > 2 else parts[0]
+
+
+def _imports(path: pathlib.Path) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+            if node.module in ("podtarget.transforms",):  # from podtarget.transforms import arrow
+                found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+    return found
+
+
+def _target(module: str) -> str | None:
+    """The project folder a ``podtarget.*`` module lives in (``transforms/<kind>`` for transforms)."""
+    parts = module.split(".")
+    if parts[0] != "podtarget" or len(parts) < 2:
+        return None
+    if parts[1] == "transforms" and len(parts) > 2:
+        return f"transforms/{parts[2]}"
+    return parts[1]
+
+
+def _sources() -> list[pathlib.Path]:
+    files = []
+    for folder in TOP_LEVEL:
+        files += [p for p in (ROOT / folder).rglob("*.py") if "__pycache__" not in p.parts]
+    return sorted(files)
+
+
+def _violations(path: pathlib.Path, root: pathlib.Path = ROOT) -> list[str]:
+    unit = _unit(path, root)
+    allowed = ALLOWED.get(unit, set()) | {unit}
+    out = []
+    for line, module in _imports(path):
+        where = f"{path.relative_to(root)}:{line}"
+        top = module.split(".")[0]
+        if top in TOP_LEVEL:
+            out.append(f"{where}: bare import {module!r}; import podtarget.{module}")
+        target = _target(module)
+        if target is not None and target != "transforms" and target not in allowed:
+            out.append(f"{where}: {unit} may not import {module} ({target}); allowed: {sorted(allowed)}")
+        if top in FORBIDDEN.get(unit, set()):
+            out.append(f"{where}: {unit} may not import {top}")
+    return out
+
+
+def test_every_folder_imports_only_the_layers_below_it():
+    violations = [v for path in _sources() for v in _violations(path)]
+    assert not violations, "\n".join(violations)
+
+
+def test_every_packaged_folder_has_a_layer():
+    units = {_unit(p) for p in _sources()} - {"transforms"}  # transforms/__init__.py only
+    assert units == set(ALLOWED)
+
+
+def test_the_architecture_page_lists_the_same_layers():
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    table = page[page.index("## Folders and layers") :]
+    for unit, allowed in ALLOWED.items():
+        row = re.search(rf"^\| `{re.escape(unit)}/` \|[^|]*\| ([^|]*) \|", table, re.MULTILINE)
+        assert row, f"docs/architecture.md has no row for {unit}/"
+        listed = set(re.findall(r"`([\w/]+)/`", row.group(1)))
+        assert listed == allowed, f"{unit}: page says {sorted(listed)}, the code's rule is {sorted(allowed)}"
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("from podtarget.pipelines import daily\n", "may not import podtarget.pipelines"),
+        ("import apache_beam as beam\n", "may not import apache_beam"),
+        ("from model.data import Batch\n", "bare import 'model.data'"),
+    ],
+)
+def test_a_violation_is_reported_with_its_place(tmp_path, source, expected):
+    (tmp_path / "model").mkdir()
+    module = tmp_path / "model" / "bad.py"
+    module.write_text(source)
+    found = _violations(module, root=tmp_path)
+    assert any(expected in v and "model/bad.py:1" in v for v in found), found
