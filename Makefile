@@ -4,6 +4,7 @@
 #   make demo                      simulate the demo world into $(DATA_ROOT) and print its summary
 #   make test                      the test suite (what CI runs)
 #   make test-fast                 the suite without the end-to-end tests marked slow (while editing)
+#   make lint                      ruff (style, complexity) and mypy (make typecheck)
 #   make data WORLD=bench          (re)simulate a world preset into DATA_ROOT (replacing the previous one and its derived data);
 #                                  DATA_ROOT may be gs://bucket/prefix
 #   make features DATE=2026-03-05  point-in-time feature snapshots of one day
@@ -61,7 +62,7 @@ BEAM_ARGS = --runner=$(RUNNER) --direct_running_mode=$(DIRECT_MODE) --direct_num
 WHEELS_DIR  ?= /opt/wheels
 PIP_EXTRA   := $(if $(wildcard $(WHEELS_DIR)),--find-links $(WHEELS_DIR))
 
-.PHONY: help setup demo data features examples backfill train score eval-world evaluate abtest report test test-fast lint bench \
+.PHONY: help setup demo data features examples backfill train score eval-world evaluate abtest report test test-fast lint typecheck bench \
         wheel clean
 
 help:  ## print the comment block at the top of this file
@@ -195,6 +196,14 @@ test-fast: setup  ## the suite without the end-to-end tests marked slow (what to
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+# mypy checks the packages under their installed names (podtarget.<folder>): a view of links to the folders.
+PACKAGE_FOLDERS := common schemas transforms pipelines model simulator evaluation
+TYPECHECK_VIEW  := build/typecheck/podtarget
+
+typecheck: setup
+	@mkdir -p $(TYPECHECK_VIEW) && for d in $(PACKAGE_FOLDERS); do ln -sfn ../../../$$d $(TYPECHECK_VIEW)/$$d; done
+	$(PY) -m mypy
 
 # Benchmarks run in-process by default, where the daily pipelines compute files and buckets in a worker process
 # per core (--bucket_processes=auto): the faster mode on 2 cores (see README, Benchmarks; multi_processing took

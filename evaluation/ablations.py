@@ -79,6 +79,13 @@ class Setup:
     # Table 1's figures (Promotions AP, Ads AP, % relative to the baseline), where the paper has the row.
     paper: tuple[float, float] | None = None
 
+    @property
+    def paper_figures(self) -> tuple[float, float]:
+        """Table 1's (promotions, ads) % for a setup the paper reports (every name in ``PAPER_SETUPS``)."""
+        if self.paper is None:
+            raise ValueError(f"setup {self.name!r} has no row in the paper's Table 1")
+        return self.paper
+
 
 PAPER_SETUPS = ("baseline", "promo_stream_only", "ads_stream_only", "ads_stream_anc", "joint")
 
@@ -146,12 +153,12 @@ def table1_directions() -> list[Direction]:
     known = all_setups()
     cells = []
     for name in PAPER_SETUPS[1:]:
-        promotions, ads = known[name].paper
+        promotions, ads = known[name].paper_figures
         for channel, value in (("promotions", promotions), ("ads", ads)):
             cells.append(Direction(f"{name}/{channel}", channel, name, "baseline", value, f"{known[name].label}"))
 
     def ratio(setup: str, versus: str) -> float:
-        return 100.0 * ((1 + known[setup].paper[1] / 100) / (1 + known[versus].paper[1] / 100) - 1)
+        return 100.0 * ((1 + known[setup].paper_figures[1] / 100) / (1 + known[versus].paper_figures[1] / 100) - 1)
 
     comparisons = (
         ("anc_over_ads_only", "ads_stream_anc", "ads_stream_only", "ancillary heads raise the ads-only model's Ads AP"),
@@ -170,7 +177,8 @@ def table1_directions() -> list[Direction]:
             setup,
             versus,
             ratio(setup, versus),
-            f"{claim} ({known[versus].paper[1]:+.1f}% -> {known[setup].paper[1]:+.1f}% of the baseline's)",
+            f"{claim} ({known[versus].paper_figures[1]:+.1f}% -> "
+            f"{known[setup].paper_figures[1]:+.1f}% of the baseline's)",
         )
         for name, setup, versus, claim in comparisons
     ]
@@ -265,11 +273,12 @@ def _span(days: Sequence[datetime.date]) -> str:
     return ",".join(d.isoformat() for d in days)
 
 
-def mature_split(examples: str, valid_count: int, test_count: int) -> dict[str, str]:
+def mature_split(examples: str, valid_count: int, test_count: int) -> dict[str, str | None]:
     """Train/valid/test days (as trainer arguments) where every label of the test and validation days is mature:
     the last ``test_count`` days of the table whose ``_SUCCESS.json`` says ``labels_mature``, the
     ``valid_count`` mature days before them, and every earlier mature day for training."""
-    mature, immature = [], []
+    mature: list[datetime.date] = []
+    immature: list[datetime.date] = []
     for path in sorted(list_files(layout.join(examples, "dt=*", "_SUCCESS.json"))):
         day = datetime.date.fromisoformat(path.rsplit("/", 2)[-2].removeprefix("dt="))
         (mature if json.loads(read_bytes(path)).get("labels_mature") else immature).append(day)
@@ -351,7 +360,9 @@ def train_config(config: EvaluateConfig, setup: Setup, seed: int, days: Mapping[
         max_batches_per_epoch=config.max_batches_per_epoch,
         threads=config.threads,
         progress=False,
-        **days,
+        train_days=days.get("train_days"),
+        valid_days=days.get("valid_days"),
+        test_days=days.get("test_days"),
     )
     return dataclasses.replace(base, **setup.changes)
 
@@ -429,7 +440,7 @@ def score_test_rows(config: EvaluateConfig, records: list[dict], test_days: list
         model = load_model(record["path"])
         chosen = {f: next((h for h in hs if h in model.tasks), None) for f, (_, _, hs) in FIGURES.items()}
         wanted = sorted({h for h in chosen.values() if h})
-        parts = {h: [] for h in wanted}
+        parts: dict[str, list[np.ndarray]] = {h: [] for h in wanted}
         for start in range(0, table.num_rows, 65536):
             chunk = model.score(table.slice(start, 65536), wanted)
             for h in wanted:
@@ -499,7 +510,7 @@ def segment_figures(
         resampled = intervals.relative_change(ba, bb, seed_weights)
         finite = resampled[np.isfinite(resampled)]
         out["change_pct"][f"{setup}|{versus}"] = {
-            "point": _finite(intervals.relative_change(a, b)),
+            "point": _finite(float(intervals.relative_change(a, b))),
             "ci": intervals.percentile_interval(resampled, confidence),
             "share_above_zero": float((finite > 0).mean()) if finite.size else None,
         }
@@ -623,7 +634,7 @@ def run_ablations(config: EvaluateConfig) -> dict:
             name: {
                 "label": known[name].label,
                 "changes": known[name].changes,
-                "paper": dict(zip(("promotions", "ads"), known[name].paper, strict=True))
+                "paper": dict(zip(("promotions", "ads"), known[name].paper_figures, strict=True))
                 if known[name].paper
                 else None,
                 "seconds": round(sum(r["seconds"] for r in records if r["setup"] == name), 2),

@@ -208,8 +208,8 @@ def run_auction(
     if not won:
         empty = np.zeros(0, np.int64)
         return Won(empty, empty, np.zeros(0), empty)
-    slot, pair, price, prior = (np.array(col) for col in zip(*won, strict=True))
-    return Won(slot.astype(np.int64), pair.astype(np.int64), price.astype(np.float64), prior.astype(np.int64))
+    slots, pairs, prices, priors = (np.array(col) for col in zip(*won, strict=True))
+    return Won(slots.astype(np.int64), pairs.astype(np.int64), prices.astype(np.float64), priors.astype(np.int64))
 
 
 def arm_of_users(user_ids: np.ndarray, split_seed: int) -> np.ndarray:
@@ -454,9 +454,10 @@ def segment_result(counts: np.ndarray, config: ABTestConfig, rng: np.random.Gene
     over model seeds and units (campaign-days, both arms resampled together)."""
     n_seeds, n_units = counts.shape[:2]
     totals = counts.sum(axis=(0, 1))
-    arms = {arm: dict(zip(COUNTERS, map(float, totals[i]), strict=True)) for i, arm in enumerate(ARMS)}
-    for arm in ARMS:
-        arms[arm].update(rates(arms[arm]))
+    arms: dict[str, dict[str, float | None]] = {}
+    for i, arm in enumerate(ARMS):
+        counters = dict(zip(COUNTERS, map(float, totals[i]), strict=True))
+        arms[arm] = {**counters, **rates(counters)}
     point = {m: (float(v) if np.isfinite(v) else None) for m, v in lift_arrays(totals).items()}
     out: dict[str, Any] = {"units": n_units, "seeds": n_seeds, "arms": arms, "lift_pct": point, "ci_pct": {}}
     if n_units == 0:

@@ -21,7 +21,8 @@ paper's side, *reversed* when it excludes zero on the other side, *inconclusive*
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse
@@ -48,7 +49,7 @@ class WeightedAP:
         group = np.r_[0, np.cumsum(s[1:] != s[:-1])]  # group of each sorted position
         positive_groups = np.unique(group[y[order] > 0])
         self.buckets = len(positive_groups)
-        bucket = np.searchsorted(positive_groups, group)  # first positive group at or after the row's own
+        bucket = np.asarray(np.searchsorted(positive_groups, group))  # first positive group at or after the row's own
         rows = order[bucket < self.buckets]
         kept = bucket[bucket < self.buckets]
         shape = (max(self.buckets, 1), len(y))
@@ -120,11 +121,11 @@ def verdict(interval: Sequence[float] | None, expected_sign: float) -> str:
 
 def paired_ap_bootstrap(
     rows: int,
-    segments: Mapping[Hashable, tuple[np.ndarray, np.ndarray, Mapping[str, np.ndarray]]],
+    segments: Mapping[Any, tuple[np.ndarray, np.ndarray, Mapping[str, np.ndarray]]],
     resamples: int,
     rng: np.random.Generator,
     block: int = 100,
-) -> dict[Hashable, dict[str, np.ndarray]]:
+) -> dict[Any, dict[str, np.ndarray]]:
     """Resampled APs of models on segments of one table of ``rows`` rows. ``segments`` maps a name to (the
     segment's row positions in the table, their labels, {model: its scores of those rows}); returns, per segment
     and model, ``[resamples]`` APs. Every resample draws one weight per table row, shared by every segment and

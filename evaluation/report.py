@@ -454,7 +454,8 @@ def excludes_zero_lines(segments: dict, level: int) -> list[str]:
         if name not in segments:
             continue
         s = segments[name]
-        clear, unclear = [], []
+        clear: list[str] = []
+        unclear: list[str] = []
         for metric, text in AB_METRICS:
             ci = s["ci_pct"].get(metric)
             (clear if ci and (ci[0] > 0 or ci[1] < 0) else unclear).append(text)

@@ -165,8 +165,9 @@ def trained_for(spec: Spec, applied: Iterable[str] = ()) -> dict[str, tuple[str,
     the sources the run trained on). A head copied from another with ``--apply_head`` (``applied``) was declared at
     training for its own task, so it covers its task's source. Scoring lets a head serve only these."""
     applied = set(applied)
-    out = {}
+    out: dict[str, tuple[str, tuple[str, ...]]] = {}
     for task in spec.tasks:
+        sources: tuple[str, ...]
         if task.name in applied:
             sources = (task.source,)
         else:

@@ -50,6 +50,8 @@ class LossWeighting(nn.Module):
     over the tasks that have valid rows in the batch. ``pcgrad``: the fixed weights; the trainer then projects the
     shared parameters' per-task gradients (:func:`pcgrad_backward`)."""
 
+    weights: torch.Tensor  # a registered buffer: saved with the state, moved with the module
+
     def __init__(self, tasks: Sequence[str], method: str = "fixed", weights: Mapping[str, float] | None = None):
         super().__init__()
         if method not in WEIGHTINGS:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator, Mapping, Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -175,7 +176,8 @@ def linear_of_blocks(layer: nn.Linear, blocks: Sequence[torch.Tensor]) -> torch.
     """``layer(torch.cat(blocks, dim=1))`` without the concatenation: one ``addmm`` per block of columns, each with
     its slice of the weight. The same sums in another order (equal within float rounding); the backward pass then
     computes no input gradient for blocks that need none (the numeric columns), and copies no concatenated input."""
-    out, start = layer.bias, 0
+    out: torch.Tensor | None = layer.bias
+    start = 0
     for block in blocks:
         width = block.shape[1]
         if width:
@@ -184,6 +186,8 @@ def linear_of_blocks(layer: nn.Linear, blocks: Sequence[torch.Tensor]) -> torch.
         start += width
     if start != layer.in_features:
         raise ValueError(f"blocks of {start} columns in all for a layer of {layer.in_features} inputs")
+    if out is None:
+        raise ValueError("no blocks of columns and no bias: the layer has nothing to compute")
     return out
 
 
@@ -195,11 +199,16 @@ class SharedBottom(nn.Module):
         self.body, self.width = mlp(width_in, config.bottom, config.dropout)
         self.norm = nn.BatchNorm1d(self.width)
 
+    def _first_linear(self) -> nn.Linear:
+        first = self.body[0]
+        assert isinstance(first, nn.Linear)  # forward() concatenates the blocks when the body does not start with one
+        return first
+
     def forward(self, x: torch.Tensor | Sequence[torch.Tensor], n_tasks: int) -> list[torch.Tensor]:
         """``x``: the input, or its blocks of columns in order (see :func:`linear_of_blocks`)."""
         if not isinstance(x, torch.Tensor) and not (self.body and isinstance(self.body[0], nn.Linear)):
             x = torch.cat(list(x), dim=1)
-        h = self.body(x) if isinstance(x, torch.Tensor) else self.body[1:](linear_of_blocks(self.body[0], x))
+        h = self.body(x) if isinstance(x, torch.Tensor) else self.body[1:](linear_of_blocks(self._first_linear(), x))
         z = self.norm(h)
         return [z] * n_tasks
 
@@ -266,7 +275,8 @@ class PLE(nn.Module):
         shared = [e(x) for e in self.shared]  # computed once, used by every task
         out = []
         for own, gate in zip(self.own[:n_tasks], self.gates[:n_tasks], strict=True):
-            experts = torch.stack([*(e(x) for e in own), *shared], dim=1)  # [n, own + shared, width]
+            own_outputs = [e(x) for e in cast(nn.ModuleList, own)]
+            experts = torch.stack([*own_outputs, *shared], dim=1)  # [n, own + shared, width]
             out.append((torch.softmax(gate(x), dim=1).unsqueeze(2) * experts).sum(1))
         return out
 
@@ -284,7 +294,7 @@ class MultiTaskNetwork(nn.Module):
         self.embedding = FusedEmbedding(layout.table_rows, config.embedding_dim)
         width_in = (layout.single + layout.bags) * config.embedding_dim + layout.numeric
         if config.architecture == "mmoe":
-            self.encoder: nn.Module = MMoE(width_in, config, len(self.tasks))
+            self.encoder: MMoE | PLE | SharedBottom = MMoE(width_in, config, len(self.tasks))
         elif config.architecture == "ple":
             self.encoder = PLE(width_in, config, len(self.tasks))
         else:
@@ -330,7 +340,8 @@ class MultiTaskNetwork(nn.Module):
             if not 0 <= rate <= 1:
                 raise ValueError(f"prior of task {task!r}: expected a rate in [0, 1], found {rate}")
             p = min(max(rate, 1e-6), 1 - 1e-6)
-            self.towers[task][-1].bias.fill_(math.log(p / (1 - p)))
+            output = cast(nn.Sequential, self.towers[task])[-1]
+            cast(nn.Linear, output).bias.fill_(math.log(p / (1 - p)))
 
     def encoder_parameters(self) -> Iterator[nn.Parameter]:
         """Everything shared: the embedding table and the encoder (not the towers)."""

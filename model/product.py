@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -158,10 +159,10 @@ def gather_product(
     y = np.zeros((n, len(spec.tasks)), np.float32)
     obs = np.zeros((n, len(spec.tasks)), bool)
     for i, task in enumerate(spec.tasks):
-        side = layout.owner.get(task.label)
-        if side is not None:
-            y[:, i] = blocks[side].y[pair_index[side], i]
-            obs[:, i] = blocks[side].obs[pair_index[side], i]
+        owner = layout.owner.get(task.label)
+        if owner is not None:
+            y[:, i] = blocks[owner].y[pair_index[owner], i]
+            obs[:, i] = blocks[owner].obs[pair_index[owner], i]
 
     def per_row(column: str | None, field: str) -> np.ndarray:
         side = layout.owner.get(column) if column else None
@@ -274,8 +275,8 @@ class ProductScorer:
             raise ProductError(f"head_of_pair has {len(head_of_pair)} entries for {n} pairs")
         out = np.empty(n, np.float32)
         if self.factorised:
-            shares, index = _fuse_small_sides({s: p.shares for s, p in sides.items()}, pair_index, self.fuse_rows)
-            index = {s: torch.from_numpy(i) for s, i in index.items()}
+            shares, fused_index = _fuse_small_sides({s: p.shares for s, p in sides.items()}, pair_index, self.fuse_rows)
+            index = {s: torch.from_numpy(i) for s, i in fused_index.items()}
         for start in range(0, n, self.chunk_rows):
             stop = min(start + self.chunk_rows, n)
             chunk_heads = head_of_pair[start:stop]
@@ -302,24 +303,23 @@ class ProductScorer:
         chunk_heads: np.ndarray,
         heads: Sequence[str],
     ) -> torch.Tensor:
+        assert self.entry is not None  # only factorised scorers come here
         entry_out = []
         for k, layer in enumerate(self.entry):
-            total = None
-            for side, side_shares in shares.items():
-                share = side_shares[k].index_select(0, index[side])
-                total = share if total is None else total.add_(share)
+            parts = [side_shares[k].index_select(0, index[side]) for side, side_shares in shares.items()]
+            total = parts[0]
+            for share in parts[1:]:
+                total.add_(share)
             entry_out.append(total if layer.bias is None else total.add_(layer.bias))
         logits = torch.empty(len(chunk_heads))
         encoder = self.network.encoder
         if isinstance(encoder, SharedBottom):
             z_all = encoder.norm(encoder.body[1:](entry_out[0]))
         else:
+            assert isinstance(encoder, MMoE)  # _entry_layers factorises only these two shapes
             n_experts = len(encoder.experts)
             experts = torch.stack(
-                [
-                    nn.Sequential(*e[0][1:], e[1])(h)
-                    for e, h in zip(encoder.experts, entry_out[:n_experts], strict=True)
-                ],
+                [_after_entry(e)(h) for e, h in zip(encoder.experts, entry_out[:n_experts], strict=True)],
                 dim=1,
             )
         for k, head in enumerate(heads):
@@ -371,6 +371,12 @@ def _fuse_small_sides(
     return shares, index
 
 
+def _after_entry(expert: nn.Module) -> nn.Sequential:
+    """An MMoE expert, ``Sequential(MLP body, batch norm)``, without its body's first layer (computed factorised)."""
+    body, norm = cast(nn.Sequential, expert)
+    return nn.Sequential(*list(cast(nn.Sequential, body))[1:], norm)
+
+
 def _entry_layers(network: MultiTaskNetwork) -> list[nn.Linear] | None:
     """The linear layers that read the network input ``x``, in the order the factorised pass uses them: the shared
     bottom's first layer, or each MMoE expert's first layer then each task's gate. None when the network is not one
@@ -378,6 +384,9 @@ def _entry_layers(network: MultiTaskNetwork) -> list[nn.Linear] | None:
     encoder = network.encoder
     if isinstance(encoder, SharedBottom) and len(encoder.body) and isinstance(encoder.body[0], nn.Linear):
         return [encoder.body[0]]
-    if isinstance(encoder, MMoE) and all(len(e[0]) and isinstance(e[0][0], nn.Linear) for e in encoder.experts):
-        return [e[0][0] for e in encoder.experts] + list(encoder.gates)
+    if isinstance(encoder, MMoE):
+        # An MMoE expert is Sequential(MLP body, batch norm); its body's first layer reads x.
+        bodies = [cast(nn.Sequential, cast(nn.Sequential, expert)[0]) for expert in encoder.experts]
+        if all(len(body) and isinstance(body[0], nn.Linear) for body in bodies):
+            return [cast(nn.Linear, body[0]) for body in bodies] + [cast(nn.Linear, gate) for gate in encoder.gates]
     return None

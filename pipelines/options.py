@@ -123,5 +123,6 @@ def command_help(module: str, options: tuple[type[PipelineOptions], ...]) -> str
         "--region, --temp_location, ... (see README, Running on Dataflow or Flink). Unknown options are refused.",
     )
     for cls in options:
-        cls._add_argparse_args(parser.add_argument_group(cls.__name__))
+        # An argument group takes add_argument like the parser Beam's hook is typed for.
+        cls._add_argparse_args(parser.add_argument_group(cls.__name__))  # type: ignore[arg-type]
     return parser.format_help()

@@ -27,7 +27,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import fastavro
 import fastavro.schema
@@ -92,7 +92,7 @@ class TableSchema:
             records,
             codec=codec,
             codec_compression_level=compression_level,
-            sync_marker=sync_marker,
+            sync_marker=sync_marker or b"",  # empty: fastavro draws a random marker
             metadata={"podtarget.fingerprint": self.fingerprint, "podtarget.version": str(self.version)},
         )
 
@@ -102,7 +102,7 @@ class TableSchema:
         Avro schema resolution maps the writer's schema onto this (the reader's) schema: a field added since the
         file was written comes back with its default.
         """
-        return iter(fastavro.reader(fileobj, reader_schema=self.parsed))
+        return cast(Iterator[dict[str, Any]], iter(fastavro.reader(fileobj, reader_schema=self.parsed)))
 
     def vocabulary(self, field_name: str) -> tuple[str, ...]:
         """The allowed values of a string field, in schema order (their index is the field's category code)."""

@@ -440,8 +440,8 @@ class ShardSimulator:
         )
         # Streams come minutes to days later and carry no impression reference: attribution is downstream's job.
         component = rng.choice(3, size=n, p=[0.55, 0.3, 0.15])
-        delay = rng.exponential(np.array([8 * 60_000, 5 * MS_PER_HOUR, 40 * MS_PER_HOUR])[component])
-        delay = np.where(clicked, rng.exponential(120_000, n), delay).astype(np.int64) + 5_000
+        delay_drawn = rng.exponential(np.array([8 * 60_000, 5 * MS_PER_HOUR, 40 * MS_PER_HOUR])[component])
+        delay = np.where(clicked, rng.exponential(120_000, n), delay_drawn).astype(np.int64) + 5_000
         # Short sampling plays (< 60 s) happen too and must not count as streams downstream.
         sampled = ~streamed & (rng.random(n) < self.cfg.ground_truth.short_play_rate * p.stream)
         stats["short_play"] += int(sampled.sum())
@@ -551,7 +551,9 @@ class ShardSimulator:
         ts = s["ts"][sess] + rng.integers(0, 50 * 60_000, len(sess))
         surface = rng.choice(len(SURFACES), size=len(sess), p=[0.3, 0.15, 0.1, 0.35, 0.1])
         self._emit_streams(rng, user, podcast, ts, ms, surface)
-        np.add.at(self.stats.organic_streams_per_podcast, podcast[qualifying], 1)
+        organic = self.stats.organic_streams_per_podcast
+        assert organic is not None  # set by __init__; None only in statistics merged from JSON
+        np.add.at(organic, podcast[qualifying], 1)
         a = aff[np.arange(len(sess)), choice]
         gt = self.cfg.ground_truth
         p_follow = 1 / (1 + np.exp(-(gt.follow_given_stream_intercept - 1.5 + gt.affinity_follow * a)))

@@ -276,6 +276,6 @@ class WorldConfig:
     def from_json(cls, text: str) -> WorldConfig:
         data = json.loads(text)
         data["start_date"] = datetime.date.fromisoformat(data["start_date"])
-        gt = {k: tuple(v) if isinstance(v, list) else v for k, v in data.pop("ground_truth").items()}
+        gt: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.pop("ground_truth").items()}
         data["expected_rates"] = {k: tuple(v) for k, v in data["expected_rates"].items()}
         return cls(ground_truth=GroundTruth(**gt), **data)

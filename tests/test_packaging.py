@@ -29,6 +29,12 @@ def test_pyproject_lists_every_package_and_maps_every_folder():
     assert config["package-dir"] == {f"podtarget.{folder}": folder for folder in FOLDERS}
 
 
+def test_the_type_checker_sees_every_folder():
+    makefile = (ROOT / "Makefile").read_text()
+    line = next(x for x in makefile.splitlines() if x.startswith("PACKAGE_FOLDERS"))
+    assert set(line.split(":=", 1)[1].split()) == set(FOLDERS)
+
+
 @pytest.mark.slow
 def test_wheel_installs_one_podtarget_package_with_the_schemas(tmp_path):
     subprocess.run(

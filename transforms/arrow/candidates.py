@@ -298,7 +298,7 @@ def plan_campaigns(
 
     reasons = np.full(len(ids), "", dtype=object)
     reasons[[h is None for h in heads]] = "unknown_objective"
-    untrained = {}
+    untrained: dict[str, list[int]] = {}
     if trained is not None:
         for i, (c, o, h) in enumerate(zip(channels, objectives, heads, strict=True)):
             why = None if h is None else config.untrained_use(c, o, h, trained)
@@ -330,7 +330,7 @@ def plan_campaigns(
     ]
     keep = reasons == ""
     scorable = active.filter(pa.array(keep))
-    kept_heads = [h for h, k in zip(heads, keep, strict=True) if k]
+    kept_heads = [h for h, k in zip(heads, keep, strict=True) if k and h is not None]  # kept rows have a head
     days = (
         pc.cast(scorable.column("end_date"), pa.int32()).to_numpy(zero_copy_only=False)
         - pc.cast(scorable.column("start_date"), pa.int32()).to_numpy(zero_copy_only=False)
@@ -416,13 +416,13 @@ def _pseudo_impressions(
         ad_surface = np.full(n, config.ad_surface, dtype=object)
 
     def per_channel(ad_values, promo_value) -> list:
-        return np.where(is_ad, ad_values, promo_value).tolist()
+        return np.asarray(np.where(is_ad, ad_values, promo_value)).tolist()
 
     def ad_only(values) -> list:
-        return np.where(is_ad, values, None).tolist()
+        return np.asarray(np.where(is_ad, values, None)).tolist()
 
     def promo_only(value) -> list:
-        return np.where(is_ad, None, value).tolist()
+        return np.asarray(np.where(is_ad, None, value)).tolist()
 
     ts = day_start_ms(day) + config.hour * MS_PER_HOUR
     columns = {

@@ -27,6 +27,7 @@ import datetime
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -418,7 +419,7 @@ def _days_until(day: datetime.date, dates: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.subtract(pa.scalar((day - _EPOCH).days, pa.int32()), dates.cast(pa.int32()))
 
 
-def _assemble(columns: dict[str, object], schema: pa.Schema) -> pa.Table:
+def _assemble(columns: dict[str, Any], schema: pa.Schema) -> pa.Table:
     """A table of exactly ``schema`` (order, types, nullability, docs) from ``columns`` named like its fields."""
     arrays = [pa.array(columns[f.name]) if isinstance(columns[f.name], np.ndarray) else columns[f.name] for f in schema]
     return pa.Table.from_arrays([a.cast(f.type) for a, f in zip(arrays, schema, strict=True)], schema=schema)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import apache_beam as beam
 import numpy as np
@@ -360,7 +361,7 @@ def first_occurrences(table: pa.Table, id_column: str) -> np.ndarray:
 
 
 def _string_hashes(ids: pa.Array) -> pa.Array:
-    return pa.array(pl.from_arrow(ids).hash(seed=0).to_numpy())
+    return pa.array(cast(pl.Series, pl.from_arrow(ids)).hash(seed=0).to_numpy())  # an Array gives a Series
 
 
 def _first_codes(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -28,6 +28,7 @@ import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, cast
 
 import apache_beam as beam
 import numpy as np
@@ -173,7 +174,7 @@ class BuildCandidatesFn(beam.DoFn):
         self.eligible = Metrics.counter(NAMESPACE, "pairs_eligible")
 
     def process(self, block: UserBlock, plan: CampaignPlan) -> Iterator:
-        counts = {"users": {"blocks": 1}}
+        counts: dict[str, dict[str, Any]] = {"users": {"blocks": 1}}
         if plan.n and block.users.num_rows:
             found = find_candidates(block.users, plan)
             self.considered.inc(found.considered)
@@ -221,6 +222,7 @@ class ScoringModel:
             if self._campaigns is None or self._campaigns[0] != block.campaigns.key:
                 prepared = self.scorer.prepare(self._layout, "campaign", block.campaigns.table)
                 self._campaigns = (block.campaigns.key, prepared)
+            assert self._pairs is not None  # prepared with the layout
             return self._layout, self._campaigns[1], self._pairs
 
     def score(self, block: PairBlock) -> np.ndarray:
@@ -352,7 +354,7 @@ class RankBlockFn(beam.DoFn):
         self._pool.shutdown()
 
     def process(self, result: PredictionResult, plan: CampaignPlan) -> Iterator:
-        block, scores = result.example, result.inference
+        block, scores = cast(PairBlock, result.example), cast(np.ndarray, result.inference)
         found = block.candidates
         self.scored.inc(len(scores))
         campaign_ids = plan.campaigns.column("campaign_id").to_numpy()
@@ -493,7 +495,7 @@ class ScoreUserBlocks(beam.PTransform):
         self.day, self.config, self.plan, self.handler = day, config, plan, handler
         self.rankings_staging = rankings_staging
 
-    def expand(self, parts: beam.PCollection) -> pvalue.DoOutputsTuple:
+    def expand(self, parts: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         blocks = parts | "UserBlocks" >> beam.ParDo(ReadUserBlocksFn(self.config), self.plan).with_outputs(
             COUNTS_TAG, main="blocks"
         )

@@ -158,8 +158,9 @@ class ComputesBuckets:
 
     def teardown(self) -> None:
         self._stop_workers()
-        if getattr(self, "_compute_pool", None) is not None:
-            self._compute_pool.shutdown(cancel_futures=True)
+        compute_pool = getattr(self, "_compute_pool", None)
+        if compute_pool is not None:
+            compute_pool.shutdown(cancel_futures=True)
         if getattr(self, "_writer", None) is not None:
             self._writer.close()
         if getattr(self, "shuffle_files", None) is not None:
@@ -204,6 +205,7 @@ def _init_worker(fn: ComputesBuckets, side_inputs: tuple, environ: dict[str, str
 
 def _compute_in_worker(element) -> BucketResult:
     """Compute one unit in a worker and write its parts there: only outputs and counters travel back."""
+    assert _worker_state is not None, "not in a worker process: _start_worker sets the state"
     fn, side_inputs = _worker_state
     result = fn.compute_bucket(element, *side_inputs)
     for path, table in result.parts:

@@ -24,7 +24,7 @@ from podtarget.schemas import TableSchema
 from podtarget.transforms.runtime.storage import atomic_write, write_avro_part
 
 ROWS_PER_BLOCK = 65536
-_FIXED = {"float": np.dtype("<f4"), "double": np.dtype("<f8")}
+_FIXED: dict[str, np.dtype] = {"float": np.dtype("<f4"), "double": np.dtype("<f8")}
 _SUPPORTED = {"long", "int", "float", "double", "boolean", "string"}
 
 

@@ -155,7 +155,7 @@ class AvroReadResult:
 
 def _salvage_with_fastavro(data: bytes, table: str) -> tuple[pa.Table, str | None]:
     """Decode record by record until the first error; complete blocks before it are kept."""
-    rows: list[dict] = []
+    rows: list[Any] = []  # fastavro's records: dicts for the record schemas read here
     error = None
     try:
         for record in fastavro.reader(io.BytesIO(data)):
