@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Literal, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -37,6 +37,28 @@ def invalid(owner: str, name: str, expected: str, value: object, error: type[Val
     return error(f"The '{name}' parameter of {owner} must be {expected}. Got {value!r} instead.")
 
 
+@overload
+def check_int(
+    owner: str,
+    name: str,
+    value: object,
+    *,
+    low: int | None = ...,
+    high: int | None = ...,
+    allow_none: Literal[False] = ...,
+    error: type[ValueError] = ...,
+) -> int: ...
+@overload
+def check_int(
+    owner: str,
+    name: str,
+    value: object,
+    *,
+    low: int | None = ...,
+    high: int | None = ...,
+    allow_none: bool,
+    error: type[ValueError] = ...,
+) -> int | None: ...
 def check_int(
     owner: str,
     name: str,
@@ -58,12 +80,37 @@ def check_int(
     if value is None and allow_none:
         return None
     # bool is an Integral too, but True as a count or a window is a bug, not 1.
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool) and _within(value, low, high, None, None)
-    if not ok:
-        raise invalid(owner, name, _described("an int", low, high, None, None, allow_none), value, error)
-    return int(value)  # type: ignore[arg-type]
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and _within(int(value), low, high):
+        return int(value)
+    raise invalid(owner, name, _described("an int", low, high, None, None, allow_none), value, error)
 
 
+@overload
+def check_number(
+    owner: str,
+    name: str,
+    value: object,
+    *,
+    low: float | None = ...,
+    high: float | None = ...,
+    above: float | None = ...,
+    below: float | None = ...,
+    allow_none: Literal[False] = ...,
+    error: type[ValueError] = ...,
+) -> float: ...
+@overload
+def check_number(
+    owner: str,
+    name: str,
+    value: object,
+    *,
+    low: float | None = ...,
+    high: float | None = ...,
+    above: float | None = ...,
+    below: float | None = ...,
+    allow_none: bool,
+    error: type[ValueError] = ...,
+) -> float | None: ...
 def check_number(
     owner: str,
     name: str,
@@ -89,15 +136,11 @@ def check_number(
         raise TypeError("check_number takes one lower bound (low or above) and one upper bound (high or below)")
     if value is None and allow_none:
         return None
-    ok = (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and _within(value, low, high, above, below)
-    )
-    if not ok:
-        raise invalid(owner, name, _described("a float", low, high, above, below, allow_none), value, error)
-    return float(value)  # type: ignore[arg-type]
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        number = float(value)
+        if math.isfinite(number) and _within(number, low, high, above, below):
+            return number
+    raise invalid(owner, name, _described("a float", low, high, above, below, allow_none), value, error)
 
 
 def check_choice(
@@ -127,7 +170,9 @@ def check_choice(
     return value
 
 
-def _within(value: float, low: float | None, high: float | None, above: float | None, below: float | None) -> bool:
+def _within(
+    value: float, low: float | None, high: float | None, above: float | None = None, below: float | None = None
+) -> bool:
     return (
         (low is None or value >= low)
         and (high is None or value <= high)

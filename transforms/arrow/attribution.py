@@ -36,7 +36,6 @@ Semantics
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -45,6 +44,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from podtarget.common.checks import check_int, invalid
 from podtarget.schemas.units import MS_PER_DAY, MS_PER_HOUR
 
 # Far beyond any attribution window; the bound keeps timestamp + window (and the sort keys) inside int64.
@@ -74,9 +74,9 @@ class AttributionConfig:
         # Read-only copies: the caller's dicts may change later, and a frozen config must not change with them.
         for name in ("stream_window_ms", "follow_window_ms", "like_window_ms"):
             object.__setattr__(self, name, MappingProxyType(_checked_windows(name, getattr(self, name))))
-        click_window_ms = _checked_int("click_window_ms", self.click_window_ms, 1, MAX_WINDOW_MS)
-        object.__setattr__(self, "click_window_ms", click_window_ms)
-        object.__setattr__(self, "min_stream_ms", _checked_int("min_stream_ms", self.min_stream_ms, 0))
+        object.__setattr__(self, "click_window_ms", _checked_window("click_window_ms", self.click_window_ms))
+        min_stream_ms = check_int("AttributionConfig", "min_stream_ms", self.min_stream_ms, low=0)
+        object.__setattr__(self, "min_stream_ms", min_stream_ms)
 
     def __reduce__(self) -> tuple[type[AttributionConfig], tuple[object, ...]]:
         # A mappingproxy cannot be pickled: rebuild from plain dicts (validated again on load).
@@ -96,30 +96,16 @@ class AttributionConfig:
         return max(self.window_ms(outcome, source) for outcome in OUTCOMES for source in SOURCES)
 
 
-def _checked_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
-    # bool is an Integral too, but True as a window is a bug, not 1 ms.
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < minimum
-        or (maximum is not None and value > maximum)
-    ):
-        expected = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        if maximum is not None:
-            expected += f" <= {maximum}"
-        raise ValueError(f"AttributionConfig.{name} needs {expected}, got {value!r}")
-    return int(value)
-
-
 def _checked_windows(name: str, windows: object) -> dict[str, int]:
-    expected_keys = "{" + ", ".join(repr(source) for source in SOURCES) + "}"
-    if not isinstance(windows, Mapping):
-        raise ValueError(f"AttributionConfig.{name} needs a mapping with keys {expected_keys}, got {windows!r}")
-    if set(windows) != set(SOURCES):
-        # Sorted, so the message does not depend on string hash order.
-        given_keys = "{" + ", ".join(sorted(repr(key) for key in windows)) + "}"
-        raise ValueError(f"AttributionConfig.{name} needs keys {expected_keys}, got {given_keys}")
-    return {source: _checked_int(f"{name}[{source!r}]", windows[source], 1, MAX_WINDOW_MS) for source in SOURCES}
+    """A window mapping as a plain dict of ints, one per source; anything else raises."""
+    if not isinstance(windows, Mapping) or set(windows) != set(SOURCES):
+        expected = "a mapping with keys {" + ", ".join(repr(source) for source in SOURCES) + "}"
+        raise invalid("AttributionConfig", name, expected, windows)
+    return {source: _checked_window(f'{name}["{source}"]', windows[source]) for source in SOURCES}
+
+
+def _checked_window(name: str, value: object) -> int:
+    return check_int("AttributionConfig", name, value, low=1, high=MAX_WINDOW_MS)
 
 
 def label_impressions(

@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from podtarget.common.checks import check_choice, check_int, check_number, invalid
 from podtarget.schemas import load_schema
 from podtarget.schemas.derived import AUDIENCE_CUTS, DEAD_LETTER, EXAMPLES, LABELS, PODCAST_FEATURES, USER_FEATURES
 from podtarget.schemas.units import MS_PER_HOUR
@@ -63,12 +64,9 @@ def _lookup(mapping: Mapping[tuple[str, str], str], channel: str, objective: str
     return None
 
 
-def _invalid(name: str, expected: str, got: object) -> ValueError:
-    return ValueError(f"The {name!r} parameter of ScoringConfig must be {expected}. Got {got!r} instead.")
-
-
-def parse_heads(text: str) -> dict[tuple[str, str], str]:
-    """``"ad:stream=AdStream,*:click=Click"`` as ``{("ad", "stream"): "AdStream", ("*", "click"): "Click"}``."""
+def parse_heads(text: str, name: str = "heads") -> dict[tuple[str, str], str]:
+    """``"ad:stream=AdStream,*:click=Click"`` as ``{("ad", "stream"): "AdStream", ("*", "click"): "Click"}``;
+    ``name`` is the ScoringConfig parameter the text was given as (``heads`` or ``transfers``), for the error."""
     campaign = load_schema("campaign")
     channels = {*campaign.vocabulary("channel"), "*"}
     objectives = {*campaign.vocabulary("objective"), "*"}
@@ -79,15 +77,16 @@ def parse_heads(text: str) -> dict[tuple[str, str], str]:
         key, _, head = item.partition("=")
         channel, _, objective = key.partition(":")
         if not head or channel not in channels or objective not in objectives:
-            raise _invalid(
-                "heads",
+            raise invalid(
+                "ScoringConfig",
+                name,
                 f"comma-separated channel:objective=Head entries, channel in {sorted(channels)} and objective in "
                 f"{sorted(objectives)}",
                 item,
             )
         out[(channel, objective)] = head.strip()
     if not out:
-        raise _invalid("heads", "at least one channel:objective=Head entry", text)
+        raise invalid("ScoringConfig", name, "at least one channel:objective=Head entry", text)
     return out
 
 
@@ -145,23 +144,13 @@ class ScoringConfig:
     max_pairs_per_block: int = 4_000_000
 
     def __post_init__(self) -> None:
-        def positive_int(name: str) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise _invalid(name, "an int in the range [1, inf)", value)
-
+        owner = "ScoringConfig"
         for name in ("audience_size", "top_n", "users_per_block", "max_pairs_per_block"):
-            positive_int(name)
-        if self.audience_cut not in AUDIENCE_CUTS:
-            raise _invalid("audience_cut", f"a str among {sorted(AUDIENCE_CUTS)}", self.audience_cut)
-        per_user = self.impressions_per_user
-        if isinstance(per_user, bool) or not isinstance(per_user, int | float) or not per_user > 0:
-            raise _invalid("impressions_per_user", "a float in the range (0, inf)", per_user)
-        if isinstance(self.hour, bool) or not isinstance(self.hour, int) or not 0 <= self.hour <= 23:
-            raise _invalid("hour", "an int in the range [0, 23]", self.hour)
-        position = self.promo_position
-        if isinstance(position, bool) or not isinstance(position, int) or position < 0:
-            raise _invalid("promo_position", "an int in the range [0, inf)", position)
+            check_int(owner, name, getattr(self, name), low=1)
+        check_choice(owner, "audience_cut", self.audience_cut, sorted(AUDIENCE_CUTS))
+        check_number(owner, "impressions_per_user", self.impressions_per_user, above=0)
+        check_int(owner, "hour", self.hour, low=0, high=23)
+        check_int(owner, "promo_position", self.promo_position, low=0)
         ad, promo = load_schema("ad_impression"), load_schema("promo_impression")
         choices = {
             "device": ("primary", *ad.vocabulary("device")),
@@ -172,11 +161,10 @@ class ScoringConfig:
             "promo_surface": promo.vocabulary("surface"),
         }
         for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise _invalid(name, f"a str among {list(allowed)}", getattr(self, name))
+            check_choice(owner, name, getattr(self, name), allowed)
         parse_heads(self.heads)
         if self.transfers:
-            parse_heads(self.transfers)
+            parse_heads(self.transfers, "transfers")
 
     @property
     def head_map(self) -> dict[tuple[str, str], str]:
@@ -194,7 +182,7 @@ class ScoringConfig:
         label, sources = trained[head]
         if label == f"label_{objective}" and channel in sources:
             return None
-        if self.transfers and _lookup(parse_heads(self.transfers), channel, objective) == head:
+        if self.transfers and _lookup(parse_heads(self.transfers, "transfers"), channel, objective) == head:
             return None
         what = f"{label} on {' and '.join(sources) or 'no'} rows"
         return (

@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from podtarget.common.checks import check_int, invalid
 from podtarget.schemas.derived import PODCAST_FEATURES, POPULARITY_TIERS, USER_FEATURES
 from podtarget.schemas.units import MS_PER_DAY, MS_PER_HOUR
 
@@ -67,11 +68,8 @@ class FeatureConfig:
             "followed_podcasts",
         )
         for name in positive:
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ValueError(f"FeatureConfig.{name} must be an int >= 1, got {value!r}")
-        if not _is_int(self.min_stream_ms) or self.min_stream_ms < 0:
-            raise ValueError(f"FeatureConfig.min_stream_ms must be an int >= 0, got {self.min_stream_ms!r}")
+            check_int("FeatureConfig", name, getattr(self, name), low=1)
+        check_int("FeatureConfig", "min_stream_ms", self.min_stream_ms, low=0)
         shares = self.tier_shares
         n_ranked = POPULARITY_TIERS - 2  # tier 6 (any other listening) and 7 (none) take no share
         if (
@@ -80,14 +78,8 @@ class FeatureConfig:
             or not all(isinstance(s, int | float) and not isinstance(s, bool) and 0 < s < 1 for s in shares)
             or not sum(shares) < 1
         ):
-            raise ValueError(
-                f"FeatureConfig.tier_shares must be a tuple of {n_ranked} positive numbers summing to < 1, "
-                f"got {shares!r}"
-            )
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+            expected = f"a tuple of {n_ranked} numbers in the range (0, 1) summing to less than 1"
+            raise invalid("FeatureConfig", "tier_shares", expected, shares)
 
 
 def history_window_ms(day: datetime.date, days: int) -> tuple[int, int]:

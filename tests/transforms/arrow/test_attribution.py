@@ -378,32 +378,53 @@ def test_config_is_comparable_picklable_and_not_changed_by_the_callers_dict():
     [
         (
             {"stream_window_ms": {"ad": MS_PER_HOUR}},
-            "AttributionConfig.stream_window_ms needs keys {'ad', 'promo'}, got {'ad'}",
+            "The 'stream_window_ms' parameter of AttributionConfig must be a mapping with keys {'ad', 'promo'}. "
+            "Got {'ad': 3600000} instead.",
         ),
         (
             {"follow_window_ms": {"ad": MS_PER_HOUR, "promo": MS_PER_HOUR, "email": MS_PER_HOUR}},
-            "AttributionConfig.follow_window_ms needs keys {'ad', 'promo'}, got {'ad', 'email', 'promo'}",
+            "The 'follow_window_ms' parameter of AttributionConfig must be a mapping with keys {'ad', 'promo'}. "
+            "Got {'ad': 3600000, 'promo': 3600000, 'email': 3600000} instead.",
         ),
-        ({"like_window_ms": 5}, "AttributionConfig.like_window_ms needs a mapping with keys {'ad', 'promo'}, got 5"),
+        (
+            {"like_window_ms": 5},
+            "The 'like_window_ms' parameter of AttributionConfig must be a mapping with keys {'ad', 'promo'}. "
+            "Got 5 instead.",
+        ),
         (
             {"stream_window_ms": {"ad": 0, "promo": MS_PER_HOUR}},
-            "AttributionConfig.stream_window_ms['ad'] needs a positive int <= 3153600000000, got 0",
+            """The 'stream_window_ms["ad"]' parameter of AttributionConfig must be an int in the range """
+            "[1, 3153600000000]. Got 0 instead.",
         ),
         (
             {"stream_window_ms": {"ad": MS_PER_HOUR, "promo": 1.5}},
-            "AttributionConfig.stream_window_ms['promo'] needs a positive int <= 3153600000000, got 1.5",
+            """The 'stream_window_ms["promo"]' parameter of AttributionConfig must be an int in the range """
+            "[1, 3153600000000]. Got 1.5 instead.",
         ),
         (
             {"stream_window_ms": {"ad": True, "promo": MS_PER_HOUR}},
-            "AttributionConfig.stream_window_ms['ad'] needs a positive int <= 3153600000000, got True",
+            """The 'stream_window_ms["ad"]' parameter of AttributionConfig must be an int in the range """
+            "[1, 3153600000000]. Got True instead.",
         ),
         (
             {"like_window_ms": {"ad": MS_PER_HOUR, "promo": 200 * 365 * MS_PER_DAY}},
-            "AttributionConfig.like_window_ms['promo'] needs a positive int <= 3153600000000, got 6307200000000",
+            """The 'like_window_ms["promo"]' parameter of AttributionConfig must be an int in the range """
+            "[1, 3153600000000]. Got 6307200000000 instead.",
         ),
-        ({"click_window_ms": -1}, "AttributionConfig.click_window_ms needs a positive int <= 3153600000000, got -1"),
-        ({"min_stream_ms": -1}, "AttributionConfig.min_stream_ms needs an int >= 0, got -1"),
-        ({"min_stream_ms": "60s"}, "AttributionConfig.min_stream_ms needs an int >= 0, got '60s'"),
+        (
+            {"click_window_ms": -1},
+            "The 'click_window_ms' parameter of AttributionConfig must be an int in the range [1, 3153600000000]. "
+            "Got -1 instead.",
+        ),
+        (
+            {"min_stream_ms": -1},
+            "The 'min_stream_ms' parameter of AttributionConfig must be an int in the range [0, inf). Got -1 instead.",
+        ),
+        (
+            {"min_stream_ms": "60s"},
+            "The 'min_stream_ms' parameter of AttributionConfig must be an int in the range [0, inf). "
+            "Got '60s' instead.",
+        ),
     ],
 )
 def test_config_validation_names_the_parameter_the_value_and_what_was_expected(kwargs, message):

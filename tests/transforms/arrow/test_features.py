@@ -364,7 +364,8 @@ def test_podcast_features_cover_every_show_of_the_snapshot():
     ],
 )
 def test_config_rejects_bad_values_naming_field_and_value(field, value):
-    with pytest.raises(ValueError, match=rf"FeatureConfig\.{field} must .* got {re.escape(repr(value))}$"):
+    expected = rf"^The '{field}' parameter of FeatureConfig must be .*\. Got {re.escape(repr(value))} instead\.$"
+    with pytest.raises(ValueError, match=expected):
         FeatureConfig(**{field: value})
 
 

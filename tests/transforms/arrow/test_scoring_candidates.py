@@ -47,6 +47,7 @@ def _creatives(rows):
         ({"heads": "ad:stream"}, r"'heads' parameter .* channel:objective=Head .* Got 'ad:stream' instead"),
         ({"heads": "tv:stream=AdStream"}, r"'heads' parameter"),
         ({"heads": " , "}, r"at least one channel:objective=Head entry"),
+        ({"transfers": "ad:follow"}, r"^The 'transfers' parameter of ScoringConfig .* Got 'ad:follow' instead\.$"),
     ],
 )
 def test_config_errors_name_the_parameter_and_what_it_accepts(changes, message):
