@@ -9,7 +9,7 @@ so that every report can record the exact configuration it was measured on::
     >>> WorldConfig(n_users=0)
     Traceback (most recent call last):
     ...
-    ValueError: WorldConfig.n_users must be >= 1, got 0
+    ValueError: The 'n_users' parameter of WorldConfig must be an int in the range [1, inf). Got 0 instead.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from podtarget.common.checks import check_int, check_number, invalid
 from podtarget.schemas import load_schema
 
 # Category vocabularies come from the data contracts, so codes used by the simulator and by every later stage
@@ -61,11 +62,6 @@ GENRES = (
 )
 N_TOPICS = 120
 DIRT_KINDS = ("duplicate", "late", "null_id", "unknown_id", "bad_timestamp", "orphan_click", "truncated_file")
-
-
-def _check(cond: bool, message: str) -> None:
-    if not cond:
-        raise ValueError(message)
 
 
 @dataclass(frozen=True)
@@ -118,8 +114,9 @@ class GroundTruth:
             "device_effect": len(DEVICES),
         }
         for name, size in sizes.items():
-            got = len(getattr(self, name))
-            _check(got == size, f"GroundTruth.{name} needs one value per category ({size}), got {got}")
+            value = getattr(self, name)
+            if len(value) != size:
+                raise invalid("GroundTruth", name, f"a tuple of one value per category ({size})", value)
         for name in (
             "creative_quality_sd",
             "ad_responsiveness_sd",
@@ -127,7 +124,7 @@ class GroundTruth:
             "promo_responsiveness_sd",
             "short_play_rate",
         ):
-            _check(getattr(self, name) >= 0, f"GroundTruth.{name} must be >= 0, got {getattr(self, name)}")
+            check_number("GroundTruth", name, getattr(self, name), low=0)
 
 
 @dataclass(frozen=True)
@@ -172,20 +169,16 @@ class WorldConfig:
     )
 
     def __post_init__(self) -> None:
-        for name in ("n_users", "n_podcasts", "n_days", "latent_dim", "users_per_shard", "frequency_cap_per_day"):
-            value = getattr(self, name)
-            _check(isinstance(value, int) and value >= 1, f"WorldConfig.{name} must be >= 1, got {value}")
-        for name in ("n_ad_campaigns", "n_promo_campaigns"):
-            value = getattr(self, name)
-            _check(isinstance(value, int) and value >= 1, f"WorldConfig.{name} must be >= 1, got {value}")
-        _check(
-            self.n_podcasts >= self.n_ad_campaigns + self.n_promo_campaigns or self.n_podcasts >= 10,
-            f"WorldConfig.n_podcasts={self.n_podcasts} is too small for its campaigns",
-        )
+        counts = ("n_users", "n_podcasts", "n_ad_campaigns", "n_promo_campaigns", "n_days", "latent_dim")
+        for name in (*counts, "users_per_shard", "frequency_cap_per_day"):
+            check_int("WorldConfig", name, getattr(self, name), low=1)
+        campaigns = self.n_ad_campaigns + self.n_promo_campaigns
+        if self.n_podcasts < min(campaigns, 10):
+            expected = f"at least 10 or at least one per campaign (n_ad_campaigns + n_promo_campaigns = {campaigns})"
+            raise invalid("WorldConfig", "n_podcasts", expected, self.n_podcasts)
         for name in ("premium_share", "new_user_share", "new_podcast_share", "exploration"):
-            value = getattr(self, name)
-            _check(0.0 <= value < 1.0, f"WorldConfig.{name} must be in [0, 1), got {value}")
-        _check(0.0 <= self.dirty_rate <= 0.1, f"WorldConfig.dirty_rate must be in [0, 0.1], got {self.dirty_rate}")
+            check_number("WorldConfig", name, getattr(self, name), low=0, below=1)
+        check_number("WorldConfig", "dirty_rate", self.dirty_rate, low=0, high=0.1)
         for name in (
             "sessions_per_user_day",
             "promos_per_session",
@@ -194,8 +187,8 @@ class WorldConfig:
             "popularity_sigma",
             "incumbent_noise",
         ):
-            _check(getattr(self, name) > 0, f"WorldConfig.{name} must be > 0, got {getattr(self, name)}")
-        _check(isinstance(self.seed, int) and self.seed >= 0, f"WorldConfig.seed must be an int >= 0, got {self.seed}")
+            check_number("WorldConfig", name, getattr(self, name), above=0)
+        check_int("WorldConfig", "seed", self.seed, low=0)
         self.ground_truth.validate()
 
     # -- derived ---------------------------------------------------------------------------------------------
@@ -213,7 +206,7 @@ class WorldConfig:
 
     def shard_users(self, shard: int) -> range:
         """User indices owned by ``shard`` (contiguous ranges: shards are independent of each other)."""
-        _check(0 <= shard < self.n_shards, f"shard must be in [0, {self.n_shards}), got {shard}")
+        check_int("WorldConfig.shard_users", "shard", shard, low=0, high=self.n_shards - 1)
         lo = shard * self.users_per_shard
         return range(lo, min(lo + self.users_per_shard, self.n_users))
 

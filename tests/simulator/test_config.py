@@ -24,20 +24,43 @@ def test_shards_cover_users_exactly_once():
     assert cfg.n_shards == 3
     covered = [u for s in range(cfg.n_shards) for u in cfg.shard_users(s)]
     assert covered == list(range(1234))
-    with pytest.raises(ValueError, match=r"shard must be in \[0, 3\), got 3"):
+    with pytest.raises(
+        ValueError, match=r"'shard' parameter of WorldConfig.shard_users .* range \[0, 2\]\. Got 3 instead"
+    ):
         cfg.shard_users(3)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"n_users": 0}, "WorldConfig.n_users must be >= 1, got 0"),
-        ({"dirty_rate": 0.5}, r"WorldConfig.dirty_rate must be in \[0, 0.1\], got 0.5"),
-        ({"premium_share": 1.0}, r"WorldConfig.premium_share must be in \[0, 1\), got 1.0"),
-        ({"sessions_per_user_day": 0}, "WorldConfig.sessions_per_user_day must be > 0, got 0"),
+        (
+            {"n_users": 0},
+            r"^The 'n_users' parameter of WorldConfig must be an int in the range \[1, inf\)\. Got 0 instead",
+        ),
+        (
+            {"dirty_rate": 0.5},
+            r"The 'dirty_rate' parameter of WorldConfig must be a float in the range \[0, 0.1\]\. Got 0.5",
+        ),
+        (
+            {"premium_share": 1.0},
+            r"The 'premium_share' parameter of WorldConfig must be a float in the range \[0, 1\)\. Got 1.0",
+        ),
+        (
+            {"sessions_per_user_day": 0},
+            r"'sessions_per_user_day' parameter of WorldConfig .* range \(0, inf\)\. Got 0 instead",
+        ),
+        (
+            {"n_podcasts": 5, "n_ad_campaigns": 3, "n_promo_campaigns": 3},
+            r"'n_podcasts' parameter of WorldConfig must be at least 10 or at least one per campaign .*= 6\)\. Got 5 ",
+        ),
         (
             {"ground_truth": GroundTruth(ad_format_effect=(0.0,))},
-            r"GroundTruth.ad_format_effect needs one value per category \(3\), got 1",
+            r"^The 'ad_format_effect' parameter of GroundTruth must be a tuple of one value per category \(3\)\. "
+            r"Got \(0.0,\) instead\.$",
+        ),
+        (
+            {"ground_truth": GroundTruth(short_play_rate=-0.1)},
+            r"'short_play_rate' parameter of GroundTruth .* \[0, inf\)",
         ),
     ],
 )
