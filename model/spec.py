@@ -48,6 +48,8 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from podtarget.common.checks import check_choice, check_int, check_number, invalid
+
 FeatureKind = Literal["categorical", "multi_categorical", "numeric"]
 KINDS: tuple[str, ...] = ("categorical", "multi_categorical", "numeric")
 ARCHITECTURES: tuple[str, ...] = ("shared_bottom", "mmoe", "ple")
@@ -366,31 +368,37 @@ def _keys(where: str, table: Any, allowed: Iterable[str], required: Iterable[str
     return table
 
 
-def _typed(where: str, value: Any, typ: type | tuple[type, ...], expected: str) -> Any:
-    if isinstance(value, bool) and typ in (int, float, (int, float)):
-        raise SpecError(f"{where}: expected {expected}, found a boolean")
-    if not isinstance(value, typ):
-        raise SpecError(f"{where}: expected {expected}, found {value!r}")
+# The value checks below raise common/checks' message with the spec's locations as owners: "The 'dropout'
+# parameter of [model] must be a float in the range [0, 1). Got 1.5 instead."
+
+
+def _typed(owner: str, name: str, value: Any, typ: type, expected: str) -> Any:
+    # bool is an int too, but `buckets = true` is a mistake, not 1.
+    if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
+        raise invalid(owner, name, expected, value, SpecError)
     return value
 
 
-def _positive_int(where: str, value: Any, minimum: int = 1) -> int:
-    _typed(where, value, int, f"an integer >= {minimum}")
-    if value < minimum:
-        raise SpecError(f"{where}: expected an integer >= {minimum}, found {value}")
-    return value
-
-
-def _str_list(where: str, value: Any) -> tuple[str, ...]:
+def _str_list(owner: str, name: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise SpecError(f"{where}: expected a list of strings, found {value!r}")
+        raise invalid(owner, name, "a list of strings", value, SpecError)
     return tuple(value)
 
 
-def _int_list(where: str, value: Any) -> tuple[int, ...]:
-    if not isinstance(value, list | tuple) or not all(isinstance(v, int) and v > 0 for v in value):
-        raise SpecError(f"{where}: expected a list of positive integers, found {value!r}")
+def _int_list(owner: str, name: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+    ):
+        raise invalid(owner, name, "a list of positive ints", value, SpecError)
     return tuple(value)
+
+
+def _names(owner: str, name: str, value: Any, allowed: Sequence[str], what: str) -> tuple[str, ...]:
+    """A list of ``what`` (e.g. task names), each one of ``allowed``."""
+    names = _str_list(owner, name, value)
+    if any(n not in allowed for n in names):
+        raise invalid(owner, name, f"a list of {what} among {list(allowed)}", list(names), SpecError)
+    return names
 
 
 def _parse_feature(group: str, kind: str, name: str, opts: Any) -> FeatureSpec:
@@ -401,8 +409,8 @@ def _parse_feature(group: str, kind: str, name: str, opts: Any) -> FeatureSpec:
             name,
             group,
             "numeric",
-            log1p=_typed(f"{where} log1p", opts.get("log1p", False), bool, "true or false"),
-            missing=_typed(f"{where} missing", opts.get("missing", False), bool, "true or false"),
+            log1p=_typed(where, "log1p", opts.get("log1p", False), bool, "true or false"),
+            missing=_typed(where, "missing", opts.get("missing", False), bool, "true or false"),
         )
     if isinstance(opts, int) and not isinstance(opts, bool):
         opts = {"buckets": opts}
@@ -411,9 +419,14 @@ def _parse_feature(group: str, kind: str, name: str, opts: Any) -> FeatureSpec:
         name,
         group,
         kind,  # type: ignore[arg-type]
-        buckets=_positive_int(f"{where} buckets", opts["buckets"], minimum=2),
-        min_count=_positive_int(f"{where} min_count", opts.get("min_count", 1)),
+        buckets=check_int(where, "buckets", opts["buckets"], low=2, error=SpecError),
+        min_count=check_int(where, "min_count", opts.get("min_count", 1), low=1, error=SpecError),
     )
+
+
+def _model_int(table: Mapping[str, Any], name: str) -> int:
+    """A count of the [model] table (at least 1), or its default."""
+    return check_int("[model]", name, table.get(name, getattr(ModelSpec(), name)), low=1, error=SpecError)
 
 
 def _parse(raw: Mapping[str, Any]) -> Spec:
@@ -421,13 +434,11 @@ def _parse(raw: Mapping[str, Any]) -> Spec:
         "spec", raw, ("source", "groups", "tasks", "mask", "model", "labels", "evaluation"), ("groups", "tasks")
     )
     src = _keys("[source]", raw.get("source", {}), ("column", "values", "train"))
-    source_column = _typed("[source] column", src.get("column", "source"), str, "a column name")
-    sources = _str_list("[source] values", src.get("values", ["ad", "promo"]))
+    source_column = _typed("[source]", "column", src.get("column", "source"), str, "a column name")
+    sources = _str_list("[source]", "values", src.get("values", ["ad", "promo"]))
     if not sources or len(set(sources)) != len(sources):
-        raise SpecError(f"[source] values: expected distinct source names, found {list(sources)}")
-    train_sources = _str_list("[source] train", src.get("train", []))
-    if any(s not in sources for s in train_sources):
-        raise SpecError(f"[source] train: expected some of {', '.join(sources)}, found {list(train_sources)}")
+        raise invalid("[source]", "values", "a list of distinct source names, at least one", list(sources), SpecError)
+    train_sources = _names("[source]", "train", src.get("train", []), sources, "source names")
 
     features: list[FeatureSpec] = []
     groups, disabled = [], []
@@ -435,12 +446,12 @@ def _parse(raw: Mapping[str, Any]) -> Spec:
     for group, table in _keys("[groups]", raw["groups"], raw["groups"].keys()).items():
         table = _keys(f"group {group!r}", table, ("enabled", *KINDS))
         groups.append(group)
-        if not _typed(f"group {group!r} enabled", table.get("enabled", True), bool, "true or false"):
+        if not _typed(f"group {group!r}", "enabled", table.get("enabled", True), bool, "true or false"):
             disabled.append(group)
         for kind in KINDS:
             entries = table.get(kind, {})
             if kind == "numeric" and isinstance(entries, list):  # shorthand: a list of plain numeric columns
-                entries = dict.fromkeys(_str_list(f"group {group!r} numeric", entries), {})
+                entries = dict.fromkeys(_str_list(f"group {group!r}", "numeric", entries), {})
             for name, opts in _keys(f"group {group!r} {kind}", entries, entries.keys()).items():
                 if name in seen:
                     raise SpecError(f"feature {name!r} is listed twice: in group {seen[name]!r} and {group!r}")
@@ -454,69 +465,52 @@ def _parse(raw: Mapping[str, Any]) -> Spec:
     tasks: list[TaskSpec] = []
     for i, t in enumerate(raw["tasks"]):
         t = _keys(f"task #{i + 1}", t, ("name", "label", "source", "eval_sources"), ("name", "label", "source"))
-        name = _typed(f"task #{i + 1} name", t["name"], str, "a string")
+        name = _typed(f"task #{i + 1}", "name", t["name"], str, "a str")
         where = f"task {name!r}"
         if name in (x.name for x in tasks):
             raise SpecError(f"{where}: the name is used twice; task names must be unique")
-        source = _typed(f"{where} source", t["source"], str, "a source name")
-        if source not in sources:
-            raise SpecError(f"{where} source: expected one of {', '.join(sources)}, found {source!r}")
-        evals = _str_list(f"{where} eval_sources", t.get("eval_sources") or [source])
-        bad = [s for s in evals if s not in sources]
-        if bad:
-            raise SpecError(f"{where} eval_sources: expected some of {', '.join(sources)}, found {bad}")
-        label = _typed(f"{where} label", t["label"], str, "a column name")
+        source = check_choice(where, "source", t["source"], sources, error=SpecError)
+        evals = _names(where, "eval_sources", t.get("eval_sources") or [source], sources, "source names")
+        label = _typed(where, "label", t["label"], str, "a column name")
         tasks.append(TaskSpec(name, label, source, evals))
     names = [t.name for t in tasks]
 
     mask = _keys("[mask]", raw.get("mask", {}), ("protected", "trains"))
-    protected = _str_list("[mask] protected", mask.get("protected", ["promo"]))
+    protected = _str_list("[mask]", "protected", mask.get("protected", ["promo"]))
     explicit = "trains" in mask
     if explicit:
         table = _keys("[mask.trains]", mask["trains"], sources)
         trains = {}
         for s in sources:
-            listed = _str_list(f"[mask.trains] {s}", table.get(s, []))
-            unknown = [t for t in listed if t not in names]
-            if unknown:
-                raise SpecError(f"[mask.trains] {s}: unknown task(s) {unknown}; expected some of {', '.join(names)}")
-            trains[s] = listed
+            trains[s] = _names("[mask.trains]", s, table.get(s, []), names, "task names")
     else:
         # The paper's rule: a row of source s trains task t unless t belongs to a protected source other than s.
         trains = {s: tuple(t.name for t in tasks if not (t.source in protected and t.source != s)) for s in sources}
 
     m = _keys("[model]", raw.get("model", {}), [f.name for f in dataclasses.fields(ModelSpec)])
     defaults = ModelSpec()
-    arch = _typed("[model] architecture", m.get("architecture", defaults.architecture), str, "a string")
-    if arch not in ARCHITECTURES:
-        raise SpecError(f"[model] architecture: expected one of {', '.join(ARCHITECTURES)}, found {arch!r}")
-    dropout = _typed("[model] dropout", m.get("dropout", defaults.dropout), (int, float), "a number in [0, 1)")
-    if not 0 <= dropout < 1:
-        raise SpecError(f"[model] dropout: expected a number in [0, 1), found {dropout}")
     model = ModelSpec(
-        embedding_dim=_positive_int("[model] embedding_dim", m.get("embedding_dim", defaults.embedding_dim)),
-        bottom=_int_list("[model] bottom", m.get("bottom", list(defaults.bottom))),
-        tower=_int_list("[model] tower", m.get("tower", list(defaults.tower))) if m.get("tower", 1) else (),
-        architecture=arch,
-        experts=_positive_int("[model] experts", m.get("experts", defaults.experts)),
-        expert=_int_list("[model] expert", m.get("expert", list(defaults.expert))),
-        task_experts=_positive_int("[model] task_experts", m.get("task_experts", defaults.task_experts)),
-        dropout=float(dropout),
+        embedding_dim=_model_int(m, "embedding_dim"),
+        bottom=_int_list("[model]", "bottom", m.get("bottom", list(defaults.bottom))),
+        tower=_int_list("[model]", "tower", m.get("tower", list(defaults.tower))) if m.get("tower", 1) else (),
+        architecture=check_choice(
+            "[model]", "architecture", m.get("architecture", defaults.architecture), ARCHITECTURES, error=SpecError
+        ),
+        experts=_model_int(m, "experts"),
+        expert=_int_list("[model]", "expert", m.get("expert", list(defaults.expert))),
+        task_experts=_model_int(m, "task_experts"),
+        dropout=check_number("[model]", "dropout", m.get("dropout", defaults.dropout), low=0, below=1, error=SpecError),
     )
 
     labels = _keys("[labels]", raw.get("labels", {}), ("max_unobserved_share",))
-    share = _typed("[labels] max_unobserved_share", labels.get("max_unobserved_share", 0.5), (int, float), "a number")
-    if not 0 < share <= 1:
-        raise SpecError(f"[labels] max_unobserved_share: expected a number in (0, 1], found {share}")
+    share = labels.get("max_unobserved_share", 0.5)
+    share = check_number("[labels]", "max_unobserved_share", share, above=0, high=1, error=SpecError)
 
     ev = _keys("[evaluation]", raw.get("evaluation", {}), ("slice_column", "early_stopping_tasks"))
     slice_column = ev.get("slice_column")
     if slice_column is not None:
-        _typed("[evaluation] slice_column", slice_column, str, "a column name")
-    early = _str_list("[evaluation] early_stopping_tasks", ev.get("early_stopping_tasks", []))
-    unknown = [t for t in early if t not in names]
-    if unknown:
-        raise SpecError(f"[evaluation] early_stopping_tasks: unknown task(s) {unknown}; expected some of {names}")
+        _typed("[evaluation]", "slice_column", slice_column, str, "a column name")
+    early = _names("[evaluation]", "early_stopping_tasks", ev.get("early_stopping_tasks", []), names, "task names")
     labels_used = {t.label for t in tasks}
     clash = [f.name for f in features if f.name in labels_used or f.name == source_column]
     if clash:

@@ -93,19 +93,31 @@ def test_dictionary_encoded_strings_are_accepted():
     "change, message",
     [
         ({"model": {"embeding_dim": 8}}, "[model]: unknown key 'embeding_dim' (did you mean 'embedding_dim'?)"),
-        ({"model": {"architecture": "x"}}, "[model] architecture: expected one of shared_bottom, mmoe, ple, found 'x'"),
-        ({"model": {"task_experts": 0}}, "[model] task_experts: expected"),
-        ({"model": {"bottom": [128, -1]}}, "[model] bottom: expected a list of positive integers"),
+        (
+            {"model": {"architecture": "x"}},
+            "The 'architecture' parameter of [model] must be a str among ['shared_bottom', 'mmoe', 'ple']. "
+            "Got 'x' instead.",
+        ),
+        (
+            {"model": {"task_experts": 0}},
+            "The 'task_experts' parameter of [model] must be an int in the range [1, inf)",
+        ),
+        ({"model": {"bottom": [128, -1]}}, "The 'bottom' parameter of [model] must be a list of positive ints"),
+        ({"model": {"dropout": 1}}, "The 'dropout' parameter of [model] must be a float in the range [0, 1). Got 1 "),
         (
             {"tasks": [{"name": "X", "label": "label_click", "source": "web"}]},
-            "task 'X' source: expected one of ad, promo, found 'web'",
+            "The 'source' parameter of task 'X' must be a str among ['ad', 'promo']. Got 'web' instead.",
         ),
         ({"tasks": [{"name": "X", "label": "label_click"}]}, "task #1: missing required key 'source'"),
-        ({"labels": {"max_unobserved_share": 2}}, "[labels] max_unobserved_share: expected a number in (0, 1]"),
+        (
+            {"labels": {"max_unobserved_share": 2}},
+            "The 'max_unobserved_share' parameter of [labels] must be a float in the range (0, 1]. Got 2 instead.",
+        ),
         (
             {"mask": {"trains": {"ad": ["AdStrem"]}}},
-            "[mask.trains] ad: unknown task(s) ['AdStrem']",
+            "The 'ad' parameter of [mask.trains] must be a list of task names among ['PromotionStream', 'AdStream',",
         ),
+        ({"mask": {"trains": {"ad": ["AdStrem"]}}}, "Got ['AdStrem'] instead."),
     ],
 )
 def test_parse_errors(change, message):
@@ -121,7 +133,8 @@ def test_feature_errors():
         Spec.from_dict(raw)
     raw = spec_dict()
     raw["groups"]["context"]["categorical"]["hour"] = {"buckets": 1}
-    with pytest.raises(SpecError, match="feature 'hour' in group 'context' buckets: expected an integer >= 2"):
+    expected = r"The 'buckets' parameter of feature 'hour' in group 'context' must be an int in the range \[2, inf\)"
+    with pytest.raises(SpecError, match=expected):
         Spec.from_dict(raw)
     raw = spec_dict()
     raw["groups"]["context"]["numeric"] = {"label_click": {}}
