@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from podtarget.common.checks import check_choice, check_int, check_number, invalid
 from podtarget.common.cli import configure_logging
 from podtarget.evaluation import intervals
 from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity, world_beside
@@ -224,35 +225,37 @@ class EvaluateConfig:
     bootstrap_seed: int = 17
 
     def __post_init__(self) -> None:
+        owner = "EvaluateConfig"
         self.seeds = tuple(self.seeds)
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
-            raise ValueError(f"seeds must be distinct non-negative integers, at least one; got {list(self.seeds)}")
+        ints = all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in self.seeds)
+        if not self.seeds or not ints or len(set(self.seeds)) != len(self.seeds):
+            raise invalid(owner, "seeds", "distinct ints in the range [0, inf), at least one", self.seeds)
+        if not self.examples:
+            raise invalid(owner, "examples", "the example table's root, e.g. ./data/examples", self.examples)
         known = all_setups(self.spec)
         if self.setups is not None:
             self.setups = tuple(self.setups)
-            unknown = [s for s in self.setups if s not in known]
-            if unknown or not self.setups:
-                raise ValueError(f"setups: unknown {unknown or 'none given'}; expected some of {', '.join(known)}")
+            if not self.setups or any(s not in known for s in self.setups):
+                raise invalid(owner, "setups", f"some of {list(known)}", self.setups)
             if "baseline" not in self.setups:
-                raise ValueError("setups must include 'baseline': every figure is relative to it")
-        for name in ("epochs", "patience", "batch_size", "calibration_bins", "valid_count", "test_count"):
-            value = getattr(self, name)
-            minimum = 0 if name in ("patience", "valid_count") else 1
-            if not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-        if not isinstance(self.bootstrap, int) or self.bootstrap < 100:
-            raise ValueError(f"bootstrap must be an integer >= 100 resamples; got {self.bootstrap!r}")
-        if not 0.5 <= self.confidence < 1:
-            raise ValueError(f"confidence must be in [0.5, 1); got {self.confidence!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number; got {self.lr!r}")
-        if not self.examples:
-            raise ValueError("examples: the example table root is required, e.g. ./data/examples")
-        if self.split not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {self.split!r}")
+                raise invalid(
+                    owner, "setups", "setups including 'baseline' (every figure is relative to it)", self.setups
+                )
+        for name in ("epochs", "batch_size", "calibration_bins", "test_count"):
+            check_int(owner, name, getattr(self, name), low=1)
+        for name in ("patience", "valid_count", "bootstrap_seed"):
+            check_int(owner, name, getattr(self, name), low=0)
+        for name in ("max_batches_per_epoch", "threads"):
+            check_int(owner, name, getattr(self, name), low=1, allow_none=True)
+        check_int(owner, "bootstrap", self.bootstrap, low=100)  # fewer resamples make percentile ends noise
+        check_number(owner, "confidence", self.confidence, low=0.5, below=1)
+        check_number(owner, "lr", self.lr, above=0)
+        check_choice(owner, "split", self.split, SPLITS)
         explicit = [n for n in ("train_days", "valid_days", "test_days") if getattr(self, n)]
         if self.split == "mature" and explicit:
-            raise ValueError(f"split 'mature' chooses the days itself; leave {', '.join(explicit)} unset")
+            given = " and ".join(explicit)
+            expected = f"'trainer' when {given} are set ('mature' chooses the days itself: leave {given} unset)"
+            raise invalid(owner, "split", expected, self.split)
 
     @property
     def chosen(self) -> list[Setup]:

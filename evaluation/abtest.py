@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from podtarget.common.checks import check_int, check_number, invalid
 from podtarget.common.cli import configure_logging
 from podtarget.common.days import parse_days
 from podtarget.common.hashing import splitmix64
@@ -115,26 +116,24 @@ class ABTestConfig:
     pipeline_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        owner = "ABTestConfig"
         self.days = tuple(self.days)
         self.model_seeds = _seeds(self.model_seeds)
-        if not self.data_root:
-            raise ValueError("data_root is required, e.g. ./data")
-        if "://" in self.data_root:
-            raise ValueError(f"data_root must be a local folder (the scratch root links it); got {self.data_root!r}")
-        if not isinstance(self.bootstrap, int) or self.bootstrap < 100:
-            raise ValueError(f"bootstrap must be an integer >= 100 resamples; got {self.bootstrap!r}")
-        if not 0.5 <= self.confidence < 1:
-            raise ValueError(f"confidence must be in [0.5, 1); got {self.confidence!r}")
-        if not isinstance(self.hour, int) or not 0 <= self.hour <= 23:
-            raise ValueError(f"hour must be an integer in [0, 23]; got {self.hour!r}")
+        if not self.data_root or "://" in self.data_root:
+            raise invalid(owner, "data_root", "a local folder (the scratch root links it), e.g. ./data", self.data_root)
+        check_int(owner, "bootstrap", self.bootstrap, low=100)  # fewer resamples make percentile ends noise
+        check_number(owner, "confidence", self.confidence, low=0.5, below=1)
+        check_int(owner, "hour", self.hour, low=0, high=23)
         if len(set(self.days)) != len(self.days):
-            raise ValueError(f"days must be distinct; got {[d.isoformat() for d in self.days]}")
+            raise invalid(owner, "days", "distinct days", [d.isoformat() for d in self.days])
         if not self.model_seeds or len(set(self.model_seeds)) != len(self.model_seeds):
-            raise ValueError(f"model_seeds must be distinct integers, at least one; got {list(self.model_seeds)}")
+            raise invalid(owner, "model_seeds", "distinct ints, at least one", self.model_seeds)
         if (self.control or self.treatment) and len(self.model_seeds) > 1:
-            raise ValueError("control/treatment name one model each: give a single model seed with them")
-        if not isinstance(self.reserve_cpm_micros, int) or self.reserve_cpm_micros < 0:
-            raise ValueError(f"reserve_cpm_micros must be an integer >= 0; got {self.reserve_cpm_micros!r}")
+            expected = "a single seed when control or treatment is given (each names one model)"
+            raise invalid(owner, "model_seeds", expected, self.model_seeds)
+        check_int(owner, "reserve_cpm_micros", self.reserve_cpm_micros, low=0)
+        for name in ("split_seed", "draw_seed", "inventory_seed"):
+            check_int(owner, name, getattr(self, name), low=0)
 
     def model_path(self, arm: str, seed: int) -> str:
         given = self.control if arm == "control" else self.treatment

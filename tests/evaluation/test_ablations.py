@@ -151,17 +151,32 @@ def test_the_report_json_and_calibration_curves(ablations):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"seeds": ()}, "seeds must be distinct"),
-        ({"seeds": (1, 1)}, "seeds must be distinct"),
-        ({"setups": ("joint",)}, "must include 'baseline'"),
-        ({"setups": ("baseline", "nope")}, "unknown \\['nope'\\]"),
-        ({"epochs": 0}, "epochs must be an integer >= 1"),
-        ({"lr": -1.0}, "lr must be a positive number"),
-        ({"split": "random"}, "split must be one of trainer, mature; got 'random'"),
-        ({"split": "mature", "test_days": "2026-03-04"}, "split 'mature' chooses the days itself; leave test_days"),
-        ({"test_count": 0}, "test_count must be an integer >= 1"),
-        ({"bootstrap": 50}, "bootstrap must be an integer >= 100"),
-        ({"confidence": 1.5}, "confidence must be in"),
+        ({"seeds": ()}, r"^The 'seeds' parameter of EvaluateConfig must be distinct ints .* Got \(\) instead\.$"),
+        ({"seeds": (1, 1)}, r"'seeds' parameter of EvaluateConfig must be distinct ints .* Got \(1, 1\) instead"),
+        ({"seeds": (-1,)}, r"'seeds' parameter of EvaluateConfig must be distinct ints in the range \[0, inf\)"),
+        ({"setups": ("joint",)}, r"'setups' parameter of EvaluateConfig must be setups including 'baseline'"),
+        (
+            {"setups": ("baseline", "nope")},
+            r"'setups' parameter .* must be some of \['baseline', .* Got \('baseline', 'nope'\)",
+        ),
+        (
+            {"epochs": 0},
+            r"^The 'epochs' parameter of EvaluateConfig must be an int in the range \[1, inf\)\. Got 0 instead\.$",
+        ),
+        ({"lr": -1.0}, r"'lr' parameter of EvaluateConfig must be a float in the range \(0, inf\)\. Got -1.0 instead"),
+        (
+            {"split": "random"},
+            r"'split' parameter of EvaluateConfig must be a str among \['trainer', 'mature'\]\. Got 'random'",
+        ),
+        (
+            {"split": "mature", "test_days": "2026-03-04"},
+            r"'split' parameter of EvaluateConfig must be 'trainer' when test_days are set \('mature' chooses the days "
+            r"itself: leave test_days unset\)\. Got 'mature' instead",
+        ),
+        ({"test_count": 0}, r"'test_count' parameter of EvaluateConfig must be an int in the range \[1, inf\)"),
+        ({"bootstrap": 50}, r"'bootstrap' parameter of EvaluateConfig must be an int in the range \[100, inf\)"),
+        ({"confidence": 1.5}, r"'confidence' parameter of EvaluateConfig must be a float in the range \[0.5, 1\)"),
+        ({"threads": 0}, r"'threads' parameter of EvaluateConfig must be an int in the range \[1, inf\) or None"),
     ],
 )
 def test_bad_settings_say_what_was_expected(changes, message):

@@ -216,14 +216,31 @@ def test_campaign_context_is_the_scoring_plans(eval_world):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"bootstrap": 10}, "bootstrap must be an integer >= 100"),
-        ({"confidence": 1.0}, "confidence must be in"),
-        ({"data_root": "gs://b/x"}, "must be a local folder"),
-        ({"days": (AB_DAY, AB_DAY)}, "days must be distinct"),
-        ({"hour": 24}, "hour must be an integer"),
-        ({"model_seeds": ()}, "model_seeds must be distinct integers, at least one"),
-        ({"model_seeds": (1, 2), "control": "models/x"}, "give a single model seed with them"),
-        ({"reserve_cpm_micros": -1}, "reserve_cpm_micros must be an integer >= 0"),
+        (
+            {"bootstrap": 10},
+            r"^The 'bootstrap' parameter of ABTestConfig must be an int in the range \[100, inf\)\. Got 10 ",
+        ),
+        (
+            {"confidence": 1.0},
+            r"'confidence' parameter of ABTestConfig must be a float in the range \[0.5, 1\)\. Got 1.0",
+        ),
+        ({"data_root": "gs://b/x"}, r"'data_root' parameter of ABTestConfig must be a local folder .* Got 'gs://b/x' "),
+        ({"data_root": ""}, r"'data_root' parameter of ABTestConfig must be a local folder .*, e.g. ./data\. Got '' "),
+        ({"days": (AB_DAY, AB_DAY)}, r"'days' parameter of ABTestConfig must be distinct days\. Got \['20"),
+        ({"hour": 24}, r"'hour' parameter of ABTestConfig must be an int in the range \[0, 23\]\. Got 24 instead"),
+        (
+            {"model_seeds": ()},
+            r"'model_seeds' parameter of ABTestConfig must be distinct ints, at least one\. Got \(\)",
+        ),
+        (
+            {"model_seeds": (1, 2), "control": "models/x"},
+            r"'model_seeds' parameter of ABTestConfig must be a single seed when control or treatment is given",
+        ),
+        (
+            {"reserve_cpm_micros": -1},
+            r"'reserve_cpm_micros' parameter of ABTestConfig must be an int in the range \[0, inf\)",
+        ),
+        ({"draw_seed": -1}, r"'draw_seed' parameter of ABTestConfig must be an int in the range \[0, inf\)\. Got -1"),
     ],
 )
 def test_bad_settings_say_what_was_expected(changes, message):
