@@ -13,6 +13,7 @@ import logging
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
+from podtarget.common.checks import invalid
 from podtarget.common.cloud import require_credentials
 
 IN_PROCESS_RUNNER = "FnApiRunner"
@@ -56,10 +57,11 @@ def resolve_runner(options: PipelineOptions) -> PipelineOptions:
         and (direct.direct_num_workers or 0) != 1
     ):
         # Beam 2.77 corrupts data (decode errors or silently wrong counts) in this mode with >1 worker.
-        raise ValueError(
-            "--direct_running_mode=multi_threading with more than one worker corrupts data in Beam 2.77; "
-            "use in_memory, or multi_processing for parallel workers"
+        expected = (
+            "in_memory, or multi_processing for parallel workers (multi_threading with more than one worker corrupts "
+            f"data in Beam 2.77; --direct_num_workers={direct.direct_num_workers})"
         )
+        raise invalid("the pipeline options", "--direct_running_mode", expected, direct.direct_running_mode)
     logging.getLogger(__name__).info(
         "runner=%s mode=%s workers=%s",
         standard.runner,

@@ -7,8 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from podtarget.pipelines import build_features
+from podtarget.pipelines.options import IN_PROCESS_RUNNER, resolve_runner
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -39,3 +41,16 @@ def test_a_missing_input_is_one_line_naming_the_command_to_run(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: features/user for 2026-03-02 are missing or incomplete; run `make features DATE=2026-03-02` first"
     ]
+
+
+def test_an_unsafe_local_mode_names_the_option_what_to_use_and_what_was_given():
+    options = PipelineOptions(["--direct_running_mode=multi_threading", "--direct_num_workers=2"])
+    with pytest.raises(ValueError) as raised:
+        resolve_runner(options)
+    assert str(raised.value) == (
+        "The '--direct_running_mode' parameter of the pipeline options must be in_memory, or multi_processing for "
+        "parallel workers (multi_threading with more than one worker corrupts data in Beam 2.77; "
+        "--direct_num_workers=2). Got 'multi_threading' instead."
+    )
+    one_worker = PipelineOptions(["--direct_running_mode=multi_threading", "--direct_num_workers=1"])
+    assert resolve_runner(one_worker).view_as(StandardOptions).runner == IN_PROCESS_RUNNER
