@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from podtarget.common.checks import check_choice, check_int, check_number, invalid
 from podtarget.common.cli import configure_logging, run_cli
 from podtarget.common.cloud import require_credentials
 from podtarget.common.days import parse_days
@@ -107,6 +108,49 @@ class TrainConfig:
     chunk_rows: int = 16384
     pool_rows: int = 32768
     progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse a bad setting now, with the uniform message, rather than minutes into a run. ``examples`` is not
+        checked: ``parse_args`` builds ``TrainConfig(examples="")`` to read the defaults."""
+        owner = "TrainConfig"
+        for name in ("train_days", "valid_days", "test_days"):
+            self._check_days(name)
+        if (self.valid_days or self.test_days) and not self.train_days:
+            raise invalid(owner, "train_days", "days when valid_days or test_days are given", self.train_days)
+        split_ok = (
+            isinstance(self.split, tuple | list)
+            and len(self.split) == 3
+            and all(isinstance(f, int | float) and not isinstance(f, bool) and f >= 0 for f in self.split)
+            and abs(sum(self.split) - 1.0) <= 1e-6
+        )
+        if not split_ok:
+            raise invalid(owner, "split", "three fractions >= 0 summing to 1 (train, valid, test)", self.split)
+        for name in ("epochs", "batch_size", "chunk_rows", "pool_rows"):
+            check_int(owner, name, getattr(self, name), low=1)
+        for name in ("seed", "patience"):
+            check_int(owner, name, getattr(self, name), low=0)
+        for name in ("threads", "max_batches_per_epoch"):
+            check_int(owner, name, getattr(self, name), low=1, allow_none=True)
+        check_number(owner, "lr", self.lr, above=0)
+        check_number(owner, "embedding_lr", self.embedding_lr, above=0, allow_none=True)
+        # A share of each batch: 0 or 1 would leave one source no rows at all.
+        check_number(owner, "source_ratio", self.source_ratio, above=0, below=1, allow_none=True)
+        check_choice(owner, "architecture", self.architecture, ARCHITECTURES, allow_none=True)
+        check_choice(owner, "loss_weighting", self.loss_weighting, WEIGHTINGS)
+        for task, weight in self.task_weights.items():
+            check_number(owner, f'task_weights["{task}"]', weight, low=0)
+
+    def _check_days(self, name: str) -> None:
+        text = getattr(self, name)
+        if text is None:
+            return
+        expected = "days as YYYY-MM-DD, a..b ranges or a comma list (e.g. 2026-03-02..2026-03-07) or None"
+        if not isinstance(text, str):
+            raise invalid("TrainConfig", name, expected, text)
+        try:
+            parse_days(text)
+        except ValueError:
+            raise invalid("TrainConfig", name, expected, text) from None
 
 
 @dataclasses.dataclass
