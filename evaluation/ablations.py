@@ -592,6 +592,10 @@ def calibration_curves(config: EvaluateConfig, rows: TestRows, test_days: Sequen
 
 def reliability(y: np.ndarray, p: np.ndarray, bins: int) -> dict:
     """Equal-count bins of ``p``: mean prediction, observed rate and rows per bin, plus the overall metrics."""
+    # Not sklearn.calibration.calibration_curve(strategy="quantile"): on the same data (165,289 float32 predictions
+    # at a 2% rate, 10 bins; and 50,535 at 5%) its curve matched this one to 6e-6 (2e-4 on the smaller set) and
+    # took 10 ms against 17 ms, but it returns no rows per bin, which ablations.json records (and its test checks
+    # add up to the rows); they would take a copy of its binning (percentile edges, searchsorted) beside it.
     order = np.argsort(p, kind="stable")
     parts = [part for part in np.array_split(order, bins) if part.size]
     return {

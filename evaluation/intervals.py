@@ -7,9 +7,21 @@ every resample's AP is a weighted cumulative sum over that order: :class:`Weight
 resamples at once with two sparse products, tie groups handled as scikit-learn's ``average_precision_score`` does
 (with unit weights it is that function, tested). The weights are Poisson(1) draws per row (the Poisson bootstrap,
 the usual approximation of multinomial resampling for large tables), drawn once per resample and shared by every
-model: the comparison is *paired* (baseline and setup are measured on the same resampled impressions).
-Hand-written because ``scipy.stats.bootstrap`` would re-sort every model's scores in every resample; its
-percentile method is the one used here.
+model: the comparison is *paired* (baseline and setup are measured on the same resampled impressions). The
+interval is the percentile one (``scipy.stats.bootstrap``'s ``method="percentile"``).
+
+**Why not scipy.stats.bootstrap itself** (measured on 165,289 rows at a 2% positive rate, 2 setups x 3 seeds, 1000
+resamples, 95%, interleaved runs on a shared 2-core machine). Used plainly (``paired=True`` over the labels and two
+models' scores, scikit-learn's AP in the statistic) it re-sorts every resample: 74-87 s per 1000 resamples
+(extrapolated from 50) for one seed's pair, against about 10 s here for all three seeds. It can do what this module
+does only by carrying this module inside its statistic: resample row and seed *indices* (two samples,
+``paired=False``), turn them into counts and score them with :class:`WeightedAP`. Done so, its intervals agree with
+these within resampling noise (point +22.2%; over 4 RNG seeds its ends ran 14.3-15.5 and 29.7-30.2, these 14.4-14.8
+and 29.5-30.2) and it ran in a median 4.9-6.9 s against 9.9-10.4 s; but the gain is its multinomial index draw, not
+scipy: this code with that draw in place of Poisson weights ran in 6.3 s against 11.2 s (holding twice the memory
+per block: int64 indices). What it cannot do: its percentile interval is NaN as soon as one resample is (a small
+segment that draws no positive), where :func:`percentile_interval` keeps the resamples whose AP is defined; and every
+segment and comparison would have to be one vector-valued statistic. So the resampling stays here.
 
 **Seeds.** Each resample also draws the training seeds with replacement; a setup's AP is its mean over the drawn
 seeds, and so is the baseline's (the runs of one seed are a pair). The interval therefore covers both the noise of
