@@ -430,20 +430,58 @@ def _model_int(table: Mapping[str, Any], name: str) -> int:
 
 
 def _parse(raw: Mapping[str, Any]) -> Spec:
+    """The spec of a parsed TOML document, section by section; every error names the section and key."""
     raw = _keys(
         "spec", raw, ("source", "groups", "tasks", "mask", "model", "labels", "evaluation"), ("groups", "tasks")
     )
-    src = _keys("[source]", raw.get("source", {}), ("column", "values", "train"))
+    source_column, sources, train_sources = _parse_source(raw.get("source", {}))
+    features, groups, disabled = _parse_groups(raw["groups"])
+    tasks = _parse_tasks(raw["tasks"], sources)
+    names = [t.name for t in tasks]
+    explicit, protected, trains = _parse_mask(raw.get("mask", {}), sources, tasks)
+    slice_column, early = _parse_evaluation(raw.get("evaluation", {}), names)
+    labels = _keys("[labels]", raw.get("labels", {}), ("max_unobserved_share",))
+    share = labels.get("max_unobserved_share", 0.5)
+    share = check_number("[labels]", "max_unobserved_share", share, above=0, high=1, error=SpecError)
+    labels_used = {t.label for t in tasks}
+    clash = [f.name for f in features if f.name in labels_used or f.name == source_column]
+    if clash:
+        raise SpecError(f"feature(s) {clash}: a label or the source column cannot also be a feature (label leak)")
+    return Spec(
+        source_column=source_column,
+        sources=sources,
+        features=tuple(features),
+        tasks=tuple(tasks),
+        trains={s: tuple(ts) for s, ts in trains.items()},
+        model=_parse_model(raw.get("model", {})),
+        groups=tuple(groups),
+        disabled_groups=tuple(disabled),
+        slice_column=slice_column,
+        early_stopping_tasks=early,
+        max_unobserved_share=float(share),
+        explicit_mask=explicit,
+        protected_sources=protected,
+        train_sources=train_sources,
+    )
+
+
+def _parse_source(raw: Any) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """``[source]``: the source column, its values, and the sources training reads (empty: all)."""
+    src = _keys("[source]", raw, ("column", "values", "train"))
     source_column = _typed("[source]", "column", src.get("column", "source"), str, "a column name")
     sources = _str_list("[source]", "values", src.get("values", ["ad", "promo"]))
     if not sources or len(set(sources)) != len(sources):
         raise invalid("[source]", "values", "a list of distinct source names, at least one", list(sources), SpecError)
-    train_sources = _names("[source]", "train", src.get("train", []), sources, "source names")
+    return source_column, sources, _names("[source]", "train", src.get("train", []), sources, "source names")
 
+
+def _parse_groups(raw: Any) -> tuple[list[FeatureSpec], list[str], list[str]]:
+    """``[groups.<name>]``: the features of every group (each listed once), the groups, the disabled ones."""
     features: list[FeatureSpec] = []
-    groups, disabled = [], []
+    groups: list[str] = []
+    disabled: list[str] = []
     seen: dict[str, str] = {}
-    for group, table in _keys("[groups]", raw["groups"], raw["groups"].keys()).items():
+    for group, table in _keys("[groups]", raw, raw.keys()).items():
         table = _keys(f"group {group!r}", table, ("enabled", *KINDS))
         groups.append(group)
         if not _typed(f"group {group!r}", "enabled", table.get("enabled", True), bool, "true or false"):
@@ -459,11 +497,15 @@ def _parse(raw: Mapping[str, Any]) -> Spec:
                 features.append(_parse_feature(group, kind, name, opts))
     if not features:
         raise SpecError("[groups]: expected at least one feature")
+    return features, groups, disabled
 
-    if not isinstance(raw["tasks"], list) or not raw["tasks"]:
+
+def _parse_tasks(raw: Any, sources: Sequence[str]) -> list[TaskSpec]:
+    """``[[tasks]]``: one head each, with a unique name, its label column, its source and evaluation sources."""
+    if not isinstance(raw, list) or not raw:
         raise SpecError("[[tasks]]: expected at least one task table")
     tasks: list[TaskSpec] = []
-    for i, t in enumerate(raw["tasks"]):
+    for i, t in enumerate(raw):
         t = _keys(f"task #{i + 1}", t, ("name", "label", "source", "eval_sources"), ("name", "label", "source"))
         name = _typed(f"task #{i + 1}", "name", t["name"], str, "a str")
         where = f"task {name!r}"
@@ -473,23 +515,30 @@ def _parse(raw: Mapping[str, Any]) -> Spec:
         evals = _names(where, "eval_sources", t.get("eval_sources") or [source], sources, "source names")
         label = _typed(where, "label", t["label"], str, "a column name")
         tasks.append(TaskSpec(name, label, source, evals))
-    names = [t.name for t in tasks]
+    return tasks
 
-    mask = _keys("[mask]", raw.get("mask", {}), ("protected", "trains"))
+
+def _parse_mask(
+    raw: Any, sources: Sequence[str], tasks: Sequence[TaskSpec]
+) -> tuple[bool, tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """``[mask]``: which tasks a row of each source trains; explicit ``trains`` lists, or the paper's rule over
+    the protected sources. Returns (explicit, protected sources, tasks trained per source)."""
+    mask = _keys("[mask]", raw, ("protected", "trains"))
     protected = _str_list("[mask]", "protected", mask.get("protected", ["promo"]))
-    explicit = "trains" in mask
-    if explicit:
+    names = [t.name for t in tasks]
+    if "trains" in mask:
         table = _keys("[mask.trains]", mask["trains"], sources)
-        trains = {}
-        for s in sources:
-            trains[s] = _names("[mask.trains]", s, table.get(s, []), names, "task names")
-    else:
-        # The paper's rule: a row of source s trains task t unless t belongs to a protected source other than s.
-        trains = {s: tuple(t.name for t in tasks if not (t.source in protected and t.source != s)) for s in sources}
+        return True, protected, {s: _names("[mask.trains]", s, table.get(s, []), names, "task names") for s in sources}
+    # The paper's rule: a row of source s trains task t unless t belongs to a protected source other than s.
+    rule = {s: tuple(t.name for t in tasks if not (t.source in protected and t.source != s)) for s in sources}
+    return False, protected, rule
 
-    m = _keys("[model]", raw.get("model", {}), [f.name for f in dataclasses.fields(ModelSpec)])
+
+def _parse_model(raw: Any) -> ModelSpec:
+    """``[model]``: the network's shape; every key defaults to :class:`ModelSpec`'s."""
+    m = _keys("[model]", raw, [f.name for f in dataclasses.fields(ModelSpec)])
     defaults = ModelSpec()
-    model = ModelSpec(
+    return ModelSpec(
         embedding_dim=_model_int(m, "embedding_dim"),
         bottom=_int_list("[model]", "bottom", m.get("bottom", list(defaults.bottom))),
         tower=_int_list("[model]", "tower", m.get("tower", list(defaults.tower))) if m.get("tower", 1) else (),
@@ -502,32 +551,12 @@ def _parse(raw: Mapping[str, Any]) -> Spec:
         dropout=check_number("[model]", "dropout", m.get("dropout", defaults.dropout), low=0, below=1, error=SpecError),
     )
 
-    labels = _keys("[labels]", raw.get("labels", {}), ("max_unobserved_share",))
-    share = labels.get("max_unobserved_share", 0.5)
-    share = check_number("[labels]", "max_unobserved_share", share, above=0, high=1, error=SpecError)
 
-    ev = _keys("[evaluation]", raw.get("evaluation", {}), ("slice_column", "early_stopping_tasks"))
+def _parse_evaluation(raw: Any, names: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
+    """``[evaluation]``: the column metrics are sliced by, and the tasks early stopping watches."""
+    ev = _keys("[evaluation]", raw, ("slice_column", "early_stopping_tasks"))
     slice_column = ev.get("slice_column")
     if slice_column is not None:
         _typed("[evaluation]", "slice_column", slice_column, str, "a column name")
     early = _names("[evaluation]", "early_stopping_tasks", ev.get("early_stopping_tasks", []), names, "task names")
-    labels_used = {t.label for t in tasks}
-    clash = [f.name for f in features if f.name in labels_used or f.name == source_column]
-    if clash:
-        raise SpecError(f"feature(s) {clash}: a label or the source column cannot also be a feature (label leak)")
-    return Spec(
-        source_column=source_column,
-        sources=sources,
-        features=tuple(features),
-        tasks=tuple(tasks),
-        trains={s: tuple(ts) for s, ts in trains.items()},
-        model=model,
-        groups=tuple(groups),
-        disabled_groups=tuple(disabled),
-        slice_column=slice_column,
-        early_stopping_tasks=early,
-        max_unobserved_share=float(share),
-        explicit_mask=explicit,
-        protected_sources=protected,
-        train_sources=train_sources,
-    )
+    return slice_column, early
