@@ -282,7 +282,7 @@ def mature_split(examples: str, valid_count: int, test_count: int) -> dict[str, 
     ``valid_count`` mature days before them, and every earlier mature day for training."""
     mature: list[datetime.date] = []
     immature: list[datetime.date] = []
-    for path in sorted(list_files(layout.join(examples, "dt=*", "_SUCCESS.json"))):
+    for path in sorted(list_files(layout.join(examples, "dt=*", layout.SUCCESS_MARKER))):
         day = datetime.date.fromisoformat(path.rsplit("/", 2)[-2].removeprefix("dt="))
         (mature if json.loads(read_bytes(path)).get("labels_mature") else immature).append(day)
     need = test_count + valid_count + 1
@@ -311,7 +311,7 @@ def resolve_days(config: EvaluateConfig) -> dict[str, str | None]:
 def table_fingerprint(examples: str) -> str:
     """A hash of every day's ``_SUCCESS.json`` (counts, settings, run): a rebuilt table gets a new one."""
     digest = hashlib.sha256()
-    for path in sorted(list_files(layout.join(examples, "dt=*", "_SUCCESS.json"))):
+    for path in sorted(list_files(layout.join(examples, "dt=*", layout.SUCCESS_MARKER))):
         digest.update(path.rsplit("/", 2)[-2].encode())
         digest.update(read_bytes(path))
     return digest.hexdigest()[:16]

@@ -520,7 +520,7 @@ def held_out_days(config: ABTestConfig) -> tuple[list[datetime.date], dict]:
         present = sorted(
             datetime.date.fromisoformat(name[3:])
             for name in os.listdir(folder)
-            if name.startswith("dt=") and os.path.exists(os.path.join(folder, name, "_SUCCESS.json"))
+            if name.startswith("dt=") and os.path.exists(os.path.join(folder, name, layout.SUCCESS_MARKER))
         )
         days = [d for d in present if d > after]
     early = [d.isoformat() for d in days if d <= last_seen]

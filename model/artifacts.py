@@ -38,7 +38,9 @@ import pyarrow.fs as pafs
 import torch
 
 from podtarget.model import calibration
-from podtarget.model.data import Batch, Encoder, FeatureStats, resolve_filesystem
+from podtarget.model.data.encoding import Batch, Encoder
+from podtarget.model.data.statistics import FeatureStats
+from podtarget.model.data.tables import resolve_filesystem
 from podtarget.model.network import InputLayout, MultiTaskNetwork
 from podtarget.model.spec import Spec, SpecError
 

@@ -22,7 +22,7 @@ from typing import cast
 import torch
 from torch import nn
 
-from podtarget.model.data import Batch
+from podtarget.model.data.encoding import Batch
 from podtarget.model.spec import ModelSpec
 
 

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from podtarget.model.artifacts import TrainedModel
-from podtarget.model.data import Batch, Encoder, RowBlock
+from podtarget.model.data.encoding import Batch, Encoder, RowBlock
 from podtarget.model.network import MMoE, MultiTaskNetwork, SharedBottom
 
 # Null columns that pad a side to every spec column before encoding. Their type does not matter (a null encodes

@@ -45,19 +45,12 @@ from podtarget.common.cloud import require_credentials
 from podtarget.common.days import parse_days
 from podtarget.model import artifacts, calibration
 from podtarget.model.artifacts import ArtifactError, TrainedModel, join, load_model, trained_for
-from podtarget.model.data import (
-    BatchStream,
-    Encoder,
-    ExampleTable,
-    fit_statistics,
-    immature_labels,
-    label_catalog,
-    plan_sampling,
-    scan,
-    split_days,
-    task_priors,
-    usable_days,
-)
+from podtarget.model.data.encoding import Encoder
+from podtarget.model.data.labels import immature_labels, label_catalog, task_priors, usable_days
+from podtarget.model.data.sampling import BatchStream, plan_sampling, scan
+from podtarget.model.data.splits import split_days
+from podtarget.model.data.statistics import fit_statistics
+from podtarget.model.data.tables import ExampleTable
 from podtarget.model.losses import WEIGHTINGS, LossWeighting, masked_bce, pcgrad_backward, row_mask
 from podtarget.model.metrics import evaluate_arrays, format_table
 from podtarget.model.network import InputLayout, MultiTaskNetwork, RowSparseAdam

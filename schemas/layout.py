@@ -70,6 +70,10 @@ def world_dir(root: str) -> str:
 
 PARQUET_SUFFIX = ".parquet"
 SUCCESS_MARKER = "_SUCCESS.json"
+# The key of the marker that lists the partition's file names, relative to its folder: readers read only those
+# (a swap interrupted on an object store leaves the other version's files beside them; see
+# podtarget.transforms.runtime.storage.commit_partition).
+MANIFEST_KEY = "files"
 
 
 def feature_partition(root: str, entity: str, day: datetime.date) -> str:

@@ -31,7 +31,7 @@ D = datetime.date
 
 
 def test_hashing_is_stable_across_processes():
-    code = "from model.data import hash_strings; print(list(hash_strings(['se', 'podcast', ''])))"
+    code = "from podtarget.model.data import hash_strings; print(list(hash_strings(['se', 'podcast', ''])))"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert other.strip() == str(list(hash_strings(["se", "podcast", ""])))
 

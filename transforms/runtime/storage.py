@@ -337,11 +337,8 @@ def commit_partition(staging: str, partition: str, success: Mapping[str, Any]) -
     delete_tree(staging)
 
 
-MANIFEST_KEY = "files"  # in _SUCCESS.json: the partition's file names, relative to its folder
-
-
 def _marker_bytes(success: Mapping[str, Any], names: list[str]) -> bytes:
-    return json.dumps({**success, MANIFEST_KEY: names}, indent=2, sort_keys=True).encode()
+    return json.dumps({**success, layout.MANIFEST_KEY: names}, indent=2, sort_keys=True).encode()
 
 
 def _with_generation(name: str, generation: str) -> str:
@@ -359,7 +356,7 @@ def partition_files(partition: str, suffix: str = "") -> list[str]:
     """
     partition = partition.rstrip("/")
     try:
-        listed = json.loads(read_bytes(layout.success_marker(partition))).get(MANIFEST_KEY)
+        listed = json.loads(read_bytes(layout.success_marker(partition))).get(layout.MANIFEST_KEY)
     except (OSError, FileNotFoundError):
         return []
     if listed is None:

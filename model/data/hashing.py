@@ -1,0 +1,80 @@
+"""Arrow columns to numpy for the encoder and the statistics: stable bucket hashing of categorical values (the same
+in every process and on every machine; ``HASHING`` describes it and is saved with each model), the parts of list
+columns, and numeric values::
+
+    >>> hash_buckets(pa.array(["a", None, "a"]), 64)         # 0 = null; equal values, equal buckets
+    array([33,  0, 33])
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from podtarget.common.hashing import splitmix64
+from podtarget.model.data.errors import DataError
+
+HASHING = {
+    "string": "blake2b, 8-byte digest of the UTF-8 bytes, little-endian",
+    "integer": "splitmix64 of the value as a two's-complement 64-bit integer (booleans as 0/1)",
+    "bucket": "1 + hash % (buckets - 1); 0 = null, or a bucket seen fewer than min_count times in training",
+}
+
+
+def hash_strings(values: Sequence[str | None]) -> np.ndarray:
+    return np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little") if v is not None else 0
+            for v in values
+        ),
+        dtype=np.uint64,
+        count=len(values),
+    )
+
+
+def hash_buckets(array: pa.Array, buckets: int) -> np.ndarray:
+    """Bucket ids in ``[0, buckets)`` of a flat Arrow array; 0 = null. Strings are hashed once per distinct value."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    typ = array.type
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        array = pc.dictionary_encode(array)
+        typ = array.type
+    if pa.types.is_dictionary(typ):
+        dictionary = array.dictionary
+        if pa.types.is_integer(dictionary.type):
+            per_value = splitmix64(dictionary.to_numpy(zero_copy_only=False).astype(np.int64).view(np.uint64))
+        else:
+            per_value = hash_strings(dictionary.to_pylist())
+        indices = array.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        hashed = per_value[indices] if len(per_value) else np.zeros(len(array), np.uint64)
+    elif pa.types.is_integer(typ) or pa.types.is_boolean(typ):
+        ints = pc.cast(array, pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+        hashed = splitmix64(ints.view(np.uint64))
+    else:
+        raise DataError(f"cannot hash a {typ} column (expected strings, integers or booleans)")
+    out = (hashed % np.uint64(buckets - 1)).astype(np.int64) + 1
+    if array.null_count:
+        out[np.asarray(array.is_null())] = 0
+    return out
+
+
+def list_parts(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """The flat values and per-row lengths of a list array (null lists have length 0)."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    lengths = pc.list_value_length(array).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    return pc.list_flatten(array), lengths
+
+
+def numeric_values(array: pa.Array, log1p: bool) -> np.ndarray:
+    """float64 values with NaN for nulls; ``log1p`` applies sign(x) * log1p(|x|)."""
+    values = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
+    values = np.asarray(values, dtype=np.float64)
+    if log1p:
+        values = np.sign(values) * np.log1p(np.abs(values))
+    return values

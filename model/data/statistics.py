@@ -1,0 +1,86 @@
+"""What encoding learns from the training split, in one streamed pass: numeric mean/std and the categorical buckets
+seen often enough::
+
+    >>> stats = fit_statistics(spec, table, split.train)
+    >>> FeatureStats.from_json(stats.to_json()).rows == stats.rows   # saved with a model as JSON
+    True
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from podtarget.model.data.errors import DataError
+from podtarget.model.data.hashing import hash_buckets, list_parts, numeric_values
+from podtarget.model.data.tables import ExampleTable, read_chunks
+from podtarget.model.spec import Spec
+
+
+@dataclasses.dataclass
+class FeatureStats:
+    """What encoding learns from the training split: numeric mean/std and the categorical buckets seen often
+    enough (``known``, per feature, a bool array of its buckets). Saved with a model as JSON."""
+
+    numeric: dict[str, dict[str, float]]
+    known: dict[str, np.ndarray]
+    rows: int
+
+    def to_json(self) -> dict:
+        return {
+            "rows": self.rows,
+            "numeric": self.numeric,
+            "known_buckets": {
+                k: {"buckets": int(v.size), "seen": int(v.sum()), "bits": base64.b64encode(np.packbits(v)).decode()}
+                for k, v in self.known.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> FeatureStats:
+        known = {}
+        for k, v in raw["known_buckets"].items():
+            bits = np.unpackbits(np.frombuffer(base64.b64decode(v["bits"]), dtype=np.uint8))[: v["buckets"]]
+            known[k] = bits.astype(bool)
+        return cls(numeric={k: dict(v) for k, v in raw["numeric"].items()}, known=known, rows=int(raw["rows"]))
+
+
+def fit_statistics(
+    spec: Spec, table: ExampleTable, days: Sequence[datetime.date], chunk_rows: int = 65536
+) -> FeatureStats:
+    """One streamed pass over ``days``: sums for numeric features, bucket counts for categorical ones."""
+    sums = {f.name: np.zeros(3) for f in spec.features_of("numeric")}
+    counts = {f.name: np.zeros(f.buckets, np.int64) for f in spec.active_features if f.kind != "numeric"}
+    columns = [f.name for f in spec.active_features]
+    rows = 0
+    for _, chunk in read_chunks(table, table.units(days), columns, chunk_rows):
+        rows += chunk.num_rows
+        for f in spec.active_features:
+            col = chunk.column(f.name)
+            if f.kind == "numeric":
+                v = numeric_values(col, f.log1p)
+                v = v[np.isfinite(v)]
+                sums[f.name] += (v.size, v.sum(), np.square(v).sum())
+            else:
+                flat = list_parts(col)[0] if f.kind == "multi_categorical" else col
+                counts[f.name] += np.bincount(hash_buckets(flat, f.buckets), minlength=f.buckets)
+    if rows == 0:
+        raise DataError(f"no rows in the training days {[d.isoformat() for d in days]}")
+    numeric = {}
+    for name, (n, s, ss) in sums.items():
+        mean = s / n if n else 0.0
+        var = max(ss / n - mean * mean, 0.0) if n else 0.0
+        numeric[name] = {"mean": float(mean), "std": float(math.sqrt(var)) or 1.0, "count": int(n)}
+    by_name = {f.name: f for f in spec.active_features}
+    known = {}
+    for name, c in counts.items():
+        seen = c >= by_name[name].min_count
+        seen[0] = True
+        known[name] = seen
+    return FeatureStats(numeric=numeric, known=known, rows=rows)
