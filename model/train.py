@@ -11,7 +11,7 @@
 
 The same from Python (what evaluation code calls in-process)::
 
-    >>> from model.train import TrainConfig, train
+    >>> from podtarget.model.train import TrainConfig, train
     >>> result = train(TrainConfig(examples="./data/examples", out="models", run="mmoe", architecture="mmoe"))
     >>> result.metrics["test"]["AdStream"]["overall"]["average_precision"]
 
@@ -34,9 +34,9 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import torch
 
 from podtarget.common.checks import check_choice, check_int, check_number, invalid
@@ -45,12 +45,13 @@ from podtarget.common.cloud import require_credentials
 from podtarget.common.days import parse_days
 from podtarget.model import artifacts, calibration
 from podtarget.model.artifacts import ArtifactError, TrainedModel, join, load_model, trained_for
-from podtarget.model.data.encoding import Encoder
+from podtarget.model.data.encoding import Batch, Encoder
 from podtarget.model.data.labels import immature_labels, label_catalog, task_priors, usable_days
-from podtarget.model.data.sampling import BatchStream, plan_sampling, scan
-from podtarget.model.data.splits import split_days
+from podtarget.model.data.prefetch import Prefetcher
+from podtarget.model.data.sampling import BatchStream, SamplingPlan, plan_sampling, scan
+from podtarget.model.data.splits import DaySplit, split_days
 from podtarget.model.data.statistics import fit_statistics
-from podtarget.model.data.tables import ExampleTable
+from podtarget.model.data.tables import ExampleTable, Unit
 from podtarget.model.losses import WEIGHTINGS, LossWeighting, masked_bce, pcgrad_backward, row_mask
 from podtarget.model.metrics import evaluate_arrays, format_table
 from podtarget.model.network import InputLayout, MultiTaskNetwork, RowSparseAdam
@@ -360,11 +361,42 @@ def batch_loss(
 
 def train(config: TrainConfig) -> RunResult:
     """Train (or transfer) a model and write ``<out>/<run>/``; see the module docstring."""
+    run = _open_run(config)
+    learner = _build_learner(config, run)
+    plan = _plan_sampling(config, run, learner)
+    fingerprint = _config_fingerprint(config, run.spec, run.split_info)
+    state = _resume(config, run, learner, fingerprint)
+    throughput = _Throughput()
+    _train_epochs(config, run, learner, plan, fingerprint, state, throughput)
+    return _finish(config, run, learner, plan, state, throughput)
+
+
+@dataclasses.dataclass
+class _Run:
+    """A run's name and folder, and what it trains on: the model it starts from (``--init_from``), its spec and
+    heads, the example table, the label catalog and the split."""
+
+    name: str
+    run_dir: str
+    checkpoint_path: str
+    base: TrainedModel | None
+    spec: Spec
+    trainable: list[str]
+    applied: dict[str, str]
+    table: ExampleTable
+    schema: pa.Schema
+    catalog: dict
+    immature: dict[str, list[tuple[str, str]]]
+    split: DaySplit
+    split_info: dict
+
+
+def _open_run(config: TrainConfig) -> _Run:
+    """Check the run's name and folder, seed torch, open the table and split its days (logged)."""
     run = config.run or datetime.datetime.now(datetime.UTC).strftime("run-%Y%m%d-%H%M%S")
     artifacts.check_run_name(run)
     require_credentials([config.examples, config.out, config.init_from])
     run_dir = join(config.out, run)
-    checkpoint_path = join(run_dir, "checkpoints", "last.pt")
     if not config.resume and not config.overwrite and artifacts.exists(join(run_dir, "manifest.json")):
         raise ArtifactError(f"run {run_dir!r} exists; pass --resume to continue it or --overwrite to replace it")
     torch.set_num_threads(config.threads or os.cpu_count() or 1)
@@ -388,8 +420,72 @@ def train(config: TrainConfig) -> RunResult:
         split = split_days(keep, fractions=config.split, excluded=excluded + table.skipped)
     split_info = split.as_dict()
     log.info("split: %s", json.dumps(split_info))
+    checkpoint_path = join(run_dir, "checkpoints", "last.pt")
+    return _Run(
+        run,
+        run_dir,
+        checkpoint_path,
+        base,
+        spec,
+        trainable,
+        applied,
+        table,
+        schema,
+        catalog,
+        immature,
+        split,
+        split_info,
+    )
 
-    stats = base.encoder.stats if base is not None else fit_statistics(spec, table, split.train)
+
+@dataclasses.dataclass
+class _Learner:
+    """The network and what updates it: the encoder, the task weighting, the (source x task) training mask, the
+    dense and row-sparse optimizers, and PCGrad's parameter groups and generator. ``fresh_heads``: the heads not
+    loaded or copied from a trained run (the ones ``--prior_init`` starts at their task's positive rate)."""
+
+    encoder: Encoder
+    network: MultiTaskNetwork
+    weighting: LossWeighting
+    train_matrix: torch.Tensor
+    dense_opt: torch.optim.Optimizer | None
+    sparse_opt: RowSparseAdam | None
+    shared_params: list[torch.nn.Parameter]
+    own_params: list[torch.nn.Parameter]
+    pcgrad_rng: torch.Generator
+    frozen_encoder: bool
+    fresh_heads: list[str]
+
+    def train_mode(self) -> None:
+        self.network.train()
+        if self.frozen_encoder:
+            self.network.encoder.eval()  # frozen batch-norm statistics too
+
+    def step(self, batch: Batch) -> float:
+        """One optimisation step on ``batch``; returns its training loss."""
+        terms, _ = batch_terms(self.network, batch, self.train_matrix, self.weighting)
+        total = terms.sum()
+        if self.dense_opt is not None:
+            self.dense_opt.zero_grad(set_to_none=True)
+        if self.sparse_opt is not None:
+            self.sparse_opt.zero_grad(set_to_none=True)
+        if total.requires_grad:
+            if self.weighting.method == "pcgrad":
+                pcgrad_backward(terms, self.shared_params, self.own_params, self.pcgrad_rng)
+            else:
+                total.backward()
+            if self.dense_opt is not None:
+                self.dense_opt.step()
+            if self.sparse_opt is not None and self.network.embedding.coalesced_grad() is not None:
+                self.sparse_opt.step()
+        return float(total.detach())
+
+
+def _build_learner(config: TrainConfig, run: _Run) -> _Learner:
+    """Statistics (or the base model's), the encoder, the network (new, or the base with its new heads) with the
+    parameters that train, and the optimizers."""
+    base, spec, trainable, applied = run.base, run.spec, run.trainable, run.applied
+    stats = base.encoder.stats if base is not None else fit_statistics(spec, run.table, run.split.train)
     encoder = Encoder(spec, stats)
     layout = InputLayout(encoder.table_rows, len(encoder.single), len(encoder.bags), encoder.num_width)
     base_heads = list(base.network.tasks) if base is not None else []
@@ -420,195 +516,293 @@ def train(config: TrainConfig) -> RunResult:
         if network.embedding.weight.requires_grad
         else None
     )
-    epochs = 0 if not trainable else config.epochs
     # PCGrad projects the per-task gradients of what the tasks share; each tower and the weighting's own
     # parameters get their plain gradient. Its random task order has its own generator, checkpointed for --resume.
     shared_params = list(network.encoder_parameters())
     own_params = [p for t in network.towers.values() for p in t.parameters()] + list(weighting.parameters())
     pcgrad_rng = torch.Generator().manual_seed(config.seed)
+    fresh = [t for t in spec.task_names if base is None or (t not in base_heads and t not in applied)]
+    return _Learner(
+        encoder,
+        network,
+        weighting,
+        train_matrix,
+        dense_opt,
+        sparse_opt,
+        shared_params,
+        own_params,
+        pcgrad_rng,
+        frozen_encoder,
+        fresh,
+    )
 
-    rows_by_source = {s: sum(catalog[d.isoformat()]["rows"].get(s, 0) for d in split.train) for s in spec.sources}
+
+def _plan_sampling(config: TrainConfig, run: _Run, learner: _Learner) -> SamplingPlan:
+    """How an epoch is drawn from the training days; with ``--prior_init`` (not on resume), fresh heads start at
+    their task's positive rate in training batches (see MultiTaskNetwork.set_priors), while heads loaded or copied
+    from a trained run keep their weights."""
+    spec, catalog, train_days = run.spec, run.catalog, run.split.train
+    rows_by_source = {s: sum(catalog[d.isoformat()]["rows"].get(s, 0) for d in train_days) for s in spec.sources}
     plan = plan_sampling(spec, rows_by_source, config.batch_size, config.source_ratio)
-    # Fresh heads start at their task's positive rate in training batches (see MultiTaskNetwork.set_priors);
-    # heads loaded or copied from a trained run keep their weights.
     if config.prior_init and not config.resume:
-        fresh = [t for t in spec.task_names if base is None or (t not in base_heads and t not in applied)]
-        priors = task_priors(spec, catalog, split.train, plan.shares)
-        network.set_priors({t: priors[t] for t in fresh})
-    units = table.units(split.train)
-    fingerprint = _config_fingerprint(config, spec, split_info)
+        priors = task_priors(spec, catalog, train_days, plan.shares)
+        learner.network.set_priors({t: priors[t] for t in learner.fresh_heads})
+    return plan
 
-    state: dict[str, Any] = {"epoch": 0, "best_score": None, "best_epoch": None, "bad_epochs": 0, "history": []}
-    best_weights = copy.deepcopy(network.state_dict())
-    if config.resume:
-        if not artifacts.exists(checkpoint_path):
-            raise ArtifactError(f"--resume: no checkpoint at {checkpoint_path!r}")
-        ckpt = artifacts.torch_load(checkpoint_path, "checkpoint")
-        if ckpt.get("fingerprint") != json.loads(json.dumps(fingerprint)):
-            raise ArtifactError(
-                f"--resume: {checkpoint_path!r} was written by a different configuration; "
-                f"checkpoint {ckpt.get('fingerprint')}, now {fingerprint}"
-            )
-        network.load_state_dict(ckpt["network"])
-        weighting.load_state_dict(ckpt["weighting"])
-        if dense_opt is not None:
-            dense_opt.load_state_dict(ckpt["dense_opt"])
-        if sparse_opt is not None:
-            sparse_opt.load_state_dict(ckpt["sparse_opt"])
-        best_weights = ckpt["best_weights"]
-        torch.set_rng_state(ckpt["torch_rng"])
-        if "pcgrad_rng" in ckpt:
-            pcgrad_rng.set_state(ckpt["pcgrad_rng"])
-        state = ckpt["state"]
-        log.info("resumed %s after epoch %d", run_dir, state["epoch"])
 
-    examples_seen = steady_rows = 0
-    steady_seconds = wait_seconds = train_seconds = 0.0
+@dataclasses.dataclass
+class _TrainState:
+    """Where training stands (saved in every checkpoint as ``state``, a dict of the fields after ``best_weights``)
+    and the best epoch's weights so far."""
 
-    def epoch_stream(epoch: int) -> tuple[BatchStream, Any]:
-        stream = BatchStream(
-            table,
-            units,
-            encoder,
-            plan,
-            immature,
-            seed=config.seed,
-            epoch=epoch,
-            chunk_rows=config.chunk_rows,
-            pool_rows=config.pool_rows,
+    best_weights: dict
+    epoch: int = 0
+    best_score: float | None = None
+    best_epoch: int | None = None
+    bad_epochs: int = 0
+    history: list[dict] = dataclasses.field(default_factory=list)
+
+    def saved(self) -> dict:
+        return {k: getattr(self, k) for k in ("epoch", "best_score", "best_epoch", "bad_epochs", "history")}
+
+    def going(self, epochs: int, patience: int) -> bool:
+        """Whether another epoch runs: epochs are left and early stopping has not ended the run."""
+        return self.epoch < epochs and self.bad_epochs <= patience
+
+
+def _resume(config: TrainConfig, run: _Run, learner: _Learner, fingerprint: dict) -> _TrainState:
+    """A fresh state, or with ``--resume`` the checkpoint's: weights, optimizers, weighting, random generators and
+    history, when it was written by the same configuration (``fingerprint``)."""
+    state = _TrainState(best_weights=copy.deepcopy(learner.network.state_dict()))
+    if not config.resume:
+        return state
+    if not artifacts.exists(run.checkpoint_path):
+        raise ArtifactError(f"--resume: no checkpoint at {run.checkpoint_path!r}")
+    ckpt = artifacts.torch_load(run.checkpoint_path, "checkpoint")
+    if ckpt.get("fingerprint") != json.loads(json.dumps(fingerprint)):
+        raise ArtifactError(
+            f"--resume: {run.checkpoint_path!r} was written by a different configuration; "
+            f"checkpoint {ckpt.get('fingerprint')}, now {fingerprint}"
         )
-        return stream, iter(stream)  # the producer thread starts reading now
+    learner.network.load_state_dict(ckpt["network"])
+    learner.weighting.load_state_dict(ckpt["weighting"])
+    if learner.dense_opt is not None:
+        learner.dense_opt.load_state_dict(ckpt["dense_opt"])
+    if learner.sparse_opt is not None:
+        learner.sparse_opt.load_state_dict(ckpt["sparse_opt"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    if "pcgrad_rng" in ckpt:
+        learner.pcgrad_rng.set_state(ckpt["pcgrad_rng"])
+    state = _TrainState(best_weights=ckpt["best_weights"], **ckpt["state"])
+    log.info("resumed %s after epoch %d", run.run_dir, state.epoch)
+    return state
 
-    going = state["epoch"] < epochs and state["bad_epochs"] <= config.patience
-    upcoming = epoch_stream(state["epoch"]) if going else None
+
+def _write_checkpoint(run: _Run, learner: _Learner, state: _TrainState, fingerprint: dict) -> None:
+    """Everything ``--resume`` needs to continue exactly where this epoch ended (``checkpoints/last.pt``)."""
+    checkpoint = {
+        "fingerprint": fingerprint,
+        "network": learner.network.state_dict(),
+        "weighting": learner.weighting.state_dict(),
+        "dense_opt": learner.dense_opt.state_dict() if learner.dense_opt is not None else {},
+        "sparse_opt": learner.sparse_opt.state_dict() if learner.sparse_opt is not None else {},
+        "best_weights": state.best_weights,
+        "torch_rng": torch.get_rng_state(),
+        "pcgrad_rng": learner.pcgrad_rng.get_state(),
+        "state": state.saved(),
+    }
+    artifacts.write_bytes(run.checkpoint_path, artifacts.torch_bytes(checkpoint))
+
+
+@dataclasses.dataclass
+class _Throughput:
+    """Training examples and seconds over the run, and in the steady state: each epoch after its first
+    ``WARMUP_BATCHES`` (which include filling the shuffle buffer), with the time spent waiting for data."""
+
+    examples: int = 0
+    train_seconds: float = 0.0
+    steady_rows: int = 0
+    steady_seconds: float = 0.0
+    wait_seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        steady = self.steady_seconds
+        return {
+            "examples": self.examples,
+            "train_seconds": round(self.train_seconds, 2),
+            "examples_per_s_steady": round(self.steady_rows / steady) if steady else None,
+            "data_wait_share_steady": round(self.wait_seconds / steady, 4) if steady else None,
+            "torch_threads": torch.get_num_threads(),
+        }
+
+
+@dataclasses.dataclass
+class _EpochRun:
+    """What one epoch's training pass did: its mean loss, rows, seconds and time spent waiting for data."""
+
+    loss: float
+    rows: int
+    seconds: float
+    wait_seconds: float
+
+
+def _epoch_batches(
+    config: TrainConfig, run: _Run, learner: _Learner, plan: SamplingPlan, units: list[Unit], epoch: int
+) -> tuple[BatchStream, Prefetcher]:
+    """The epoch's stream and its iterator: the producer thread starts reading as soon as this returns."""
+    stream = BatchStream(
+        run.table,
+        units,
+        learner.encoder,
+        plan,
+        run.immature,
+        seed=config.seed,
+        epoch=epoch,
+        chunk_rows=config.chunk_rows,
+        pool_rows=config.pool_rows,
+    )
+    return stream, iter(stream)
+
+
+def _train_epochs(
+    config: TrainConfig,
+    run: _Run,
+    learner: _Learner,
+    plan: SamplingPlan,
+    fingerprint: dict,
+    state: _TrainState,
+    throughput: _Throughput,
+) -> None:
+    """Epochs until ``--epochs`` or early stopping, each validated and checkpointed. The next epoch's reading
+    starts while this one is validated (and is stopped if early stopping ends the run)."""
+    epochs = 0 if not run.trainable else config.epochs
+    units = run.table.units(run.split.train)
+    upcoming = (
+        _epoch_batches(config, run, learner, plan, units, state.epoch) if state.going(epochs, config.patience) else None
+    )
     while upcoming is not None:
-        epoch = state["epoch"]
-        network.train()
-        if frozen_encoder:
-            network.encoder.eval()  # frozen batch-norm statistics too
+        epoch = state.epoch
         stream, batches = upcoming
         progress = Progress(f"epoch {epoch + 1}/{epochs}", plan.expected_rows, config.progress)
-        loss_sum, loss_n, epoch_rows = 0.0, 0, 0
-        started = time.perf_counter()
-        steady_start = None
-        wait_at_steady, rows_at_steady = 0.0, 0
-        for i, batch in enumerate(batches):
-            if i == WARMUP_BATCHES:
-                steady_start, wait_at_steady, rows_at_steady = time.perf_counter(), stream.wait_seconds, epoch_rows
-            terms, _ = batch_terms(network, batch, train_matrix, weighting)
-            total = terms.sum()
-            if dense_opt is not None:
-                dense_opt.zero_grad(set_to_none=True)
-            if sparse_opt is not None:
-                sparse_opt.zero_grad(set_to_none=True)
-            if total.requires_grad:
-                if weighting.method == "pcgrad":
-                    pcgrad_backward(terms, shared_params, own_params, pcgrad_rng)
-                else:
-                    total.backward()
-                if dense_opt is not None:
-                    dense_opt.step()
-                if sparse_opt is not None and network.embedding.coalesced_grad() is not None:
-                    sparse_opt.step()
-            loss_sum += float(total.detach())
-            loss_n += 1
-            epoch_rows += batch.size
-            elapsed = time.perf_counter() - started
-            progress.update(batch.size, loss_sum / loss_n, stream.wait_seconds / max(elapsed, 1e-9))
-            if config.max_batches_per_epoch and i + 1 >= config.max_batches_per_epoch:
-                batches.close()
-                break
-        seconds = time.perf_counter() - started
-        progress.close(loss_sum / max(loss_n, 1), stream.wait_seconds / max(seconds, 1e-9))
-        if steady_start is not None:
-            steady_seconds += time.perf_counter() - steady_start
-            steady_rows += epoch_rows - rows_at_steady
-            wait_seconds += stream.wait_seconds - wait_at_steady
-        train_seconds += seconds
-        examples_seen += epoch_rows
-        # Start reading the next epoch while this one is validated (stopped below if early stopping ends it).
-        upcoming = epoch_stream(epoch + 1) if epoch + 1 < epochs else None
-
-        valid = evaluate(network, encoder, table, split.valid, immature)
-        score = stopping_score(spec, valid)
-        record = {
-            "epoch": epoch + 1,
-            "train_loss": loss_sum / max(loss_n, 1),
-            "examples": epoch_rows,
-            "seconds": round(seconds, 2),
-            "examples_per_s": round(epoch_rows / max(seconds, 1e-9)),
-            "data_wait_share": round(stream.wait_seconds / max(seconds, 1e-9), 4),
-            "valid_score": score,
-            "task_weights": weighting.current(),
-        }
-        improved = score is not None and (state["best_score"] is None or score > state["best_score"])
-        if improved or score is None:
-            state.update(best_score=score, best_epoch=epoch + 1, bad_epochs=0)
-            best_weights = copy.deepcopy(network.state_dict())
-        else:
-            state["bad_epochs"] += 1
-        state["history"].append(record)
-        state["epoch"] = epoch + 1
-        log.info("epoch %d: %s", epoch + 1, json.dumps(record))
-        checkpoint = {
-            "fingerprint": fingerprint,
-            "network": network.state_dict(),
-            "weighting": weighting.state_dict(),
-            "dense_opt": dense_opt.state_dict() if dense_opt is not None else {},
-            "sparse_opt": sparse_opt.state_dict() if sparse_opt is not None else {},
-            "best_weights": best_weights,
-            "torch_rng": torch.get_rng_state(),
-            "pcgrad_rng": pcgrad_rng.get_state(),
-            "state": state,
-        }
-        artifacts.write_bytes(checkpoint_path, artifacts.torch_bytes(checkpoint))
-        if upcoming is not None and state["bad_epochs"] > config.patience:
+        trained = _train_epoch(config, learner, stream, batches, progress, throughput)
+        upcoming = _epoch_batches(config, run, learner, plan, units, epoch + 1) if epoch + 1 < epochs else None
+        _validate_epoch(run, learner, state, trained)
+        _write_checkpoint(run, learner, state, fingerprint)
+        if upcoming is not None and state.bad_epochs > config.patience:
             upcoming[1].close()
             upcoming = None
 
-    network.load_state_dict(best_weights)
+
+def _train_epoch(
+    config: TrainConfig,
+    learner: _Learner,
+    stream: BatchStream,
+    batches: Prefetcher,
+    progress: Progress,
+    throughput: _Throughput,
+) -> _EpochRun:
+    """One pass over the epoch's batches (at most ``--max_batches_per_epoch``), counted into ``throughput``."""
+    learner.train_mode()
+    loss_sum, loss_n, epoch_rows = 0.0, 0, 0
+    started = time.perf_counter()
+    steady_start = None
+    wait_at_steady, rows_at_steady = 0.0, 0
+    for i, batch in enumerate(batches):
+        if i == WARMUP_BATCHES:
+            steady_start, wait_at_steady, rows_at_steady = time.perf_counter(), stream.wait_seconds, epoch_rows
+        loss_sum += learner.step(batch)
+        loss_n += 1
+        epoch_rows += batch.size
+        elapsed = time.perf_counter() - started
+        progress.update(batch.size, loss_sum / loss_n, stream.wait_seconds / max(elapsed, 1e-9))
+        if config.max_batches_per_epoch and i + 1 >= config.max_batches_per_epoch:
+            batches.close()
+            break
+    seconds = time.perf_counter() - started
+    progress.close(loss_sum / max(loss_n, 1), stream.wait_seconds / max(seconds, 1e-9))
+    if steady_start is not None:
+        throughput.steady_seconds += time.perf_counter() - steady_start
+        throughput.steady_rows += epoch_rows - rows_at_steady
+        throughput.wait_seconds += stream.wait_seconds - wait_at_steady
+    throughput.train_seconds += seconds
+    throughput.examples += epoch_rows
+    return _EpochRun(loss_sum / max(loss_n, 1), epoch_rows, seconds, stream.wait_seconds)
+
+
+def _validate_epoch(run: _Run, learner: _Learner, state: _TrainState, trained: _EpochRun) -> None:
+    """Score the epoch on the validation days, keep its weights if they are the best so far, and log its record."""
+    epoch = state.epoch
+    valid = evaluate(learner.network, learner.encoder, run.table, run.split.valid, run.immature)
+    score = stopping_score(run.spec, valid)
+    record = {
+        "epoch": epoch + 1,
+        "train_loss": trained.loss,
+        "examples": trained.rows,
+        "seconds": round(trained.seconds, 2),
+        "examples_per_s": round(trained.rows / max(trained.seconds, 1e-9)),
+        "data_wait_share": round(trained.wait_seconds / max(trained.seconds, 1e-9), 4),
+        "valid_score": score,
+        "task_weights": learner.weighting.current(),
+    }
+    improved = score is not None and (state.best_score is None or score > state.best_score)
+    if improved or score is None:
+        state.best_score, state.best_epoch, state.bad_epochs = score, epoch + 1, 0
+        state.best_weights = copy.deepcopy(learner.network.state_dict())
+    else:
+        state.bad_epochs += 1
+    state.history.append(record)
+    state.epoch = epoch + 1
+    log.info("epoch %d: %s", epoch + 1, json.dumps(record))
+
+
+def _finish(
+    config: TrainConfig,
+    run: _Run,
+    learner: _Learner,
+    plan: SamplingPlan,
+    state: _TrainState,
+    throughput: _Throughput,
+) -> RunResult:
+    """The best epoch's weights: final metrics on the validation and test days, calibration, and the run's
+    artifacts (weights, spec, encoder, metrics, split, config, label catalog)."""
+    network, encoder, spec = learner.network, learner.encoder, run.spec
+    network.load_state_dict(state.best_weights)
     predicted = {
-        name: predict_days(network, encoder, table, days, immature)
-        for name, days in (("valid", split.valid), ("test", split.test))
+        name: predict_days(network, encoder, run.table, days, run.immature)
+        for name, days in (("valid", run.split.valid), ("test", run.split.test))
     }
     metrics_by_split = {
-        name: evaluate(network, encoder, table, None, immature, predicted=a) for name, a in predicted.items()
+        name: evaluate(network, encoder, run.table, None, run.immature, predicted=a) for name, a in predicted.items()
     }
-    calibration_fit = fit_calibration(spec, list(network.tasks), applied, predicted["valid"], predicted["test"])
-    throughput = {
-        "examples": examples_seen,
-        "train_seconds": round(train_seconds, 2),
-        "examples_per_s_steady": round(steady_rows / steady_seconds) if steady_seconds else None,
-        "data_wait_share_steady": round(wait_seconds / steady_seconds, 4) if steady_seconds else None,
-        "torch_threads": torch.get_num_threads(),
-    }
+    calibration_fit = fit_calibration(spec, list(network.tasks), run.applied, predicted["valid"], predicted["test"])
+    speed = throughput.as_dict()
     metrics = {
-        "run": run,
-        "split": split_info,
+        "run": run.name,
+        "split": run.split_info,
         "sampling": dataclasses.asdict(plan),
-        "trainable_heads": trainable,
-        "applied_heads": applied,
-        "best_epoch": state["best_epoch"],
-        "best_valid_score": state["best_score"],
-        "history": state["history"],
-        "throughput": throughput,
+        "trainable_heads": run.trainable,
+        "applied_heads": run.applied,
+        "best_epoch": state.best_epoch,
+        "best_valid_score": state.best_score,
+        "history": state.history,
+        "throughput": speed,
         "slice_column": spec.slice_column,
         **metrics_by_split,
     }
     text = format_table(metrics_by_split, spec.slice_column or "slice")
     config_dict = {k: v for k, v in dataclasses.asdict(config).items()}
     artifacts.save_model(
-        run_dir,
+        run.run_dir,
         network,
         spec,
         encoder,
-        schema,
+        run.schema,
         metrics=metrics,
         metrics_text=text,
         calibration_fit=calibration_fit,
-        extra={"split": split_info, "config": config_dict, "label_catalog": catalog},
+        extra={"split": run.split_info, "config": config_dict, "label_catalog": run.catalog},
     )
-    return RunResult(run_dir, spec, metrics, state["history"], state["best_epoch"], throughput)
+    return RunResult(run.run_dir, spec, metrics, state.history, state.best_epoch, speed)
 
 
 # ------------------------------------------------------------------------------------------ CLI
