@@ -34,10 +34,12 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import TextIO
 
 import numpy as np
 import pyarrow as pa
 import torch
+from tqdm import tqdm
 
 from podtarget.common.checks import check_choice, check_int, check_number, invalid
 from podtarget.common.cli import configure_logging, run_cli
@@ -160,39 +162,38 @@ class RunResult:
         return load_model(self.run_dir)
 
 
-class Progress:
-    """A single updating line on stderr (a line every 10 s when stderr is not a terminal)."""
+class EpochProgress:
+    """One epoch's progress: on an interactive terminal, a tqdm bar over its batches on stderr with the running
+    loss, examples/s and the share of time spent waiting for data. Elsewhere (make's output in a log file, CI) no bar,
+    which would be a stream of carriage returns there: the epoch's one log line is the progress. ``enabled`` True or
+    False (``--progress``/``--no-progress``) overrides the terminal check, e.g. for an IDE console that is not one.
 
-    def __init__(self, label: str, total: int, enabled: bool | None):
-        self.label, self.total = label, total
-        self.tty = sys.stderr.isatty()
-        self.enabled = self.tty if enabled is None else enabled
-        self.started = self.last = time.perf_counter()
-        self.done = 0
+        >>> progress = EpochProgress("epoch 1/5", total_batches=240, enabled=None)
+        >>> progress.update(rows=8192, loss=0.6143, wait_share=0.012)
+        >>> progress.close()
+    """
+
+    def __init__(self, label: str, total_batches: int, enabled: bool | None, stream: TextIO | None = None):
+        stream = sys.stderr if stream is None else stream  # looked up now: tests and callers may swap sys.stderr
+        shown = stream.isatty() if enabled is None else enabled
+        self.bar = tqdm(
+            total=total_batches, desc=label, unit="batch", file=stream, disable=not shown, dynamic_ncols=True
+        )
+        self.rows = 0
+        self.started = time.perf_counter()
 
     def update(self, rows: int, loss: float, wait_share: float) -> None:
-        self.done += rows
-        now = time.perf_counter()
-        if not self.enabled or now - self.last < (0.25 if self.tty else 10):
+        """One more batch of ``rows`` rows; ``loss``: the epoch's mean so far."""
+        self.rows += rows
+        if self.bar.disable:
             return
-        self.last = now
-        self._write(loss, wait_share, end="\r" if self.tty else "\n")
+        rate = self.rows / max(time.perf_counter() - self.started, 1e-9)
+        postfix = f"loss {loss:.4f} | {rate / 1000:.1f}k ex/s | data wait {100 * wait_share:.1f}%"
+        self.bar.set_postfix_str(postfix, refresh=False)
+        self.bar.update(1)
 
-    def _write(self, loss: float, wait_share: float, end: str) -> None:
-        rate = self.done / max(time.perf_counter() - self.started, 1e-9)
-        pct = f"{100 * self.done / self.total:5.1f}%" if self.total else ""
-        sys.stderr.write(
-            f"{self.label} {pct} {self.done:,}/{self.total:,} ex | {rate / 1000:6.1f}k ex/s | loss {loss:.4f} "
-            f"| data wait {100 * wait_share:4.1f}%\x1b[K{end}"
-            if self.tty
-            else f"{self.label} {pct} {self.done:,}/{self.total:,} ex | {rate / 1000:.1f}k ex/s | loss {loss:.4f} "
-            f"| data wait {100 * wait_share:.1f}%{end}"
-        )
-        sys.stderr.flush()
-
-    def close(self, loss: float, wait_share: float) -> None:
-        if self.enabled:
-            self._write(loss, wait_share, end="\n")
+    def close(self) -> None:
+        self.bar.close()
 
 
 # ------------------------------------------------------------------------------------------ set-up
@@ -683,7 +684,8 @@ def _train_epochs(
     while upcoming is not None:
         epoch = state.epoch
         stream, batches = upcoming
-        progress = Progress(f"epoch {epoch + 1}/{epochs}", plan.expected_rows, config.progress)
+        total_batches = min(plan.expected_batches, config.max_batches_per_epoch or plan.expected_batches)
+        progress = EpochProgress(f"epoch {epoch + 1}/{epochs}", total_batches, config.progress)
         trained = _train_epoch(config, learner, stream, batches, progress, throughput)
         upcoming = _epoch_batches(config, run, learner, plan, units, epoch + 1) if epoch + 1 < epochs else None
         _validate_epoch(run, learner, state, trained)
@@ -698,7 +700,7 @@ def _train_epoch(
     learner: _Learner,
     stream: BatchStream,
     batches: Prefetcher,
-    progress: Progress,
+    progress: EpochProgress,
     throughput: _Throughput,
 ) -> _EpochRun:
     """One pass over the epoch's batches (at most ``--max_batches_per_epoch``), counted into ``throughput``."""
@@ -719,7 +721,7 @@ def _train_epoch(
             batches.close()
             break
     seconds = time.perf_counter() - started
-    progress.close(loss_sum / max(loss_n, 1), stream.wait_seconds / max(seconds, 1e-9))
+    progress.close()
     if steady_start is not None:
         throughput.steady_seconds += time.perf_counter() - steady_start
         throughput.steady_rows += epoch_rows - rows_at_steady
@@ -865,7 +867,12 @@ def parse_args(argv: Sequence[str]) -> TrainConfig:
         help="torch threads (default: every core; the reader thread mostly waits on I/O and numpy).",
     )
     p.add_argument("--max_batches_per_epoch", type=int, default=None)
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="A progress bar per epoch on stderr (default: only when stderr is a terminal).",
+    )
     a = p.parse_args(argv)
     try:
         fractions = tuple(float(x) for x in a.split.split(","))

@@ -1,6 +1,8 @@
 """Training end to end: resume, transfer, ablation options, the CLI, and a second unrelated table."""
 
+import io
 import json
+import logging
 import pathlib
 
 import pytest
@@ -9,7 +11,7 @@ import torch
 from podtarget.model.artifacts import ArtifactError, load_model
 from podtarget.model.data import ExampleTable
 from podtarget.model.spec import SpecError
-from podtarget.model.train import TrainConfig, main, train
+from podtarget.model.train import EpochProgress, TrainConfig, main, train
 from tests.model.conftest import toy_config
 
 
@@ -152,6 +154,38 @@ def test_cli(podcast_toy, tmp_path, capsys):
     assert saved["config"]["task_weights"] == {"Click": 0.5}
     assert main([*args, "--overwrite", "--tasks=Nope"]) == 2
     assert "--tasks: unknown task(s) ['Nope']" in capsys.readouterr().err
+
+
+def test_progress_in_a_log_is_one_line_per_epoch(podcast_toy, tmp_path, capsys, caplog):
+    # stderr is captured here, as make's output is in a log or CI: not a terminal, so no bar (no carriage returns).
+    config = toy_config(podcast_toy, tmp_path, progress=None, max_batches_per_epoch=3)
+    with caplog.at_level(logging.INFO, logger="podtarget.model.train"):
+        train(config)
+    err = capsys.readouterr().err
+    assert "\r" not in err and "batch" not in err and "epoch 1/2" not in err, err
+    epochs = [r.getMessage().split(":")[0] for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert epochs == ["epoch 1", "epoch 2"]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _draw(stream: io.StringIO, enabled: bool | None) -> str:
+    progress = EpochProgress("epoch 1/2", total_batches=4, enabled=enabled, stream=stream)
+    for _ in range(3):
+        progress.update(rows=512, loss=0.5, wait_share=0.25)
+    progress.close()
+    return stream.getvalue()
+
+
+def test_a_terminal_gets_a_bar_over_the_epochs_batches():
+    drawn = _draw(_Terminal(), enabled=None)
+    assert "epoch 1/2" in drawn and "3/4" in drawn and "loss 0.5000" in drawn and "data wait 25.0%" in drawn, drawn
+    assert _draw(_Terminal(), enabled=False) == ""  # --no-progress
+    assert _draw(io.StringIO(), enabled=None) == ""  # not a terminal
+    assert "3/4" in _draw(io.StringIO(), enabled=True)  # --progress: e.g. an IDE console that is not a terminal
 
 
 def test_a_second_unrelated_table_trains_end_to_end(movie_toy, tmp_path):
