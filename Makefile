@@ -55,6 +55,12 @@ PIPELINE_ARGS ?=
 # backfill day peaked 10-15% lower at the same speed (transforms/runtime/storage.py also asks for this at run time, which
 # helps less: arenas made before it are kept). An explicit MALLOC_ARENA_MAX wins.
 export MALLOC_ARENA_MAX ?= 2
+# OpenMP threads wait passively: with the default (spinning) policy, torch's two threads on this 2-core machine slowed
+# a tiny model's training sevenfold whenever another process held a core (39 s instead of 5.5 s for the movie toy
+# table), and the bench-day training collapsed to 16k examples/s in one such run. The runtime reads it once, when
+# torch loads, so it must be in the environment before the command starts (the training commands warn when it is
+# not; common/cli.py). An explicit OMP_WAIT_POLICY wins.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 BEAM_ARGS = --runner=$(RUNNER) --direct_running_mode=$(DIRECT_MODE) --direct_num_workers=$(WORKERS) $(PIPELINE_ARGS)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from benchmarks import examples, score, simulate, train
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(chosen) - set(BENCHMARKS)
     if unknown:
         parser.error(f"unknown benchmark(s) {sorted(unknown)}; expected some of {', '.join(BENCHMARKS)}")
+    # Every benchmark runs its commands as child processes, which load torch: measure them as make runs them, with
+    # passive OpenMP threads (Makefile), also when this runs without make.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     failed = False
     for name in chosen:
         figures = BENCHMARKS[name](args.bench_root, beam_args)

@@ -51,7 +51,7 @@ import numpy as np
 import pyarrow as pa
 
 from podtarget.common.checks import check_choice, check_int, check_number, invalid
-from podtarget.common.cli import configure_logging
+from podtarget.common.cli import configure_logging, warn_if_threads_spin
 from podtarget.evaluation import intervals
 from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity, world_beside
 from podtarget.model import artifacts
@@ -711,6 +711,7 @@ def parse_args(argv: Sequence[str]) -> tuple[EvaluateConfig, argparse.Namespace]
 
 def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()  # the command's own progress; libraries only warn (PODTARGET_VERBOSE=1 for more)
+    warn_if_threads_spin(log)
     config, cli = parse_args(sys.argv[1:] if argv is None else argv)
     result = run_ablations(config)
     print(format_summary(result))

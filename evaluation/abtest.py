@@ -59,7 +59,7 @@ import numpy as np
 import pyarrow as pa
 
 from podtarget.common.checks import check_int, check_number, invalid
-from podtarget.common.cli import configure_logging
+from podtarget.common.cli import configure_logging, warn_if_threads_spin
 from podtarget.common.days import parse_days
 from podtarget.common.hashing import splitmix64
 from podtarget.evaluation import intervals
@@ -736,6 +736,7 @@ def format_summary(result: dict) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()  # the command's own progress; libraries only warn (PODTARGET_VERBOSE=1 for more)
+    warn_if_threads_spin(log)
     config, cli = parse_args(sys.argv[1:] if argv is None else argv)
     result = run_abtest(config, cli.examples, cli.evaluate_args)
     print(format_summary(result))

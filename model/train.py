@@ -42,7 +42,7 @@ import torch
 from tqdm import tqdm
 
 from podtarget.common.checks import check_choice, check_int, check_number, invalid
-from podtarget.common.cli import configure_logging, run_cli
+from podtarget.common.cli import configure_logging, run_cli, warn_if_threads_spin
 from podtarget.common.cloud import require_credentials
 from podtarget.common.days import parse_days
 from podtarget.model import artifacts, calibration
@@ -893,6 +893,7 @@ def parse_args(argv: Sequence[str]) -> TrainConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()  # the command's own progress; libraries only warn (PODTARGET_VERBOSE=1 for more)
+    warn_if_threads_spin(log)
     config = parse_args(sys.argv[1:] if argv is None else argv)
 
     def run() -> int:

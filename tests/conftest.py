@@ -15,6 +15,9 @@ os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "test-project")
 os.environ["NO_GCE_CHECK"] = "True"
 os.environ["GCE_METADATA_HOST"] = "127.0.0.1:9"
 os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
+# What make exports for every command (Makefile), here too when pytest runs without make: OpenMP threads that spin
+# crawl on a busy 2-core machine. Set before any test module imports torch, which reads it once.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest  # noqa: E402
 

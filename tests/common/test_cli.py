@@ -1,5 +1,7 @@
 """Command-line errors: one line, with the make variable to use when run from make; and what commands log."""
 
+import importlib
+import logging
 import os
 import pathlib
 import subprocess
@@ -7,7 +9,7 @@ import sys
 
 import pytest
 
-from podtarget.common.cli import one_line, run_cli
+from podtarget.common.cli import one_line, run_cli, warn_if_threads_spin
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 UNOBSERVED = {"--allow_unobserved": "UNOBSERVED=1", "--resume": "TRAIN_ARGS=--resume"}
@@ -62,3 +64,34 @@ def test_commands_log_their_own_progress_and_only_warnings_from_libraries(verbos
     assert any("INFO podtarget.evaluation.ablations: own progress" in line for line in lines)
     beam_info = [line for line in lines if " INFO apache_beam" in line]
     assert (len(beam_info) > 0) == verbose, beam_info[:3]
+
+
+def test_a_missing_omp_wait_policy_is_one_warning_saying_how_to_set_it(monkeypatch, caplog):
+    log = logging.getLogger("podtarget.test")
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with caplog.at_level(logging.WARNING, logger="podtarget.test"):
+        assert warn_if_threads_spin(log)
+    assert len(caplog.records) == 1 and "OMP_WAIT_POLICY=PASSIVE" in caplog.records[0].getMessage()
+    caplog.clear()
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # whatever the user chose: not ours to judge
+    with caplog.at_level(logging.WARNING, logger="podtarget.test"):
+        assert not warn_if_threads_spin(log)
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize(
+    "command", ["podtarget.model.train", "podtarget.evaluation.ablations", "podtarget.evaluation.abtest"]
+)
+def test_the_training_commands_warn_when_threads_would_spin(command, monkeypatch, caplog):
+    main = importlib.import_module(command).main
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with caplog.at_level(logging.WARNING), pytest.raises(SystemExit):
+        main(["--help"])
+    assert [r.name for r in caplog.records if "OMP_WAIT_POLICY" in r.getMessage()] == [command]
+
+
+def test_importing_the_model_leaves_the_environment_alone():
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    code = "import os, podtarget.model.train; print(os.environ.get('OMP_WAIT_POLICY'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.strip() == "None"
