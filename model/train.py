@@ -314,7 +314,7 @@ def fit_calibration(spec: Spec, tasks: Sequence[str], applied, valid: dict | Non
     served = trained_for(spec, applied)
 
     def rows(a: dict | None) -> dict:
-        out = {}
+        out: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         if a is None:
             return out
         for i, task in enumerate(tasks):

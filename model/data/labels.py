@@ -24,7 +24,7 @@ def label_catalog(spec: Spec, table: ExampleTable, days: Iterable[datetime.date]
     labels = sorted({t.label for t in spec.tasks})
     catalog: dict[str, dict] = {}
     for day in days:
-        entry = {"rows": {}, "labels": {lab: {} for lab in labels}}
+        entry: dict[str, dict] = {"rows": {}, "labels": {lab: {} for lab in labels}}
         for _, chunk in read_chunks(table, table.units([day]), [spec.source_column, *labels], 1 << 20):
             source = chunk.column(spec.source_column)
             for s in spec.sources:

@@ -222,6 +222,9 @@ class BatchStream:
                 for s in plan.sources
             }
         wanted = np.array(sorted(source_of.values()))
+        # The pool that paces the epoch: the only one, or the pacing source's (plan_sampling names one with shares).
+        pacer = "*" if plan.shares is None else plan.pacing
+        assert pacer is not None
 
         def ready(final: bool = False) -> bool:
             for key, pool in pools.items():
@@ -233,7 +236,6 @@ class BatchStream:
             return True
 
         def draw() -> RowBlock:
-            pacer = "*" if plan.shares is None else plan.pacing
             k = min(shares[pacer], pools[pacer].available())
             parts = [pools[pacer].take(k)]
             for key, pool in pools.items():
@@ -258,9 +260,7 @@ class BatchStream:
             rows = draw()
             if rows.n >= 2:  # batch norm needs two rows
                 yield self.encoder.to_batch(rows, training=True)
-            if plan.shares is None and pools["*"].available() == 0:
-                break
-            if plan.shares is not None and pools[plan.pacing].available() == 0:
+            if pools[pacer].available() == 0:
                 break
 
     def __iter__(self) -> Prefetcher:

@@ -37,7 +37,7 @@ class FeatureStats:
             "rows": self.rows,
             "numeric": self.numeric,
             "known_buckets": {
-                k: {"buckets": int(v.size), "seen": int(v.sum()), "bits": base64.b64encode(np.packbits(v)).decode()}
+                k: {"buckets": int(v.size), "seen": int(v.sum()), "bits": base64.b64encode(np.packbits(v).tobytes()).decode()}
                 for k, v in self.known.items()
             },
         }
