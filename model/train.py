@@ -894,9 +894,9 @@ def parse_args(argv: Sequence[str]) -> TrainConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()  # the command's own progress; libraries only warn (PODTARGET_VERBOSE=1 for more)
     warn_if_threads_spin(log)
-    config = parse_args(sys.argv[1:] if argv is None else argv)
 
     def run() -> int:
+        config = parse_args(sys.argv[1:] if argv is None else argv)  # inside: a bad value is a one-line error too
         result = train(config)
         print(read_text(join(result.run_dir, "metrics.txt")))
         print(f"throughput: {json.dumps(result.throughput)}")

@@ -76,3 +76,12 @@ def test_the_command_line_flags_reach_the_same_checks():
     with pytest.raises(ValueError, match=r"^The 'source_ratio' parameter of TrainConfig .* Got 1\.5 instead\.$"):
         parse_args(["--examples=x", "--source_ratio=1.5"])
     assert parse_args(["--examples=x", "--no_source_balance", "--source_ratio=1.5"]).source_ratio is None
+
+
+def test_a_bad_flag_is_a_one_line_error_from_the_command(tmp_path, capsys):
+    from podtarget.model.train import main
+
+    assert main([f"--examples={tmp_path}", f"--out={tmp_path}", "--epochs=0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "The 'epochs' parameter of TrainConfig must be" in err
