@@ -33,15 +33,15 @@ def configure_logging() -> None:
 
 
 def warn_if_threads_spin(log: logging.Logger) -> bool:
-    """For the commands that train with torch: one warning line on ``log`` when ``OMP_WAIT_POLICY`` is unset,
-    saying how to set it; returns whether it warned.
+    """For the commands that run torch (training, evaluation, scoring): one warning line on ``log`` when
+    ``OMP_WAIT_POLICY`` is unset, saying how to set it; returns whether it warned.
 
     Unset, OpenMP threads spin while they wait. With torch's two threads on a 2-core machine that slowed a tiny
     model's training sevenfold whenever another process held a core (measured: 39 s instead of 5.5 s for the movie
-    toy table), and the bench-day training collapsed to 16k examples/s in one such run. The runtime reads the
-    policy once, when torch loads, before any ``main()`` runs, so a command cannot set it for itself and no library
-    module should (it would change the threads of whoever imports it): ``make`` exports ``OMP_WAIT_POLICY=PASSIVE``,
-    and so does the worker image.
+    toy table), the bench-day training collapsed to 16k examples/s in one such run, and scoring a bench part took
+    117 s instead of 30 s. The runtime reads the policy once, when torch loads, before any ``main()`` runs, so a
+    command cannot set it for itself and no library module should (it would change the threads of whoever imports
+    it): ``make`` exports ``OMP_WAIT_POLICY=PASSIVE``, and so does the worker image.
     """
     if os.environ.get(OMP_WAIT_ENV):
         return False

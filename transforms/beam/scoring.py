@@ -14,13 +14,6 @@ list per campaign, and :class:`MergeTopUsersFn` merges them per campaign (memory
 
 from __future__ import annotations
 
-# model/ first, wherever this module is imported (driver or worker): it sets OpenMP's passive waiting, which only
-# takes effect before torch loads, and Beam's RunInference module below imports torch. Measured with another job
-# holding one of the 2 cores: 30 s to score a bench part with passive waiting, 117 s with spinning threads.
-from podtarget.model.artifacts import ArtifactError, TrainedModel, load_model
-from podtarget.model.product import PreparedSide, ProductLayout, ProductScorer
-
-# isort: split
 import dataclasses
 import datetime
 import hashlib
@@ -38,6 +31,8 @@ from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
+from podtarget.model.artifacts import ArtifactError, TrainedModel, load_model
+from podtarget.model.product import PreparedSide, ProductLayout, ProductScorer
 from podtarget.schemas import layout
 from podtarget.schemas.derived import (
     AUDIENCES,
