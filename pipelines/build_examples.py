@@ -33,7 +33,6 @@ from podtarget.pipelines.daily import (
     bucket_processes,
     build_day,
     decode_cache,
-    format_reconciliation,
     horizon_end_ms,
     load_podcast_features,
     load_reference_ids_by_day,
@@ -41,10 +40,10 @@ from podtarget.pipelines.daily import (
     logged_through,
     logs_needed_through,
     read_json,
-    reconcile,
     shuffle_folder,
 )
 from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
+from podtarget.pipelines.reconciliation import format_reconciliation, reconcile, rows_ledgers
 from podtarget.schemas import layout
 from podtarget.schemas.derived import EXAMPLES, fingerprint
 from podtarget.schemas.units import MS_PER_DAY, MS_PER_HOUR
@@ -308,16 +307,12 @@ def run(argv: list[str] | None = None) -> dict:
         return {"dry_run": True, "state": str(result.state), "files": len(files)}
 
     counts = read_json(counts_path)
-    balance = reconcile(counts)
-    unaccounted = {t: r["unaccounted"] for t, r in balance.items() if r["unaccounted"]}
-    if unaccounted:
-        raise RuntimeError(
-            f"rows unaccounted for in {day}: {unaccounted}; partition not committed\n" + format_reconciliation(balance)
-        )
+    balance = reconcile(rows_ledgers(counts["tables"]))
+    balance.require_balanced(f"examples of {day}")
     summary = {
         "date": day.isoformat(),
         "rows": sum(counts["tables"].get(t, {}).get("written", 0) for t in ("ad_impression", "promo_impression")),
-        "reconciliation": balance,
+        "reconciliation": balance.rows,
         "dead_letter": {t: c.get("dead_letter", {}) for t, c in counts["tables"].items() if c.get("dead_letter")},
         "filtered": {
             t: c.get("filtered", {}) for t, c in counts["tables"].items() if any(c.get("filtered", {}).values())

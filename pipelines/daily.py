@@ -213,33 +213,5 @@ def logs_needed_through(day: datetime.date, window_ms: int, allowed_lateness_day
     return day + datetime.timedelta(days=window_days + allowed_lateness_days)
 
 
-def reconcile(counts: dict) -> dict[str, dict]:
-    """Per owned table: rows read = used + dead-lettered + filtered, with the difference (0 when balanced)."""
-    out = {}
-    for table, c in sorted(counts.get("tables", {}).items()):
-        read = c.get("read", 0)
-        used = c.get("written", c.get("accepted", 0))
-        dead = sum(c.get("dead_letter", {}).values())
-        filtered = sum(c.get("filtered", {}).values())
-        out[table] = {
-            "read": read,
-            "used": used,
-            "dead_lettered": dead,
-            "filtered": filtered,
-            "unaccounted": read - used - dead - filtered,
-        }
-    return out
-
-
-def format_reconciliation(rows: dict[str, dict]) -> str:
-    lines = [f"{'table':<18}{'read':>12}{'used':>12}{'dead-letter':>13}{'filtered':>10}{'unaccounted':>13}"]
-    for table, r in rows.items():
-        lines.append(
-            f"{table:<18}{r['read']:>12,}{r['used']:>12,}{r['dead_lettered']:>13,}{r['filtered']:>10,}"
-            f"{r['unaccounted']:>13,}"
-        )
-    return "\n".join(lines)
-
-
 def read_json(path: str) -> dict:
     return json.loads(read_bytes(path))

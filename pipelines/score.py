@@ -32,6 +32,7 @@ from podtarget.pipelines.daily import (
     read_json,
 )
 from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
+from podtarget.pipelines.reconciliation import Balance, Ledger, reconcile
 from podtarget.schemas import layout
 from podtarget.schemas.derived import AUDIENCES, USER_RANKINGS, fingerprint
 from podtarget.transforms.arrow.candidates import DEFAULT_HEADS, PIPELINE, RULES, ScoringConfig
@@ -138,32 +139,32 @@ def _formats(text: str) -> tuple[str, ...]:
     return chosen
 
 
-def reconcile(counts: dict) -> dict:
-    """Every active campaign scored or dead-lettered; every pair considered eligible or excluded by a rule; every
-    eligible pair scored; per-campaign eligible users summing to the eligible pairs. ``unaccounted`` must be 0."""
-    campaigns = counts.get("campaigns", {})
-    dead = campaigns.get("dead_letter", {})
-    pairs = counts.get("pairs", {})
-    ineligible = pairs.get("ineligible", {})
-    per_campaign = counts.get("per_campaign", {})
-    return {
-        "campaigns": {
-            "active": campaigns.get("active", 0),
-            "scored": campaigns.get("scored", 0),
-            "dead_lettered": sum(dead.values()),
-            "unaccounted": campaigns.get("active", 0) - campaigns.get("scored", 0) - sum(dead.values()),
-        },
-        "pairs": {
-            "considered": pairs.get("considered", 0),
-            "eligible": pairs.get("eligible", 0),
-            "ineligible": sum(ineligible.values()),
-            "scored": pairs.get("scored", 0),
-            "unaccounted": pairs.get("considered", 0) - pairs.get("eligible", 0) - sum(ineligible.values()),
-            "unscored": pairs.get("eligible", 0) - pairs.get("scored", 0),
-            "eligible_not_in_audiences": pairs.get("eligible", 0)
-            - sum(c.get("eligible", 0) for c in per_campaign.values()),
-        },
+# Every active campaign scored or dead-lettered; every pair considered eligible or excluded by a rule; every eligible
+# pair scored and counted in its campaign's audience.
+CAMPAIGN_BALANCE = (Balance("unaccounted", "active", ("scored", "dead_lettered")),)
+PAIR_BALANCE = (
+    Balance("unaccounted", "considered", ("eligible", "ineligible")),
+    Balance("unscored", "eligible", ("scored",)),
+    Balance("eligible_not_in_audiences", "eligible", ("in_audiences",)),
+)
+
+
+def scoring_ledgers(counts: dict) -> dict[str, Ledger]:
+    """The run's campaign and pair figures (from its merged counts) with the balances they must satisfy."""
+    campaigns, pairs = counts.get("campaigns", {}), counts.get("pairs", {})
+    campaign_figures = {
+        "active": campaigns.get("active", 0),
+        "scored": campaigns.get("scored", 0),
+        "dead_lettered": sum(campaigns.get("dead_letter", {}).values()),
     }
+    pair_figures = {
+        "considered": pairs.get("considered", 0),
+        "eligible": pairs.get("eligible", 0),
+        "ineligible": sum(pairs.get("ineligible", {}).values()),
+        "scored": pairs.get("scored", 0),
+        "in_audiences": sum(c.get("eligible", 0) for c in counts.get("per_campaign", {}).values()),
+    }
+    return {"campaigns": Ledger(campaign_figures, CAMPAIGN_BALANCE), "pairs": Ledger(pair_figures, PAIR_BALANCE)}
 
 
 def _remote_workers(options: PipelineOptions) -> bool:
@@ -272,14 +273,8 @@ def run(argv: list[str] | None = None) -> dict:
         return {"dry_run": True, "state": str(result.state), "user_parts": len(user_paths)}
 
     counts = read_json(counts_path)
-    balance = reconcile(counts)
-    problems = {
-        k: v
-        for k, v in {**balance["campaigns"], **balance["pairs"]}.items()
-        if k in ("unaccounted", "unscored", "eligible_not_in_audiences") and v
-    }
-    if problems:
-        raise RuntimeError(f"scoring of {day} does not reconcile: {balance}; partitions not committed")
+    balance = reconcile(scoring_ledgers(counts))
+    balance.require_balanced(f"scores of {day}")
     campaigns_counts = counts.get("campaigns", {})
     summary = {
         "date": day.isoformat(),
@@ -318,7 +313,7 @@ def run(argv: list[str] | None = None) -> dict:
         "per_campaign": dict(sorted(counts.get("per_campaign", {}).items(), key=lambda kv: int(kv[0]))),
         "audience_rows": counts.get("audiences", {}).get("rows", 0),
         "user_ranking_rows": counts.get("user_rankings", {}).get("rows", 0),
-        "reconciliation": balance,
+        "reconciliation": balance.rows,
         "schema_fingerprints": {"audiences": fingerprint(AUDIENCES), "user_rankings": fingerprint(USER_RANKINGS)},
     }
     FileSystems.delete([counts_path])  # run-internal scratch: the summary in _SUCCESS.json replaces it

@@ -3,8 +3,9 @@ import datetime
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from podtarget.pipelines.daily import bucket_processes, horizon_end_ms, logs_needed_through, reconcile
+from podtarget.pipelines.daily import bucket_processes, horizon_end_ms, logs_needed_through
 from podtarget.pipelines.options import resolve_runner
+from podtarget.pipelines.reconciliation import reconcile, rows_ledgers
 from podtarget.schemas.units import MS_PER_DAY
 from podtarget.transforms.arrow.validation import day_start_ms
 
@@ -27,7 +28,7 @@ def test_reconcile_reports_what_is_unaccounted():
             "stream": {"read": 5, "accepted": 4, "filtered": {"duplicate": 1}},
         }
     }
-    assert reconcile(counts) == {
+    assert reconcile(rows_ledgers(counts["tables"])).rows == {
         "click": {"read": 10, "used": 6, "dead_lettered": 2, "filtered": 0, "unaccounted": 2},
         "stream": {"read": 5, "used": 4, "dead_lettered": 0, "filtered": 1, "unaccounted": 0},
     }
