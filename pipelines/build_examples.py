@@ -19,11 +19,9 @@ import dataclasses
 import datetime
 import json
 import math
-import time
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from podtarget.common.days import days_from
 from podtarget.pipelines import lineage
@@ -39,16 +37,14 @@ from podtarget.pipelines.daily import (
     load_snapshot,
     logged_through,
     logs_needed_through,
-    read_json,
-    shuffle_folder,
 )
+from podtarget.pipelines.daily_run import DailyRun
 from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
-from podtarget.pipelines.reconciliation import format_reconciliation, reconcile, rows_ledgers
+from podtarget.pipelines.reconciliation import format_reconciliation, rows_ledgers
 from podtarget.schemas import layout
 from podtarget.schemas.derived import EXAMPLES, fingerprint
 from podtarget.schemas.units import MS_PER_DAY, MS_PER_HOUR
 from podtarget.transforms.arrow.attribution import AttributionConfig
-from podtarget.transforms.arrow.counting import merge_counts
 from podtarget.transforms.arrow.validation import day_start_ms
 from podtarget.transforms.beam.examples import (
     PIPELINE,
@@ -73,16 +69,12 @@ from podtarget.transforms.beam.raw_input import (
     effective_buckets,
     plan_files,
 )
-from podtarget.transforms.runtime.shuffle import removed_afterwards
-from podtarget.transforms.runtime.sinks import WriteDeadLetters, WriteJson
+from podtarget.transforms.runtime.sinks import SaveCounts, WriteDeadLetters
 from podtarget.transforms.runtime.storage import (
     atomic_write,
-    commit_partition,
     is_complete,
-    new_run_id,
     parquet_bytes,
     partition_files,
-    staging_dir,
     use_system_allocator,
 )
 
@@ -192,12 +184,11 @@ def run(argv: list[str] | None = None) -> dict:
     """Build examples for ``--date``; returns the partition's summary (also its ``_SUCCESS.json``)."""
     options = resolve_runner(PipelineOptions(argv))
     processes = bucket_processes(options)  # first: the workers' server imports while the day is planned
+    run = DailyRun.open(options, PIPELINE)
     daily = options.view_as(DailyOptions)
     opts = options.view_as(BuildExamplesOptions)
-    data_root = options.view_as(DataRootOptions).data_root
-    day, lateness = build_day(options), daily.allowed_lateness_days
+    data_root, day, lateness = run.data_root, run.day, daily.allowed_lateness_days
     config = attribution_config(opts)
-    started = time.perf_counter()
     use_system_allocator()  # for the in-process runners; workers set it in their DoFns' setup
 
     user_feature_paths = partition_files(layout.feature_partition(data_root, "user", day), ".parquet")
@@ -220,12 +211,9 @@ def run(argv: list[str] | None = None) -> dict:
         )
     files = plan(data_root, day, config, lateness, last_logged)
     n_buckets = effective_buckets(daily.n_buckets, files)
-    run_id = new_run_id()
-    partition = layout.examples_partition(data_root, day)
-    dead_partition = layout.deadletter_partition(data_root, PIPELINE, day)
-    staging, dead_staging = staging_dir(partition, run_id), staging_dir(dead_partition, run_id)
-    counts_path = layout.join(staging, "_counts.json")
-    shuffle = shuffle_folder(options, data_root, PIPELINE, day, run_id)
+    staging = run.stage(layout.examples_partition(data_root, day))
+    dead_staging = run.stage_dead_letters(layout.deadletter_partition(data_root, PIPELINE, day))
+    shuffle = run.shuffle_folder()
     cache = decode_cache(options, data_root)
 
     earliest_ms = day_start_ms(day) - lateness * MS_PER_DAY  # the earliest a valid impression of D was served
@@ -289,26 +277,13 @@ def run(argv: list[str] | None = None) -> dict:
             beam.pvalue.AsSingleton(rejected_clicked),
         ).with_outputs(DEAD_LETTER_TAG, COUNTS_TAG)
     )
-    _ = (
-        (read[COUNTS_TAG], built[COUNTS_TAG])
-        | "AllCounts" >> beam.Flatten()
-        | "MergeCounts" >> beam.CombineGlobally(merge_counts)
-        | "SaveCounts" >> WriteJson(counts_path)
-    )
-    _ = (
-        (read[DEAD_LETTER_TAG], built[DEAD_LETTER_TAG])
-        | "AllDeadLetters" >> beam.Flatten()
-        | "SaveDeadLetters" >> WriteDeadLetters(dead_staging)
-    )
-    with removed_afterwards(shuffle):
-        result = pipeline.run()
-        result.wait_until_finish()
-    if options.view_as(TestOptions).dry_run:
-        return {"dry_run": True, "state": str(result.state), "files": len(files)}
+    _ = (read[COUNTS_TAG], built[COUNTS_TAG]) | "SaveCounts" >> SaveCounts(run.counts_path)
+    _ = (read[DEAD_LETTER_TAG], built[DEAD_LETTER_TAG]) | "SaveDeadLetters" >> WriteDeadLetters(dead_staging)
+    counts = run.execute(pipeline)
+    if counts is None:
+        return run.dry_run_summary(files=len(files))
 
-    counts = read_json(counts_path)
-    balance = reconcile(rows_ledgers(counts["tables"]))
-    balance.require_balanced(f"examples of {day}")
+    balance = run.reconcile(rows_ledgers(counts["tables"]))
     summary = {
         "date": day.isoformat(),
         "rows": sum(counts["tables"].get(t, {}).get("written", 0) for t in ("ad_impression", "promo_impression")),
@@ -344,11 +319,7 @@ def run(argv: list[str] | None = None) -> dict:
     if summary["rows"] == 0:
         # A day with no impressions is a real, complete day: one empty part keeps its schema for every reader.
         atomic_write(layout.join(staging, "part-00000.parquet"), parquet_bytes(EXAMPLES.empty_table()))
-    commit_partition(dead_staging, dead_partition, {"date": day.isoformat(), "dead_letter": summary["dead_letter"]})
-    FileSystems.delete([counts_path])  # run-internal scratch: the summary in _SUCCESS.json replaces it
-    commit_partition(staging, partition, summary)
-    summary["seconds"] = round(time.perf_counter() - started, 2)
-    return summary
+    return run.commit(summary, dead_letters={"dead_letter": summary["dead_letter"]})
 
 
 def format_summary(summary: dict) -> str:

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import time
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from podtarget.pipelines import lineage
 from podtarget.pipelines.daily import (
@@ -27,13 +26,11 @@ from podtarget.pipelines.daily import (
     decode_cache,
     load_reference_ids_by_day,
     load_snapshot,
-    read_json,
-    shuffle_folder,
 )
+from podtarget.pipelines.daily_run import DailyRun
 from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
 from podtarget.schemas import layout
 from podtarget.schemas.derived import PODCAST_FEATURES, USER_FEATURES, fingerprint
-from podtarget.transforms.arrow.counting import merge_counts
 from podtarget.transforms.arrow.features import FeatureConfig, merge_listening, podcast_features
 from podtarget.transforms.beam.feature_snapshots import (
     HISTORY_TABLES,
@@ -51,15 +48,11 @@ from podtarget.transforms.beam.raw_input import (
     effective_buckets,
     plan_files,
 )
-from podtarget.transforms.runtime.shuffle import removed_afterwards
-from podtarget.transforms.runtime.sinks import WriteJson
+from podtarget.transforms.runtime.sinks import SaveCounts
 from podtarget.transforms.runtime.storage import (
     atomic_write,
-    commit_partition,
     list_files_with_metadata,
-    new_run_id,
     parquet_bytes,
-    staging_dir,
     use_system_allocator,
 )
 
@@ -98,11 +91,10 @@ def run(argv: list[str] | None = None) -> dict:
     """Build both feature snapshots of ``--date``; returns the summary saved in their ``_SUCCESS.json``."""
     options = resolve_runner(PipelineOptions(argv))
     processes = bucket_processes(options)  # first: the workers' server imports while the day is planned
+    run = DailyRun.open(options, PIPELINE)
     daily = options.view_as(DailyOptions)
-    data_root = options.view_as(DataRootOptions).data_root
-    day = build_day(options)
+    data_root, day = run.data_root, run.day
     config = FeatureConfig()
-    started = time.perf_counter()
     use_system_allocator()  # for the in-process runners; workers set it in their DoFns' setup
 
     user_snapshot = list_files_with_metadata(layout.raw_glob(data_root, "user", day))
@@ -112,12 +104,10 @@ def run(argv: list[str] | None = None) -> dict:
     days = [day - datetime.timedelta(days=k) for k in range(history_days, 0, -1)]
     files = history_files(data_root, day, config)
     n_buckets = effective_buckets(daily.n_buckets, files)
-    run_id = new_run_id()
-    user_partition = layout.feature_partition(data_root, "user", day)
-    podcast_partition = layout.feature_partition(data_root, "podcast", day)
-    user_staging, podcast_staging = staging_dir(user_partition, run_id), staging_dir(podcast_partition, run_id)
-    counts_path = layout.join(user_staging, "_counts.json")
-    shuffle = shuffle_folder(options, data_root, PIPELINE, day, run_id)
+    # The podcast snapshot first: a complete user snapshot marks the day's features complete (backfill, make score).
+    podcast_staging = run.stage(layout.feature_partition(data_root, "podcast", day))
+    user_staging = run.stage(layout.feature_partition(data_root, "user", day))
+    shuffle = run.shuffle_folder()
     cache = decode_cache(options, data_root)
 
     pipeline = beam.Pipeline(options=options)
@@ -164,48 +154,36 @@ def run(argv: list[str] | None = None) -> dict:
         )
         | "AsCounts" >> beam.Map(lambda n: {"podcasts_written": n})
     )
-    _ = (
-        (history[COUNTS_TAG], built[COUNTS_TAG], podcast_rows)
-        | "AllCounts" >> beam.Flatten()
-        | "MergeCounts" >> beam.CombineGlobally(merge_counts)
-        | "SaveCounts" >> WriteJson(counts_path)
+    _ = (history[COUNTS_TAG], built[COUNTS_TAG], podcast_rows) | "SaveCounts" >> SaveCounts(run.counts_path)
+    counts = run.execute(pipeline)
+    if counts is None:
+        return run.dry_run_summary(files=len(files))
+
+    summary = run.commit(
+        {
+            "date": day.isoformat(),
+            "users": counts.get("users_written", 0),
+            "podcasts": counts.get("podcasts_written", 0),
+            "history_days": [days[0].isoformat(), days[-1].isoformat()] if days else [],
+            "history_rows_read": counts.get("context_rows_read", {}),
+            "history_rows_dropped": counts.get("context_rows_dropped", {}),
+            # Corrupt history files: their own day dead-letters them; these features could not see past the damage.
+            "history_unreadable_files": sorted(counts.get("context_unreadable_files", []), key=lambda f: f["path"]),
+            "history_files": len(files),
+            "n_buckets": n_buckets,
+            "config": {
+                "user_history_days": config.user_history_days,
+                "podcast_history_days": config.podcast_history_days,
+                "min_stream_ms": config.min_stream_ms,
+                "tier_shares": list(config.tier_shares),
+            },
+            "schema_fingerprints": {"user": fingerprint(USER_FEATURES), "podcast": fingerprint(PODCAST_FEATURES)},
+            "inputs": input_fingerprint(data_root, day, daily.allowed_lateness_days, config, files),
+        }
     )
-    with removed_afterwards(shuffle):
-        result = pipeline.run()
-        result.wait_until_finish()
-    if options.view_as(TestOptions).dry_run:
-        return {"dry_run": True, "state": str(result.state), "files": len(files)}
-
-    counts = read_json(counts_path)
-    from apache_beam.io.filesystems import FileSystems
-
-    FileSystems.delete([counts_path])  # run-internal scratch: the summary in _SUCCESS.json replaces it
-    summary = {
-        "date": day.isoformat(),
-        "users": counts.get("users_written", 0),
-        "podcasts": counts.get("podcasts_written", 0),
-        "history_days": [days[0].isoformat(), days[-1].isoformat()] if days else [],
-        "history_rows_read": counts.get("context_rows_read", {}),
-        "history_rows_dropped": counts.get("context_rows_dropped", {}),
-        # Corrupt history files: their own day dead-letters them; these features could not see past the damage.
-        "history_unreadable_files": sorted(counts.get("context_unreadable_files", []), key=lambda f: f["path"]),
-        "history_files": len(files),
-        "n_buckets": n_buckets,
-        "config": {
-            "user_history_days": config.user_history_days,
-            "podcast_history_days": config.podcast_history_days,
-            "min_stream_ms": config.min_stream_ms,
-            "tier_shares": list(config.tier_shares),
-        },
-        "schema_fingerprints": {"user": fingerprint(USER_FEATURES), "podcast": fingerprint(PODCAST_FEATURES)},
-        "inputs": input_fingerprint(data_root, day, daily.allowed_lateness_days, config, files),
-    }
-    commit_partition(podcast_staging, podcast_partition, summary)
-    commit_partition(user_staging, user_partition, summary)
     if cache is not None:
         # No later day's features (the longest look-back) or examples read logs older than this window.
         summary["decode_cache_days_pruned"] = cache.prune_before(days[0] if days else day)
-    summary["seconds"] = round(time.perf_counter() - started, 2)
     return summary
 
 

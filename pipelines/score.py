@@ -17,26 +17,22 @@ atomically: a rerun replaces a day with identical bytes. Campaigns that cannot b
 from __future__ import annotations
 
 import argparse
-import time
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions, StandardOptions, TestOptions
 
 from podtarget.pipelines.daily import (
     DailyOptions,
     MissingInputError,
-    build_day,
     load_podcast_features,
     load_snapshot,
-    read_json,
 )
+from podtarget.pipelines.daily_run import DailyRun
 from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
-from podtarget.pipelines.reconciliation import Balance, Ledger, reconcile
+from podtarget.pipelines.reconciliation import Balance, Ledger
 from podtarget.schemas import layout
 from podtarget.schemas.derived import AUDIENCES, USER_RANKINGS, fingerprint
 from podtarget.transforms.arrow.candidates import DEFAULT_HEADS, PIPELINE, RULES, ScoringConfig
-from podtarget.transforms.arrow.counting import merge_counts
 from podtarget.transforms.beam.scoring import (
     FORMATS,
     BuildAudiences,
@@ -47,15 +43,8 @@ from podtarget.transforms.beam.scoring import (
     load_scoring_model,
     model_fingerprint,
 )
-from podtarget.transforms.runtime.sinks import WriteDeadLetters, WriteJson
-from podtarget.transforms.runtime.storage import (
-    commit_partition,
-    is_complete,
-    list_files,
-    new_run_id,
-    partition_files,
-    staging_dir,
-)
+from podtarget.transforms.runtime.sinks import SaveCounts, WriteDeadLetters
+from podtarget.transforms.runtime.storage import is_complete, list_files, partition_files
 
 
 class ScoreOptions(PipelineOptions):
@@ -180,10 +169,9 @@ def _remote_workers(options: PipelineOptions) -> bool:
 def run(argv: list[str] | None = None) -> dict:
     """Score ``--date``; returns the summary (also each partition's ``_SUCCESS.json``)."""
     options = resolve_runner(PipelineOptions(argv))
+    run = DailyRun.open(options, PIPELINE)
     opts = options.view_as(ScoreOptions)
-    data_root = options.view_as(DataRootOptions).data_root
-    day = build_day(options)
-    started = time.perf_counter()
+    data_root, day = run.data_root, run.day
 
     # Everything that can be wrong with the inputs fails here, before any work.
     config = scoring_config(opts)
@@ -217,15 +205,12 @@ def run(argv: list[str] | None = None) -> dict:
     if opts.max_user_parts:
         user_paths = user_paths[: opts.max_user_parts]
 
-    run_id = new_run_id()
     # One partition per output and format (Avro under avro/), each staged and committed whole.
-    audiences = {fmt: layout.audience_partition(data_root, day, fmt) for fmt in formats}
-    rankings = {fmt: layout.user_ranking_partition(data_root, day, fmt) for fmt in formats}
-    dead_partition = layout.deadletter_partition(data_root, PIPELINE, day)
-    audience_staging = {fmt: staging_dir(p, run_id) for fmt, p in audiences.items()}
-    rankings_staging = {fmt: staging_dir(p, run_id) for fmt, p in rankings.items()}
-    dead_staging = staging_dir(dead_partition, run_id)
-    counts_path = layout.join(dead_staging, "_counts.json")
+    dead_staging = run.stage_dead_letters(layout.deadletter_partition(data_root, PIPELINE, day))
+    rankings_staging, audience_staging = {}, {}
+    for fmt in formats:
+        rankings_staging[fmt] = run.stage(layout.user_ranking_partition(data_root, day, fmt))
+        audience_staging[fmt] = run.stage(layout.audience_partition(data_root, day, fmt))
     source_path = layout.raw_partition(data_root, "campaign", day)
     handler = PodtargetModelHandler(
         opts.model,
@@ -256,25 +241,15 @@ def run(argv: list[str] | None = None) -> dict:
     audience_counts, no_eligible = partials | "Audiences" >> BuildAudiences(
         day, plan_side, plan, audience_staging, opts.audience_shards, source_path
     )
-    _ = (
-        (plan | "PlanCounts" >> beam.Map(lambda p: p.counts), block_counts, audience_counts)
-        | "AllCounts" >> beam.Flatten()
-        | "MergeCounts" >> beam.CombineGlobally(merge_counts)
-        | "SaveCounts" >> WriteJson(counts_path)
-    )
-    _ = (
-        (plan | "PlanDeadLetters" >> beam.Map(lambda p: p.dead_letters), no_eligible)
-        | "AllDeadLetters" >> beam.Flatten()
-        | "SaveDeadLetters" >> WriteDeadLetters(dead_staging)
-    )
-    result = pipeline.run()
-    result.wait_until_finish()
-    if options.view_as(TestOptions).dry_run:
-        return {"dry_run": True, "state": str(result.state), "user_parts": len(user_paths)}
+    plan_counts = plan | "PlanCounts" >> beam.Map(lambda p: p.counts)
+    _ = (plan_counts, block_counts, audience_counts) | "SaveCounts" >> SaveCounts(run.counts_path)
+    plan_dead_letters = plan | "PlanDeadLetters" >> beam.Map(lambda p: p.dead_letters)
+    _ = (plan_dead_letters, no_eligible) | "SaveDeadLetters" >> WriteDeadLetters(dead_staging)
+    counts = run.execute(pipeline)
+    if counts is None:
+        return run.dry_run_summary(user_parts=len(user_paths))
 
-    counts = read_json(counts_path)
-    balance = reconcile(scoring_ledgers(counts))
-    balance.require_balanced(f"scores of {day}")
+    balance = run.reconcile(scoring_ledgers(counts))
     campaigns_counts = counts.get("campaigns", {})
     summary = {
         "date": day.isoformat(),
@@ -316,13 +291,7 @@ def run(argv: list[str] | None = None) -> dict:
         "reconciliation": balance.rows,
         "schema_fingerprints": {"audiences": fingerprint(AUDIENCES), "user_rankings": fingerprint(USER_RANKINGS)},
     }
-    FileSystems.delete([counts_path])  # run-internal scratch: the summary in _SUCCESS.json replaces it
-    commit_partition(dead_staging, dead_partition, {"date": day.isoformat(), "campaigns": summary["campaigns"]})
-    for fmt in formats:
-        commit_partition(rankings_staging[fmt], rankings[fmt], summary)
-        commit_partition(audience_staging[fmt], audiences[fmt], summary)
-    summary["seconds"] = round(time.perf_counter() - started, 2)
-    return summary
+    return run.commit(summary, dead_letters={"campaigns": summary["campaigns"]})
 
 
 def describe(summary: dict) -> str:

@@ -1,0 +1,132 @@
+"""The skeleton every daily pipeline run follows (features, examples, scoring): stage, count, run, reconcile, commit.
+
+A run of day D writes each output partition into a staging folder of its own (``<table>/_staging/dt=D-<run>``,
+:meth:`DailyRun.stage`), its dead letters into the dead-letter partition's (:meth:`DailyRun.stage_dead_letters`),
+and its merged counts into ``_counts.json`` in the first staging folder (:attr:`DailyRun.counts_path`, written by
+:class:`podtarget.transforms.runtime.sinks.SaveCounts`). After the Beam graph has run (:meth:`DailyRun.execute`;
+the run's shuffle folder is deleted whatever happens), the counts are read and the scratch file deleted; a run whose
+counts do not reconcile stops there (:meth:`DailyRun.reconcile`), committing nothing. Then :meth:`DailyRun.commit`
+swaps every partition in, dead letters first, each with the run's summary as ``_SUCCESS.json``. On a dry run
+(``--dry_run``) the graph is only built and validated, and nothing is read or committed.
+
+    run = DailyRun.open(options, "build_examples")
+    staging = run.stage(layout.examples_partition(run.data_root, run.day))
+    dead_staging = run.stage_dead_letters(layout.deadletter_partition(run.data_root, "build_examples", run.day))
+    pipeline = beam.Pipeline(options=options)
+    ...                                   # parts into staging, dead letters into dead_staging,
+    counts >> SaveCounts(run.counts_path)  # and the counts
+    counts = run.execute(pipeline)
+    if counts is None:
+        return run.dry_run_summary(files=len(files))
+    balance = run.reconcile(rows_ledgers(counts["tables"]))
+    return run.commit({... "reconciliation": balance.rows}, dead_letters={"dead_letter": ...})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import time
+from collections.abc import Mapping
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
+
+from podtarget.pipelines.daily import build_day, read_json, shuffle_folder
+from podtarget.pipelines.options import DataRootOptions
+from podtarget.pipelines.reconciliation import Ledger, Reconciliation, reconcile
+from podtarget.schemas import layout
+from podtarget.transforms.runtime.shuffle import removed_afterwards
+from podtarget.transforms.runtime.storage import commit_partition, new_run_id, staging_dir
+
+COUNTS_FILE = "_counts.json"
+
+
+@dataclasses.dataclass
+class DailyRun:
+    """One run of the daily pipeline ``pipeline`` for ``day``: its staged partitions, counts and timing."""
+
+    options: PipelineOptions
+    pipeline: str
+    day: datetime.date
+    data_root: str
+    run_id: str
+    started: float
+    outputs: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (staging, partition), commit order
+    dead_letters: tuple[str, str] | None = None  # (staging, partition)
+    shuffle: str | None = None
+    state: str | None = None  # the pipeline result's state, once executed
+
+    @classmethod
+    def open(cls, options: PipelineOptions, pipeline: str) -> DailyRun:
+        """A new run of ``pipeline`` for the ``--date`` of ``options`` (an error when it is missing or not a day);
+        its clock starts now."""
+        data_root = options.view_as(DataRootOptions).data_root
+        return cls(options, pipeline, build_day(options), data_root, new_run_id(), time.perf_counter())
+
+    def stage(self, partition: str) -> str:
+        """The folder this run writes ``partition``'s parts into; partitions are committed in the order staged."""
+        staging = staging_dir(partition, self.run_id)
+        self.outputs.append((staging, partition))
+        return staging
+
+    def stage_dead_letters(self, partition: str) -> str:
+        """The folder this run writes its dead letters into (committed first, with its own small summary)."""
+        self.dead_letters = (staging_dir(partition, self.run_id), partition)
+        return self.dead_letters[0]
+
+    def shuffle_folder(self) -> str | None:
+        """The run's file-backed shuffle folder (None with ``--shuffle=beam``), deleted when :meth:`execute` ends."""
+        self.shuffle = shuffle_folder(self.options, self.data_root, self.pipeline, self.day, self.run_id)
+        return self.shuffle
+
+    @property
+    def counts_path(self) -> str:
+        """Where the graph saves its merged counts: run-internal scratch in the first staging folder."""
+        folders = [staging for staging, _ in self.outputs] + ([self.dead_letters[0]] if self.dead_letters else [])
+        if not folders:
+            raise RuntimeError(f"{self.pipeline}: stage a partition before asking where its counts go")
+        return layout.join(folders[0], COUNTS_FILE)
+
+    @property
+    def dry_run(self) -> bool:
+        return bool(self.options.view_as(TestOptions).dry_run)
+
+    def execute(self, pipeline: beam.Pipeline) -> dict | None:
+        """Run the graph to its end and return the counts it saved (the scratch file deleted: the summary replaces
+        it), or None on a dry run, where nothing ran."""
+        with removed_afterwards(self.shuffle):
+            result = pipeline.run()
+            result.wait_until_finish()
+        self.state = str(result.state)
+        if self.dry_run:
+            return None
+        counts = read_json(self.counts_path)
+        FileSystems.delete([self.counts_path])
+        return counts
+
+    def dry_run_summary(self, **sizes: int) -> dict:
+        """What a dry run returns: that it was one, the graph's final state, and ``sizes`` (e.g. ``files=12``)."""
+        return {"dry_run": True, "state": self.state, **sizes}
+
+    def reconcile(self, ledgers: Mapping[str, Ledger]) -> Reconciliation:
+        """The run's reconciliation; a ``RuntimeError`` (and nothing committed) when any balance is off."""
+        balance = reconcile(ledgers)
+        balance.require_balanced(f"the counts of {self.pipeline} for {self.day}")
+        return balance
+
+    def commit(self, summary: dict, dead_letters: dict | None = None) -> dict:
+        """Commit the dead letters (with ``date`` and ``dead_letters`` as their ``_SUCCESS.json``), then every
+        staged partition with ``summary``; returns the summary with the run's ``seconds``."""
+        if self.dead_letters is not None:
+            if dead_letters is None:
+                raise ValueError(f"{self.pipeline} staged dead letters: commit needs their summary (dead_letters=)")
+            commit_partition(*self.dead_letters, {"date": self.day.isoformat(), **dead_letters})
+        for staging, partition in self.outputs:
+            commit_partition(staging, partition, summary)
+        return {**summary, "seconds": self.seconds()}
+
+    def seconds(self) -> float:
+        """Seconds since the run was opened."""
+        return round(time.perf_counter() - self.started, 2)
