@@ -29,6 +29,7 @@ from podtarget.pipelines.daily import (
 )
 from podtarget.pipelines.daily_run import DailyRun
 from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
+from podtarget.pipelines.reconciliation import Balance, Ledger
 from podtarget.schemas import layout
 from podtarget.schemas.derived import PODCAST_FEATURES, USER_FEATURES, fingerprint
 from podtarget.transforms.arrow.features import FeatureConfig, merge_listening, podcast_features
@@ -77,6 +78,33 @@ def input_fingerprint(data_root: str, day: datetime.date, lateness: int, config:
     settings = {"features": dataclasses.asdict(config), "allowed_lateness_days": lateness}
     used = [(f.path, f.size_bytes, f.modified) for f in files]
     return lineage.fingerprint(data_root, used, {day.isoformat(), *(f.day for f in files)}, settings)
+
+
+# Every history row read is used (the first of its id), filtered (a duplicate) or rejected (by the checks its own
+# day's examples run applies, which dead-letters it); every user of the snapshot gets a feature row or is filtered.
+FEATURE_ROWS_BALANCE = (Balance("unaccounted", "read", ("used", "rejected", "filtered")),)
+
+
+def feature_ledgers(counts: dict) -> dict[str, Ledger]:
+    """One ledger per history table and one for the user snapshot, from the run's merged counts."""
+
+    def ledger(read: int, used: int, rejected: int, filtered: dict) -> Ledger:
+        figures = {"read": read, "used": used, "rejected": rejected, "filtered": sum(filtered.values())}
+        return Ledger(figures, FEATURE_ROWS_BALANCE)
+
+    ledgers = {
+        table: ledger(
+            counts.get("context_rows_read", {}).get(table, 0),
+            counts.get("history_rows_used", {}).get(table, 0),
+            counts.get("context_rows_dropped", {}).get(table, 0),
+            counts.get("history_rows_filtered", {}).get(table, {}),
+        )
+        for table in HISTORY_TABLES
+    }
+    ledgers["user"] = ledger(
+        counts.get("users_read", 0), counts.get("users_written", 0), 0, counts.get("users_filtered", {})
+    )
+    return ledgers
 
 
 def planned_inputs(argv: list[str]) -> dict:
@@ -133,10 +161,11 @@ def run(argv: list[str] | None = None) -> dict:
     users = (
         pipeline
         | "UserSnapshotFiles" >> beam.Create(user_snapshot)
-        | "ReadUsers" >> beam.ParDo(ReadUserSnapshotBucketsFn(n_buckets, shuffle, cache))
+        | "ReadUsers"
+        >> beam.ParDo(ReadUserSnapshotBucketsFn(n_buckets, shuffle, cache)).with_outputs(COUNTS_TAG, main="rows")
     )
     built = (
-        (history.rows, users)
+        (history.rows, users.rows)
         | "AllRows" >> beam.Flatten()
         | "ByUserBucket" >> beam.GroupByKey()
         | "UserFeatures"
@@ -154,11 +183,13 @@ def run(argv: list[str] | None = None) -> dict:
         )
         | "AsCounts" >> beam.Map(lambda n: {"podcasts_written": n})
     )
-    _ = (history[COUNTS_TAG], built[COUNTS_TAG], podcast_rows) | "SaveCounts" >> SaveCounts(run.counts_path)
+    all_counts = (history[COUNTS_TAG], users[COUNTS_TAG], built[COUNTS_TAG], podcast_rows)
+    _ = all_counts | "SaveCounts" >> SaveCounts(run.counts_path)
     counts = run.execute(pipeline)
     if counts is None:
         return run.dry_run_summary(files=len(files))
 
+    balance = run.reconcile(feature_ledgers(counts))
     summary = run.commit(
         {
             "date": day.isoformat(),
@@ -167,6 +198,8 @@ def run(argv: list[str] | None = None) -> dict:
             "history_days": [days[0].isoformat(), days[-1].isoformat()] if days else [],
             "history_rows_read": counts.get("context_rows_read", {}),
             "history_rows_dropped": counts.get("context_rows_dropped", {}),
+            "history_rows_filtered": counts.get("history_rows_filtered", {}),
+            "reconciliation": balance.rows,
             # Corrupt history files: their own day dead-letters them; these features could not see past the damage.
             "history_unreadable_files": sorted(counts.get("context_unreadable_files", []), key=lambda f: f["path"]),
             "history_files": len(files),

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam import pvalue
 
 from podtarget.schemas import layout
@@ -48,13 +49,26 @@ def keep_all_columns(spec: FileSpec, rows: pa.Table) -> pa.Table:
     return rows
 
 
-def _gather(parts: list[pa.Table], table: str, id_column: str) -> pa.Table:
-    """Rows of one raw table in logging order, first occurrence of each id only, history columns only."""
+def _gather(parts: list[pa.Table], table: str, id_column: str) -> tuple[pa.Table, int]:
+    """Rows of one raw table in logging order, first occurrence of each id only, history columns only; and how many
+    rows were dropped as duplicates of an earlier one."""
     if not any(p.num_rows for p in parts):
-        return arrow_schema(table).empty_table().select(HISTORY_COLUMNS[table])
+        return arrow_schema(table).empty_table().select(HISTORY_COLUMNS[table]), 0
     rows = in_logging_order(parts)
-    rows = rows_where(rows, first_occurrences(rows, id_column))
-    return rows.drop_columns([c for c in ORDER_COLUMNS if c in rows.column_names])
+    first = first_occurrences(rows, id_column)
+    rows = rows_where(rows, first)
+    return rows.drop_columns([c for c in ORDER_COLUMNS if c in rows.column_names]), int((~first).sum())
+
+
+def _snapshot_counts(users: pa.Table, written: int) -> dict:
+    """Counts of one bucket's user snapshot rows: written (one feature row per user), or filtered (a null id, or an
+    id already seen)."""
+    ids = users.column("user_id")
+    distinct = pc.count_distinct(ids, mode="only_valid").as_py()
+    return {
+        "users_written": written,
+        "users_filtered": {"null_user_id": ids.null_count, "duplicate": len(ids) - ids.null_count - distinct},
+    }
 
 
 class BuildUserFeaturesBucketFn(ComputesBuckets, beam.DoFn):
@@ -82,7 +96,11 @@ class BuildUserFeaturesBucketFn(ComputesBuckets, beam.DoFn):
         by_role = rows_by_role(items, self.shuffle_files)
         users = pa.concat_tables(by_role["users"]) if by_role["users"] else arrow_schema("user").empty_table()
         ids = {"ad_impression": "impression_id", "promo_impression": "impression_id"}
-        history = {t: _gather(by_role[t], t, ids.get(t, "event_id")) for t in HISTORY_TABLES}
+        history, counts = {}, {"history_rows_used": {}, "history_rows_filtered": {}}
+        for table in HISTORY_TABLES:
+            history[table], duplicates = _gather(by_role[table], table, ids.get(table, "event_id"))
+            counts["history_rows_used"][table] = history[table].num_rows
+            counts["history_rows_filtered"][table] = {"duplicate": duplicates}
         features = user_features(
             self.day,
             users,
@@ -98,7 +116,7 @@ class BuildUserFeaturesBucketFn(ComputesBuckets, beam.DoFn):
         return BucketResult(
             outputs=[
                 pvalue.TaggedOutput(LISTENING_TAG, podcast_listening_ms(history["stream"], self.day, self.config)),
-                pvalue.TaggedOutput(COUNTS_TAG, {"users_written": features.num_rows}),
+                pvalue.TaggedOutput(COUNTS_TAG, {**counts, **_snapshot_counts(users, features.num_rows)}),
             ],
             parts=parts,
             counters={"users_written": features.num_rows},
@@ -107,7 +125,7 @@ class BuildUserFeaturesBucketFn(ComputesBuckets, beam.DoFn):
 
 class ReadUserSnapshotBucketsFn(beam.DoFn):
     """Reads one part of the user snapshot, ``(path, size in bytes, modified)``, and splits it by user bucket (role
-    ``users``).
+    ``users``); the rows it read are counted (tagged ``counts``: ``users_read``).
 
     ``shuffle_dir``: the run's file-backed shuffle folder, or None to shuffle the tables through Beam.
     ``cache``: the decode cache (the examples of the day read the same snapshot), or None.
@@ -129,3 +147,4 @@ class ReadUserSnapshotBucketsFn(beam.DoFn):
         emitter = BucketEmitter(self.n_buckets, self.shuffle_dir)
         for bucket, part in emitter.split(result.table, f"users-{path.rsplit('/', 1)[-1]}"):
             yield bucket, ("users", part)
+        yield pvalue.TaggedOutput(COUNTS_TAG, {"users_read": result.table.num_rows})
