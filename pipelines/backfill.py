@@ -31,7 +31,7 @@ from podtarget.common.cli import one_line
 from podtarget.common.cloud import require_credentials
 from podtarget.common.days import day_range, parse_day
 from podtarget.pipelines import build_examples, build_features, lineage
-from podtarget.pipelines.daily import bucket_processes
+from podtarget.pipelines.daily import start_worker_server
 from podtarget.pipelines.options import MAKE_VARIABLES, resolve_runner
 from podtarget.schemas import layout
 from podtarget.transforms.runtime.storage import is_complete, read_success
@@ -58,8 +58,7 @@ def run(argv: list[str], on_status: Callable[[dict], None] | None = None) -> lis
     ``on_status`` gets each row as soon as it is decided (``main`` prints it)."""
     args, beam_args = parse_args(argv)
     require_credentials([args.data_root])
-    # Starts the worker processes' server (when the runner will use one) while the first day is planned.
-    bucket_processes(resolve_runner(PipelineOptions(beam_args)))
+    resolve_runner(PipelineOptions(beam_args))  # unknown options and unusable runners fail before the first day
     statuses: list[dict] = []
 
     def emit(row: dict) -> None:
@@ -141,7 +140,13 @@ def format_statuses(statuses: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)[0]
+    args, beam_args = parse_args(argv)
+    try:
+        # First thing: the workers' server (when the runner will use one) imports while the first day is planned.
+        start_worker_server(PipelineOptions(beam_args))
+    except ValueError as exc:  # a bad --bucket_processes: one line, as every command
+        print(f"error: {one_line(exc, MAKE_VARIABLES)}", file=sys.stderr)
+        return 2
     progress = Progress(len(day_range(args.start, args.end)) * (1 if args.skip_examples else 2))
     try:
         statuses = run(argv, on_status=progress.row)

@@ -37,6 +37,7 @@ from podtarget.pipelines.daily import (
     load_snapshot,
     logged_through,
     logs_needed_through,
+    start_worker_server,
 )
 from podtarget.pipelines.daily_run import DailyRun
 from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
@@ -183,7 +184,7 @@ def planned_inputs(argv: list[str]) -> dict:
 def run(argv: list[str] | None = None) -> dict:
     """Build examples for ``--date``; returns the partition's summary (also its ``_SUCCESS.json``)."""
     options = resolve_runner(PipelineOptions(argv))
-    processes = bucket_processes(options)  # first: the workers' server imports while the day is planned
+    processes = bucket_processes(options)
     run = DailyRun.open(options, PIPELINE)
     daily = options.view_as(DailyOptions)
     opts = options.view_as(BuildExamplesOptions)
@@ -357,7 +358,9 @@ def describe(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_main(run, describe, argv, options=(DataRootOptions, DailyOptions, BuildExamplesOptions))
+    run_main(
+        run, describe, argv, options=(DataRootOptions, DailyOptions, BuildExamplesOptions), prepare=start_worker_server
+    )
 
 
 if __name__ == "__main__":

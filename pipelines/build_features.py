@@ -26,6 +26,7 @@ from podtarget.pipelines.daily import (
     decode_cache,
     load_reference_ids_by_day,
     load_snapshot,
+    start_worker_server,
 )
 from podtarget.pipelines.daily_run import DailyRun
 from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
@@ -118,7 +119,7 @@ def planned_inputs(argv: list[str]) -> dict:
 def run(argv: list[str] | None = None) -> dict:
     """Build both feature snapshots of ``--date``; returns the summary saved in their ``_SUCCESS.json``."""
     options = resolve_runner(PipelineOptions(argv))
-    processes = bucket_processes(options)  # first: the workers' server imports while the day is planned
+    processes = bucket_processes(options)
     run = DailyRun.open(options, PIPELINE)
     daily = options.view_as(DailyOptions)
     data_root, day = run.data_root, run.day
@@ -234,7 +235,7 @@ def describe(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_main(run, describe, argv, options=(DataRootOptions, DailyOptions))
+    run_main(run, describe, argv, options=(DataRootOptions, DailyOptions), prepare=start_worker_server)
 
 
 if __name__ == "__main__":

@@ -92,13 +92,19 @@ class DailyOptions(PipelineOptions):
 
 
 def bucket_processes(options: PipelineOptions) -> int:
-    """Worker processes for the per-file and per-bucket work (``--bucket_processes``, resolved); when there are
-    any, their server is started now (if the command line did not already), importing while the day is planned."""
-    processes = workers_wanted(
+    """Worker processes for the per-file and per-bucket work (``--bucket_processes``, resolved for the runner)."""
+    return workers_wanted(
         options.view_as(StandardOptions).runner,
         options.view_as(DirectOptions).direct_running_mode,
         options.view_as(DailyOptions).bucket_processes,
     )
+
+
+def start_worker_server(options: PipelineOptions) -> int:
+    """Start the worker processes' server now if a run with ``options`` will use workers, so that it imports the
+    pipeline modules (~2 s) while the command plans its day instead of when the first bundle needs a worker; returns
+    the workers wanted. Called first thing by the daily commands' ``main()``, never at import."""
+    processes = bucket_processes(options)
     if processes:
         worker_server.start()
     return processes

@@ -10,6 +10,7 @@ passes through untouched.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
@@ -82,9 +83,16 @@ MAKE_VARIABLES = {
 }
 
 
-def run_main(run, describe, argv: list[str] | None = None, options: tuple[type[PipelineOptions], ...] = ()) -> None:
-    """Command-line entry shared by the pipelines: ``--help`` lists the pipeline's ``options``; otherwise run, then
-    print ``describe(summary)`` (or the dry-run note). An error is one line (``common/cli.py``), exit status 2."""
+def run_main(
+    run,
+    describe,
+    argv: list[str] | None = None,
+    options: tuple[type[PipelineOptions], ...] = (),
+    prepare: Callable[[PipelineOptions], object] | None = None,
+) -> None:
+    """Command-line entry shared by the pipelines: ``--help`` lists the pipeline's ``options``; otherwise
+    ``prepare(parsed options)`` first (e.g. start worker processes while the run plans), run, then print
+    ``describe(summary)`` (or the dry-run note). An error is one line (``common/cli.py``), exit status 2."""
     import sys
 
     from podtarget.common.cli import run_cli
@@ -96,6 +104,8 @@ def run_main(run, describe, argv: list[str] | None = None, options: tuple[type[P
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     def main() -> int:
+        if prepare is not None:
+            prepare(PipelineOptions(argv))
         summary = run(argv)
         if summary.get("dry_run"):
             print(f"dry run: the job graph was built and validated ({summary['state']}); nothing ran")

@@ -2,10 +2,10 @@
 
 Worker processes (see :mod:`podtarget.transforms.runtime.bucket_work`) are forked from multiprocessing's ``forkserver``:
 a clean process that imports the pipeline modules once (Beam, pyarrow, polars: ~2 s), so that each worker starts in
-milliseconds. This module decides whether a run wants workers and starts the server; it imports only the standard
-library, so that a command can start the server before it imports Beam itself (see ``pipelines/__init__.py``):
-the two imports then overlap, where a server started after this process's own imports kept the first bundle that
-needed a worker waiting ~0.8 s.
+milliseconds. This module decides whether a run wants workers and starts the server (it imports only the standard
+library). The daily commands start it first thing in their ``main()``
+(:func:`podtarget.pipelines.daily.start_worker_server`), so that it imports while the command plans its day; a run
+started otherwise gets it when its first bundle needs a worker.
 
     >>> workers_wanted("DirectRunner", "in_memory", "auto", cores=2)
     2
@@ -24,12 +24,6 @@ DAILY_WORKER_MODULES = (
     "podtarget.transforms.runtime.bucket_work",
     "podtarget.transforms.beam.examples",
     "podtarget.transforms.beam.feature_snapshots",
-)
-# The commands that run the daily pipelines (``python -m <module>``).
-DAILY_COMMANDS = (
-    "podtarget.pipelines.backfill",
-    "podtarget.pipelines.build_features",
-    "podtarget.pipelines.build_examples",
 )
 IN_PROCESS_RUNNERS = (None, "DirectRunner", "direct", "SwitchingDirectRunner", "FnApiRunner")
 
@@ -65,33 +59,3 @@ def start(modules: Sequence[str] = ()) -> None:
     from multiprocessing import forkserver
 
     forkserver.ensure_running()
-
-
-def start_for_command(command_line: Sequence[str]) -> bool:
-    """Start the server now if ``command_line`` (``sys.orig_argv``) runs a daily pipeline whose options want
-    workers; returns whether it did. Only ``python -m <daily command>`` qualifies, and only the options' plain
-    spellings are read (``--opt=value`` or ``--opt value``): anything else leaves the start to the pipeline itself,
-    which only costs the overlap."""
-    args = list(command_line)
-    if "-m" not in args or args.index("-m") + 1 >= len(args) or args[args.index("-m") + 1] not in DAILY_COMMANDS:
-        return False
-    options = args[args.index("-m") + 2 :]
-
-    def value(name: str, default: str | None) -> str | None:
-        found = default
-        for i, arg in enumerate(options):
-            if arg.startswith(f"--{name}="):
-                found = arg.split("=", 1)[1]
-            elif arg == f"--{name}" and i + 1 < len(options):
-                found = options[i + 1]
-        return found
-
-    try:
-        wanted = workers_wanted(
-            value("runner", None), value("direct_running_mode", None), value("bucket_processes", "auto")
-        )
-    except ValueError:
-        return False  # the pipeline reports the bad value itself
-    if wanted:
-        start()
-    return bool(wanted)
