@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import functools
 import json
 import math
 
@@ -37,34 +38,33 @@ from podtarget.pipelines.daily import (
     load_snapshot,
     logged_through,
     logs_needed_through,
+    require_features,
     start_worker_server,
 )
 from podtarget.pipelines.daily_run import DailyRun
 from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
-from podtarget.pipelines.reconciliation import format_reconciliation, rows_ledgers
+from podtarget.pipelines.reconciliation import Reconciliation, format_reconciliation, rows_ledgers
 from podtarget.schemas import layout
 from podtarget.schemas.derived import EXAMPLES, fingerprint
 from podtarget.schemas.units import MS_PER_DAY, MS_PER_HOUR
 from podtarget.transforms.arrow.attribution import AttributionConfig
-from podtarget.transforms.arrow.validation import day_start_ms
+from podtarget.transforms.beam.daily import ComputeUserBuckets, LoadDayInputs, ReadEachFile
 from podtarget.transforms.beam.examples import (
     PIPELINE,
     BuildExamplesBucketFn,
-    FirstTimeByPair,
+    DayRelevance,
     ReadUserFeatureBucketsFn,
     SortedUnion,
-    clicked_impression_ids,
     columns_for_role,
-    make_relevance,
     project_for_role,
     rejected_clicked_impressions,
     relevant_context,
-    target_pair_times,
 )
 from podtarget.transforms.beam.raw_input import (
     COUNTS_TAG,
     DEAD_LETTER_TAG,
     REJECTED_TAG,
+    FileSpec,
     ReadRawByUserBucket,
     ReadValidateBucketFn,
     effective_buckets,
@@ -73,7 +73,6 @@ from podtarget.transforms.beam.raw_input import (
 from podtarget.transforms.runtime.sinks import SaveCounts, WriteDeadLetters
 from podtarget.transforms.runtime.storage import (
     atomic_write,
-    is_complete,
     parquet_bytes,
     partition_files,
     use_system_allocator,
@@ -158,8 +157,7 @@ def input_fingerprint(data_root: str, day: datetime.date, config: AttributionCon
     settings = {"attribution": {k: dict(v) if hasattr(v, "items") else v for k, v in attribution.items()}}
     settings["allowed_lateness_days"] = lateness
     features = [layout.feature_partition(data_root, entity, day) for entity in ("user", "podcast")]
-    used = [(f.path, f.size_bytes, f.modified) for f in files]
-    return lineage.fingerprint(data_root, used, {day.isoformat(), *(f.day for f in files)}, settings, features)
+    return lineage.plan_fingerprint(data_root, day, files, settings, features)
 
 
 def planned_inputs(argv: list[str]) -> dict:
@@ -181,118 +179,126 @@ def planned_inputs(argv: list[str]) -> dict:
     }
 
 
-def run(argv: list[str] | None = None) -> dict:
-    """Build examples for ``--date``; returns the partition's summary (also its ``_SUCCESS.json``)."""
-    options = resolve_runner(PipelineOptions(argv))
-    processes = bucket_processes(options)
-    run = DailyRun.open(options, PIPELINE)
-    daily = options.view_as(DailyOptions)
-    opts = options.view_as(BuildExamplesOptions)
-    data_root, day, lateness = run.data_root, run.day, daily.allowed_lateness_days
-    config = attribution_config(opts)
-    use_system_allocator()  # for the in-process runners; workers set it in their DoFns' setup
+@dataclasses.dataclass(frozen=True)
+class LogCoverage:
+    """How far the logs reach for the labels of a day: the last day every log table has (``logs_through``), the
+    instant before which events are completely logged (``horizon_end_ms``), and whether every window is covered."""
 
-    user_feature_paths = partition_files(layout.feature_partition(data_root, "user", day), ".parquet")
-    for entity in ("user", "podcast"):
-        if not is_complete(layout.feature_partition(data_root, entity, day)):
-            raise MissingInputError(
-                f"features/{entity} for {day} are missing or incomplete; run `make features DATE={day}` first"
-            )
+    logs_through: datetime.date
+    horizon_end_ms: int
+    mature: bool
+
+
+def check_inputs(
+    data_root: str, day: datetime.date, config: AttributionConfig, lateness: int, allow_unobserved: bool
+) -> LogCoverage:
+    """Everything the examples of ``day`` need, checked before any work: the features of ``day``, the day's logs,
+    and logs that cover its attribution windows (unless ``allow_unobserved``)."""
+    require_features(data_root, day)
     last_logged = logged_through(data_root, day)
     if last_logged is None:
         raise MissingInputError(f"no complete set of raw logs for {day} under {data_root}/raw")
-    horizon = horizon_end_ms(last_logged, lateness)
     need_day = logs_needed_through(day, config.max_window_ms(), lateness)
-    mature = last_logged >= need_day
-    if not mature and not opts.allow_unobserved:
+    if last_logged < need_day and not allow_unobserved:
         raise ValueError(
             f"labels of {day} are not mature: attribution windows (up to {config.max_window_ms() / MS_PER_DAY:g} "
             f"days, plus {lateness} days of logging lateness) need logs through {need_day}, but logs end on "
             f"{last_logged}. Pass --allow_unobserved to build it with the uncovered labels marked unobserved (null)."
         )
-    files = plan(data_root, day, config, lateness, last_logged)
+    return LogCoverage(last_logged, horizon_end_ms(last_logged, lateness), last_logged >= need_day)
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Build examples for ``--date``; returns the partition's summary (also its ``_SUCCESS.json``)."""
+    options = resolve_runner(PipelineOptions(argv))
+    run = DailyRun.open(options, PIPELINE)
+    daily, opts = options.view_as(DailyOptions), options.view_as(BuildExamplesOptions)
+    data_root, day, lateness = run.data_root, run.day, daily.allowed_lateness_days
+    config = attribution_config(opts)
+    use_system_allocator()  # for the in-process runners; workers set it in their DoFns' setup
+    logs = check_inputs(data_root, day, config, lateness, opts.allow_unobserved)
+    user_feature_paths = partition_files(layout.feature_partition(data_root, "user", day), ".parquet")
+    files = plan(data_root, day, config, lateness, logs.logs_through)
     n_buckets = effective_buckets(daily.n_buckets, files)
     staging = run.stage(layout.examples_partition(data_root, day))
     dead_staging = run.stage_dead_letters(layout.deadletter_partition(data_root, PIPELINE, day))
-    shuffle = run.shuffle_folder()
-    cache = decode_cache(options, data_root)
+    shuffle, cache, processes = run.shuffle_folder(), decode_cache(options, data_root), bucket_processes(options)
+    read_raw = ReadValidateBucketFn(
+        PIPELINE,
+        day,
+        n_buckets,
+        lateness,
+        project_for_role,
+        columns_for_role,
+        relevant_context,
+        shuffle_dir=shuffle,
+        threads=daily.io_threads,
+        cache=cache,
+        processes=processes,
+        rejected_keys=rejected_clicked_impressions,
+    )
+    label_and_assemble = BuildExamplesBucketFn(
+        day, staging, logs.horizon_end_ms, config, [f.path for f in files], daily.io_threads, processes, lateness
+    )
+    loaders = {
+        "ReferenceIds": functools.partial(load_reference_ids_by_day, files=files, data_root=data_root, cache=cache),
+        "PodcastFeatures": functools.partial(load_podcast_features, data_root=data_root),
+        "Campaigns": functools.partial(load_snapshot, data_root=data_root, table="campaign", cache=cache),
+        "Creatives": functools.partial(load_snapshot, data_root=data_root, table="creative", cache=cache),
+    }
 
-    earliest_ms = day_start_ms(day) - lateness * MS_PER_DAY  # the earliest a valid impression of D was served
     pipeline = beam.Pipeline(options=options)
-    seed = pipeline | "Day" >> beam.Create([day.isoformat()])
-    reference = seed | "ReferenceIds" >> beam.Map(load_reference_ids_by_day, files, data_root, cache)
-    podcast_features = seed | "PodcastFeatures" >> beam.Map(load_podcast_features, data_root)
-    campaigns = seed | "Campaigns" >> beam.Map(load_snapshot, data_root, "campaign", cache)
-    creatives = seed | "Creatives" >> beam.Map(load_snapshot, data_root, "creative", cache)
-    # A light first pass over the owned files: which context rows can matter at all (see Relevance).
-    target_pairs = (
-        pipeline
-        | "TargetFiles" >> beam.Create([f for f in files if f.role == "target"])
-        | "TargetPairs" >> beam.Map(target_pair_times, earliest_ms, day_start_ms(day) + MS_PER_DAY - 1, cache)
-        | "AllTargetPairs" >> beam.CombineGlobally(FirstTimeByPair())
-    )
-    clicked = (
-        pipeline
-        | "OwnedClickFiles" >> beam.Create([f for f in files if f.table == "click" and f.owned])
-        | "ClickedImpressions" >> beam.Map(clicked_impression_ids, cache)
-        | "AllClickedImpressions" >> beam.CombineGlobally(SortedUnion(str))
-    )
-    relevance = target_pairs | "Relevance" >> beam.Map(make_relevance, beam.pvalue.AsSingleton(clicked), earliest_ms)
+    inputs = pipeline | "DayInputs" >> LoadDayInputs(day, loaders)
+    relevance = pipeline | "Relevance" >> DayRelevance(files, day, lateness, cache)
     read = pipeline | "ReadRaw" >> ReadRawByUserBucket(
         files,
-        ReadValidateBucketFn(
-            PIPELINE,
-            day,
-            n_buckets,
-            lateness,
-            project_for_role,
-            columns_for_role,
-            relevant_context,
-            shuffle_dir=shuffle,
-            threads=daily.io_threads,
-            cache=cache,
-            processes=processes,
-            rejected_keys=rejected_clicked_impressions,
-        ),
-        beam.pvalue.AsSingleton(reference),
+        read_raw,
+        beam.pvalue.AsSingleton(inputs["ReferenceIds"]),
         beam.pvalue.AsSingleton(relevance),
     )
     rejected_clicked = read[REJECTED_TAG] | "AllRejectedClickedImpressions" >> beam.CombineGlobally(SortedUnion(str))
-    user_features = (
-        pipeline
-        | "UserFeatureFiles" >> beam.Create(user_feature_paths)
-        | "ReadUserFeatures" >> beam.ParDo(ReadUserFeatureBucketsFn(n_buckets, shuffle))
+    user_features = pipeline | "ReadUserFeatures" >> ReadEachFile(
+        user_feature_paths, ReadUserFeatureBucketsFn(n_buckets, shuffle)
     )
-    built = (
-        (read.rows, user_features)
-        | "AllRows" >> beam.Flatten()
-        | "ByUserBucket" >> beam.GroupByKey()
-        | "LabelAndAssemble"
-        >> beam.ParDo(
-            BuildExamplesBucketFn(
-                day, staging, horizon, config, [f.path for f in files], daily.io_threads, processes, lateness
-            ),
-            beam.pvalue.AsSingleton(podcast_features),
-            beam.pvalue.AsSingleton(campaigns),
-            beam.pvalue.AsSingleton(creatives),
-            beam.pvalue.AsSingleton(rejected_clicked),
-        ).with_outputs(DEAD_LETTER_TAG, COUNTS_TAG)
+    built = (read.rows, user_features.rows) | "LabelAndAssemble" >> ComputeUserBuckets(
+        label_and_assemble,
+        *(beam.pvalue.AsSingleton(inputs[name]) for name in ("PodcastFeatures", "Campaigns", "Creatives")),
+        beam.pvalue.AsSingleton(rejected_clicked),
+        outputs=(DEAD_LETTER_TAG, COUNTS_TAG),
     )
     _ = (read[COUNTS_TAG], built[COUNTS_TAG]) | "SaveCounts" >> SaveCounts(run.counts_path)
     _ = (read[DEAD_LETTER_TAG], built[DEAD_LETTER_TAG]) | "SaveDeadLetters" >> WriteDeadLetters(dead_staging)
+
     counts = run.execute(pipeline)
     if counts is None:
         return run.dry_run_summary(files=len(files))
-
     balance = run.reconcile(rows_ledgers(counts["tables"]))
-    summary = {
+    summary = examples_summary(day, counts, balance, logs, config, lateness, files, n_buckets)
+    summary["inputs"] = input_fingerprint(data_root, day, config, lateness, files)
+    if summary["rows"] == 0:
+        # A day with no impressions is a real, complete day: one empty part keeps its schema for every reader.
+        atomic_write(layout.join(staging, "part-00000.parquet"), parquet_bytes(EXAMPLES.empty_table()))
+    return run.commit(summary, dead_letters={"dead_letter": summary["dead_letter"]})
+
+
+def examples_summary(
+    day: datetime.date,
+    counts: dict,
+    balance: Reconciliation,
+    logs: LogCoverage,
+    config: AttributionConfig,
+    lateness: int,
+    files: list[FileSpec],
+    n_buckets: int,
+) -> dict:
+    """What an examples run records in its ``_SUCCESS.json`` (without ``inputs``, its lineage)."""
+    tables = counts["tables"]
+    return {
         "date": day.isoformat(),
-        "rows": sum(counts["tables"].get(t, {}).get("written", 0) for t in ("ad_impression", "promo_impression")),
+        "rows": sum(tables.get(t, {}).get("written", 0) for t in ("ad_impression", "promo_impression")),
         "reconciliation": balance.rows,
-        "dead_letter": {t: c.get("dead_letter", {}) for t, c in counts["tables"].items() if c.get("dead_letter")},
-        "filtered": {
-            t: c.get("filtered", {}) for t, c in counts["tables"].items() if any(c.get("filtered", {}).values())
-        },
+        "dead_letter": {t: c.get("dead_letter", {}) for t, c in tables.items() if c.get("dead_letter")},
+        "filtered": {t: c.get("filtered", {}) for t, c in tables.items() if any(c.get("filtered", {}).values())},
         "unreadable_files": sorted(counts.get("unreadable_files", []), key=lambda f: f["path"]),
         # Corrupt files of other days read as context: their own day dead-letters them, and this day's labels
         # could not see the rows past their last complete block.
@@ -300,9 +306,9 @@ def run(argv: list[str] | None = None) -> dict:
         "context_rows_dropped": counts.get("context_rows_dropped", {}),
         "context_rows_irrelevant": counts.get("context_rows_irrelevant", {}),
         "labels": counts.get("labels", {}),
-        "labels_mature": mature,
-        "logs_through": last_logged.isoformat(),
-        "horizon_end_ms": horizon,
+        "labels_mature": logs.mature,
+        "logs_through": logs.logs_through.isoformat(),
+        "horizon_end_ms": logs.horizon_end_ms,
         "attribution": {
             "stream_window_ms": dict(config.stream_window_ms),
             "follow_window_ms": dict(config.follow_window_ms),
@@ -315,12 +321,7 @@ def run(argv: list[str] | None = None) -> dict:
         "input_bytes": sum(f.size_bytes for f in files),
         "n_buckets": n_buckets,
         "examples_schema_fingerprint": fingerprint(EXAMPLES),
-        "inputs": input_fingerprint(data_root, day, config, lateness, files),
     }
-    if summary["rows"] == 0:
-        # A day with no impressions is a real, complete day: one empty part keeps its schema for every reader.
-        atomic_write(layout.join(staging, "part-00000.parquet"), parquet_bytes(EXAMPLES.empty_table()))
-    return run.commit(summary, dead_letters={"dead_letter": summary["dead_letter"]})
 
 
 def format_summary(summary: dict) -> str:

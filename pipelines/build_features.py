@@ -13,62 +13,61 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from podtarget.common.days import days_from
 from podtarget.pipelines import lineage
 from podtarget.pipelines.daily import (
     DailyOptions,
-    MissingInputError,
     bucket_processes,
     build_day,
     decode_cache,
     load_reference_ids_by_day,
     load_snapshot,
+    snapshot_files,
     start_worker_server,
 )
 from podtarget.pipelines.daily_run import DailyRun
 from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
-from podtarget.pipelines.reconciliation import Balance, Ledger
+from podtarget.pipelines.reconciliation import Balance, Ledger, Reconciliation
 from podtarget.schemas import layout
 from podtarget.schemas.derived import PODCAST_FEATURES, USER_FEATURES, fingerprint
-from podtarget.transforms.arrow.features import FeatureConfig, merge_listening, podcast_features
+from podtarget.transforms.arrow.features import FeatureConfig
+from podtarget.transforms.beam.daily import ComputeUserBuckets, LoadDayInputs, ReadEachFile
 from podtarget.transforms.beam.feature_snapshots import (
     HISTORY_TABLES,
     LISTENING_TAG,
     PIPELINE,
     BuildUserFeaturesBucketFn,
     ReadUserSnapshotBucketsFn,
+    WritePodcastFeatures,
     history_columns,
     keep_all_columns,
 )
 from podtarget.transforms.beam.raw_input import (
     COUNTS_TAG,
+    FileSpec,
     ReadRawByUserBucket,
     ReadValidateBucketFn,
     effective_buckets,
     plan_files,
 )
 from podtarget.transforms.runtime.sinks import SaveCounts
-from podtarget.transforms.runtime.storage import (
-    atomic_write,
-    list_files_with_metadata,
-    parquet_bytes,
-    use_system_allocator,
-)
+from podtarget.transforms.runtime.storage import use_system_allocator
 
 
-def _write_podcast_features(listening, podcasts, day_iso: str, staging: str, config: FeatureConfig) -> int:
-    table = podcast_features(datetime.date.fromisoformat(day_iso), podcasts, listening, config)
-    atomic_write(layout.join(staging, "part-00000.parquet"), parquet_bytes(table))
-    return table.num_rows
+def history_days(day: datetime.date, config: FeatureConfig) -> list[datetime.date]:
+    """The logging days the snapshot of ``day`` reads: the longest look-back window, up to the day before ``day``."""
+    look_back = max(config.user_history_days, config.podcast_history_days)
+    return days_from(day - datetime.timedelta(days=look_back), look_back)
 
 
-def history_files(data_root: str, day: datetime.date, config: FeatureConfig) -> list:
-    """The raw log files the snapshot of ``day`` reads: every history table over the longest look-back window."""
-    history_days = max(config.user_history_days, config.podcast_history_days)
-    days = [day - datetime.timedelta(days=k) for k in range(history_days, 0, -1)]
+def history_files(data_root: str, day: datetime.date, config: FeatureConfig) -> list[FileSpec]:
+    """The raw log files the snapshot of ``day`` reads: every history table over its :func:`history_days`."""
+    days = history_days(day, config)
     return plan_files(data_root, [(table, table, days, False) for table in HISTORY_TABLES])
 
 
@@ -77,8 +76,7 @@ def input_fingerprint(data_root: str, day: datetime.date, lateness: int, config:
     ``day`` and of the days they were logged, the world and the settings. Recorded in ``_SUCCESS.json``."""
     files = history_files(data_root, day, config) if files is None else files
     settings = {"features": dataclasses.asdict(config), "allowed_lateness_days": lateness}
-    used = [(f.path, f.size_bytes, f.modified) for f in files]
-    return lineage.fingerprint(data_root, used, {day.isoformat(), *(f.day for f in files)}, settings)
+    return lineage.plan_fingerprint(data_root, day, files, settings)
 
 
 # Every history row read is used (the first of its id), filtered (a duplicate) or rejected (by the checks its own
@@ -119,106 +117,99 @@ def planned_inputs(argv: list[str]) -> dict:
 def run(argv: list[str] | None = None) -> dict:
     """Build both feature snapshots of ``--date``; returns the summary saved in their ``_SUCCESS.json``."""
     options = resolve_runner(PipelineOptions(argv))
-    processes = bucket_processes(options)
     run = DailyRun.open(options, PIPELINE)
     daily = options.view_as(DailyOptions)
-    data_root, day = run.data_root, run.day
-    config = FeatureConfig()
+    data_root, day, config = run.data_root, run.day, FeatureConfig()
     use_system_allocator()  # for the in-process runners; workers set it in their DoFns' setup
-
-    user_snapshot = list_files_with_metadata(layout.raw_glob(data_root, "user", day))
-    if not user_snapshot:
-        raise MissingInputError(f"no user snapshot for {day} under {layout.raw_partition(data_root, 'user', day)}")
-    history_days = max(config.user_history_days, config.podcast_history_days)
-    days = [day - datetime.timedelta(days=k) for k in range(history_days, 0, -1)]
+    users_files = snapshot_files(data_root, "user", day)  # who gets a feature row
     files = history_files(data_root, day, config)
     n_buckets = effective_buckets(daily.n_buckets, files)
     # The podcast snapshot first: a complete user snapshot marks the day's features complete (backfill, make score).
     podcast_staging = run.stage(layout.feature_partition(data_root, "podcast", day))
     user_staging = run.stage(layout.feature_partition(data_root, "user", day))
-    shuffle = run.shuffle_folder()
-    cache = decode_cache(options, data_root)
+    shuffle, cache, processes = run.shuffle_folder(), decode_cache(options, data_root), bucket_processes(options)
+    read_history = ReadValidateBucketFn(
+        PIPELINE,
+        day,
+        n_buckets,
+        daily.allowed_lateness_days,
+        keep_all_columns,
+        history_columns,
+        shuffle_dir=shuffle,
+        threads=daily.io_threads,
+        cache=cache,
+        processes=processes,
+    )
+    loaders = {
+        "ReferenceIds": functools.partial(load_reference_ids_by_day, files=files, data_root=data_root, cache=cache),
+        "PodcastSnapshot": functools.partial(load_snapshot, data_root=data_root, table="podcast", cache=cache),
+    }
 
     pipeline = beam.Pipeline(options=options)
-    seed = pipeline | "Day" >> beam.Create([day.isoformat()])
-    reference = seed | "ReferenceIds" >> beam.Map(load_reference_ids_by_day, files, data_root, cache)
-    podcasts = seed | "PodcastSnapshot" >> beam.Map(load_snapshot, data_root, "podcast", cache)
+    inputs = pipeline | "DayInputs" >> LoadDayInputs(day, loaders)
+    podcasts = beam.pvalue.AsSingleton(inputs["PodcastSnapshot"])
     history = pipeline | "ReadHistory" >> ReadRawByUserBucket(
-        files,
-        ReadValidateBucketFn(
-            PIPELINE,
-            day,
-            n_buckets,
-            daily.allowed_lateness_days,
-            keep_all_columns,
-            history_columns,
-            shuffle_dir=shuffle,
-            threads=daily.io_threads,
-            cache=cache,
-            processes=processes,
-        ),
-        beam.pvalue.AsSingleton(reference),
+        files, read_history, beam.pvalue.AsSingleton(inputs["ReferenceIds"])
     )
-    users = (
-        pipeline
-        | "UserSnapshotFiles" >> beam.Create(user_snapshot)
-        | "ReadUsers"
-        >> beam.ParDo(ReadUserSnapshotBucketsFn(n_buckets, shuffle, cache)).with_outputs(COUNTS_TAG, main="rows")
+    users = pipeline | "ReadUsers" >> ReadEachFile(
+        users_files, ReadUserSnapshotBucketsFn(n_buckets, shuffle, cache), COUNTS_TAG
     )
-    built = (
-        (history.rows, users.rows)
-        | "AllRows" >> beam.Flatten()
-        | "ByUserBucket" >> beam.GroupByKey()
-        | "UserFeatures"
-        >> beam.ParDo(
-            BuildUserFeaturesBucketFn(day, user_staging, config, daily.io_threads, processes),
-            beam.pvalue.AsSingleton(podcasts),
-        ).with_outputs(LISTENING_TAG, COUNTS_TAG)
+    built = (history.rows, users.rows) | "UserFeatures" >> ComputeUserBuckets(
+        BuildUserFeaturesBucketFn(day, user_staging, config, daily.io_threads, processes),
+        podcasts,
+        outputs=(LISTENING_TAG, COUNTS_TAG),
     )
-    podcast_rows = (
-        built[LISTENING_TAG]
-        | "MergeListening" >> beam.CombineGlobally(merge_listening)
-        | "PodcastFeatures"
-        >> beam.Map(
-            _write_podcast_features, beam.pvalue.AsSingleton(podcasts), day.isoformat(), podcast_staging, config
-        )
-        | "AsCounts" >> beam.Map(lambda n: {"podcasts_written": n})
+    podcast_counts = built[LISTENING_TAG] | "PodcastFeatures" >> WritePodcastFeatures(
+        day, podcasts, podcast_staging, config
     )
-    all_counts = (history[COUNTS_TAG], users[COUNTS_TAG], built[COUNTS_TAG], podcast_rows)
+    all_counts = (history[COUNTS_TAG], users[COUNTS_TAG], built[COUNTS_TAG], podcast_counts)
     _ = all_counts | "SaveCounts" >> SaveCounts(run.counts_path)
+
     counts = run.execute(pipeline)
     if counts is None:
         return run.dry_run_summary(files=len(files))
-
     balance = run.reconcile(feature_ledgers(counts))
-    summary = run.commit(
-        {
-            "date": day.isoformat(),
-            "users": counts.get("users_written", 0),
-            "podcasts": counts.get("podcasts_written", 0),
-            "history_days": [days[0].isoformat(), days[-1].isoformat()] if days else [],
-            "history_rows_read": counts.get("context_rows_read", {}),
-            "history_rows_dropped": counts.get("context_rows_dropped", {}),
-            "history_rows_filtered": counts.get("history_rows_filtered", {}),
-            "reconciliation": balance.rows,
-            # Corrupt history files: their own day dead-letters them; these features could not see past the damage.
-            "history_unreadable_files": sorted(counts.get("context_unreadable_files", []), key=lambda f: f["path"]),
-            "history_files": len(files),
-            "n_buckets": n_buckets,
-            "config": {
-                "user_history_days": config.user_history_days,
-                "podcast_history_days": config.podcast_history_days,
-                "min_stream_ms": config.min_stream_ms,
-                "tier_shares": list(config.tier_shares),
-            },
-            "schema_fingerprints": {"user": fingerprint(USER_FEATURES), "podcast": fingerprint(PODCAST_FEATURES)},
-            "inputs": input_fingerprint(data_root, day, daily.allowed_lateness_days, config, files),
-        }
-    )
+    inputs_used = input_fingerprint(data_root, day, daily.allowed_lateness_days, config, files)
+    summary = run.commit(feature_summary(day, counts, balance, files, n_buckets, config, inputs_used))
     if cache is not None:
         # No later day's features (the longest look-back) or examples read logs older than this window.
-        summary["decode_cache_days_pruned"] = cache.prune_before(days[0] if days else day)
+        summary["decode_cache_days_pruned"] = cache.prune_before(history_days(day, config)[0])
     return summary
+
+
+def feature_summary(
+    day: datetime.date,
+    counts: dict,
+    balance: Reconciliation,
+    files: list[FileSpec],
+    n_buckets: int,
+    config: FeatureConfig,
+    inputs: dict,
+) -> dict:
+    """What a features run records in both snapshots' ``_SUCCESS.json``."""
+    days = history_days(day, config)
+    return {
+        "date": day.isoformat(),
+        "users": counts.get("users_written", 0),
+        "podcasts": counts.get("podcasts_written", 0),
+        "history_days": [days[0].isoformat(), days[-1].isoformat()],
+        "history_rows_read": counts.get("context_rows_read", {}),
+        "history_rows_dropped": counts.get("context_rows_dropped", {}),
+        "history_rows_filtered": counts.get("history_rows_filtered", {}),
+        "reconciliation": balance.rows,
+        # Corrupt history files: their own day dead-letters them; these features could not see past the damage.
+        "history_unreadable_files": sorted(counts.get("context_unreadable_files", []), key=lambda f: f["path"]),
+        "history_files": len(files),
+        "n_buckets": n_buckets,
+        "config": {
+            "user_history_days": config.user_history_days,
+            "podcast_history_days": config.podcast_history_days,
+            "min_stream_ms": config.min_stream_ms,
+            "tier_shares": list(config.tier_shares),
+        },
+        "schema_fingerprints": {"user": fingerprint(USER_FEATURES), "podcast": fingerprint(PODCAST_FEATURES)},
+        "inputs": inputs,
+    }
 
 
 def describe(summary: dict) -> str:

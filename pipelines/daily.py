@@ -1,8 +1,10 @@
-"""Driver-side helpers shared by the daily pipelines (features, examples): options, inputs, counts, commit.
+"""Driver-side helpers shared by the daily pipelines (features, examples, scoring): options, worker processes,
+inputs and their checks.
 
-Work that must happen once per run, before or after the Beam graph: finding which logging days exist, loading the
-small snapshots the graph takes as side inputs, checking that every input row is accounted for, and swapping the
-finished partition in.
+Work that happens once per run, before the Beam graph runs: the day to build, how many worker processes (and
+starting their server from a command's ``main()``), checking that the inputs exist, finding which logging days
+exist, and the loaders of the small snapshots the graph takes as side inputs. The run itself (staging, counts,
+reconciliation, commit) is :class:`podtarget.pipelines.daily_run.DailyRun`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from podtarget.transforms.runtime import worker_server
 from podtarget.transforms.runtime.decode_cache import DecodeCache
 from podtarget.transforms.runtime.shuffle import SHUFFLE_MODES
 from podtarget.transforms.runtime.storage import (
+    is_complete,
     list_files_with_metadata,
     partition_files,
     read_avro_as_arrow,
@@ -139,6 +142,27 @@ class MissingInputError(FileNotFoundError):
     """An input partition the day needs does not exist (yet)."""
 
 
+def snapshot_files(data_root: str, table: str, day: datetime.date) -> list[tuple[str, int, float]]:
+    """The part files ``(path, size, modified)`` of raw snapshot ``table`` on ``day``; a clear error when there are
+    none."""
+    files = list_files_with_metadata(layout.raw_glob(data_root, table, day))
+    if not files:
+        raise MissingInputError(
+            f"no {table} snapshot for {day} under {layout.raw_partition(data_root, table, day)}; "
+            "simulate or ingest that day first"
+        )
+    return files
+
+
+def require_features(data_root: str, day: datetime.date) -> None:
+    """Both feature snapshots of ``day`` must be complete (the examples and the scores of a day join them)."""
+    for entity in ("user", "podcast"):
+        if not is_complete(layout.feature_partition(data_root, entity, day)):
+            raise MissingInputError(
+                f"features/{entity} for {day} are missing or incomplete; run `make features DATE={day}` first"
+            )
+
+
 def read_snapshot(
     data_root: str,
     table: str,
@@ -149,14 +173,8 @@ def read_snapshot(
     """Rows of raw snapshot ``table`` on ``day`` (Arrow; ``columns`` only, when given), through the decode cache
     when there is one (the features and the examples of a day both read the day's snapshots); a clear error when
     the partition is missing or a file is corrupt."""
-    files = list_files_with_metadata(layout.raw_glob(data_root, table, day))
-    if not files:
-        raise MissingInputError(
-            f"no {table} snapshot for {day} under {layout.raw_partition(data_root, table, day)}; "
-            "simulate or ingest that day first"
-        )
     parts = []
-    for path, size, modified in files:
+    for path, size, modified in snapshot_files(data_root, table, day):
         if cache is None:
             result = read_avro_as_arrow(path, table, columns)
         else:

@@ -68,6 +68,16 @@ def fingerprint(
     }
 
 
+def plan_fingerprint(
+    data_root: str, day: datetime.date, files: Sequence, settings: Mapping, derived: Sequence[str] = ()
+) -> dict:
+    r"""The :func:`fingerprint` of a daily run of ``day`` that reads the planned ``files`` (``FileSpec``\ s): their
+    versions, the snapshots of ``day`` and of every day they were logged, ``settings`` and the ``derived``
+    partitions it joins."""
+    used = [(f.path, f.size_bytes, f.modified) for f in files]
+    return fingerprint(data_root, used, {day.isoformat(), *(f.day for f in files)}, settings, derived)
+
+
 def stale_reason(recorded: Mapping | None, current: Mapping) -> str | None:
     """Why a partition whose ``_SUCCESS.json`` holds ``recorded`` (its ``inputs``) is out of date against the
     ``current`` fingerprint; None when it is up to date."""

@@ -17,26 +17,30 @@ atomically: a rerun replaces a day with identical bytes. Campaigns that cannot b
 from __future__ import annotations
 
 import argparse
+import datetime
+import functools
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions, StandardOptions, TestOptions
 
 from podtarget.pipelines.daily import (
     DailyOptions,
-    MissingInputError,
     load_podcast_features,
     load_snapshot,
+    require_features,
+    snapshot_files,
 )
 from podtarget.pipelines.daily_run import DailyRun
 from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
-from podtarget.pipelines.reconciliation import Balance, Ledger
+from podtarget.pipelines.reconciliation import Balance, Ledger, Reconciliation
 from podtarget.schemas import layout
 from podtarget.schemas.derived import AUDIENCES, USER_RANKINGS, fingerprint
 from podtarget.transforms.arrow.candidates import DEFAULT_HEADS, PIPELINE, RULES, ScoringConfig
+from podtarget.transforms.beam.daily import LoadDayInputs
 from podtarget.transforms.beam.scoring import (
     FORMATS,
     BuildAudiences,
-    PlanCampaignsFn,
+    PlanCampaigns,
     PodtargetModelHandler,
     ScoreUserBlocks,
     check_heads,
@@ -44,7 +48,7 @@ from podtarget.transforms.beam.scoring import (
     model_fingerprint,
 )
 from podtarget.transforms.runtime.sinks import SaveCounts, WriteDeadLetters
-from podtarget.transforms.runtime.storage import is_complete, list_files, partition_files
+from podtarget.transforms.runtime.storage import partition_files
 
 
 class ScoreOptions(PipelineOptions):
@@ -166,15 +170,9 @@ def _remote_workers(options: PipelineOptions) -> bool:
     return runner in ("PortableRunner", "FlinkRunner") and environment not in ("LOOPBACK", "PROCESS")
 
 
-def run(argv: list[str] | None = None) -> dict:
-    """Score ``--date``; returns the summary (also each partition's ``_SUCCESS.json``)."""
-    options = resolve_runner(PipelineOptions(argv))
-    run = DailyRun.open(options, PIPELINE)
+def check_settings(options: PipelineOptions) -> tuple[str, ...]:
+    """Every setting that can be wrong fails here, before any work; returns the output formats."""
     opts = options.view_as(ScoreOptions)
-    data_root, day = run.data_root, run.day
-
-    # Everything that can be wrong with the inputs fails here, before any work.
-    config = scoring_config(opts)
     formats = _formats(opts.formats)
     if opts.audience_shards < 1 or opts.pairs_per_forward < 1 or opts.max_user_parts < 0 or opts.torch_threads < 0:
         raise ValueError(
@@ -187,24 +185,24 @@ def run(argv: list[str] | None = None) -> dict:
             f"--model={opts.model} is a local folder, but the workers of this runner load the model themselves and "
             "cannot read it: copy the run to gs:// and pass that path"
         )
+    return formats
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Score ``--date``; returns the summary (also each partition's ``_SUCCESS.json``)."""
+    options = resolve_runner(PipelineOptions(argv))
+    run = DailyRun.open(options, PIPELINE)
+    opts = options.view_as(ScoreOptions)
+    data_root, day = run.data_root, run.day
+    # Everything that can be wrong with the settings, the model or the inputs fails here, before any work.
+    config, formats = scoring_config(opts), check_settings(options)
     model = load_scoring_model(opts.model)
     check_heads(model, config)
-    trained = model.trained_for()
-    for entity in ("user", "podcast"):
-        if not is_complete(layout.feature_partition(data_root, entity, day)):
-            raise MissingInputError(
-                f"features/{entity} for {day} are missing or incomplete; run `make features DATE={day}` first"
-            )
+    require_features(data_root, day)
     for table in ("campaign", "creative"):
-        if not list_files(layout.raw_glob(data_root, table, day)):
-            raise MissingInputError(
-                f"no {table} snapshot for {day} under {layout.raw_partition(data_root, table, day)}; "
-                "simulate or ingest that day first"
-            )
+        snapshot_files(data_root, table, day)
     user_paths = partition_files(layout.feature_partition(data_root, "user", day), ".parquet")
-    if opts.max_user_parts:
-        user_paths = user_paths[: opts.max_user_parts]
-
+    user_parts = list(enumerate(user_paths[: opts.max_user_parts] if opts.max_user_parts else user_paths))
     # One partition per output and format (Avro under avro/), each staged and committed whole.
     dead_staging = run.stage_dead_letters(layout.deadletter_partition(data_root, PIPELINE, day))
     rankings_staging, audience_staging = {}, {}
@@ -219,44 +217,55 @@ def run(argv: list[str] | None = None) -> dict:
         torch_threads=opts.torch_threads,
         factorised=opts.forward == "factorised",
     )
+    trained = model.trained_for()
     del model  # the workers load their own copy
+    loaders = {
+        "podcast_features": functools.partial(load_podcast_features, data_root=data_root),
+        "campaigns": functools.partial(load_snapshot, data_root=data_root, table="campaign"),
+        "creatives": functools.partial(load_snapshot, data_root=data_root, table="creative"),
+    }
 
     pipeline = beam.Pipeline(options=options)
-    seed = pipeline | "Day" >> beam.Create([day.isoformat()])
-    podcast_features = seed | "PodcastFeatures" >> beam.Map(load_podcast_features, data_root)
-    campaigns = seed | "Campaigns" >> beam.Map(load_snapshot, data_root, "campaign")
-    creatives = seed | "Creatives" >> beam.Map(load_snapshot, data_root, "creative")
-    plan = seed | "PlanCampaigns" >> beam.ParDo(
-        PlanCampaignsFn(config, source_path, trained),
-        beam.pvalue.AsSingleton(campaigns),
-        beam.pvalue.AsSingleton(creatives),
-        beam.pvalue.AsSingleton(podcast_features),
-    )
+    inputs = pipeline | "DayInputs" >> LoadDayInputs(day, loaders)
+    plan, plan_counts, plan_dead_letters = inputs | "PlanCampaigns" >> PlanCampaigns(day, config, source_path, trained)
     plan_side = beam.pvalue.AsSingleton(plan)
     partials, block_counts = (
         pipeline
-        | "UserFeatureFiles" >> beam.Create(list(enumerate(user_paths)))
+        | "UserFeatureFiles" >> beam.Create(user_parts)
         | "ScoreUserBlocks" >> ScoreUserBlocks(day, config, plan_side, handler, rankings_staging)
     )
     audience_counts, no_eligible = partials | "Audiences" >> BuildAudiences(
         day, plan_side, plan, audience_staging, opts.audience_shards, source_path
     )
-    plan_counts = plan | "PlanCounts" >> beam.Map(lambda p: p.counts)
     _ = (plan_counts, block_counts, audience_counts) | "SaveCounts" >> SaveCounts(run.counts_path)
-    plan_dead_letters = plan | "PlanDeadLetters" >> beam.Map(lambda p: p.dead_letters)
     _ = (plan_dead_letters, no_eligible) | "SaveDeadLetters" >> WriteDeadLetters(dead_staging)
+
     counts = run.execute(pipeline)
     if counts is None:
-        return run.dry_run_summary(user_parts=len(user_paths))
-
+        return run.dry_run_summary(user_parts=len(user_parts))
     balance = run.reconcile(scoring_ledgers(counts))
-    campaigns_counts = counts.get("campaigns", {})
-    summary = {
+    summary = score_summary(day, counts, balance, opts, config, formats, handler.fingerprint, len(user_parts))
+    return run.commit(summary, dead_letters={"campaigns": summary["campaigns"]})
+
+
+def score_summary(
+    day: datetime.date,
+    counts: dict,
+    balance: Reconciliation,
+    opts: ScoreOptions,
+    config: ScoringConfig,
+    formats: tuple[str, ...],
+    model_id: str,
+    user_parts: int,
+) -> dict:
+    """What a scoring run records in every partition's ``_SUCCESS.json``."""
+    campaigns, pairs, users = counts.get("campaigns", {}), counts.get("pairs", {}), counts.get("users", {})
+    return {
         "date": day.isoformat(),
         "model": {
             "path": opts.model,
             "run": opts.model.rstrip("/").rsplit("/", 1)[-1],
-            "fingerprint": handler.fingerprint,
+            "fingerprint": model_id,
             "heads": sorted(set(config.head_map.values())),
         },
         "settings": {
@@ -268,22 +277,22 @@ def run(argv: list[str] | None = None) -> dict:
             "max_user_parts": opts.max_user_parts,
         },
         "campaigns": {
-            "in_snapshot": campaigns_counts.get("snapshot", 0),
-            "active": campaigns_counts.get("active", 0),
-            "scored": campaigns_counts.get("scored", 0),
-            "dead_letter": campaigns_counts.get("dead_letter", {}),
+            "in_snapshot": campaigns.get("snapshot", 0),
+            "active": campaigns.get("active", 0),
+            "scored": campaigns.get("scored", 0),
+            "dead_letter": campaigns.get("dead_letter", {}),
         },
         "pairs": {
-            "considered": counts.get("pairs", {}).get("considered", 0),
-            "eligible": counts.get("pairs", {}).get("eligible", 0),
-            "ineligible": {rule: counts.get("pairs", {}).get("ineligible", {}).get(rule, 0) for rule in RULES},
-            "scored": counts.get("pairs", {}).get("scored", 0),
+            "considered": pairs.get("considered", 0),
+            "eligible": pairs.get("eligible", 0),
+            "ineligible": {rule: pairs.get("ineligible", {}).get(rule, 0) for rule in RULES},
+            "scored": pairs.get("scored", 0),
         },
         "users": {
-            "read": counts.get("users", {}).get("read", 0),
-            "with_a_ranking": counts.get("users", {}).get("ranked", 0),
-            "blocks": counts.get("users", {}).get("blocks", 0),
-            "user_parts": len(user_paths),
+            "read": users.get("read", 0),
+            "with_a_ranking": users.get("ranked", 0),
+            "blocks": users.get("blocks", 0),
+            "user_parts": user_parts,
         },
         "per_campaign": dict(sorted(counts.get("per_campaign", {}).items(), key=lambda kv: int(kv[0]))),
         "audience_rows": counts.get("audiences", {}).get("rows", 0),
@@ -291,7 +300,6 @@ def run(argv: list[str] | None = None) -> dict:
         "reconciliation": balance.rows,
         "schema_fingerprints": {"audiences": fingerprint(AUDIENCES), "user_rankings": fingerprint(USER_RANKINGS)},
     }
-    return run.commit(summary, dead_letters={"campaigns": summary["campaigns"]})
 
 
 def describe(summary: dict) -> str:

@@ -21,12 +21,12 @@ from apache_beam import pvalue
 
 from podtarget.schemas import layout
 from podtarget.schemas.derived import DEAD_LETTER, LABELS, USER_FEATURES
-from podtarget.schemas.units import MS_PER_MINUTE
+from podtarget.schemas.units import MS_PER_DAY, MS_PER_MINUTE
 from podtarget.transforms.arrow.arrays import IdSet, rows_where, sorted_unique
 from podtarget.transforms.arrow.attribution import AttributionConfig, label_impressions
 from podtarget.transforms.arrow.bucketing import pair_keys
 from podtarget.transforms.arrow.example_assembly import IMPRESSIONS, assemble_examples, unify_impressions
-from podtarget.transforms.arrow.validation import dead_letters
+from podtarget.transforms.arrow.validation import day_start_ms, dead_letters
 from podtarget.transforms.beam.raw_input import (
     COUNTS_TAG,
     DEAD_LETTER_TAG,
@@ -144,6 +144,35 @@ class SortedUnion(beam.CombineFn):
     def extract_output(self, parts: list[np.ndarray]) -> np.ndarray:
         parts = [p for p in parts if len(p)]
         return sorted_unique(np.concatenate(parts)) if parts else np.zeros(0, self.dtype)
+
+
+class DayRelevance(beam.PTransform):
+    """A light first pass over the files ``day`` owns: the (user, show) pairs of its impressions with the earliest
+    time of each, and the impression ids its clicks reference, as the :class:`Relevance` the readers use to drop
+    context rows that cannot matter (a one-element PCollection)."""
+
+    def __init__(
+        self, files: Sequence[FileSpec], day: datetime.date, allowed_lateness_days: int, cache: DecodeCache | None
+    ) -> None:
+        super().__init__()
+        self.files, self.day, self.lateness, self.cache = list(files), day, allowed_lateness_days, cache
+
+    def expand(self, pbegin: pvalue.PBegin) -> beam.PCollection:
+        earliest_ms = day_start_ms(self.day) - self.lateness * MS_PER_DAY  # the earliest a valid impression was served
+        latest_ms = day_start_ms(self.day) + MS_PER_DAY - 1
+        target_pairs = (
+            pbegin
+            | "TargetFiles" >> beam.Create([f for f in self.files if f.role == "target"])
+            | "TargetPairs" >> beam.Map(target_pair_times, earliest_ms, latest_ms, self.cache)
+            | "AllTargetPairs" >> beam.CombineGlobally(FirstTimeByPair())
+        )
+        clicked = (
+            pbegin
+            | "OwnedClickFiles" >> beam.Create([f for f in self.files if f.table == "click" and f.owned])
+            | "ClickedImpressions" >> beam.Map(clicked_impression_ids, self.cache)
+            | "AllClickedImpressions" >> beam.CombineGlobally(SortedUnion(str))
+        )
+        return target_pairs | "Relevance" >> beam.Map(make_relevance, pvalue.AsSingleton(clicked), earliest_ms)
 
 
 def make_relevance(

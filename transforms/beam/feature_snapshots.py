@@ -17,12 +17,18 @@ from apache_beam import pvalue
 
 from podtarget.schemas import layout
 from podtarget.transforms.arrow.arrays import rows_where
-from podtarget.transforms.arrow.features import FeatureConfig, podcast_listening_ms, user_features
+from podtarget.transforms.arrow.features import (
+    FeatureConfig,
+    merge_listening,
+    podcast_features,
+    podcast_listening_ms,
+    user_features,
+)
 from podtarget.transforms.beam.raw_input import COUNTS_TAG, ORDER_COLUMNS, FileSpec, first_occurrences, in_logging_order
 from podtarget.transforms.runtime.bucket_work import BucketResult, ComputesBuckets
 from podtarget.transforms.runtime.decode_cache import DecodeCache
 from podtarget.transforms.runtime.shuffle import BucketEmitter, SpilledRows, rows_by_role
-from podtarget.transforms.runtime.storage import arrow_schema, read_avro_as_arrow
+from podtarget.transforms.runtime.storage import arrow_schema, atomic_write, parquet_bytes, read_avro_as_arrow
 
 PIPELINE = "build_features"
 LISTENING_TAG = "listening"
@@ -148,3 +154,30 @@ class ReadUserSnapshotBucketsFn(beam.DoFn):
         for bucket, part in emitter.split(result.table, f"users-{path.rsplit('/', 1)[-1]}"):
             yield bucket, ("users", part)
         yield pvalue.TaggedOutput(COUNTS_TAG, {"users_read": result.table.num_rows})
+
+
+def write_podcast_features(
+    listening: pa.Table, podcasts: pa.Table, day: datetime.date, staging: str, config: FeatureConfig
+) -> dict:
+    """The podcast feature snapshot of ``day`` from the merged listening and the podcast snapshot, written as
+    ``part-00000.parquet`` in ``staging``; returns its counts."""
+    table = podcast_features(day, podcasts, listening, config)
+    atomic_write(layout.join(staging, "part-00000.parquet"), parquet_bytes(table))
+    return {"podcasts_written": table.num_rows}
+
+
+class WritePodcastFeatures(beam.PTransform):
+    """The user buckets' partial listening (``LISTENING_TAG``) -> summed per show -> the podcast feature snapshot
+    of ``day`` in ``staging``; returns its counts (``podcasts_written``). ``podcasts``: the podcast snapshot of
+    ``day`` as a singleton side input."""
+
+    def __init__(self, day: datetime.date, podcasts: pvalue.AsSingleton, staging: str, config: FeatureConfig) -> None:
+        super().__init__()
+        self.day, self.podcasts, self.staging, self.config = day, podcasts, staging, config
+
+    def expand(self, listening: beam.PCollection) -> beam.PCollection:
+        return (
+            listening
+            | "MergeListening" >> beam.CombineGlobally(merge_listening)
+            | "Write" >> beam.Map(write_podcast_features, self.podcasts, self.day, self.staging, self.config)
+        )

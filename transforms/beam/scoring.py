@@ -102,14 +102,16 @@ def check_heads(model: TrainedModel, config: ScoringConfig) -> None:
 
 
 class PlanCampaignsFn(beam.DoFn):
-    """The day (ISO) and its snapshots -> the :class:`CampaignPlan`; counts dead-lettered campaigns by reason."""
+    """The campaign snapshot of ``day`` (side inputs: its creatives and podcast features) -> the
+    :class:`CampaignPlan`; counts dead-lettered campaigns by reason."""
 
-    def __init__(self, config: ScoringConfig, source_path: str, trained: dict | None = None) -> None:
-        self.config, self.source_path, self.trained = config, source_path, trained
+    def __init__(
+        self, day: datetime.date, config: ScoringConfig, source_path: str, trained: dict | None = None
+    ) -> None:
+        self.day, self.config, self.source_path, self.trained = day, config, source_path, trained
 
-    def process(self, day_iso: str, campaigns: pa.Table, creatives: pa.Table, podcasts: pa.Table) -> Iterator:
-        day = datetime.date.fromisoformat(day_iso)
-        plan = plan_campaigns(campaigns, creatives, podcasts, day, self.config, self.source_path, self.trained)
+    def process(self, campaigns: pa.Table, creatives: pa.Table, podcasts: pa.Table) -> Iterator:
+        plan = plan_campaigns(campaigns, creatives, podcasts, self.day, self.config, self.source_path, self.trained)
         for reason, n in plan.counts["campaigns"]["dead_letter"].items():
             Metrics.counter(NAMESPACE, f"campaigns_{reason}").inc(n)
         yield plan
@@ -471,6 +473,35 @@ class WriteAudienceShardFn(beam.DoFn):
 
 
 # ------------------------------------------------------------------------------------------ composite steps
+
+
+def _plan_counts(plan: CampaignPlan) -> dict:
+    return plan.counts
+
+
+def _plan_dead_letters(plan: CampaignPlan) -> pa.Table:
+    return plan.dead_letters
+
+
+class PlanCampaigns(beam.PTransform):
+    """The day's inputs (one-element PCollections ``campaigns``, ``creatives`` and ``podcast_features``) -> the
+    :class:`CampaignPlan` of ``day``; returns ``(plan, its counts, its dead letters)``."""
+
+    def __init__(
+        self, day: datetime.date, config: ScoringConfig, source_path: str, trained: dict | None = None
+    ) -> None:
+        super().__init__()
+        self.plan_fn = PlanCampaignsFn(day, config, source_path, trained)
+
+    def expand(self, inputs: Mapping[str, beam.PCollection]):
+        plan = inputs["campaigns"] | "Plan" >> beam.ParDo(
+            self.plan_fn,
+            pvalue.AsSingleton(inputs["creatives"]),
+            pvalue.AsSingleton(inputs["podcast_features"]),
+        )
+        counts = plan | "Counts" >> beam.Map(_plan_counts)
+        dead_letters = plan | "DeadLetters" >> beam.Map(_plan_dead_letters)
+        return plan, counts, dead_letters
 
 
 class ScoreUserBlocks(beam.PTransform):
