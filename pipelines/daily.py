@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
+from podtarget.common.days import parse_day
 from podtarget.schemas import LOG_TABLES, layout
 from podtarget.schemas.derived import PODCAST_FEATURES
 from podtarget.schemas.units import MS_PER_DAY
@@ -133,9 +134,9 @@ def build_day(options: PipelineOptions) -> datetime.date:
     if day is None:
         raise ValueError("--date=YYYY-MM-DD is required: the day to build")
     try:
-        return datetime.date.fromisoformat(day)
-    except ValueError:
-        raise ValueError(f"--date must be a day as YYYY-MM-DD, got {day!r}") from None
+        return parse_day(day)
+    except ValueError as exc:
+        raise ValueError(f"--date: {exc}") from None
 
 
 class MissingInputError(FileNotFoundError):
@@ -187,18 +188,18 @@ def read_snapshot(
 
 def load_snapshot(day_iso: str, data_root: str, table: str, cache: DecodeCache | None = None) -> pa.Table:
     """Side-input loader: raw snapshot ``table`` of an ISO day."""
-    return read_snapshot(data_root, table, datetime.date.fromisoformat(day_iso), cache)
+    return read_snapshot(data_root, table, parse_day(day_iso), cache)
 
 
 def load_podcast_features(day_iso: str, data_root: str) -> pa.Table:
     """Side-input loader: the podcast feature snapshot of an ISO day (small: one row per show)."""
-    partition = layout.feature_partition(data_root, "podcast", datetime.date.fromisoformat(day_iso))
+    partition = layout.feature_partition(data_root, "podcast", parse_day(day_iso))
     return read_parquet_files(partition_files(partition, ".parquet"), PODCAST_FEATURES)
 
 
 def load_reference_ids(day_iso: str, data_root: str, cache: DecodeCache | None = None) -> ReferenceIds:
     """The ids of the dimension snapshots of an ISO day."""
-    day = datetime.date.fromisoformat(day_iso)
+    day = parse_day(day_iso)
     ids = {"user": "user_id", "podcast": "podcast_id", "campaign": "campaign_id", "creative": "creative_id"}
     return ReferenceIds.from_snapshots(*(read_snapshot(data_root, t, day, cache, [c]) for t, c in ids.items()))
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from apache_beam.io.filesystems import FileSystems
 
+from podtarget.common.days import parse_day
 from podtarget.schemas import SNAPSHOT_TABLES, layout
 from podtarget.transforms.runtime.storage import list_files_with_metadata, read_bytes
 
@@ -45,7 +46,7 @@ def fingerprint(
         entry
         for day in sorted(set(snapshot_days))
         for table in SNAPSHOT_TABLES
-        for entry in list_files_with_metadata(layout.raw_glob(data_root, table, datetime.date.fromisoformat(day)))
+        for entry in list_files_with_metadata(layout.raw_glob(data_root, table, parse_day(day)))
     ]
     listed = sorted(
         {(p[len(root) :] if p.startswith(root) else p, int(s), float(m)) for p, s, m in [*files, *snapshots]}

@@ -21,6 +21,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, TestOptions
 
+from podtarget.common.days import parse_day
 from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
 from podtarget.schemas import LOG_TABLES, SNAPSHOT_TABLES, layout
 from podtarget.simulator import World, WorldConfig
@@ -46,14 +47,12 @@ class SimulateWorldOptions(PipelineOptions):
 
 
 def build_config(opts: SimulateWorldOptions) -> WorldConfig:
-    import datetime
-
     overrides = {
         "seed": opts.seed,
         "dirty_rate": opts.dirty_rate,
         "n_users": opts.n_users,
         "n_days": opts.n_days,
-        "start_date": datetime.date.fromisoformat(opts.start_date) if opts.start_date else None,
+        "start_date": parse_day(opts.start_date) if opts.start_date else None,
     }
     return WorldConfig.preset(opts.world, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -149,3 +149,13 @@ def test_daily_commands_start_the_server_first_thing_in_main(command, server_sta
     server_starts.clear()
     module.main([*args, "--bucket_processes=0"])
     assert server_starts == ["run"]
+
+
+def test_the_day_to_build_is_parsed_by_the_one_day_parser():
+    from podtarget.pipelines.daily import build_day
+
+    assert build_day(PipelineOptions(["--date=2026-03-02"])) == datetime.date(2026, 3, 2)
+    with pytest.raises(ValueError, match=r"--date: expected a day as YYYY-MM-DD, got '2026-13-01'"):
+        build_day(PipelineOptions(["--date=2026-13-01"]))
+    with pytest.raises(ValueError, match=r"--date=YYYY-MM-DD is required: the day to build"):
+        build_day(PipelineOptions([]))
