@@ -6,7 +6,8 @@ Usage (``make features DATE=...`` wraps this)::
 
 The snapshot of D uses only logs of days before D (so nothing logged on or after D can leak into it) and the
 dimension snapshots of D (who exists on D: static attributes, not behaviour). History rows with defects are dropped
-here and counted; they are dead-lettered by the examples run of the day that logged them.
+here and counted; they are dead-lettered by the examples run of the day that logged them. ``_SUCCESS.json``
+reconciles every row read (used, filtered as a duplicate, or rejected) and every user of the snapshot.
 """
 
 from __future__ import annotations
