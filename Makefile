@@ -199,7 +199,7 @@ test: setup
 test-fast: setup  ## the suite without the end-to-end tests marked slow (what to run while editing)
 	$(PY) -m pytest -m "not slow"
 
-lint: setup
+lint: setup typecheck
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 

@@ -20,6 +20,7 @@ import datetime
 import functools
 import json
 import math
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -154,7 +155,9 @@ def input_fingerprint(data_root: str, day: datetime.date, config: AttributionCon
     ``day`` and of the days they were logged, the features of ``day``, the world and the attribution settings.
     Recorded in ``_SUCCESS.json``; new log days inside the windows change it, so an immature day is rebuilt."""
     attribution = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
-    settings = {"attribution": {k: dict(v) if hasattr(v, "items") else v for k, v in attribution.items()}}
+    settings: dict[str, Any] = {
+        "attribution": {k: dict(v) if hasattr(v, "items") else v for k, v in attribution.items()}
+    }
     settings["allowed_lateness_days"] = lateness
     features = [layout.feature_partition(data_root, entity, day) for entity in ("user", "podcast")]
     return lineage.plan_fingerprint(data_root, day, files, settings, features)

@@ -210,9 +210,10 @@ def run(argv: list[str] | None = None) -> dict:
         rankings_staging[fmt] = run.stage(layout.user_ranking_partition(data_root, day, fmt))
         audience_staging[fmt] = run.stage(layout.audience_partition(data_root, day, fmt))
     source_path = layout.raw_partition(data_root, "campaign", day)
+    fingerprint = model_fingerprint(model)
     handler = PodtargetModelHandler(
         opts.model,
-        fingerprint=model_fingerprint(model),
+        fingerprint=fingerprint,
         pairs_per_forward=opts.pairs_per_forward,
         torch_threads=opts.torch_threads,
         factorised=opts.forward == "factorised",
@@ -244,7 +245,7 @@ def run(argv: list[str] | None = None) -> dict:
     if counts is None:
         return run.dry_run_summary(user_parts=len(user_parts))
     balance = run.reconcile(scoring_ledgers(counts))
-    summary = score_summary(day, counts, balance, opts, config, formats, handler.fingerprint, len(user_parts))
+    summary = score_summary(day, counts, balance, opts, config, formats, fingerprint, len(user_parts))
     return run.commit(summary, dead_letters={"campaigns": summary["campaigns"]})
 
 

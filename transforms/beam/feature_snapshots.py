@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterator
+from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
@@ -102,7 +103,8 @@ class BuildUserFeaturesBucketFn(ComputesBuckets, beam.DoFn):
         by_role = rows_by_role(items, self.shuffle_files)
         users = pa.concat_tables(by_role["users"]) if by_role["users"] else arrow_schema("user").empty_table()
         ids = {"ad_impression": "impression_id", "promo_impression": "impression_id"}
-        history, counts = {}, {"history_rows_used": {}, "history_rows_filtered": {}}
+        history: dict[str, pa.Table] = {}
+        counts: dict[str, dict[str, Any]] = {"history_rows_used": {}, "history_rows_filtered": {}}
         for table in HISTORY_TABLES:
             history[table], duplicates = _gather(by_role[table], table, ids.get(table, "event_id"))
             counts["history_rows_used"][table] = history[table].num_rows
