@@ -19,10 +19,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
+import logging
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions, StandardOptions, TestOptions
 
+from podtarget.common.cli import warn_if_threads_spin
 from podtarget.pipelines.daily import (
     DailyOptions,
     load_podcast_features,
@@ -319,6 +321,7 @@ def describe(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    warn_if_threads_spin(logging.getLogger(__name__))  # scoring runs torch in this process (and its workers)
     run_main(run, describe, argv, options=(DataRootOptions, DailyOptions, ScoreOptions))
 
 

@@ -90,6 +90,16 @@ def test_the_training_commands_warn_when_threads_would_spin(command, monkeypatch
     assert [r.name for r in caplog.records if "OMP_WAIT_POLICY" in r.getMessage()] == [command]
 
 
+def test_scoring_warns_too(monkeypatch, caplog, capsys):
+    from podtarget.pipelines.score import main
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with caplog.at_level(logging.WARNING):
+        main(["--help"])
+    assert [r.name for r in caplog.records if "OMP_WAIT_POLICY" in r.getMessage()] == ["podtarget.pipelines.score"]
+    assert "--model" in capsys.readouterr().out
+
+
 def test_importing_the_model_leaves_the_environment_alone():
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     code = "import os, podtarget.model.train; print(os.environ.get('OMP_WAIT_POLICY'))"
