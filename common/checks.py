@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
-from typing import Literal, TypeVar, overload
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -37,28 +37,6 @@ def invalid(owner: str, name: str, expected: str, value: object, error: type[Val
     return error(f"The '{name}' parameter of {owner} must be {expected}. Got {value!r} instead.")
 
 
-@overload
-def check_int(
-    owner: str,
-    name: str,
-    value: object,
-    *,
-    low: int | None = ...,
-    high: int | None = ...,
-    allow_none: Literal[False] = ...,
-    error: type[ValueError] = ...,
-) -> int: ...
-@overload
-def check_int(
-    owner: str,
-    name: str,
-    value: object,
-    *,
-    low: int | None = ...,
-    high: int | None = ...,
-    allow_none: bool,
-    error: type[ValueError] = ...,
-) -> int | None: ...
 def check_int(
     owner: str,
     name: str,
@@ -66,51 +44,23 @@ def check_int(
     *,
     low: int | None = None,
     high: int | None = None,
-    allow_none: bool = False,
+    or_none: bool = False,
     error: type[ValueError] = ValueError,
-) -> int | None:
+) -> int:
     """``value`` as an ``int`` if it is an integer (``bool`` is not) in ``[low, high]`` (a bound of None: none on
-    that side), or None when ``allow_none``; else raise ``error``.
+    that side); else raise ``error`` (whose message adds "or None" when ``or_none``: see :func:`optional`).
 
     >>> check_int("FeatureConfig", "top_genres", True, low=1)
     Traceback (most recent call last):
     ...
     ValueError: The 'top_genres' parameter of FeatureConfig must be an int in the range [1, inf). Got True instead.
     """
-    if value is None and allow_none:
-        return None
     # bool is an Integral too, but True as a count or a window is a bug, not 1.
     if isinstance(value, numbers.Integral) and not isinstance(value, bool) and _within(int(value), low, high):
         return int(value)
-    raise invalid(owner, name, _described("an int", low, high, None, None, allow_none), value, error)
+    raise invalid(owner, name, _described("an int", low, high, None, None, or_none), value, error)
 
 
-@overload
-def check_number(
-    owner: str,
-    name: str,
-    value: object,
-    *,
-    low: float | None = ...,
-    high: float | None = ...,
-    above: float | None = ...,
-    below: float | None = ...,
-    allow_none: Literal[False] = ...,
-    error: type[ValueError] = ...,
-) -> float: ...
-@overload
-def check_number(
-    owner: str,
-    name: str,
-    value: object,
-    *,
-    low: float | None = ...,
-    high: float | None = ...,
-    above: float | None = ...,
-    below: float | None = ...,
-    allow_none: bool,
-    error: type[ValueError] = ...,
-) -> float | None: ...
 def check_number(
     owner: str,
     name: str,
@@ -120,12 +70,12 @@ def check_number(
     high: float | None = None,
     above: float | None = None,
     below: float | None = None,
-    allow_none: bool = False,
+    or_none: bool = False,
     error: type[ValueError] = ValueError,
-) -> float | None:
+) -> float:
     """``value`` as a ``float`` if it is a finite real number (an int will do; ``bool`` will not) with
-    ``low <= value <= high`` and ``above < value < below`` for the bounds given, or None when ``allow_none``;
-    else raise ``error``. NaN and infinities are refused whatever the bounds.
+    ``low <= value <= high`` and ``above < value < below`` for the bounds given; else raise ``error`` ("or None"
+    in its message when ``or_none``). NaN and infinities are refused whatever the bounds.
 
     >>> check_number("[model]", "dropout", 1.0, low=0, below=1)
     Traceback (most recent call last):
@@ -134,13 +84,11 @@ def check_number(
     """
     if low is not None and above is not None or high is not None and below is not None:
         raise TypeError("check_number takes one lower bound (low or above) and one upper bound (high or below)")
-    if value is None and allow_none:
-        return None
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         number = float(value)
         if math.isfinite(number) and _within(number, low, high, above, below):
             return number
-    raise invalid(owner, name, _described("a float", low, high, above, below, allow_none), value, error)
+    raise invalid(owner, name, _described("a float", low, high, above, below, or_none), value, error)
 
 
 def check_choice(
@@ -149,11 +97,11 @@ def check_choice(
     value: T,
     choices: Iterable[object],
     *,
-    allow_none: bool = False,
+    or_none: bool = False,
     error: type[ValueError] = ValueError,
 ) -> T:
-    """``value`` if it is one of ``choices`` (listed in the message in their order), or None when ``allow_none``;
-    else raise ``error``.
+    """``value`` if it is one of ``choices`` (listed in the message in their order); else raise ``error`` ("or
+    None" in its message when ``or_none``).
 
     >>> check_choice("EvaluateConfig", "split", "random", ("trainer", "mature"))
     Traceback (most recent call last):
@@ -161,13 +109,26 @@ def check_choice(
     ValueError: The 'split' parameter of EvaluateConfig must be a str among ['trainer', 'mature']. Got 'random' instead.
     """
     choices = list(choices)
-    if value is None and allow_none:
-        return value
     # Equal is not enough: 1 == True, but a flag is not a number, nor a number a flag.
     if not any(value == choice and isinstance(value, bool) == isinstance(choice, bool) for choice in choices):
         kind = "a str among" if all(isinstance(c, str) for c in choices) else "one of"
-        raise invalid(owner, name, f"{kind} {choices!r}" + (" or None" if allow_none else ""), value, error)
+        raise invalid(owner, name, f"{kind} {choices!r}" + (" or None" if or_none else ""), value, error)
     return value
+
+
+def optional(check: Callable[..., T], owner: str, name: str, value: object, *args: Any, **kwargs: Any) -> T | None:
+    """None for a parameter that may be None, else what ``check`` returns; a refusal then says None was allowed.
+
+    >>> optional(check_int, "TrainConfig", "threads", None, low=1) is None
+    True
+    >>> optional(check_int, "TrainConfig", "threads", 0, low=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: The 'threads' parameter of TrainConfig must be an int in the range [1, inf) or None. Got 0 instead.
+    """
+    if value is None:
+        return None
+    return check(owner, name, value, *args, or_none=True, **kwargs)
 
 
 def _within(
@@ -182,7 +143,7 @@ def _within(
 
 
 def _described(
-    kind: str, low: float | None, high: float | None, above: float | None, below: float | None, allow_none: bool
+    kind: str, low: float | None, high: float | None, above: float | None, below: float | None, or_none: bool
 ) -> str:
     """``kind`` with its range in interval notation, as scikit-learn writes it: ``an int in the range [1, inf)``."""
     text = kind
@@ -190,7 +151,7 @@ def _described(
         left = f"[{_number(low)}" if low is not None else f"({_number(above)}" if above is not None else "(-inf"
         right = f"{_number(high)}]" if high is not None else f"{_number(below)})" if below is not None else "inf)"
         text += f" in the range {left}, {right}"
-    return text + (" or None" if allow_none else "")
+    return text + (" or None" if or_none else "")
 
 
 def _number(bound: float | None) -> str:

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from podtarget.common.checks import check_choice, check_int, check_number, invalid
+from podtarget.common.checks import check_choice, check_int, check_number, invalid, optional
 from podtarget.common.cli import configure_logging, warn_if_threads_spin
 from podtarget.evaluation import intervals
 from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity, world_beside
@@ -246,7 +246,7 @@ class EvaluateConfig:
         for name in ("patience", "valid_count", "bootstrap_seed"):
             check_int(owner, name, getattr(self, name), low=0)
         for name in ("max_batches_per_epoch", "threads"):
-            check_int(owner, name, getattr(self, name), low=1, allow_none=True)
+            optional(check_int, owner, name, getattr(self, name), low=1)
         check_int(owner, "bootstrap", self.bootstrap, low=100)  # fewer resamples make percentile ends noise
         check_number(owner, "confidence", self.confidence, low=0.5, below=1)
         check_number(owner, "lr", self.lr, above=0)

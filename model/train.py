@@ -41,7 +41,7 @@ import pyarrow as pa
 import torch
 from tqdm import tqdm
 
-from podtarget.common.checks import check_choice, check_int, check_number, invalid
+from podtarget.common.checks import check_choice, check_int, check_number, invalid, optional
 from podtarget.common.cli import configure_logging, run_cli, warn_if_threads_spin
 from podtarget.common.cloud import require_credentials
 from podtarget.common.days import parse_days
@@ -126,12 +126,12 @@ class TrainConfig:
         for name in ("seed", "patience"):
             check_int(owner, name, getattr(self, name), low=0)
         for name in ("threads", "max_batches_per_epoch"):
-            check_int(owner, name, getattr(self, name), low=1, allow_none=True)
+            optional(check_int, owner, name, getattr(self, name), low=1)
         check_number(owner, "lr", self.lr, above=0)
-        check_number(owner, "embedding_lr", self.embedding_lr, above=0, allow_none=True)
+        optional(check_number, owner, "embedding_lr", self.embedding_lr, above=0)
         # A share of each batch: 0 or 1 would leave one source no rows at all.
-        check_number(owner, "source_ratio", self.source_ratio, above=0, below=1, allow_none=True)
-        check_choice(owner, "architecture", self.architecture, ARCHITECTURES, allow_none=True)
+        optional(check_number, owner, "source_ratio", self.source_ratio, above=0, below=1)
+        optional(check_choice, owner, "architecture", self.architecture, ARCHITECTURES)
         check_choice(owner, "loss_weighting", self.loss_weighting, WEIGHTINGS)
         for task, weight in self.task_weights.items():
             check_number(owner, f'task_weights["{task}"]', weight, low=0)

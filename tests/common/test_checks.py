@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from podtarget.common import checks
-from podtarget.common.checks import check_choice, check_int, check_number, invalid
+from podtarget.common.checks import check_choice, check_int, check_number, invalid, optional
 
 
 def test_the_examples_in_the_docstrings_hold():
@@ -52,13 +52,13 @@ def test_check_int_refuses_what_is_not_an_int_in_range(value, low, high, expecte
     assert str(raised.value) == f"The 'count' parameter of Owner must be {expected}. Got {value!r} instead."
 
 
-def test_check_int_returns_plain_ints_and_takes_none_when_allowed():
+def test_check_int_returns_plain_ints_and_optional_takes_none():
     assert check_int("Owner", "count", 5, low=1, high=5) == 5
     numpy_int = check_int("Owner", "count", np.int64(3), low=1)
     assert numpy_int == 3 and type(numpy_int) is int
-    assert check_int("Owner", "threads", None, low=1, allow_none=True) is None
+    assert optional(check_int, "Owner", "threads", None, low=1) is None
     with pytest.raises(ValueError, match=r"must be an int in the range \[1, inf\) or None\. Got 0 instead\.$"):
-        check_int("Owner", "threads", 0, low=1, allow_none=True)
+        optional(check_int, "Owner", "threads", 0, low=1)
 
 
 @pytest.mark.parametrize(
@@ -85,7 +85,7 @@ def test_check_number_returns_floats_and_takes_ints_and_bounds_themselves():
     assert check_number("Owner", "rate", 0, low=0, below=1) == 0.0
     assert type(check_number("Owner", "rate", np.float32(0.5), above=0)) is float
     assert check_number("Owner", "rate", 1, low=0, high=1) == 1.0
-    assert check_number("Owner", "ratio", None, above=0, below=1, allow_none=True) is None
+    assert optional(check_number, "Owner", "ratio", None, above=0, below=1) is None
 
 
 def test_two_bounds_on_one_side_are_a_programming_error():
@@ -97,12 +97,12 @@ def test_two_bounds_on_one_side_are_a_programming_error():
 
 def test_check_choice_lists_the_choices_in_order():
     assert check_choice("Owner", "mode", "b", ("a", "b")) == "b"
-    assert check_choice("Owner", "mode", None, ("a", "b"), allow_none=True) is None
+    assert optional(check_choice, "Owner", "mode", None, ("a", "b")) is None
     with pytest.raises(ValueError) as raised:
         check_choice("Owner", "mode", "c", ("b", "a"))
     assert str(raised.value) == "The 'mode' parameter of Owner must be a str among ['b', 'a']. Got 'c' instead."
     with pytest.raises(ValueError, match=r"must be a str among \['a'\] or None\. Got 1 instead\.$"):
-        check_choice("Owner", "mode", 1, ("a",), allow_none=True)
+        optional(check_choice, "Owner", "mode", 1, ("a",))
 
 
 def test_check_choice_does_not_take_a_flag_for_a_number():

@@ -17,18 +17,15 @@ from podtarget.transforms.arrow.attribution import (
     AttributionConfig,
     label_impressions,
 )
+from podtarget.transforms.arrow.example_assembly import IMPRESSIONS
 
 T0 = 1_772_409_600_000  # 2026-03-02T00:00Z, the start of day D
 FAR_FUTURE = T0 + 365 * MS_PER_DAY  # a horizon past every window: all labels observed
 
+# The impression columns attribution reads, typed as in the unified impressions contract, in the order the rows
+# below are written.
 IMPRESSION_SCHEMA = pa.schema(
-    [
-        ("impression_id", pa.string()),
-        ("source", pa.string()),
-        ("user_id", pa.int64()),
-        ("podcast_id", pa.int64()),
-        ("event_ts", pa.int64()),
-    ]
+    [IMPRESSIONS.field(name) for name in ("impression_id", "source", "user_id", "podcast_id", "event_ts")]
 )
 STREAM_SCHEMA = pa.schema(
     [("user_id", pa.int64()), ("podcast_id", pa.int64()), ("event_ts", pa.int64()), ("ms_played", pa.int64())]
