@@ -121,7 +121,20 @@ class RowSparseAdam(torch.optim.SparseAdam):
     table's row-sparse gradient: the moments and the weights are read and updated with ``index_select`` and
     ``index_add_`` on the gradient's (unique) rows, where SparseAdam builds three sparse tensors and pays for
     ``sparse_mask`` and sparse-dense additions of the whole table. Every element gets exactly the operations
-    SparseAdam gives it (``old + update``, once per row), so both give bitwise the same weights (tested)."""
+    SparseAdam gives it (``old + update``, once per row), so both give bitwise the same weights (tested).
+
+    ``weight_decay`` > 0 adds AdamW's decoupled decay on the rows a step touches (``row -= lr * decay * row``
+    before the update): an id's embedding shrinks towards zero each time it is used unless its gradient keeps it,
+    so rare ids do not end up where a handful of noisy updates left them. Rows a step does not touch keep their
+    value, as Adam's moments do (the "lazy" form every sparse optimizer uses).
+
+        >>> opt = RowSparseAdam([net.embedding.weight], lr=2e-3, weight_decay=0.01)
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
+        super().__init__(params, lr=lr, betas=betas, eps=eps)
+        for group in self.param_groups:
+            group["weight_decay"] = weight_decay
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -158,6 +171,9 @@ class RowSparseAdam(torch.optim.SparseAdam):
                 denom = exp_avg_sq_update.add_(old_exp_avg_sq).sqrt_().add_(eps)
                 step = state["step"]
                 step_size = lr * math.sqrt(1 - beta2**step) / (1 - beta1**step)
+                decay = group.get("weight_decay", 0.0)
+                if decay:
+                    p.index_add_(0, rows, p.index_select(0, rows).mul_(-lr * decay))
                 p.index_add_(0, rows, -step_size * numer.div_(denom))
         return loss
 
@@ -189,6 +205,62 @@ def linear_of_blocks(layer: nn.Linear, blocks: Sequence[torch.Tensor]) -> torch.
     if out is None:
         raise ValueError("no blocks of columns and no bias: the layer has nothing to compute")
     return out
+
+
+class DotInteraction(nn.Module):
+    """The dot product of every pair of ``fields`` embeddings of width ``dim`` (DLRM's feature interaction): the
+    embedding blocks ``[n, fields * dim]`` in, ``[n, fields * (fields - 1) / 2]`` out. A pair of features whose
+    embeddings share rows (a user's recent shows and the impression's show) meets here as a similarity the MLP
+    above cannot form from the concatenation alone::
+
+        >>> DotInteraction(fields=3, dim=8)([torch.randn(5, 16), torch.randn(5, 8)]).shape
+        torch.Size([5, 3])
+    """
+
+    def __init__(self, fields: int, dim: int):
+        super().__init__()
+        self.fields, self.dim = fields, dim
+        rows, cols = torch.triu_indices(fields, fields, offset=1)
+        self.register_buffer("pairs", rows * fields + cols, persistent=False)
+        self.width = int(rows.numel())
+
+    def forward(self, parts: Sequence[torch.Tensor]) -> torch.Tensor:
+        z = torch.cat(list(parts), dim=1) if len(parts) > 1 else parts[0]
+        z = z.view(z.shape[0], self.fields, self.dim)
+        gram = torch.bmm(z, z.transpose(1, 2)).view(z.shape[0], -1)
+        return gram.index_select(1, cast(torch.Tensor, self.pairs))
+
+
+class CrossNetwork(nn.Module):
+    """DCN-v2's cross layers (Wang et al., 2021): ``x_{l+1} = x_0 * (W_l x_l + b_l) + x_l``, each layer one more
+    degree of explicit feature crossing at the input's width; ``rank`` > 0 factors each ``W_l`` as ``U_l V_l``
+    (the paper's low-rank form) to bound the cost::
+
+        >>> CrossNetwork(width=40, layers=2, rank=8)(torch.randn(5, 40)).shape
+        torch.Size([5, 40])
+    """
+
+    def __init__(self, width: int, layers: int, rank: int = 0):
+        super().__init__()
+        self.width = width
+
+        def layer() -> nn.Module:
+            if rank:
+                return nn.Sequential(nn.Linear(width, rank, bias=False), nn.Linear(rank, width))
+            return nn.Linear(width, width)
+
+        self.layers = nn.ModuleList([layer() for _ in range(layers)])
+        for module in self.modules():  # start near the identity: x_{l+1} = x_l + small crosses
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=0.01)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    def forward(self, x0: torch.Tensor) -> torch.Tensor:
+        x = x0
+        for layer in self.layers:
+            x = x0 * layer(x) + x
+        return x
 
 
 class SharedBottom(nn.Module):
@@ -292,7 +364,12 @@ class MultiTaskNetwork(nn.Module):
         self.config, self.layout = config, layout
         self.tasks: list[str] = list(tasks)
         self.embedding = FusedEmbedding(layout.table_rows, config.embedding_dim)
-        width_in = (layout.single + layout.bags) * config.embedding_dim + layout.numeric
+        fields = layout.single + layout.bags
+        width_in = fields * config.embedding_dim + layout.numeric
+        self.interaction = DotInteraction(fields, config.embedding_dim) if config.interaction == "dot" else None
+        if self.interaction is not None:
+            width_in += self.interaction.width
+        self.cross = CrossNetwork(width_in, config.cross_layers, config.cross_rank) if config.cross_layers else None
         if config.architecture == "mmoe":
             self.encoder: MMoE | PLE | SharedBottom = MMoE(width_in, config, len(self.tasks))
         elif config.architecture == "ple":
@@ -344,12 +421,19 @@ class MultiTaskNetwork(nn.Module):
             cast(nn.Linear, output).bias.fill_(math.log(p / (1 - p)))
 
     def encoder_parameters(self) -> Iterator[nn.Parameter]:
-        """Everything shared: the embedding table and the encoder (not the towers)."""
+        """Everything shared: the embedding table, the interactions and the encoder (not the towers)."""
         yield self.embedding.weight
+        if self.cross is not None:
+            yield from self.cross.parameters()
         yield from self.encoder.parameters()
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        blocks = [*self.embedding(batch), batch.num]
+        embedded = self.embedding(batch)
+        blocks = [*embedded, batch.num]
+        if self.interaction is not None:
+            blocks.append(self.interaction(embedded))
+        if self.cross is not None:
+            blocks = [self.cross(torch.cat(blocks, dim=1))]
         if isinstance(self.encoder, SharedBottom):
             zs = self.encoder(blocks, len(self.tasks))
         else:

@@ -53,6 +53,7 @@ from podtarget.common.checks import check_choice, check_int, check_number, inval
 FeatureKind = Literal["categorical", "multi_categorical", "numeric"]
 KINDS: tuple[str, ...] = ("categorical", "multi_categorical", "numeric")
 ARCHITECTURES: tuple[str, ...] = ("shared_bottom", "mmoe", "ple")
+INTERACTIONS: tuple[str, ...] = ("none", "dot")
 DEFAULT_SPEC = pathlib.Path(__file__).with_name("specs") / "podtarget.toml"
 
 
@@ -64,7 +65,10 @@ class SpecError(ValueError):
 class FeatureSpec:
     """One input column. ``buckets`` (categorical kinds): hashed embedding rows, row 0 being null / unseen in
     training; ``min_count``: buckets seen fewer times than this on the training split also map to row 0, so rare
-    and new ids share one learned cold-start row. ``log1p`` / ``missing`` (numeric): see the module docstring."""
+    and new ids share one learned cold-start row. ``share`` (categorical kinds): the name of another categorical
+    feature whose embedding rows this one looks its values up in (its buckets and min_count apply), so that, e.g.,
+    the shows of a user's history and the show of the impression are points of one space. ``log1p`` / ``missing``
+    (numeric): see the module docstring."""
 
     name: str
     group: str
@@ -73,6 +77,12 @@ class FeatureSpec:
     min_count: int = 1
     log1p: bool = False
     missing: bool = False
+    share: str | None = None
+
+    @property
+    def table(self) -> str:
+        """The name of the embedding rows this feature reads: its own, or those of the feature it shares."""
+        return self.share or self.name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +99,11 @@ class TaskSpec:
 class ModelSpec:
     """Network sizes. ``bottom``: shared encoder widths (batch norm after the last); ``tower``: hidden widths of
     each task tower; ``experts``/``expert``: shared expert count and widths (architecture = "mmoe" or "ple");
-    ``task_experts``: experts of each task's own (PLE only: each task's gate mixes its own and the shared ones)."""
+    ``task_experts``: experts of each task's own (PLE only: each task's gate mixes its own and the shared ones).
+    ``interaction``: explicit feature interactions added to the encoder's input, for every architecture:
+    ``"none"``, or ``"dot"``, the dot product of every pair of categorical features' embeddings (DLRM's
+    interaction; with shared rows, the user's history against the impression's show is one of them).
+    ``cross_layers``: DCN-v2 cross layers over the encoder's input (0: none), of rank ``cross_rank`` (0: full)."""
 
     embedding_dim: int = 8
     bottom: tuple[int, ...] = (128, 64)
@@ -99,6 +113,9 @@ class ModelSpec:
     expert: tuple[int, ...] = (64,)
     task_experts: int = 1
     dropout: float = 0.0
+    interaction: str = "none"
+    cross_layers: int = 0
+    cross_rank: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,6 +186,8 @@ class Spec:
             opts: dict[str, Any]
             if f.kind == "numeric":
                 opts = {"log1p": f.log1p, "missing": f.missing}
+            elif f.share:
+                opts = {"share": f.share}
             else:
                 opts = {"buckets": f.buckets, "min_count": f.min_count}
             groups[f.group].setdefault(f.kind, {})[f.name] = opts
@@ -198,6 +217,9 @@ class Spec:
         # of the runs trained on them) stay what they were.
         if out["architecture"] != "ple" and out["task_experts"] == ModelSpec.task_experts:
             del out["task_experts"]
+        for key in ("interaction", "cross_layers", "cross_rank"):
+            if out[key] == getattr(ModelSpec, key):
+                del out[key]
         return out
 
     @classmethod
@@ -290,6 +312,7 @@ class Spec:
                 check(what, f.name, _is_multi, "a list of strings or integers")
             else:
                 check(what, f.name, _is_numeric, "an integer, floating-point or boolean")
+        problems += _share_problems(self, schema)
         for t in self.tasks:
             check(f"task {t.name!r} label {t.label!r}", t.label, _is_label, "an integer or boolean")
         if self.slice_column:
@@ -303,6 +326,27 @@ class Spec:
 
     def column_types(self, schema: pa.Schema) -> dict[str, str]:
         return {c: str(schema.field(c).type) for c in self.columns if c in schema.names}
+
+
+def _share_problems(spec: Spec, schema: pa.Schema) -> list[str]:
+    """Features that share rows must hash their values alike: strings with strings, integers with integers."""
+    problems = []
+    for f in spec.active_features:
+        if f.share is None or f.name not in schema.names or f.share not in schema.names:
+            continue
+        mine, theirs = _hash_kind(schema.field(f.name).type), _hash_kind(schema.field(f.share).type)
+        if mine != theirs:
+            problems.append(
+                f"feature {f.name!r} shares the rows of {f.share!r}: expected {theirs} values like it, found {mine}"
+            )
+    return problems
+
+
+def _hash_kind(t: pa.DataType) -> str:
+    """How a column's values hash: as strings or as integers (lists by their values)."""
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        t = t.value_type
+    return "string" if _is_string(t) else "integer"
 
 
 def _schema_text(spec: Spec, schema: pa.Schema) -> str:
@@ -414,7 +458,10 @@ def _parse_feature(group: str, kind: str, name: str, opts: Any) -> FeatureSpec:
         )
     if isinstance(opts, int) and not isinstance(opts, bool):
         opts = {"buckets": opts}
-    opts = _keys(where, opts, ("buckets", "min_count"), required=("buckets",))
+    if isinstance(opts, Mapping) and "share" in opts:
+        opts = _keys(where, opts, ("share",))
+        return FeatureSpec(name, group, kind, share=_typed(where, "share", opts["share"], str, "a feature name"))  # type: ignore[arg-type]
+    opts = _keys(where, opts, ("buckets", "min_count", "share"), required=("buckets",))
     return FeatureSpec(
         name,
         group,
@@ -497,7 +544,28 @@ def _parse_groups(raw: Any) -> tuple[list[FeatureSpec], list[str], list[str]]:
                 features.append(_parse_feature(group, kind, name, opts))
     if not features:
         raise SpecError("[groups]: expected at least one feature")
-    return features, groups, disabled
+    return _resolve_shares(features), groups, disabled
+
+
+def _resolve_shares(features: list[FeatureSpec]) -> list[FeatureSpec]:
+    """Each feature that shares another's embedding rows, with the owner's buckets and min_count. The owner must be
+    a categorical feature of its own rows (no chains), of any group: a disabled group keeps rows its sharers use."""
+    by_name = {f.name: f for f in features}
+    out = []
+    for f in features:
+        if f.share is None:
+            out.append(f)
+            continue
+        where = f"feature {f.name!r} in group {f.group!r}"
+        owner = by_name.get(f.share)
+        if owner is None or owner.kind == "numeric" or owner.share is not None or owner.name == f.name:
+            owners = [g.name for g in features if g.kind != "numeric" and g.share is None and g.name != f.name]
+            close = difflib.get_close_matches(f.share, owners, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            expected = f"the name of another categorical feature with rows of its own{hint}"
+            raise invalid(where, "share", expected, f.share, SpecError)
+        out.append(dataclasses.replace(f, buckets=owner.buckets, min_count=owner.min_count))
+    return out
 
 
 def _parse_tasks(raw: Any, sources: Sequence[str]) -> list[TaskSpec]:
@@ -549,6 +617,11 @@ def _parse_model(raw: Any) -> ModelSpec:
         expert=_int_list("[model]", "expert", m.get("expert", list(defaults.expert))),
         task_experts=_model_int(m, "task_experts"),
         dropout=check_number("[model]", "dropout", m.get("dropout", defaults.dropout), low=0, below=1, error=SpecError),
+        interaction=check_choice(
+            "[model]", "interaction", m.get("interaction", defaults.interaction), INTERACTIONS, error=SpecError
+        ),
+        cross_layers=check_int("[model]", "cross_layers", m.get("cross_layers", 0), low=0, error=SpecError),
+        cross_rank=check_int("[model]", "cross_rank", m.get("cross_rank", 0), low=0, error=SpecError),
     )
 
 

@@ -159,11 +159,13 @@ class Encoder:
         self.single = spec.features_of("categorical")
         self.bags = spec.features_of("multi_categorical")
         self.numeric = spec.features_of("numeric")
-        offsets, start = {}, 0
+        # One block of rows per embedding table, in order of first use; features that share a table share its rows.
+        tables, start = {}, 0
         for f in (*self.single, *self.bags):
-            offsets[f.name] = start
-            start += f.buckets
-        self.offsets = offsets
+            if f.table not in tables:
+                tables[f.table] = start
+                start += f.buckets
+        self.offsets = {f.name: tables[f.table] for f in (*self.single, *self.bags)}
         self.table_rows = max(start, 1)
         if self.table_rows > np.iinfo(ROW_DTYPE).max:
             raise DataError(
@@ -173,11 +175,11 @@ class Encoder:
         # remap[row] = row when its bucket is known, else the feature's row 0 (null / cold start).
         self.remap = np.arange(self.table_rows, dtype=ROW_DTYPE)
         for f in (*self.single, *self.bags):
-            known = stats.known.get(f.name)
+            known = stats.known.get(f.table)
             if known is None or known.size != f.buckets:
-                raise DataError(f"statistics lack the buckets of feature {f.name!r} (were they fit on another spec?)")
-            block = self.remap[offsets[f.name] : offsets[f.name] + f.buckets]
-            block[~known] = offsets[f.name]
+                raise DataError(f"statistics lack the buckets of feature {f.table!r} (were they fit on another spec?)")
+            block = self.remap[self.offsets[f.name] : self.offsets[f.name] + f.buckets]
+            block[~known] = self.offsets[f.name]
         self.num_width = sum(2 if f.missing else 1 for f in self.numeric)
         self.task_index = {t.name: i for i, t in enumerate(spec.tasks)}
         self.source_index = {s: i for i, s in enumerate(spec.sources)}
@@ -306,7 +308,13 @@ class Encoder:
             "functions": HASHING,
             "table_rows": self.table_rows,
             "features": {
-                f.name: {"kind": f.kind, "offset": self.offsets[f.name], "buckets": f.buckets, "min_count": f.min_count}
+                f.name: {
+                    "kind": f.kind,
+                    "offset": self.offsets[f.name],
+                    "buckets": f.buckets,
+                    "min_count": f.min_count,
+                    **({"shares": f.share} if f.share else {}),
+                }
                 for f in (*self.single, *self.bags)
             },
         }

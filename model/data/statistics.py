@@ -26,7 +26,8 @@ from podtarget.model.spec import Spec
 @dataclasses.dataclass
 class FeatureStats:
     """What encoding learns from the training split: numeric mean/std and the categorical buckets seen often
-    enough (``known``, per feature, a bool array of its buckets). Saved with a model as JSON."""
+    enough (``known``, per embedding table: a feature's own, or the one it shares; a bool array of its buckets).
+    Saved with a model as JSON."""
 
     numeric: dict[str, dict[str, float]]
     known: dict[str, np.ndarray]
@@ -56,7 +57,8 @@ def fit_statistics(
 ) -> FeatureStats:
     """One streamed pass over ``days``: sums for numeric features, bucket counts for categorical ones."""
     sums = {f.name: np.zeros(3) for f in spec.features_of("numeric")}
-    counts = {f.name: np.zeros(f.buckets, np.int64) for f in spec.active_features if f.kind != "numeric"}
+    # Per embedding table: features that share rows count into the rows' owner.
+    counts = {f.table: np.zeros(f.buckets, np.int64) for f in spec.active_features if f.kind != "numeric"}
     columns = [f.name for f in spec.active_features]
     rows = 0
     for _, chunk in read_chunks(table, table.units(days), columns, chunk_rows):
@@ -69,7 +71,7 @@ def fit_statistics(
                 sums[f.name] += (v.size, v.sum(), np.square(v).sum())
             else:
                 flat = list_parts(col)[0] if f.kind == "multi_categorical" else col
-                counts[f.name] += np.bincount(hash_buckets(flat, f.buckets), minlength=f.buckets)
+                counts[f.table] += np.bincount(hash_buckets(flat, f.buckets), minlength=f.buckets)
     if rows == 0:
         raise DataError(f"no rows in the training days {[d.isoformat() for d in days]}")
     numeric = {}
@@ -77,10 +79,10 @@ def fit_statistics(
         mean = s / n if n else 0.0
         var = max(ss / n - mean * mean, 0.0) if n else 0.0
         numeric[name] = {"mean": float(mean), "std": float(math.sqrt(var)) or 1.0, "count": int(n)}
-    by_name = {f.name: f for f in spec.active_features}
+    min_count = {f.table: f.min_count for f in spec.active_features if f.kind != "numeric"}
     known = {}
     for name, c in counts.items():
-        seen = c >= by_name[name].min_count
+        seen = c >= min_count[name]
         seen[0] = True
         known[name] = seen
     return FeatureStats(numeric=numeric, known=known, rows=rows)

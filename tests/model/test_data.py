@@ -25,7 +25,7 @@ from podtarget.model.data import (
     task_priors,
     usable_days,
 )
-from podtarget.model.spec import load_spec
+from podtarget.model.spec import Spec, load_spec
 
 D = datetime.date
 
@@ -232,3 +232,40 @@ def test_task_priors_are_the_training_positive_rates_as_batches_mix_the_sources(
     # Only the rows' own source counts for a task that one source trains.
     only_promo = [t.name for t in spec.tasks if [s for s in spec.sources if spec.trains_row(s, t.name)] == ["promo"]]
     assert only_promo and all(priors[t] == pytest.approx(rate(spec.task(t).label, "promo")) for t in only_promo)
+
+
+def test_features_that_share_rows_look_values_up_in_one_block(tmp_path):
+    """A user's recent shows and the impression's show: one id, one embedding row, whichever column holds it; a
+    show counts towards min_count from both columns."""
+    spec = Spec.from_dict(
+        {
+            "groups": {
+                "user": {"multi_categorical": {"recent": {"share": "podcast_id"}}},
+                "content": {"categorical": {"podcast_id": {"buckets": 64, "min_count": 2}, "tier": 8}},
+            },
+            "tasks": [{"name": "PromotionStream", "label": "label_stream", "source": "promo"}],
+        }
+    )
+    (tmp_path / "dt=2026-03-02").mkdir()
+    table = pa.table(
+        {
+            "source": ["promo"] * 3,
+            "label_stream": pa.array([1, 0, 0], pa.int8()),
+            "podcast_id": pa.array([7, 8, 9], pa.int64()),
+            "recent": pa.array([[7, 9], [], [11]], pa.list_(pa.int64())),
+            "tier": pa.array([1, 2, 3], pa.int64()),
+        }
+    )
+    pq.write_table(table, tmp_path / "dt=2026-03-02" / "part-00000.parquet")
+    (tmp_path / "dt=2026-03-02" / "_SUCCESS.json").write_text("{}")
+    examples = ExampleTable.open(str(tmp_path))
+    stats = fit_statistics(spec, examples, examples.days)
+    assert set(stats.known) == {"podcast_id", "tier"}  # one entry per block of rows
+    encoder = Encoder(spec, stats)
+    assert encoder.offsets["recent"] == encoder.offsets["podcast_id"] and encoder.table_rows == 64 + 8
+    block = encoder.encode_rows(table)
+    show = {f.name: j for j, f in enumerate(encoder.single)}["podcast_id"]
+    # 7 and 9 are seen twice across both columns (known), 8 and 11 once (the block's cold-start row).
+    assert block.bag_val.tolist()[:2] == [block.cat[0, show], block.cat[2, show]]
+    assert block.cat[1, show] == encoder.offsets["podcast_id"] and block.bag_val[2] == encoder.offsets["podcast_id"]
+    assert encoder.settings()["features"]["recent"]["shares"] == "podcast_id"

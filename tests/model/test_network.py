@@ -1,6 +1,7 @@
 """Encoders of the network: PLE's task-specific experts and copying a head with them; the fast paths of a training
 step (the embedding gather's backward, the row-sparse Adam) give bitwise what the plain torch operations give."""
 
+import copy
 import dataclasses
 import math
 
@@ -9,7 +10,7 @@ import torch
 
 from podtarget.model.data import BatchStream, Encoder, ExampleTable, fit_statistics, plan_sampling
 from podtarget.model.losses import masked_bce, row_mask
-from podtarget.model.network import PLE, InputLayout, MultiTaskNetwork, RowSparseAdam
+from podtarget.model.network import PLE, CrossNetwork, DotInteraction, InputLayout, MultiTaskNetwork, RowSparseAdam
 from podtarget.model.spec import load_spec
 
 
@@ -123,3 +124,73 @@ def test_row_sparse_adam_equals_sparse_adam_bitwise(podcast_toy):
     with pytest.raises(RuntimeError, match="dense gradients"):
         nets[1].embedding.weight.grad = torch.zeros_like(nets[1].embedding.weight)
         opts[1].step()
+
+
+def test_dot_interaction_is_every_pair_of_field_embeddings():
+    torch.manual_seed(0)
+    single, bags = torch.randn(5, 3 * 4), torch.randn(5, 2 * 4)
+    dots = DotInteraction(fields=5, dim=4)([single, bags])
+    fields = torch.cat([single, bags], dim=1).view(5, 5, 4)
+    expected = torch.stack([(fields[:, i] * fields[:, j]).sum(1) for i in range(5) for j in range(i + 1, 5)], dim=1)
+    torch.testing.assert_close(dots, expected)
+
+
+def test_cross_layers_cross_the_input_with_itself():
+    torch.manual_seed(0)
+    for rank in (0, 3):
+        cross = CrossNetwork(width=6, layers=2, rank=rank)
+        x = torch.randn(4, 6)
+        expected = x
+        for layer in cross.layers:
+            expected = x * layer(expected) + expected
+        torch.testing.assert_close(cross(x), expected)
+    zero = CrossNetwork(width=6, layers=1)
+    torch.nn.init.zeros_(zero.layers[0].weight)
+    torch.testing.assert_close(zero(x), x)  # no crossing learnt yet: the input itself
+
+
+@pytest.mark.parametrize("architecture", ["shared_bottom", "mmoe", "ple"])
+def test_interactions_train_with_every_architecture(podcast_toy, architecture):
+    spec, encoder, batches = _toy_training_batches(podcast_toy, 3)
+    model = dataclasses.replace(spec.model, architecture=architecture, interaction="dot", cross_layers=1, cross_rank=4)
+    layout = InputLayout(encoder.table_rows, len(encoder.single), len(encoder.bags), encoder.num_width)
+    torch.manual_seed(0)
+    network = MultiTaskNetwork(model, layout, spec.task_names)
+    fields = len(encoder.single) + len(encoder.bags)
+    assert network.interaction is not None and network.interaction.width == fields * (fields - 1) // 2
+    cross = network.cross
+    pairs = fields * (fields - 1) // 2
+    assert cross is not None and cross.width == fields * model.embedding_dim + encoder.num_width + pairs
+    assert set(map(id, cross.parameters())) <= set(map(id, network.encoder_parameters()))
+    opt = torch.optim.Adam([p for n, p in network.named_parameters() if n != "embedding.weight"], lr=0.01)
+    before = copy.deepcopy(network.state_dict())
+    for batch in batches:
+        opt.zero_grad()
+        losses, _ = masked_bce(network(batch), batch.y, row_mask(batch.obs, batch.source, encoder.train_mask_matrix()))
+        losses.sum().backward()
+        opt.step()
+    assert not torch.equal(before["cross.layers.0.1.weight"], network.state_dict()["cross.layers.0.1.weight"])
+    probs = network.predict(batches[0])
+    assert set(probs) == set(spec.task_names) and all(torch.isfinite(p).all() for p in probs.values())
+
+
+def test_row_sparse_adam_decays_only_the_rows_a_step_touches(podcast_toy):
+    spec, encoder, batches = _toy_training_batches(podcast_toy, 1)
+    nets = [_network(spec, encoder), _network(spec, encoder)]
+    plain = RowSparseAdam([nets[0].embedding.weight], lr=0.01)
+    decayed = RowSparseAdam([nets[1].embedding.weight], lr=0.01, weight_decay=5.0)
+    start = nets[1].embedding.weight.detach().clone()
+    for net, opt in zip(nets, (plain, decayed), strict=True):
+        mask = row_mask(batches[0].obs, batches[0].source, encoder.train_mask_matrix())
+        losses, _ = masked_bce(net(batches[0]), batches[0].y, mask)
+        losses.sum().backward()
+        net.embedding.coalesced_grad()
+        opt.step()
+    touched = batches[0].rows
+    untouched = torch.ones(start.shape[0], dtype=torch.bool)
+    untouched[touched] = False
+    assert torch.equal(nets[1].embedding.weight[untouched], start[untouched])
+    # AdamW's rule on the touched rows: the decayed row, then the same Adam update as without decay.
+    update = nets[0].embedding.weight[touched] - start[touched]
+    torch.testing.assert_close(nets[1].embedding.weight[touched], start[touched] * (1 - 0.01 * 5.0) + update)
+    assert decayed.state_dict()["param_groups"][0]["weight_decay"] == 5.0

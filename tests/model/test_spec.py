@@ -1,5 +1,6 @@
 """Spec parsing, validation against a table's schema, the directional mask, and ablation variants."""
 
+import json
 import subprocess
 import sys
 
@@ -180,3 +181,64 @@ def test_ple_settings_round_trip_and_earlier_fingerprints_stay():
     ple = type(spec).from_dict(raw)
     assert ple.model.architecture == "ple" and ple.model.task_experts == 2
     assert type(spec).from_dict(ple.to_dict()) == ple and ple.fingerprint() != spec.fingerprint()
+
+
+def _with_features(**options) -> dict:
+    """The default spec's dict with some user features' options replaced."""
+    raw = spec_dict()
+    raw["groups"]["user"]["multi_categorical"].update(options)
+    return raw
+
+
+def test_a_feature_shares_another_features_rows():
+    raw = _with_features(
+        user_recent_podcasts_28d={"share": "podcast_id"}, user_top_genres_28d={"share": "podcast_genres"}
+    )
+    spec = Spec.from_dict(raw)
+    spec.validate(EXAMPLES)
+    recent = {f.name: f for f in spec.features}["user_recent_podcasts_28d"]
+    owner = {f.name: f for f in spec.features}["podcast_id"]
+    assert (recent.table, recent.buckets, recent.min_count) == ("podcast_id", owner.buckets, owner.min_count)
+    assert Spec.from_dict(spec.to_dict()) == spec  # round trip keeps the share, not the copied buckets
+    assert spec.to_dict()["groups"]["user"]["multi_categorical"]["user_recent_podcasts_28d"] == {"share": "podcast_id"}
+    # Options left at their defaults stay out of the dict, so specs written before they existed keep their
+    # fingerprints (and the runs trained on them still load).
+    plain = spec_dict()
+    plain["groups"]["user"]["multi_categorical"]["user_recent_podcasts_28d"] = 32768
+    plain["model"] = {k: v for k, v in plain["model"].items() if k not in ("interaction", "cross_layers", "cross_rank")}
+    assert '"share"' not in json.dumps(Spec.from_dict(plain).to_dict())
+
+
+@pytest.mark.parametrize(
+    "share, message",
+    [
+        ("podcast_idd", r"'share' parameter of feature 'user_recent_podcasts_28d'.*\(did you mean 'podcast_id'\?\)"),
+        ("user_streams_28d", "another categorical feature with rows of its own"),
+        ("user_recent_podcasts_28d", "another categorical feature with rows of its own"),
+    ],
+)
+def test_a_share_must_name_a_categorical_owner(share, message):
+    with pytest.raises(SpecError, match=message):
+        Spec.from_dict(_with_features(user_recent_podcasts_28d={"share": share}))
+
+
+def test_shared_rows_need_values_that_hash_alike():
+    raw = _with_features(user_recent_podcasts_28d={"share": "podcast_language"})
+    expected = "shares the rows of 'podcast_language': expected string values like it, found integer"
+    with pytest.raises(SpecError, match=expected):
+        Spec.from_dict(raw).validate(EXAMPLES)
+    with pytest.raises(SpecError, match="unknown key 'buckets'"):
+        Spec.from_dict(_with_features(user_recent_podcasts_28d={"share": "podcast_id", "buckets": 8}))
+
+
+def test_interaction_settings():
+    raw = spec_dict()
+    raw["model"] = {**raw["model"], "interaction": "dot", "cross_layers": 2, "cross_rank": 16}
+    spec = Spec.from_dict(raw)
+    assert (spec.model.interaction, spec.model.cross_layers, spec.model.cross_rank) == ("dot", 2, 16)
+    assert Spec.from_dict(spec.to_dict()) == spec
+    raw["model"]["interaction"] = "attention"
+    with pytest.raises(SpecError, match=r"The 'interaction' parameter of \[model\] must be a str among"):
+        Spec.from_dict(raw)
+    raw["model"] = {k: v for k, v in raw["model"].items() if k not in ("interaction", "cross_layers", "cross_rank")}
+    assert not {"interaction", "cross_layers", "cross_rank"} & set(Spec.from_dict(raw).to_dict()["model"])
