@@ -5,6 +5,7 @@ import datetime
 import hashlib
 import json
 import pathlib
+import shutil
 
 import numpy as np
 import pyarrow as pa
@@ -267,3 +268,48 @@ def test_dataflow_job_graph_builds_offline(scored, tmp_path, monkeypatch):
         ]
     )
     assert summary["dry_run"] is True and summary["state"] == "DONE"
+
+
+@pytest.mark.slow
+def test_nothing_but_the_evaluation_reads_the_worlds_ground_truth(scored, tmp_path):
+    """Features, examples, training and scoring run on a copy of the logs without ``world/`` (the simulator's hidden
+    traits) and produce the same bytes as beside it: none of them reads the ground truth."""
+    root, model, _ = scored
+    copy = tmp_path / "logs-only"
+    shutil.copytree(pathlib.Path(root, "raw"), copy / "raw")
+    assert pathlib.Path(root, "world").is_dir() and not (copy / "world").exists()
+    common = [f"--data_root={copy}", f"--date={DAY}", "--runner=FnApiRunner", "--n_buckets=4"]
+    build_features.run(common)
+    build_examples.run([*common, "--allow_unobserved"])
+    for table in ("features/user", "features/podcast", "examples"):
+        files = [partition_files(layout.join(str(r), table, f"dt={DAY}")) for r in (root, copy)]
+        assert [read_bytes(f) for f in files[0]] == [read_bytes(f) for f in files[1]], table
+    runs = []
+    for data in (root, str(copy)):
+        config = TrainConfig(
+            examples=f"{data}/examples",
+            out=str(tmp_path / "models"),
+            run=f"run-{len(runs)}",
+            epochs=1,
+            batch_size=256,
+            max_batches_per_epoch=10,
+            train_days=DAY.isoformat(),
+            valid_days="",
+            test_days="",
+            threads=1,
+            progress=False,
+        )
+        runs.append(train(config).run_dir)
+    assert read_bytes(f"{runs[0]}/weights.pt") == read_bytes(f"{runs[1]}/weights.pt")
+    score.run([f"--data_root={copy}", f"--date={DAY}", f"--model={model}", "--runner=FnApiRunner"])
+    # Dead letters name the campaign snapshot they came from, whose path differs: equal otherwise.
+    dead = "deadletter/score/file-0"
+    there = _digests(str(copy))
+    assert {k: v for k, v in there.items() if k != dead} == {k: v for k, v in _digests(root).items() if k != dead}
+    partition = f"deadletter/score/dt={DAY}"
+    rows = [
+        read_parquet_files(partition_files(layout.join(str(r), partition))).drop_columns(["source_path"])
+        for r in (root, copy)
+    ]
+    assert rows[0].equals(rows[1])
+    assert not (copy / "world").exists()
