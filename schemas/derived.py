@@ -66,6 +66,18 @@ _USER_FEATURE_FIELDS = [
     _f("user_ad_clicks_28d", _I32, "Ad clicks in the 28 days before D."),
     _f("user_promo_impressions_28d", _I32, "Promotion impressions in the 28 days before D."),
     _f("user_promo_clicks_28d", _I32, "Promotion clicks in the 28 days before D."),
+    _f(
+        "user_ad_conversions_28d",
+        _I32,
+        "Ad impressions in the 28 days before D that the user followed with a qualifying stream of the advertised "
+        "show within 48 h (and before D): the user's past ad stream positives.",
+    ),
+    _f(
+        "user_promo_conversions_28d",
+        _I32,
+        "Promotion impressions in the 28 days before D followed by a qualifying stream of the promoted show within "
+        "72 h (and before D).",
+    ),
 ]
 
 _PODCAST_FEATURE_FIELDS = [

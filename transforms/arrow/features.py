@@ -56,6 +56,11 @@ class FeatureConfig:
     top_topics: int = 10
     recent_podcasts: int = 20
     followed_podcasts: int = 50
+    # An impression converts when the user streams its show within this many hours (and before D): the stream
+    # windows of the examples' labels (build_examples --stream_window_hours), so a user's past conversions are
+    # the positives their earlier impressions would have been labelled with.
+    ad_conversion_hours: int = 48
+    promo_conversion_hours: int = 72
     tier_shares: tuple[float, ...] = (0.01, 0.02, 0.04, 0.08, 0.15, 0.20)  # tiers 0..5, as shares of all shows
 
     def __post_init__(self) -> None:
@@ -66,6 +71,8 @@ class FeatureConfig:
             "top_topics",
             "recent_podcasts",
             "followed_podcasts",
+            "ad_conversion_hours",
+            "promo_conversion_hours",
         )
         for name in positive:
             check_int("FeatureConfig", name, getattr(self, name), low=1)
@@ -118,6 +125,13 @@ def user_features(
 
     # Streams: counts and hours per user, then (user, show) pairs for distinct shows, show lists and tastes.
     played = _in_window(streams, window, ["user_id", "podcast_id", "ms_played"], min_ms_played=config.min_stream_ms)
+    conversions = {
+        channel: _conversions(user_ids, _in_window(impressions, window, ["user_id", "podcast_id"]), played, hours)
+        for channel, impressions, hours in (
+            ("ad", ad_impressions, config.ad_conversion_hours),
+            ("promo", promo_impressions, config.promo_conversion_hours),
+        )
+    }
     rows, known = _positions(user_ids, played.column("user_id").to_numpy())
     rows, shows = rows[known], played.column("podcast_id").to_numpy()[known]
     ms_played = played.column("ms_played").to_numpy()[known]
@@ -160,8 +174,43 @@ def user_features(
         "user_ad_clicks_28d": count(ad_clicks),
         "user_promo_impressions_28d": count(promo_impressions),
         "user_promo_clicks_28d": count(promo_clicks),
+        "user_ad_conversions_28d": conversions["ad"],
+        "user_promo_conversions_28d": conversions["promo"],
     }
     return _assemble(columns, USER_FEATURES)
+
+
+def _conversions(user_ids: np.ndarray, impressions: pa.Table, streams: pa.Table, hours: int) -> np.ndarray:
+    """Per user of ``user_ids`` (sorted), the ``impressions`` followed by one of the ``streams`` of the same show
+    by the same user within ``hours`` (``streams`` are already cut at D, so a window that crosses D ends there).
+
+    Impressions and streams are sorted together by (user, show, time), a stream after an impression at the same
+    millisecond; the next stream at or after each position is a running minimum from the end, so each impression
+    finds the first stream of its pair at or after it without a search."""
+    n_imp = impressions.num_rows
+    if n_imp == 0 or streams.num_rows == 0:
+        return np.zeros(len(user_ids), np.int32)
+    user = np.concatenate([impressions.column("user_id").to_numpy(), streams.column("user_id").to_numpy()])
+    show = np.concatenate([impressions.column("podcast_id").to_numpy(), streams.column("podcast_id").to_numpy()])
+    ts = np.concatenate([_epoch_ms(impressions), _epoch_ms(streams)])
+    is_stream = np.arange(len(user)) >= n_imp
+    _, user_codes = np.unique(user, return_inverse=True)
+    pair = _pair_keys(user_codes, show)
+    order = np.lexsort((is_stream, ts, pair))
+    pair, ts, is_stream = pair[order], ts[order], is_stream[order]
+    position = np.arange(len(order))
+    none = len(order)
+    next_stream = np.minimum.accumulate(np.where(is_stream, position, none)[::-1])[::-1]
+    imp = np.flatnonzero(~is_stream)
+    nxt = next_stream[imp]
+    found = nxt < none
+    nxt = np.where(found, nxt, 0)
+    converted = found & (pair[nxt] == pair[imp]) & (ts[nxt] < ts[imp] + hours * MS_PER_HOUR)
+    return _count_per_id(user_ids, user[order][imp[converted]])
+
+
+def _epoch_ms(table: pa.Table) -> np.ndarray:
+    return table.column("event_ts").cast(pa.int64()).to_numpy()
 
 
 def _followed(follows: pa.Table, user_ids: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, pa.Array]:

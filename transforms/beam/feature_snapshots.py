@@ -41,8 +41,8 @@ HISTORY_TABLES = ("stream", "follow", "ad_impression", "promo_impression", "clic
 HISTORY_COLUMNS = {
     "stream": ["event_id", "user_id", "podcast_id", "event_ts", "ms_played"],
     "follow": ["event_id", "user_id", "podcast_id", "event_ts"],
-    "ad_impression": ["impression_id", "user_id", "event_ts"],
-    "promo_impression": ["impression_id", "user_id", "event_ts"],
+    "ad_impression": ["impression_id", "user_id", "podcast_id", "event_ts"],
+    "promo_impression": ["impression_id", "user_id", "podcast_id", "event_ts"],
     "click": ["event_id", "impression_id", "user_id", "event_ts"],
 }
 

@@ -400,8 +400,18 @@ def test_no_leakage_on_a_simulated_world():
     assert podcasts_before.equals(podcasts_all, check_metadata=True)
     # Not vacuous: the features were computed from real history.
     assert users_before.num_rows == users.num_rows
-    for column in ("user_streams_28d", "user_follows_28d", "user_ad_clicks_28d", "user_promo_clicks_28d"):
+    for column in (
+        "user_streams_28d",
+        "user_follows_28d",
+        "user_ad_clicks_28d",
+        "user_promo_clicks_28d",
+        "user_ad_conversions_28d",
+        "user_promo_conversions_28d",
+    ):
         assert pc.sum(users_before.column(column)).as_py() > 0, column
+    assert _brute_force_conversions(day, before, "ad_impression", 48) == {
+        r["user_id"]: r["user_ad_conversions_28d"] for r in users_before.to_pylist() if r["user_ad_conversions_28d"]
+    }
     assert pc.sum(pc.less(podcasts_before.column("podcast_popularity_tier"), 7)).as_py() > 10
 
 
@@ -433,3 +443,61 @@ def test_podcast_features_on_a_day_without_any_history():
     table = podcast_features(day, podcasts, empty)
     assert table.column("podcast_listen_hours_30d").to_pylist() == [0.0, 0.0]
     assert table.column("podcast_popularity_tier").to_pylist() == [POPULARITY_TIERS - 1] * 2
+
+
+# -- conversions ---------------------------------------------------------------------------------------------------
+def test_conversions_count_impressions_followed_by_a_stream_of_their_show_within_the_window():
+    t = END - 10 * MS_PER_DAY
+    hour = MS_PER_HOUR
+    cases = [  # (impression time, stream of the same show (time, ms played) or None, other events) -> converts?
+        (t, (t + 47 * hour, LONG), True),  # within 48 h
+        (t, (t, LONG), True),  # the same millisecond counts
+        (t, (t + 49 * hour, LONG), False),  # too late for an ad, in time for a promotion
+        (t, (t - 1, LONG), False),  # the stream came first
+        (t, (t + hour, 30_000), False),  # not a qualifying stream
+        (END - hour, (END + hour, LONG), False),  # after D: not seen yet
+        (t, None, False),
+    ]
+    events = collections.defaultdict(list)
+    for n, (at, played, _) in enumerate(cases):
+        show_id = 100 + n
+        for kind in ("ad", "promo"):
+            events[f"{kind}_impression"].append(
+                dict(impression_id=f"{kind}{n}", event_ts=at, user_id=1, podcast_id=show_id)
+            )
+        if played is not None:
+            events["stream"].append(stream(1, show_id, ts=played[0], ms=played[1]))
+    # Noise that converts nothing: another show's stream, another user's stream of a shown show.
+    events["stream"] += [stream(1, 999, ts=t + hour), stream(2, 100, ts=t + hour)]
+    # Two impressions of one show before one stream both convert.
+    events["ad_impression"] += [
+        dict(impression_id=f"x{k}", event_ts=t + k * hour, user_id=3, podcast_id=50) for k in range(2)
+    ]
+    events["stream"].append(stream(3, 50, ts=t + 5 * hour))
+    rows = features([user(1), user(2), user(3)], **events)
+    ad = sum(converts for *_, converts in cases)
+    assert rows[1]["user_ad_conversions_28d"] == ad == 2
+    assert rows[1]["user_promo_conversions_28d"] == ad + 1  # the 49 h stream is within 72 h
+    assert rows[2]["user_ad_conversions_28d"] == rows[2]["user_promo_conversions_28d"] == 0
+    assert rows[3]["user_ad_conversions_28d"] == 2
+    short = features([user(1)], config=FeatureConfig(ad_conversion_hours=1, promo_conversion_hours=1), **events)[1]
+    assert (short["user_ad_conversions_28d"], short["user_promo_conversions_28d"]) == (1, 1)  # the same-ms stream
+
+
+def _brute_force_conversions(day, events: dict[str, pa.Table], impressions: str, hours: int) -> dict[int, int]:
+    """Per user, impressions in the window followed by a qualifying stream of their show within ``hours``, before D:
+    one impression at a time against every stream."""
+    start, end = history_window_ms(day, 28)
+    plays: dict[tuple[int, int], list[int]] = collections.defaultdict(list)
+    for s in events["stream"].to_pylist():
+        ts = s["event_ts"].timestamp() * 1000 if hasattr(s["event_ts"], "timestamp") else s["event_ts"]
+        if None not in (s["user_id"], s["podcast_id"]) and s["ms_played"] >= 60_000 and start <= ts < end:
+            plays[(s["user_id"], s["podcast_id"])].append(ts)
+    out: dict[int, int] = collections.Counter()
+    for i in events[impressions].to_pylist():
+        ts = i["event_ts"].timestamp() * 1000 if hasattr(i["event_ts"], "timestamp") else i["event_ts"]
+        if None in (i["user_id"], i["podcast_id"]) or not start <= ts < end:
+            continue
+        if any(ts <= p < ts + hours * MS_PER_HOUR for p in plays[(i["user_id"], i["podcast_id"])]):
+            out[i["user_id"]] += 1
+    return dict(out)
