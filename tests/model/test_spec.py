@@ -23,9 +23,12 @@ def test_default_spec_fits_the_examples_contract():
     assert spec.task_names == ("PromotionStream", "AdStream", "Click", "Like", "Follow")
     assert {t.name: (t.label, t.source) for t in spec.tasks}["Click"] == ("label_click", "ad")
     assert set(spec.groups) >= {"user", "content", "context", "promotion", "ad"}
-    # every example column except ids of the row itself, the timestamp and labels is a feature
+    # Every example column is a feature except the row's own id and time, and those the spec's comments say it
+    # leaves out on purpose (a user's own id, and their conversion counts).
     unused = set(EXAMPLES.names) - set(spec.columns)
-    assert unused == {"impression_id", "event_ts"}
+    assert unused == {"impression_id", "event_ts", "user_id", "user_ad_conversions_28d", "user_promo_conversions_28d"}
+    comments = DEFAULT_SPEC.read_text()
+    assert all(name in comments for name in unused - {"impression_id", "event_ts"})
 
 
 def test_default_directional_mask_is_the_papers():
@@ -129,8 +132,8 @@ def test_parse_errors(change, message):
 
 def test_feature_errors():
     raw = spec_dict()
-    raw["groups"]["context"]["categorical"]["user_id"] = 16
-    with pytest.raises(SpecError, match="feature 'user_id' is listed twice: in group 'user' and 'context'"):
+    raw["groups"]["context"]["categorical"]["user_country"] = 16
+    with pytest.raises(SpecError, match="feature 'user_country' is listed twice: in group 'user' and 'context'"):
         Spec.from_dict(raw)
     raw = spec_dict()
     raw["groups"]["context"]["categorical"]["hour"] = {"buckets": 1}
@@ -204,7 +207,9 @@ def test_a_feature_shares_another_features_rows():
     # Options left at their defaults stay out of the dict, so specs written before they existed keep their
     # fingerprints (and the runs trained on them still load).
     plain = spec_dict()
-    plain["groups"]["user"]["multi_categorical"]["user_recent_podcasts_28d"] = 32768
+    for name, options in plain["groups"]["user"]["multi_categorical"].items():
+        if "share" in options:
+            plain["groups"]["user"]["multi_categorical"][name] = 1024
     plain["model"] = {k: v for k, v in plain["model"].items() if k not in ("interaction", "cross_layers", "cross_rank")}
     assert '"share"' not in json.dumps(Spec.from_dict(plain).to_dict())
 
