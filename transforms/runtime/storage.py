@@ -269,9 +269,8 @@ def read_parquet_file(path: str) -> pa.Table:
             day = layout.parse_dt(path).isoformat()
         except ValueError:
             day = "unknown"
-        raise ValueError(
-            f"{path} (day {day}) is not readable Parquet ({exc}); rebuild that partition (FORCE=1) or remove it"
-        ) from exc
+        reason = str(exc).split(". ")[0].removeprefix("Could not open Parquet input source '<Buffer>': ")
+        raise ValueError(f"{path} (day {day}) is not readable Parquet ({reason}); {layout.rebuild_hint(path)}") from exc
 
 
 def staging_dir(partition: str, run_id: str) -> str:
