@@ -39,6 +39,7 @@ from podtarget.pipelines.daily import (
     load_snapshot,
     logged_through,
     logs_needed_through,
+    missing_log_tables,
     require_features,
     start_worker_server,
 )
@@ -201,7 +202,12 @@ def check_inputs(
     require_features(data_root, day)
     last_logged = logged_through(data_root, day)
     if last_logged is None:
-        raise MissingInputError(f"no complete set of raw logs for {day} under {data_root}/raw")
+        missing = [f"raw/{t}/dt={day}" for t in missing_log_tables(data_root, day)]
+        raise MissingInputError(
+            f"no complete set of raw logs for {day} under {data_root}: {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} missing. Every log table needs a partition every day (an empty "
+            "file for a day without events)"
+        )
     need_day = logs_needed_through(day, config.max_window_ms(), lateness)
     if last_logged < need_day and not allow_unobserved:
         raise ValueError(
