@@ -525,7 +525,9 @@ def write_report(out: str, world_dir: str | None = None) -> str:
             "",
             *world_parameter_lines(world_config),
             "",
-            f"Everything, from `{world_dir}/config.json` (the ground-truth coefficients included):",
+            # The copy beside the report, not the world's path: a committed report names no machine's folders.
+            "Everything, as in `world_config.json` (the world's `config.json`, the ground-truth coefficients "
+            "included):",
             "",
             "```json",
             json.dumps(world_config, indent=1, sort_keys=True),
