@@ -76,12 +76,17 @@ PIP_EXTRA   := $(if $(wildcard $(WHEELS_DIR)),--find-links $(WHEELS_DIR))
 help:  ## print the comment block at the top of this file
 	@awk '/^#/ { sub(/^# ?/, ""); print; next } { exit }' Makefile
 
+# setuptools notes on every editable install of mapped folders (ours: podtarget.<folder> = <folder>) that a folder
+# named like the package could shadow it: this repository has no podtarget/ folder, so the note (10 lines) is
+# silenced, and only it: every other warning still shows.
+QUIET_EDITABLE_NOTE = PYTHONWARNINGS="ignore:Editable installation"
+
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml setup.py
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24" $(PIP_EXTRA)
-	$(PY) -m pip install --quiet $(PIP_EXTRA) -e ".[dev]"
+	$(QUIET_EDITABLE_NOTE) $(PY) -m pip install --quiet $(PIP_EXTRA) -e ".[dev]"
 	@touch $(STAMP)
 
 data: setup
