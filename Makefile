@@ -147,7 +147,7 @@ train: setup
 	$(PY) -m podtarget.model.train --examples=$(EXAMPLES) --out=$(MODELS) --run=$(RUN) $(TRAIN_ARGS)
 
 # Scoring reads the features and snapshots of DATE and a trained model; writes audiences/ and user_rankings/
-# (see README, "Scoring"). The defaults are looked up lazily, only when `make score` runs without them.
+# (README, "The daily flow"; docs/design.md, "Scoring"). The defaults are looked up lazily, only when `make score` runs without them.
 LAST_FEATURES_DAY = $(shell ls -d $(DATA_ROOT)/features/user/dt=*/_SUCCESS.json 2>/dev/null | tail -1 \
                       | sed -E 's|.*/dt=([0-9-]+)/.*|\1|')
 # The newest run under MODELS that loads (checksums, spec, weights); corrupt or unfinished runs are skipped, and said.
@@ -241,7 +241,7 @@ typecheck: setup
 	$(PY) -m mypy
 
 # Benchmarks run in-process by default, where the daily pipelines compute files and buckets in a worker process
-# per core (--bucket_processes=auto): the faster mode on 2 cores (see README, Benchmarks; multi_processing took
+# per core (--bucket_processes=auto): the faster mode on 2 cores (docs/performance.md; multi_processing took
 # 20.7 s for the examples bench day against 15.4 s in-process with threads, before the workers). Figures land in
 # $(BENCH_OUT)/<name>.json (reports/local/bench; BENCH_OUT=reports/bench rewrites the committed record).
 BENCH_MODE    ?= in_memory

@@ -18,7 +18,7 @@ most 0.528 and 1.20). AUC > 0.53 is three of those standard deviations above cha
 evidence at this rate, so it is asserted at > 1.1 only. Click's log loss is not asserted, as for Like and Follow: at
 this signal it stays 1-5% above the constant's (a constant that knows the test days' click rate), and even the best
 shrinking of the model's click logits towards their mean, fitted on the test days themselves, gains only 0.4% over
-that constant (README, "Training").
+that constant (docs/results.md, "Training").
 """
 
 import shutil
