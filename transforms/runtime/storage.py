@@ -321,9 +321,8 @@ def remove_dead_runs(folder: str, name: str) -> list[str]:
         except (FileNotFoundError, NotADirectoryError):
             return []
     else:
-        entries = {
-            p[len(folder.rstrip("/")) + 1 :].split("/", 1)[0] for p in list_files(layout.join(folder, f"{prefix}*/**"))
-        }
+        under = list_files(layout.join(folder, f"{prefix}*/**"))
+        entries = sorted({p[len(folder.rstrip("/")) + 1 :].split("/", 1)[0] for p in under})
     dead = [layout.join(folder, e) for e in sorted(entries) if run_is_dead(e[len(prefix) :])]
     for path in dead:
         delete_tree(path)

@@ -231,7 +231,7 @@ def test_a_local_commit_exchanges_the_folders_and_keeps_the_part_names(tmp_path,
     assert read_success(partition)["files"][0].startswith("part-00000-")
 
 
-def test_only_the_scratch_of_dead_runs_is_removed(tmp_path):
+def test_only_the_scratch_of_dead_runs_is_removed(table_root):
     import subprocess
     import sys
 
@@ -247,15 +247,15 @@ def test_only_the_scratch_of_dead_runs_is_removed(tmp_path):
         alive = f"{live.pid}-{dead.split('-')[1]}-abcdef"
         mine = new_run_id()
         other_machine = f"{live.pid + 1}-000000-abcdef"
-        folder = tmp_path / "_staging"
+        folder = layout.join(table_root, "_staging")
         names = [f"dt=2026-03-03-{r}" for r in (dead, alive, mine, other_machine, "0123456789ab")]
         names.append(f"dt=2026-03-04-{dead}")  # another day: not this run's business
         for name in names:
-            (folder / name).mkdir(parents=True)
-            (folder / name / "part-00000.parquet").write_bytes(b"x")
+            atomic_write(layout.join(folder, name, "part-00000.parquet"), b"x")
         assert not run_is_dead(alive) and not run_is_dead(mine) and not run_is_dead(other_machine)
-        assert remove_dead_runs(str(folder), "dt=2026-03-03") == [str(folder / f"dt=2026-03-03-{dead}")]
-        assert sorted(p.name for p in folder.iterdir()) == sorted(names[1:])
+        assert remove_dead_runs(folder, "dt=2026-03-03") == [layout.join(folder, f"dt=2026-03-03-{dead}")]
+        left = {p[len(folder) + 1 :].split("/")[0] for p in list_files(layout.join(folder, "**"))}
+        assert left == set(names[1:])
     finally:
         live.kill()
         live.wait()
