@@ -130,6 +130,15 @@ def test_partitions_committed_before_markers_listed_files_are_read_by_glob(tmp_p
     assert partition_files(str(tmp_path / "dt=2026-03-04")) == []  # not committed: nothing to read
 
 
+def _run_id_of_an_ended_process() -> str:
+    """A run id made by another process, which has exited since: the id of a run that died."""
+    import subprocess
+    import sys
+
+    command = "from podtarget.transforms.runtime.storage import new_run_id; print(new_run_id())"
+    return subprocess.run([sys.executable, "-c", command], capture_output=True, text=True, check=True).stdout.strip()
+
+
 # -- a local commit killed between its steps ------------------------------------------------------------------------
 _KILLED_COMMIT = """
 import os, sys
@@ -191,12 +200,7 @@ def test_a_local_commit_killed_between_its_steps_leaves_the_old_or_the_new_parti
     script = tmp_path / "killed_commit.py"
     script.write_text(_KILLED_COMMIT)
     # The killed commit runs in a process of its own, as a pipeline run would: its run id names that process.
-    staging = subprocess.run(
-        [sys.executable, "-c", "from podtarget.transforms.runtime.storage import new_run_id; print(new_run_id())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    staging = _run_id_of_an_ended_process()
     staging = staging_dir(partition, staging)
     for k in range(2):
         rows = pa.table({"version": ["new"] * 3, "part": [k] * 3})
@@ -235,12 +239,7 @@ def test_only_the_scratch_of_dead_runs_is_removed(table_root):
     import subprocess
     import sys
 
-    dead = subprocess.run(
-        [sys.executable, "-c", "from podtarget.transforms.runtime.storage import new_run_id; print(new_run_id())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    dead = _run_id_of_an_ended_process()
     assert run_is_dead(dead)  # its process has exited
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
