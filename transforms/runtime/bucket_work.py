@@ -27,10 +27,12 @@ DoFn and the bundle's side inputs, and stops them in ``finish_bundle``. Use it w
 the work (the in-process DirectRunner); runners that already run an SDK process per core (multi_processing, Dataflow,
 Flink) gain nothing from it.
 
-Workers never outlive the process they work for: when it dies, even by SIGKILL, the kernel ends them (Linux's
-parent-death signal, armed against the server, which exits as soon as the driver is gone) and a watch thread in each
-checks the driver itself twice a second. On Ctrl-C, which reaches the whole process group, a worker exits at once
-and quietly: the command reports the interruption.
+Workers never outlive the process they work for: a watch thread in each checks the driver twice a second and ends
+the worker when the driver is gone, even killed by SIGKILL (a worker blocked on its task queue would otherwise wait
+forever: it holds a copy of that queue's writing end, and of the server's liveness pipe, so neither ever closes).
+With the workers gone the server exits too; should the server itself die first, Linux's parent-death signal ends its
+workers. On Ctrl-C, which reaches the whole process group, a worker exits at once and quietly: the command reports
+the interruption.
 
     >>> class CountRows(ComputesBuckets, beam.DoFn):            # doctest: +SKIP
     ...     def compute_bucket(self, element):
@@ -232,9 +234,9 @@ DRIVER_CHECK_SECONDS = 0.5
 def end_with_driver(driver: int) -> None:
     """Make this worker end when ``driver`` (the process it computes for) dies, and exit quietly on Ctrl-C.
 
-    The worker's parent is the server, which exits when the driver's end of its pipe closes, that is when the driver
-    dies however it dies: Linux then kills the worker (``PR_SET_PDEATHSIG``). A daemon thread also checks the driver
-    every :data:`DRIVER_CHECK_SECONDS`, for systems without that signal and for a server that outlives the driver.
+    A daemon thread checks the driver every :data:`DRIVER_CHECK_SECONDS` and ends the worker once it is gone (nothing
+    else would: the worker holds copies of the pipes whose closing would tell it). Linux's parent-death signal
+    (``PR_SET_PDEATHSIG``) also ends it if its parent, the worker server, dies first.
     """
     signal.signal(signal.SIGINT, _exit_quietly)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the server (worker_server.start)

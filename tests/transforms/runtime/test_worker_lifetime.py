@@ -65,6 +65,12 @@ def _start_driver(tmp_path) -> tuple[subprocess.Popen, list[int]]:
     return driver, [int(p.name.split("-")[1]) for p in out.iterdir()]
 
 
+def _server_of(worker: int) -> int:
+    """The worker's parent: the server it was forked from."""
+    with open(f"/proc/{worker}/stat") as handle:
+        return int(handle.read().rsplit(")", 1)[1].split()[1])
+
+
 def _gone_within(pids: list[int], seconds: float) -> list[int]:
     """The pids still alive after up to ``seconds``."""
     deadline = time.monotonic() + seconds
@@ -80,17 +86,22 @@ def _gone_within(pids: list[int], seconds: float) -> list[int]:
 def test_workers_end_when_their_driver_is_killed(tmp_path):
     driver, workers = _start_driver(tmp_path)
     assert all(process_alive(pid) for pid in workers)
+    server = _server_of(workers[0])
     os.kill(driver.pid, signal.SIGKILL)
     driver.communicate(timeout=30)
-    # Units of a minute are in flight: only the driver's death can end them this soon.
+    # Units of a minute are in flight: only the driver's death can end them this soon. Before, they and their server
+    # lived on for good (each worker holds the pipes whose closing would have told it).
     assert _gone_within(workers, 5) == []
+    assert _gone_within([server], 5) == []
 
 
 @pytest.mark.slow
 def test_ctrl_c_while_workers_compute_is_one_line_and_ends_them(tmp_path):
     driver, workers = _start_driver(tmp_path)
+    server = _server_of(workers[0])
     os.killpg(driver.pid, signal.SIGINT)  # what a terminal does on Ctrl-C: the whole foreground group
     out, err = driver.communicate(timeout=60)
     assert driver.returncode == 130, err
     assert err == "interrupted\n", err  # no traceback, no Beam ERROR log, no failure
     assert _gone_within(workers, 5) == []
+    assert _gone_within([server], 5) == []
