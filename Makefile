@@ -1,7 +1,8 @@
 # podtarget: every target that needs Python depends on `setup`, which builds .venv once (a stamp file keeps
 # it quick afterwards) and again only when pyproject.toml changes.
 #
-#   make demo                      simulate the demo world into $(DATA_ROOT) and print its summary
+#   make demo                      simulate the demo world into $(DATA_ROOT), print its summary, build, train, score
+#                                  and write a small evaluation report to reports/demo/
 #   make test                      the test suite (what CI runs)
 #   make test-fast                 the suite without the end-to-end tests marked slow (while editing)
 #   make lint                      ruff (style, complexity) and mypy (make typecheck)
@@ -23,7 +24,8 @@
 #   make abtest                    the simulated budget-split A/B test with ad inventory on held-out days
 #                                  (AB_DAYS=2026-03-11..2026-03-15; default: every day after the test days), for every
 #                                  seed of SEEDS, reusing evaluate's baseline and joint runs
-#   make report                    rebuild $(EVAL_OUT)/report.md and its plots from the JSON (no training)
+#   make report                    rebuild report.md and its plots from the JSON (no training): EVAL_OUT's, or
+#                                  without it the newest of reports/local/eval (make evaluate) and reports/demo
 #   make bench                     benchmarks; figures land in $(BENCH_OUT)/*.json (default reports/local/bench)
 #
 # Pipeline variables: RUNNER (DirectRunner = in-process, the default; DataflowRunner; PortableRunner for Flink),
@@ -74,12 +76,17 @@ PIP_EXTRA   := $(if $(wildcard $(WHEELS_DIR)),--find-links $(WHEELS_DIR))
 help:  ## print the comment block at the top of this file
 	@awk '/^#/ { sub(/^# ?/, ""); print; next } { exit }' Makefile
 
+# setuptools notes on every editable install of mapped folders (ours: podtarget.<folder> = <folder>) that a folder
+# named like the package could shadow it: this repository has no podtarget/ folder, so the note (10 lines) is
+# silenced, and only it: every other warning still shows.
+QUIET_EDITABLE_NOTE = PYTHONWARNINGS="ignore:Editable installation"
+
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml setup.py
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24" $(PIP_EXTRA)
-	$(PY) -m pip install --quiet $(PIP_EXTRA) -e ".[dev]"
+	$(QUIET_EDITABLE_NOTE) $(PY) -m pip install --quiet $(PIP_EXTRA) -e ".[dev]"
 	@touch $(STAMP)
 
 data: setup
@@ -87,20 +94,32 @@ data: setup
 	    --dirty_rate=$(DIRTY_RATE) --overwrite $(BEAM_ARGS)
 
 require = $(if $($(1)),,$(error $(1)=YYYY-MM-DD is required, e.g. make $@ $(1)=2026-03-05))
+# A data root that is empty or not there is said to be so, before a command reports some input missing under it
+# (or make score advises DATE=). gs:// roots are checked by the commands, which name what they look for.
+check_root = @case "$(DATA_ROOT)" in \
+    "") echo "error: DATA_ROOT is empty: give the folder (or gs://bucket/prefix) that holds raw/, e.g. DATA_ROOT=./data" >&2; exit 2;; \
+    gs://*) ;; \
+    *) test -d "$(DATA_ROOT)" || { echo "error: DATA_ROOT=$(DATA_ROOT) does not exist: point it at the folder that holds raw/ (make data simulates one into ./data)" >&2; exit 2; };; \
+  esac
+# The same for commands that read $(EXAMPLES) under the data root, unless EXAMPLES was given.
+check_examples_root = $(if $(filter command line environment,$(origin EXAMPLES)),,$(check_root))
 DAILY_FLAGS = $(if $(UNOBSERVED),--allow_unobserved) $(if $(FORCE),--force)
 
 features: setup
 	$(call require,DATE)
+	$(check_root)
 	$(PY) -m podtarget.pipelines.build_features --data_root=$(DATA_ROOT) --date=$(DATE) $(BEAM_ARGS)
 
 examples: setup
 	$(call require,DATE)
+	$(check_root)
 	$(PY) -m podtarget.pipelines.build_examples --data_root=$(DATA_ROOT) --date=$(DATE) $(if $(UNOBSERVED),--allow_unobserved) \
 	    $(BEAM_ARGS)
 
 backfill: setup
 	$(call require,START)
 	$(call require,END)
+	$(check_root)
 	$(PY) -m podtarget.pipelines.backfill --data_root=$(DATA_ROOT) --start=$(START) --end=$(END) $(DAILY_FLAGS) $(BEAM_ARGS)
 
 # The demo world spans 2026-03-02..15; the last days' labels are immature, so they are built as unobserved.
@@ -124,21 +143,25 @@ RUN        ?= demo
 TRAIN_ARGS ?=
 
 train: setup
+	$(check_examples_root)
 	$(PY) -m podtarget.model.train --examples=$(EXAMPLES) --out=$(MODELS) --run=$(RUN) $(TRAIN_ARGS)
 
 # Scoring reads the features and snapshots of DATE and a trained model; writes audiences/ and user_rankings/
-# (see README, "Scoring"). The defaults are looked up lazily, only when `make score` runs without them.
+# (README, "The daily flow"; docs/design.md, "Scoring"). The defaults are looked up lazily, only when `make score` runs without them.
 LAST_FEATURES_DAY = $(shell ls -d $(DATA_ROOT)/features/user/dt=*/_SUCCESS.json 2>/dev/null | tail -1 \
                       | sed -E 's|.*/dt=([0-9-]+)/.*|\1|')
 # The newest run under MODELS that loads (checksums, spec, weights); corrupt or unfinished runs are skipped, and said.
 LATEST_MODEL      = $(shell $(PY) -m podtarget.model.artifacts latest $(MODELS))
 SCORE_DATE        = $(or $(DATE),$(LAST_FEATURES_DAY))
-MODEL            ?= $(LATEST_MODEL)
+# Looked up once, the first time make score uses it: as a plain recursive variable it loaded every model (and said
+# which it skipped) once per use.
+MODEL            ?= $(eval MODEL := $$(LATEST_MODEL))$(MODEL)
 SCORE_ARGS       ?=
 
 score: setup
-	@test -n "$(SCORE_DATE)" || { echo "no features under $(DATA_ROOT)/features/user: pass DATE=YYYY-MM-DD"; exit 2; }
-	@test -n "$(MODEL)" || { echo "no model under $(MODELS)/: run make train, or pass MODEL=models/<run>"; exit 2; }
+	$(check_root)
+	@test -n "$(SCORE_DATE)" || { echo "error: no complete features under $(DATA_ROOT)/features/user: build them (make backfill or make features DATE=YYYY-MM-DD), or pass DATE=YYYY-MM-DD" >&2; exit 2; }
+	@test -n "$(MODEL)" || { echo "error: no model that loads under $(MODELS)/: run make train, or pass MODEL=models/<run>" >&2; exit 2; }
 	$(PY) -m podtarget.pipelines.score --data_root=$(DATA_ROOT) --date=$(SCORE_DATE) --model=$(MODEL) $(SCORE_ARGS) \
 	    $(BEAM_ARGS)
 
@@ -173,11 +196,13 @@ DEMO_EVAL_OUT    ?= reports/demo
 DEMO_EVAL_MODELS ?= $(MODELS)/eval-demo-small
 
 evaluate: setup
+	$(check_examples_root)
 	$(PY) -m podtarget.evaluation.ablations --examples=$(EXAMPLES) --models=$(EVAL_MODELS) --out=$(EVAL_OUT) --seeds=$(SEEDS) \
 	    --setups=$(SETUPS) --epochs=$(EVAL_EPOCHS) --world=$(DATA_ROOT)/world $(EVAL_SPLIT) $(EVAL_ARGS)
 
 # Missing models are trained with evaluate's settings (EVAL_SPLIT, EVAL_EPOCHS), so they are the runs it caches.
 abtest: setup
+	$(check_root)
 	$(PY) -m podtarget.evaluation.abtest --data_root=$(DATA_ROOT) --examples=$(EXAMPLES) --models=$(EVAL_MODELS) \
 	    --out=$(EVAL_OUT) --model_seeds=$(SEEDS) $(if $(AB_DAYS),--days=$(AB_DAYS)) --epochs=$(EVAL_EPOCHS) \
 	    $(EVAL_SPLIT) $(AB_ARGS)
@@ -190,8 +215,12 @@ eval-world: setup
 	$(PY) -m podtarget.pipelines.backfill --data_root=$(DATA_ROOT) --start=2026-03-23 --end=2026-03-29 --skip_examples \
 	    $(BEAM_ARGS)
 
+# Without EVAL_OUT, the report just measured: the folder whose JSON is newest, make evaluate's or make demo's.
+REPORT_OUT = $(if $(filter command line environment,$(origin EVAL_OUT)),$(EVAL_OUT),$(or $(shell ls -t \
+               $(EVAL_OUT)/*.json $(DEMO_EVAL_OUT)/*.json 2>/dev/null | head -1 | xargs -r dirname),$(EVAL_OUT)))
+
 report: setup
-	$(PY) -m podtarget.evaluation.report --out=$(EVAL_OUT) --world=$(DATA_ROOT)/world
+	$(PY) -m podtarget.evaluation.report --out=$(REPORT_OUT) --world=$(DATA_ROOT)/world
 
 test: setup
 	$(PY) -m pytest
@@ -212,7 +241,7 @@ typecheck: setup
 	$(PY) -m mypy
 
 # Benchmarks run in-process by default, where the daily pipelines compute files and buckets in a worker process
-# per core (--bucket_processes=auto): the faster mode on 2 cores (see README, Benchmarks; multi_processing took
+# per core (--bucket_processes=auto): the faster mode on 2 cores (docs/performance.md; multi_processing took
 # 20.7 s for the examples bench day against 15.4 s in-process with threads, before the workers). Figures land in
 # $(BENCH_OUT)/<name>.json (reports/local/bench; BENCH_OUT=reports/bench rewrites the committed record).
 BENCH_MODE    ?= in_memory

@@ -8,13 +8,13 @@ pipeline the benchmarks run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 
 from benchmarks import examples, score, simulate, train
 from benchmarks.harness import write_report
+from podtarget.common.cli import CommandParser, run_cli
 
 # In order: the examples benchmark builds on the worlds the simulate benchmark leaves behind, and the train
 # benchmark trains on the examples it builds; the score benchmark scores the features of that day.
@@ -22,7 +22,7 @@ BENCHMARKS = {"simulate": simulate.run, "examples": examples.run, "train": train
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandParser("benchmarks.run", __doc__)
     parser.add_argument(
         "--out",
         default="reports/local/bench",
@@ -50,4 +50,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))  # a bad flag or benchmark name is one line

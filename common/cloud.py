@@ -9,6 +9,7 @@ server of a GCE / Dataflow machine: a few seconds at most) and fails with what t
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 
@@ -42,8 +43,14 @@ def _find_credentials() -> str | None:
     except ImportError:
         return "google-auth is not installed"
     os.environ.setdefault("GCE_METADATA_TIMEOUT", "2")  # the metadata server answers at once where there is one
+    # google-auth warns of each place it found nothing (and of each try of the metadata server); the command's one
+    # error line says what to do instead.
+    search_log = logging.getLogger("google.auth")
+    level, search_log.level = search_log.level, logging.ERROR
     try:
         google.auth.default()
     except DefaultCredentialsError as exc:
         return str(exc).split(". ")[0]
+    finally:
+        search_log.setLevel(level)
     return None

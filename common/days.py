@@ -9,7 +9,9 @@ comma lists, in UTC calendar days.
 
 from __future__ import annotations
 
+import calendar
 import datetime
+import re
 
 
 def day_range(start: datetime.date, end: datetime.date) -> list[datetime.date]:
@@ -24,12 +26,29 @@ def days_from(start: datetime.date, count: int) -> list[datetime.date]:
     return [start + datetime.timedelta(days=i) for i in range(count)]
 
 
+_ISO_DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
 def parse_day(text: str) -> datetime.date:
-    """One ISO day; anything else is a ``ValueError`` that says what was expected."""
-    try:
-        return datetime.date.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"expected a day as YYYY-MM-DD, got {text!r}") from None
+    """One ISO day; anything else is a ``ValueError`` that says what was wrong: the format, or a day that does not
+    exist in the calendar.
+
+        >>> parse_day("2026-02-30")
+        Traceback (most recent call last):
+        ...
+        ValueError: 2026-02-30 is not a day: February 2026 has 28 days
+    """
+    match = _ISO_DAY.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"expected a day as YYYY-MM-DD, got {text!r}")
+    year, month, day = (int(g) for g in match.groups())
+    if not 1 <= month <= 12:
+        raise ValueError(f"{text.strip()} is not a day: there is no month {month}")
+    days_in_month = calendar.monthrange(year, month)[1]
+    if not 1 <= day <= days_in_month:
+        month_name = calendar.month_name[month]
+        raise ValueError(f"{text.strip()} is not a day: {month_name} {year} has {days_in_month} days")
+    return datetime.date(year, month, day)
 
 
 def parse_days(text: str) -> list[datetime.date]:

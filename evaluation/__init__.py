@@ -6,4 +6,10 @@ evaluate``).
 simulator's
   ground truth (``make abtest``).
 - :mod:`podtarget.evaluation.report`: the markdown report, its PNG plots and the JSON behind them (``make report``).
+
+Run as ``python -m``, a Ctrl-C while a command still imports is one line (``common/cli.py``).
 """
+
+from podtarget.common.cli import quiet_interrupts_while_starting
+
+quiet_interrupts_while_starting()

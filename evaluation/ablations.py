@@ -51,7 +51,7 @@ import numpy as np
 import pyarrow as pa
 
 from podtarget.common.checks import check_choice, check_int, check_number, invalid, optional
-from podtarget.common.cli import configure_logging, warn_if_threads_spin
+from podtarget.common.cli import CommandParser, configure_logging, warn_if_threads_spin
 from podtarget.evaluation import intervals
 from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity, world_beside
 from podtarget.model import artifacts
@@ -676,7 +676,7 @@ def _ints(text: str) -> tuple[int, ...]:
 def parse_args(argv: Sequence[str]) -> tuple[EvaluateConfig, argparse.Namespace]:
     """The run's configuration, and the CLI-only switches (``report``, ``world``) that are not part of it."""
     d = EvaluateConfig(examples="x")
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = CommandParser("podtarget.evaluation.ablations", __doc__)
     p.add_argument("--examples", default="./data/examples", help="Example table root.")
     p.add_argument("--models", default=d.models, help="Folder of the evaluation's model runs (cached).")
     p.add_argument("--out", default=d.out, help="Report folder: ablations.json, report.md, plots.")
@@ -748,4 +748,4 @@ def _ci_text(point: float | None, ci: Sequence[float] | None) -> str:
 if __name__ == "__main__":
     from podtarget.common.cli import run_cli
 
-    sys.exit(run_cli(main, {"--out": "EVAL_OUT=reports/<name>"}))  # errors as one line (issue 15)
+    sys.exit(run_cli(main, {"--out": "EVAL_OUT=reports/<name>"}))  # errors as one line

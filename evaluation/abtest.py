@@ -59,7 +59,7 @@ import numpy as np
 import pyarrow as pa
 
 from podtarget.common.checks import check_int, check_number, invalid
-from podtarget.common.cli import configure_logging, warn_if_threads_spin
+from podtarget.common.cli import CommandParser, configure_logging, warn_if_threads_spin
 from podtarget.common.days import parse_days
 from podtarget.common.hashing import splitmix64
 from podtarget.evaluation import intervals
@@ -694,7 +694,7 @@ TRAINING_OPTIONS = {
 
 def parse_args(argv: Sequence[str]) -> tuple[ABTestConfig, argparse.Namespace]:
     d = ABTestConfig(data_root="x")
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = CommandParser("podtarget.evaluation.abtest", __doc__)
     p.add_argument("--data_root", default="./data")
     p.add_argument("--examples", default=None, help="Example table to train missing models (default: under data).")
     p.add_argument("--models", default=d.models)
@@ -750,4 +750,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     from podtarget.common.cli import run_cli
 
-    sys.exit(run_cli(main, {"--out": "EVAL_OUT=reports/<name>"}))  # errors as one line (issue 15)
+    sys.exit(run_cli(main, {"--out": "EVAL_OUT=reports/<name>"}))  # errors as one line

@@ -17,7 +17,6 @@ Nothing is recomputed here: rebuilding the report never retrains or rescores::
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -526,7 +525,9 @@ def write_report(out: str, world_dir: str | None = None) -> str:
             "",
             *world_parameter_lines(world_config),
             "",
-            f"Everything, from `{world_dir}/config.json` (the ground-truth coefficients included):",
+            # The copy beside the report, not the world's path: a committed report names no machine's folders.
+            "Everything, as in `world_config.json` (the world's `config.json`, the ground-truth coefficients "
+            "included):",
             "",
             "```json",
             json.dumps(world_config, indent=1, sort_keys=True),
@@ -539,7 +540,9 @@ def write_report(out: str, world_dir: str | None = None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from podtarget.common.cli import CommandParser
+
+    p = CommandParser("podtarget.evaluation.report", __doc__)
     p.add_argument("--out", default="reports/eval", help="Report folder holding ablations.json / abtest.json.")
     p.add_argument("--world", default="./data/world", help="World folder whose config.json the report records.")
     a = p.parse_args(sys.argv[1:] if argv is None else argv)

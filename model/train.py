@@ -42,7 +42,7 @@ import torch
 from tqdm import tqdm
 
 from podtarget.common.checks import check_choice, check_int, check_number, invalid, optional
-from podtarget.common.cli import configure_logging, run_cli, warn_if_threads_spin
+from podtarget.common.cli import CommandParser, configure_logging, run_cli, warn_if_threads_spin
 from podtarget.common.cloud import require_credentials
 from podtarget.common.days import parse_days
 from podtarget.model import artifacts, calibration
@@ -97,7 +97,7 @@ class TrainConfig:
     task_weights: dict[str, float] = dataclasses.field(default_factory=dict)
     # Start fresh heads at their task's training positive rate (MultiTaskNetwork.set_priors). Off by default:
     # on the demo world it helps Click and does not hurt the stream tasks, but on the tiny world's fixed-epoch
-    # recipe it lowers the stream tasks (measured; see the README notes of issue 4).
+    # recipe it lowers the stream tasks (measured; see docs/results.md, Training).
     prior_init: bool = False
     init_from: str | None = None
     add_task: list[str] = dataclasses.field(default_factory=list)
@@ -849,7 +849,7 @@ def _weights(text: str) -> dict[str, float]:
 
 
 def parse_args(argv: Sequence[str]) -> TrainConfig:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = CommandParser("podtarget.model.train", __doc__)  # whole flag names only; a bad one is one line
     d = TrainConfig(examples="")
     p.add_argument("--examples", default="./data/examples", help="Example table root (local or gs://).")
     p.add_argument("--out", default=d.out, help="Folder of model runs.")

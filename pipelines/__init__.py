@@ -2,4 +2,9 @@
 
 Importing them starts nothing: the daily commands (backfill, build_features, build_examples) start their worker
 processes' server in their ``main()``, from the parsed options (:func:`podtarget.pipelines.daily.start_worker_server`).
+Run as ``python -m``, a Ctrl-C while a command still imports is one line (``common/cli.py``).
 """
+
+from podtarget.common.cli import quiet_interrupts_while_starting
+
+quiet_interrupts_while_starting()

@@ -39,6 +39,7 @@ from podtarget.pipelines.daily import (
     load_snapshot,
     logged_through,
     logs_needed_through,
+    missing_log_tables,
     require_features,
     start_worker_server,
 )
@@ -49,6 +50,7 @@ from podtarget.schemas import layout
 from podtarget.schemas.derived import EXAMPLES, fingerprint
 from podtarget.schemas.units import MS_PER_DAY, MS_PER_HOUR
 from podtarget.transforms.arrow.attribution import AttributionConfig
+from podtarget.transforms.arrow.validation import UNREADABLE_FILE
 from podtarget.transforms.beam.daily import ComputeUserBuckets, LoadDayInputs, ReadEachFile
 from podtarget.transforms.beam.examples import (
     PIPELINE,
@@ -200,7 +202,12 @@ def check_inputs(
     require_features(data_root, day)
     last_logged = logged_through(data_root, day)
     if last_logged is None:
-        raise MissingInputError(f"no complete set of raw logs for {day} under {data_root}/raw")
+        missing = [f"raw/{t}/dt={day}" for t in missing_log_tables(data_root, day)]
+        raise MissingInputError(
+            f"no complete set of raw logs for {day} under {data_root}: {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} missing. Every log table needs a partition every day (an empty "
+            "file for a day without events)"
+        )
     need_day = logs_needed_through(day, config.max_window_ms(), lateness)
     if last_logged < need_day and not allow_unobserved:
         raise ValueError(
@@ -296,13 +303,14 @@ def examples_summary(
 ) -> dict:
     """What an examples run records in its ``_SUCCESS.json`` (without ``inputs``, its lineage)."""
     tables = counts["tables"]
+    unreadable = sorted(counts.get("unreadable_files", []), key=lambda f: f["path"])
     return {
         "date": day.isoformat(),
         "rows": sum(tables.get(t, {}).get("written", 0) for t in ("ad_impression", "promo_impression")),
         "reconciliation": balance.rows,
-        "dead_letter": {t: c.get("dead_letter", {}) for t, c in tables.items() if c.get("dead_letter")},
+        "dead_letter": dead_letter_counts(tables, unreadable),
         "filtered": {t: c.get("filtered", {}) for t, c in tables.items() if any(c.get("filtered", {}).values())},
-        "unreadable_files": sorted(counts.get("unreadable_files", []), key=lambda f: f["path"]),
+        "unreadable_files": unreadable,
         # Corrupt files of other days read as context: their own day dead-letters them, and this day's labels
         # could not see the rows past their last complete block.
         "context_unreadable_files": sorted(counts.get("context_unreadable_files", []), key=lambda f: f["path"]),
@@ -325,6 +333,17 @@ def examples_summary(
         "n_buckets": n_buckets,
         "examples_schema_fingerprint": fingerprint(EXAMPLES),
     }
+
+
+def dead_letter_counts(tables: dict, unreadable_files: list[dict]) -> dict[str, dict[str, int]]:
+    """Per table, the day's dead letters by reason, as the dead-letter partition holds them: the rejected rows, and
+    one ``unreadable_file`` record per corrupt file of the day (its salvaged rows are counted by their own fate;
+    the rows past the damage were never read, so the reconciliation of rows does not count the file)."""
+    out = {t: dict(c["dead_letter"]) for t, c in tables.items() if c.get("dead_letter")}
+    for lost in unreadable_files:
+        reasons = out.setdefault(lost["table"], {})
+        reasons[UNREADABLE_FILE] = reasons.get(UNREADABLE_FILE, 0) + 1
+    return {t: dict(sorted(reasons.items())) for t, reasons in sorted(out.items())}
 
 
 def format_summary(summary: dict) -> str:

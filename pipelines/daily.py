@@ -226,6 +226,11 @@ def logged_through(data_root: str, first_day: datetime.date) -> datetime.date | 
     return last
 
 
+def missing_log_tables(data_root: str, day: datetime.date) -> list[str]:
+    """The log tables without a partition (any part file) for ``day``."""
+    return [table for table in LOG_TABLES if day not in set(available_days(data_root, table))]
+
+
 def horizon_end_ms(last_logged_day: datetime.date, allowed_lateness_days: int) -> int:
     """Events before this instant are completely logged: an event may be logged up to the lateness after it."""
     return day_start_ms(last_logged_day) + MS_PER_DAY - allowed_lateness_days * MS_PER_DAY

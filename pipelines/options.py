@@ -10,12 +10,14 @@ passes through untouched.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from podtarget.common.checks import invalid
 from podtarget.common.cloud import require_credentials
+from podtarget.transforms.runtime.storage import is_local
 
 IN_PROCESS_RUNNER = "FnApiRunner"
 
@@ -30,6 +32,22 @@ class DataRootOptions(PipelineOptions):
             default="./data",
             help="Root of all datasets: a local folder or gs://bucket/prefix (see docs/architecture.md).",
         )
+
+
+def require_data_root(data_root: str) -> str:
+    """``data_root`` when a run can read from it: not empty, and an existing folder when it is local (a ``gs://``
+    prefix is checked by the inputs the run looks for, which name their paths). Otherwise a one-line error that says
+    so, rather than a missing input under a root that is not there."""
+    if not data_root.strip():
+        raise ValueError(
+            "--data_root is empty: give the folder (or gs://bucket/prefix) that holds raw/, e.g. --data_root=./data"
+        )
+    if is_local(data_root) and not os.path.isdir(data_root):
+        raise FileNotFoundError(
+            f"data root --data_root={data_root} does not exist: point it at the folder that holds raw/ "
+            "(make data simulates one into ./data)"
+        )
+    return data_root
 
 
 def resolve_runner(options: PipelineOptions) -> PipelineOptions:
@@ -72,8 +90,14 @@ def resolve_runner(options: PipelineOptions) -> PipelineOptions:
     return options
 
 
+# How the pipeline commands log (warnings only: they print their own summaries).
+COMMAND_LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
 # Flags the error messages name, and the make variable that sets each (shown when run from make).
 MAKE_VARIABLES = {
+    "--data_root": "DATA_ROOT=<folder>",
+    "--start": "START=YYYY-MM-DD",
+    "--end": "END=YYYY-MM-DD",
     "--allow_unobserved": "UNOBSERVED=1",
     "--force": "FORCE=1",
     "--date": "DATE=YYYY-MM-DD",
@@ -95,13 +119,13 @@ def run_main(
     ``describe(summary)`` (or the dry-run note). An error is one line (``common/cli.py``), exit status 2."""
     import sys
 
-    from podtarget.common.cli import run_cli
+    from podtarget.common.cli import configure_logging, run_cli
 
     argv = sys.argv[1:] if argv is None else argv
     if "-h" in argv or "--help" in argv:
         print(command_help(run.__module__, options))
         return
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.WARNING, COMMAND_LOG_FORMAT)
 
     def main() -> int:
         if prepare is not None:

@@ -1,6 +1,6 @@
 """Data contracts: the Avro schemas of every raw table and the dataset layout.
 
->>> from schemas import load_schema, RAW_TABLES
+>>> from podtarget.schemas import load_schema, RAW_TABLES
 >>> load_schema("stream").field_names[:3]
 ('event_id', 'event_ts', 'user_id')
 """

@@ -122,6 +122,27 @@ def _format_folder(fmt: str) -> tuple[str, ...]:
     return () if fmt == "parquet" else ("avro",)
 
 
+# The command that rebuilds a day of each derived table, by the table's folder under the data root.
+_REBUILT_BY = {
+    "features": "make features DATE={day}",
+    "examples": "make examples DATE={day} (UNOBSERVED=1 if its labels are immature)",
+    "audiences": "make score DATE={day}",
+    "user_rankings": "make score DATE={day}",
+    "avro": "make score DATE={day}",
+}
+
+
+def rebuild_hint(path: str) -> str:
+    """What rebuilds the derived partition ``path`` is in, for an error about one of its files, e.g.
+    ``rebuild that day: make features DATE=2026-03-05``."""
+    match = _DT_RE.search(path)
+    folders = path[: match.start()].rstrip("/").split("/") if match else []
+    for folder in reversed(folders):
+        if folder in _REBUILT_BY and match:
+            return "rebuild that day: " + _REBUILT_BY[folder].format(day=match.group(1))
+    return "rebuild the partition it belongs to"
+
+
 # Everything under a data root that is derived from raw/ (and world/): replacing the world makes all of it stale.
 DERIVED_FOLDERS = ("features", "examples", "deadletter", "audiences", "user_rankings", "avro", "_cache", "_shuffle")
 

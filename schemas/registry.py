@@ -2,7 +2,7 @@
 
 One small API for every reader and writer in the project, so that no pipeline parses ``.avsc`` files itself::
 
-    >>> from schemas import load_schema
+    >>> from podtarget.schemas import load_schema
     >>> s = load_schema("click")
     >>> s.required_fields
     ('event_id', 'impression_id', 'user_id')

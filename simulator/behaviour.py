@@ -5,8 +5,8 @@ other (campaign budgets are split between shards in proportion to their users), 
 pipeline run them on any number of workers. Memory is bounded by the shard's users and the longest outcome delay,
 not by the number of days: events wait in per-day buffers only until their day is complete::
 
-    >>> from simulator.config import WorldConfig
-    >>> from simulator.world import World
+    >>> from podtarget.simulator.config import WorldConfig
+    >>> from podtarget.simulator.world import World
     >>> world = World.generate(WorldConfig.preset("tiny"))
     >>> sim = ShardSimulator(world, shard=0)
     >>> day, tables = next(sim.run())

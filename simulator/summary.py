@@ -90,6 +90,13 @@ def format_summary(summary: dict) -> str:
     for channel, n in summary["impressions"].items():
         cells = "".join(f"{summary['rates'][f'{channel}.{o}']:>9.2%}" for o in OUTCOMES)
         lines.append(f"{channel:<8}{n:>13,}{cells}")
+    beyond = {t: n for t, n in summary.get("not_logged_past_horizon", {}).items() if n}
+    if beyond:
+        # The rates count every impression served; those served after the last day are in no log partition.
+        lines.append(
+            "Served after the last day, so in the rates but in no log: "
+            + ", ".join(f"{table} {n:,}" for table, n in beyond.items())
+        )
     if summary["rates_out_of_range"]:
         lines.append(f"WARNING: rates outside their expected ranges: {summary['rates_out_of_range']}")
     pop = summary["popularity"]

@@ -59,12 +59,29 @@ def split_days(
     n_test = max(1, round(fractions[2] * n)) if fractions[2] > 0 else 0
     n_train = n - n_valid - n_test
     if n_train < 1:
-        raise DataError(f"{n} usable day(s) ({_span(available)}) are too few for a train/valid/test split")
+        raise DataError(_too_few(available, n_valid + n_test + 1, excluded))
     return DaySplit(
         tuple(available[:n_train]),
         tuple(available[n_train : n_train + n_valid]),
         tuple(available[n_train + n_valid :]),
         tuple(excluded),
+    )
+
+
+def _too_few(available: Sequence[datetime.date], needed: int, excluded: Sequence[dict]) -> str:
+    """Why no split is possible: how many days are usable, which were left out and why, and what to do."""
+    text = f"{len(available)} usable day(s) ({_span(available)}) are too few for a train/valid/test split (it needs {needed})"
+    by_reason: dict[str, list[str]] = {}
+    for entry in excluded:
+        by_reason.setdefault(entry["reason"], []).append(entry["day"])
+    left_out = "; ".join(f"{len(days)} day(s) {_span(sorted(map(datetime.date.fromisoformat, days)))}: {reason}"
+                         for reason, days in by_reason.items())
+    if left_out:
+        text += f"; left out: {left_out}"
+    return (
+        text + ". A day's labels mature once the logs cover its attribution windows (with the default windows, "
+        "streams need the logs of the 5 days after it; make backfill rebuilds a day built with UNOBSERVED=1 once "
+        "they arrive): add more days of logs, or choose the days with --train_days, --valid_days and --test_days"
     )
 
 

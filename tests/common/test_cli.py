@@ -105,3 +105,78 @@ def test_importing_the_model_leaves_the_environment_alone():
     code = "import os, podtarget.model.train; print(os.environ.get('OMP_WAIT_POLICY'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     assert out.strip() == "None"
+
+
+def test_make_variables_take_the_value_the_message_names(monkeypatch):
+    variables = {"--start": "START=YYYY-MM-DD", "--force": "FORCE=1", "--model": "MODEL=models/<run>"}
+    monkeypatch.setenv("MAKELEVEL", "1")
+    error = ValueError("--end=2026-03-06 is before --start=2026-03-08: resume with --force.")
+    assert one_line(error, variables) == (
+        "--end=2026-03-06 is before --start=2026-03-08 (make: START=2026-03-08): resume with --force (make: FORCE=1)."
+    )
+    assert one_line(ValueError("--model is required"), variables) == ("--model (make: MODEL=models/<run>) is required")
+
+
+def test_the_step_beam_names_is_left_out_of_the_line():
+    error = ValueError("features/x.parquet is corrupt; rebuild it [while running 'ScoreUserBlocks/UserBlocks/Read']")
+    assert one_line(error) == "features/x.parquet is corrupt; rebuild it"
+
+
+def test_flags_are_whole_names_and_a_bad_one_is_one_line(capsys):
+    from podtarget.common.cli import CommandParser, UsageError
+
+    parser = CommandParser("podtarget.some.command", "What it does.")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=0.1)
+    assert parser.parse_args(["--epochs=2"]).epochs == 2
+    cases = {
+        "--epoch=1": "unknown option --epoch=1 (did you mean --epochs?)",  # an abbreviation is not taken
+        "--epochz=1": "unknown option --epochz=1 (did you mean --epochs?)",
+        "--lr=abc": "--lr: invalid float value: 'abc'",
+        "--nothing_like_it": "unknown option --nothing_like_it",
+    }
+    for flag, message in cases.items():
+        with pytest.raises(UsageError) as error:
+            parser.parse_args([flag])
+        assert str(error.value) == f"{message}; see `python -m podtarget.some.command --help`"
+    assert run_cli(lambda: parser.parse_args(["--epoch=1"])) == 2
+    assert capsys.readouterr().err.startswith("error: unknown option --epoch=1 (did you mean --epochs?)")
+
+
+def test_training_refuses_an_abbreviated_flag():
+    from podtarget.common.cli import UsageError
+    from podtarget.model.train import parse_args
+
+    assert parse_args(["--epochs=1"]).epochs == 1
+    with pytest.raises(UsageError, match="unknown option --epoch=1 .did you mean --epochs"):
+        parse_args(["--epoch=1"])
+
+
+_FAILING_STEP = """
+import logging, sys
+import apache_beam as beam
+from podtarget.common.cli import configure_logging, run_cli
+
+def fail(x):
+    raise ValueError(f"row {x} is bad: fix the input")
+
+def main():
+    with beam.Pipeline("FnApiRunner") as p:
+        _ = p | beam.Create([1]) | beam.Map(fail)
+
+configure_logging(logging.WARNING)
+sys.exit(run_cli(main))
+"""
+
+
+@pytest.mark.parametrize("env_name", [None, "PODTARGET_VERBOSE", "PODTARGET_TRACEBACK"])
+def test_an_error_inside_a_beam_step_is_one_line_unless_asked_for_more(env_name):
+    env = {k: v for k, v in os.environ.items() if k not in ("PODTARGET_VERBOSE", "PODTARGET_TRACEBACK")}
+    if env_name:
+        env[env_name] = "1"
+    result = subprocess.run([sys.executable, "-c", _FAILING_STEP], capture_output=True, text=True, env=env, cwd=REPO)
+    assert result.returncode != 0
+    if env_name is None:
+        assert result.stderr == "error: row 1 is bad: fix the input\n"
+    else:
+        assert "Traceback" in result.stderr  # Beam's log of the failing step, or the command's own traceback

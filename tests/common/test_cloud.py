@@ -41,6 +41,7 @@ def test_gs_without_credentials_fails_fast_and_says_so(command, tmp_path):
     seconds = time.perf_counter() - started
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines  # the error alone: google-auth's warnings of each place it looked are not shown
     assert lines[-1].startswith("error: gs://podtarget-nowhere/") and "no credentials were found" in lines[-1]
     assert "GOOGLE_APPLICATION_CREDENTIALS" in lines[-1] and "Traceback" not in result.stderr
     assert seconds < 30, seconds  # interpreter and imports included; before: minutes of retries

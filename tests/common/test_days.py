@@ -28,7 +28,8 @@ def test_a_range_crossing_a_month_end_is_inclusive():
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("2026-03-32", "expected a day as YYYY-MM-DD, got '2026-03-32'"),
+        ("2026/03/05", "expected a day as YYYY-MM-DD, got '2026/03/05'"),
+        ("2026-03-32", "2026-03-32 is not a day: March 2026 has 31 days"),
         ("2026-03-05..2026-03-02", "end 2026-03-02 is before start 2026-03-05"),
         ("yesterday", "expected YYYY-MM-DD, a..b ranges or a comma list"),
     ],
@@ -42,3 +43,17 @@ def test_one_day():
     assert parse_day(" 2026-03-02 ") == D(2026, 3, 2)
     with pytest.raises(ValueError, match="got '03/02/2026'"):
         parse_day("03/02/2026")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("2026-02-30", "2026-02-30 is not a day: February 2026 has 28 days"),
+        ("2026-13-01", "2026-13-01 is not a day: there is no month 13"),
+        ("2026-04-00", "2026-04-00 is not a day: April 2026 has 30 days"),
+    ],
+)
+def test_a_day_in_the_right_format_that_the_calendar_lacks_is_said_to_not_exist(text, message):
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        parse_day(text)
+    assert parse_day("2028-02-29") == D(2028, 2, 29)  # a leap day is a day

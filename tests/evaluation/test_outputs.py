@@ -59,7 +59,8 @@ def test_make_writes_reports_outside_the_committed_record_by_default():
     ).stdout
     outs = [word.split("=", 1)[1] for word in dry.split() if word.startswith("--out=")]
     assert len(outs) == 4, dry
-    assert all(o.startswith("reports/local/") for o in outs), outs
+    # make report rebuilds the newest report, make demo's (reports/demo, ignored by git too) when it is the newest.
+    assert all(o.startswith("reports/local/") or o == "reports/demo" for o in outs), outs
     named = subprocess.run(
         ["make", "-n", "--no-print-directory", "evaluate", "EVAL_OUT=reports/eval"],
         cwd=REPO,
@@ -68,6 +69,27 @@ def test_make_writes_reports_outside_the_committed_record_by_default():
         check=True,
     ).stdout
     assert "--out=reports/eval " in named
+
+
+def test_make_report_rebuilds_the_report_just_made(tmp_path):
+    """Without EVAL_OUT, make report takes the folder whose JSON is newest: make demo's small report right after
+    make demo (it failed on reports/local/eval, which the demo does not write)."""
+
+    def report_out(*variables: str) -> str:
+        dry = subprocess.run(
+            ["make", "-n", "--no-print-directory", "report", *variables],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return next(word.split("=", 1)[1] for word in dry.split() if word.startswith("--out="))
+
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    (demo / "ablations.json").write_text("{}")  # newer than any report of the checkout
+    assert report_out(f"DEMO_EVAL_OUT={demo}") == str(demo)
+    assert report_out(f"DEMO_EVAL_OUT={demo}", "EVAL_OUT=reports/eval") == "reports/eval"  # named: as told
 
 
 def test_a_refused_report_is_one_line_naming_the_make_variable(tmp_path):

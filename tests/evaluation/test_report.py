@@ -26,6 +26,7 @@ def test_the_report_writes_markdown_plots_and_json(ablations, abtest, eval_world
     assert "+18%" in text and "-22%" in text  # Table 2 beside ours
     assert "less-streamed = tiers 3-5" in text
     assert '"frequency_cap_per_day": 3' in text  # the simulator's configuration, recorded
+    assert str(eval_world) not in text and "Everything, as in `world_config.json`" in text  # no machine path
     written = json.loads(pathlib.Path(os.path.join(out, "ablations.json")).read_text())
     change = written["figures"]["ads"]["segments"]["all"]["change_pct"]["joint|baseline"]
     assert f"{change['point']:+.1f}% [{change['ci'][0]:+.1f}, {change['ci'][1]:+.1f}]" in text

@@ -83,6 +83,19 @@ def test_split_by_fractions_and_days():
         split_days(days[:2])
 
 
+def test_too_few_usable_days_say_which_were_left_out_and_what_to_do():
+    """Only immature days (labels whose windows the logs do not cover yet): the error says so, not just 'too few'."""
+    immature = [{"day": f"2026-03-0{d}", "reason": "labels of AdStream unobserved (immature)"} for d in range(3, 8)]
+    with pytest.raises(DataError) as error:
+        split_days([], excluded=immature)
+    message = str(error.value)
+    assert message.startswith(
+        "0 usable day(s) (none) are too few for a train/valid/test split (it needs 3); left out: "
+    )
+    assert "5 day(s) 2026-03-03..2026-03-07 (5 days): labels of AdStream unobserved (immature)" in message
+    assert "add more days of logs, or choose the days with --train_days, --valid_days and --test_days" in message
+
+
 def test_immature_days_are_excluded_and_masked(podcast_toy):
     examples, spec_path = podcast_toy
     spec = load_spec(spec_path)

@@ -1,6 +1,6 @@
-"""A slow, independent reference of the README's attribution rules, for checking the examples pipeline.
+"""A slow, independent reference of the attribution rules (docs/design.md), for checking the examples pipeline.
 
-Written from the rules as the README states them, row by row in plain Python (dicts and loops), sharing no code
+Written from the rules as docs/design.md states them, row by row in plain Python (dicts and loops), sharing no code
 with ``transforms/`` beyond the schemas' list of required fields:
 
 - A raw row is valid when its required ids are set, its ``event_ts`` lies in ``[day - lateness, day + 1)`` of the

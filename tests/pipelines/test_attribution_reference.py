@@ -1,4 +1,4 @@
-"""The examples pipeline against a slow reference of the README's rules (``reference_attribution.py``), per
+"""The examples pipeline against a slow reference of the rules in docs/design.md (``reference_attribution.py``), per
 impression and label, on a tiny world with every kind of dirt on both sides of the days compared."""
 
 import datetime

@@ -175,6 +175,23 @@ def test_missing_features_fail_with_the_command_to_run(tmp_path):
     assert row["label_stream"] is None and row["label_follow"] is None  # unobserved, never a silent negative
 
 
+def test_a_missing_log_partition_is_named_with_its_table_and_day(tmp_path):
+    import shutil
+
+    w = HandmadeWorld(tmp_path / "data", START, n_days=3)
+    w.ad(1, 1, w.ts(1, 8))
+    w.write()
+    build_features.run([f"--data_root={w.root}", f"--date={D}", RUNNER])
+    for table in ("like", "click"):
+        shutil.rmtree(layout.raw_partition(w.root, table, D))
+    message = (
+        f"no complete set of raw logs for {D} under {w.root}: raw/click/dt={D}, raw/like/dt={D} are missing. Every "
+        "log table needs a partition every day (an empty file for a day without events)"
+    )
+    with pytest.raises(FileNotFoundError, match=f"^{re.escape(message)}$"):
+        build_examples.run([f"--data_root={w.root}", f"--date={D}", RUNNER, "--allow_unobserved"])
+
+
 def test_owned_events_of_users_without_impressions_are_still_accounted_for(tmp_path):
     """A day with streams but no impression at all for some users: those streams are read, accepted, reconciled."""
     w = HandmadeWorld(tmp_path / "data", START, n_days=12)

@@ -1,5 +1,5 @@
 """Attribution across logging days, on a hand-made world: late-logged impressions, context rows their own day
-rejects, clicks of rejected impressions, an empty day and a corrupt context file (issue 12's scenarios).
+rejects, clicks of rejected impressions, an empty day and a corrupt file, read as context and by its own day.
 
 D is day offset 3, so it has three days of logs before it and eight after.
 """
@@ -129,6 +129,30 @@ def test_a_corrupt_context_file_is_reported_by_the_days_that_read_it(world):
     assert 0 <= lost["rows_salvaged"] < 40
     assert "is corrupt" in build_examples.format_summary(summaries[D])
     assert summaries[D]["unreadable_files"] == []  # not D's file: its own day dead-letters it
+
+
+def test_a_corrupt_file_of_the_day_itself_is_counted_with_its_dead_letters(world, tmp_path):
+    """The day that logged the corrupt follows dead-letters the file once, as ``unreadable_file``, and the per-reason
+    counts of its ``_SUCCESS.json`` are exactly the records of its dead-letter partition."""
+    import shutil
+
+    w, _, _ = world
+    root = str(tmp_path / "data")
+    shutil.copytree(w.root, root)
+    owner = D + datetime.timedelta(days=2)
+    summary = _build(root, owner, "--allow_unobserved")
+    [lost] = summary["unreadable_files"]
+    assert lost["table"] == "follow" and lost["day"] == owner.isoformat()
+    assert summary["dead_letter"]["follow"]["unreadable_file"] == 1
+    dead = pq.read_table(layout.deadletter_partition(root, "build_examples", owner)).to_pylist()
+    records: dict[str, dict[str, int]] = {}
+    for r in dead:
+        records.setdefault(r["table"], {}).setdefault(r["reason"], 0)
+        records[r["table"]][r["reason"]] += 1
+    assert records == summary["dead_letter"]
+    # Rows are reconciled without the file: the salvaged rows are read and used, the rest were never read.
+    assert summary["reconciliation"]["follow"]["read"] == lost["rows_salvaged"]
+    assert summary["reconciliation"]["follow"]["dead_lettered"] == 0
 
 
 def test_a_day_without_impressions_commits_an_empty_partition(tmp_path):

@@ -155,7 +155,9 @@ def test_the_day_to_build_is_parsed_by_the_one_day_parser():
     from podtarget.pipelines.daily import build_day
 
     assert build_day(PipelineOptions(["--date=2026-03-02"])) == datetime.date(2026, 3, 2)
-    with pytest.raises(ValueError, match=r"--date: expected a day as YYYY-MM-DD, got '2026-13-01'"):
-        build_day(PipelineOptions(["--date=2026-13-01"]))
+    with pytest.raises(ValueError, match=r"--date: expected a day as YYYY-MM-DD, got '2026/03/01'"):
+        build_day(PipelineOptions(["--date=2026/03/01"]))
+    with pytest.raises(ValueError, match=r"--date: 2026-02-30 is not a day: February 2026 has 28 days"):
+        build_day(PipelineOptions(["--date=2026-02-30"]))
     with pytest.raises(ValueError, match=r"--date=YYYY-MM-DD is required: the day to build"):
         build_day(PipelineOptions([]))

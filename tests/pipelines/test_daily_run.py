@@ -35,6 +35,7 @@ def test_a_run_commits_dead_letters_and_partitions_with_its_summary_and_no_scrat
     ):
         run.reconcile(rows_ledgers(counts["tables"]))
     assert not is_complete(str(tmp_path / "out" / f"dt={DAY}"))
+    assert not (tmp_path / "out" / "_staging").exists()  # a failed run deletes its staging folders
 
     run, counts = _run(tmp_path, [{"tables": {"click": {"read": 2, "accepted": 2}}}])
     balance = run.reconcile(rows_ledgers(counts["tables"]))
@@ -45,6 +46,9 @@ def test_a_run_commits_dead_letters_and_partitions_with_its_summary_and_no_scrat
     assert read_success(str(tmp_path / "out" / f"dt={DAY}"))["reconciliation"]["click"]["unaccounted"] == 0
     assert read_success(str(tmp_path / "dead" / f"dt={DAY}")) == {"date": DAY, "dead_letter": {}, "files": []}
     assert not [staging for staging, _ in run.outputs if pathlib.Path(staging).exists()]  # swapped in
+    # No empty scratch folders are left beside the partitions.
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"dt={DAY}"]
+    assert sorted(p.name for p in (tmp_path / "dead").iterdir()) == [f"dt={DAY}"]
 
 
 def test_a_dry_run_reads_and_commits_nothing(tmp_path):

@@ -268,7 +268,7 @@ def test_a_rerun_replaces_the_day_with_identical_bytes(day_root, models):
     (pathlib.Path(layout.audience_partition(day_root, DAY)) / "stray.txt").write_text("from an older run")
     _score(day_root, models["streams"], "--users_per_block=3")
     assert _digests(day_root) == first
-    assert not list(pathlib.Path(day_root, "audiences", "_staging").iterdir())
+    assert not pathlib.Path(day_root, "audiences", "_staging").exists()  # no scratch, not even its empty folder
 
 
 def test_a_missing_head_mapping_is_a_dead_letter_not_a_silent_skip(day_root, models):
@@ -320,3 +320,28 @@ def test_bad_inputs_and_settings_fail_before_any_work(day_root, models):
     with pytest.raises(MissingInputError, match=f"run `make features DATE={DAY}` first"):
         _score(day_root, models["constant"])
     assert _nothing_written(day_root)
+
+
+def test_a_corrupt_features_file_is_one_line_naming_it_and_how_to_rebuild_it(day_root, models):
+    """The file is read inside the pipeline: Beam logs the step's error with its traceback and re-raises it; the
+    command prints only its one line, which names the file and the command that rebuilds its day, and leaves no
+    scratch behind. PODTARGET_TRACEBACK=1 shows everything."""
+    import os
+    import subprocess
+    import sys
+
+    part = sorted(pathlib.Path(layout.feature_partition(day_root, "user", DAY)).glob("part-*.parquet"))[0]
+    part.write_bytes(part.read_bytes()[:-64])
+    command = [sys.executable, "-m", "podtarget.pipelines.score", f"--data_root={day_root}", f"--date={DAY}"]
+    command += [f"--model={models['constant']}", "--runner=FnApiRunner"]
+    env = {k: v for k, v in os.environ.items() if k not in ("PODTARGET_TRACEBACK", "PODTARGET_VERBOSE", "MAKELEVEL")}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=pathlib.Path(__file__).parents[2])
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: {part} (day {DAY}) is not readable Parquet (Parquet magic bytes not found in footer); rebuild that "
+        f"day: make features DATE={DAY}\n"
+    )
+    assert _nothing_written(day_root)
+    assert not list(pathlib.Path(day_root).rglob("_staging")) and not (pathlib.Path(day_root) / "_shuffle").exists()
+    loud = subprocess.run(command, capture_output=True, text=True, env={**env, "PODTARGET_TRACEBACK": "1"})
+    assert loud.returncode != 0 and "Traceback" in loud.stderr

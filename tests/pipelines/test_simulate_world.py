@@ -6,6 +6,7 @@ import pytest
 from podtarget.schemas import LOG_TABLES, RAW_TABLES, layout, load_schema
 from podtarget.simulator import World, WorldConfig
 from podtarget.simulator.config import DIRT_KINDS
+from podtarget.simulator.summary import format_summary
 from tests.conftest import simulate
 
 TINY = WorldConfig.preset("tiny")
@@ -42,6 +43,13 @@ def test_every_table_has_a_partition_per_day_and_rows_reconcile(clean_tiny_world
     assert world.config == TINY
     assert summary["rates_out_of_range"] == {}
     assert summary["dirt_totals"] == dict.fromkeys(DIRT_KINDS, 0)
+    # Without dirt, the impressions of the base rates are the logged rows plus those served after the last day, and
+    # the printed summary says so.
+    beyond = summary["not_logged_past_horizon"]
+    for channel, table in (("ad", "ad_impression"), ("promo", "promo_impression")):
+        assert summary["impressions"][channel] == sum(summary["rows"][table].values()) + beyond.get(table, 0)
+    if any(beyond.values()):
+        assert "Served after the last day, so in the rates but in no log: " in format_summary(summary)
 
 
 def test_every_dirt_kind_is_planted_and_counted(dirty_tiny_world):

@@ -7,7 +7,7 @@ D 00:00:00.000 UTC can leak into the features of day D, whatever rows the caller
 Podcast listening is aggregated in two steps, so a pipeline can run the first on each file and combine the rest::
 
     >>> import datetime
-    >>> from transforms.storage import arrow_schema
+    >>> from podtarget.transforms.runtime.storage import arrow_schema
     >>> day = datetime.date(2026, 3, 5)
     >>> streams = arrow_schema("stream").empty_table()
     >>> listening = merge_listening([podcast_listening_ms(streams, day)])

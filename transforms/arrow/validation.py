@@ -145,6 +145,11 @@ def dead_letters(
     )
 
 
+# The reason of a whole file's dead letter: its rows past the damage could not be read (the complete blocks before it
+# are read and judged as usual).
+UNREADABLE_FILE = "unreadable_file"
+
+
 def file_dead_letter(*, pipeline: str, table: str, source_path: str, detail: str) -> pa.Table:
     """One dead-letter row for a whole file that could not be (fully) read."""
     return pa.Table.from_pylist(
@@ -152,7 +157,7 @@ def file_dead_letter(*, pipeline: str, table: str, source_path: str, detail: str
             {
                 "pipeline": pipeline,
                 "table": table,
-                "reason": "unreadable_file",
+                "reason": UNREADABLE_FILE,
                 "detail": detail,
                 "source_path": source_path,
                 "record_json": None,

@@ -27,6 +27,13 @@ DoFn and the bundle's side inputs, and stops them in ``finish_bundle``. Use it w
 the work (the in-process DirectRunner); runners that already run an SDK process per core (multi_processing, Dataflow,
 Flink) gain nothing from it.
 
+Workers never outlive the process they work for: a watch thread in each checks the driver twice a second and ends
+the worker when the driver is gone, even killed by SIGKILL (a worker blocked on its task queue would otherwise wait
+forever: it holds a copy of that queue's writing end, and of the server's liveness pipe, so neither ever closes).
+With the workers gone the server exits too; should the server itself die first, Linux's parent-death signal ends its
+workers. On Ctrl-C, which reaches the whole process group, a worker exits at once and quietly: the command reports
+the interruption.
+
     >>> class CountRows(ComputesBuckets, beam.DoFn):            # doctest: +SKIP
     ...     def compute_bucket(self, element):
     ...         bucket, table = element
@@ -36,8 +43,13 @@ Flink) gain nothing from it.
 from __future__ import annotations
 
 import collections
+import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -188,12 +200,13 @@ def _start_workers(fn: ComputesBuckets, side_inputs: tuple) -> ProcessPoolExecut
         fn.processes,
         mp_context=multiprocessing.get_context("forkserver"),
         initializer=_init_worker,
-        initargs=(fn, side_inputs, dict(os.environ)),
+        initargs=(fn, side_inputs, dict(os.environ), os.getpid()),
     )
 
 
-def _init_worker(fn: ComputesBuckets, side_inputs: tuple, environ: dict[str, str]) -> None:
+def _init_worker(fn: ComputesBuckets, side_inputs: tuple, environ: dict[str, str], driver: int) -> None:
     global _worker_state
+    end_with_driver(driver)
     # A worker is forked from the server, which kept the environment of its own start: take this process's now
     # (credentials, an emulator host, anything set since), as a worker forked from here would have.
     os.environ.clear()
@@ -211,3 +224,47 @@ def _compute_in_worker(element) -> BucketResult:
     for path, table in result.parts:
         atomic_write(path, parquet_bytes(table))
     return BucketResult(outputs=result.outputs, counters=result.counters)
+
+
+# -- a worker's life is its driver's --------------------------------------------------------------------------------
+_PR_SET_PDEATHSIG = 1
+DRIVER_CHECK_SECONDS = 0.5
+
+
+def end_with_driver(driver: int) -> None:
+    """Make this worker end when ``driver`` (the process it computes for) dies, and exit quietly on Ctrl-C.
+
+    A daemon thread checks the driver every :data:`DRIVER_CHECK_SECONDS` and ends the worker once it is gone (nothing
+    else would: the worker holds copies of the pipes whose closing would tell it). Linux's parent-death signal
+    (``PR_SET_PDEATHSIG``) also ends it if its parent, the worker server, dies first.
+    """
+    signal.signal(signal.SIGINT, _exit_quietly)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the server (worker_server.start)
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the watch thread alone
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    threading.Thread(target=_watch_driver, args=(driver,), name="watch-driver", daemon=True).start()
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    os._exit(128 + signum)
+
+
+def _watch_driver(driver: int) -> None:
+    while process_alive(driver):
+        time.sleep(DRIVER_CHECK_SECONDS)
+    os._exit(1)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc: it exists

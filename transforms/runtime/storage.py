@@ -7,6 +7,8 @@
   folder replaces the partition, and ``_SUCCESS.json`` is written last. It lists the partition's files; readers
   take a partition's files from there (:func:`partition_files`), which is what makes the swap safe on object
   stores, where folders cannot be renamed (see :func:`commit_partition`).
+- Run scratch (staging folders, shuffle files) is named after the run that owns it (:func:`new_run_id`: its
+  process and machine), so that a later run can delete what a killed run left (:func:`remove_dead_runs`).
 
 >>> result = read_avro_as_arrow("data/raw/click/dt=2026-03-02/part-00000.avro", "click")   # doctest: +SKIP
 >>> result.table.schema.field("event_ts").type                                            # doctest: +SKIP
@@ -16,10 +18,13 @@ DataType(int64)
 from __future__ import annotations
 
 import ctypes
+import errno
 import hashlib
 import io
 import json
 import os
+import re
+import socket
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -264,9 +269,8 @@ def read_parquet_file(path: str) -> pa.Table:
             day = layout.parse_dt(path).isoformat()
         except ValueError:
             day = "unknown"
-        raise ValueError(
-            f"{path} (day {day}) is not readable Parquet ({exc}); rebuild that partition (FORCE=1) or remove it"
-        ) from exc
+        reason = str(exc).split(". ")[0].removeprefix("Could not open Parquet input source '<Buffer>': ")
+        raise ValueError(f"{path} (day {day}) is not readable Parquet ({reason}); {layout.rebuild_hint(path)}") from exc
 
 
 def staging_dir(partition: str, run_id: str) -> str:
@@ -275,8 +279,65 @@ def staging_dir(partition: str, run_id: str) -> str:
     return f"{parent}/_staging/{name}-{run_id}"
 
 
+# This machine, as 6 hex digits of its name's hash: a run id names its machine, so a run can tell whether the process
+# that owns some scratch is one it can check (on this machine) or not.
+_HOST = hashlib.blake2b(socket.gethostname().encode(), digest_size=3).hexdigest()
+_RUN_ID = re.compile(r"^(\d+)-([0-9a-f]{6})-[0-9a-f]{6}$")
+
+
 def new_run_id() -> str:
-    return uuid.uuid4().hex[:12]
+    """A new run's id, ``<pid>-<machine>-<random>``: unique, and naming the process that owns the run's scratch
+    (see :func:`run_is_dead`)."""
+    return f"{os.getpid()}-{_HOST}-{uuid.uuid4().hex[:6]}"
+
+
+def run_is_dead(run_id: str) -> bool:
+    """Whether the run ``run_id`` certainly ended without cleaning up: its process, on this machine, no longer
+    exists. A run of another machine, of this very process, of a process that still exists (possibly a new one
+    that reuses the number) or with an id of another form is never taken for dead."""
+    match = _RUN_ID.match(run_id)
+    if match is None or match.group(2) != _HOST:
+        return False
+    pid = int(match.group(1))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # it exists, as another user's process
+    return False
+
+
+def remove_dead_runs(folder: str, name: str) -> list[str]:
+    """Delete the run folders ``<folder>/<name>-<run id>`` whose run is dead (:func:`run_is_dead`): the staging
+    folder or shuffle files of a run that was killed, or the old version a killed commit had swapped out. Returns
+    the folders deleted. Folders of live runs, and anything else, are left alone."""
+    prefix = f"{name}-"
+    if is_local(folder):
+        try:
+            entries = [e for e in os.listdir(folder) if e.startswith(prefix)]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+    else:
+        under = list_files(layout.join(folder, f"{prefix}*/**"))
+        entries = sorted({p[len(folder.rstrip("/")) + 1 :].split("/", 1)[0] for p in under})
+    dead = [layout.join(folder, e) for e in sorted(entries) if run_is_dead(e[len(prefix) :])]
+    for path in dead:
+        delete_tree(path)
+    return dead
+
+
+def remove_if_empty(*folders: str) -> None:
+    """Remove each local folder that is empty, in order (a run's ``_staging/`` or ``_shuffle/<pipeline>/`` once its
+    own folder is gone); object stores have no folders to remove."""
+    for folder in folders:
+        if is_local(folder):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                return  # not empty (another run's scratch) or already gone
 
 
 def is_local(path: str) -> bool:
@@ -302,13 +363,18 @@ def commit_partition(staging: str, partition: str, success: Mapping[str, Any]) -
 
     A crash at any point leaves the old partition or the new one readable, never a mix or nothing:
 
-    - Locally the swap is two directory renames (each atomic).
+    - Locally the marker is written into the staging folder, and the staging folder and the partition are
+      exchanged in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``): the partition's path holds the old
+      version until that instant and the new one after it. The old version, now under the staging folder's name,
+      is deleted next; a crash before that leaves it there, where the next run of the day deletes it as a dead
+      run's scratch (:func:`remove_dead_runs`). A first commit is one rename.
     - On object stores folders cannot be renamed, and renaming objects one by one over the old ones would mix the
       two. So the new files are copied in under names of their own (``part-00000-<generation>.parquet``) beside
       the old ones, which the old ``_SUCCESS.json`` still lists; then the new ``_SUCCESS.json`` replaces the old
       in one object write, and only then are the old files deleted. Readers take the files a marker lists
       (:func:`partition_files`), so until the marker changes they read the old partition, and after, the new;
-      files a crash strands are deleted by the next commit.
+      files a crash strands are deleted by the next commit. A local filesystem that cannot exchange two folders
+      gets this scheme too.
     """
     staging, partition = staging.rstrip("/"), partition.rstrip("/")
     names = sorted(p[len(staging) + 1 :] for p in list_files(layout.join(staging, "**")))
@@ -316,15 +382,12 @@ def commit_partition(staging: str, partition: str, success: Mapping[str, Any]) -
     if is_local(partition):
         atomic_write(layout.success_marker(staging), _marker_bytes(success, names))
         os.makedirs(os.path.dirname(partition), exist_ok=True)
-        trash = staging + ".replaced"
-        if os.path.exists(partition):
-            os.replace(partition, trash)
-        os.replace(staging, partition)
-        if os.path.exists(trash):
-            import shutil
-
-            shutil.rmtree(trash)
-        return
+        if not os.path.exists(partition):
+            os.rename(staging, partition)
+            return
+        if exchange_folders(staging, partition):
+            delete_tree(staging)  # the old version
+            return
     generation = new_run_id()
     committed = [_with_generation(name, generation) for name in names]
     if names:
@@ -335,6 +398,27 @@ def commit_partition(staging: str, partition: str, success: Mapping[str, Any]) -
     if stale:
         FileSystems.delete(stale)
     delete_tree(staging)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def exchange_folders(a: str, b: str) -> bool:
+    """Swap two local paths in one atomic step (Linux ``renameat2`` with ``RENAME_EXCHANGE``); False, with nothing
+    changed, where the system or the filesystem cannot (another OS, an old kernel, a filesystem without it)."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(error, os.strerror(error), a, None, b)
 
 
 def _marker_bytes(success: Mapping[str, Any], names: list[str]) -> bytes:

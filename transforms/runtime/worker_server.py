@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Sequence
 
 # The daily pipelines' DoFn modules: what their workers need imported (bucket_work brings Beam and pyarrow).
@@ -58,4 +59,11 @@ def start(modules: Sequence[str] = ()) -> None:
     multiprocessing.get_context("forkserver").set_forkserver_preload(list(_preloaded))
     from multiprocessing import forkserver
 
-    forkserver.ensure_running()
+    # Ctrl-C is the command's to handle, not the server's: started with SIGINT blocked (a blocked signal stays
+    # blocked across exec, in any thread), the server cannot be interrupted while it imports (which printed an
+    # import traceback), and its workers inherit the mask until they choose (bucket_work._init_worker).
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
