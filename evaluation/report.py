@@ -220,6 +220,8 @@ def ablation_sections(ab: dict) -> list[str]:
         lines.append(f"| {what}{versus} | {d['paper']:+.1f}% | {ours} | **{d['verdict']}** |")
     counts = {v: sum(d["verdict"] == v for d in ab["directions"]) for v in ("reproduced", "reversed", "inconclusive")}
     lines += ["", ", ".join(f"{n} {v}" for v, n in counts.items()) + f" of {len(ab['directions'])} directions.", ""]
+    lines += ceiling_lines(ab)
+    lines += ranking_lines(ab)
     lines += like_follow_lines(ab)
     lines += ["### AP change by podcast popularity tier", "", "![AP by tier](ap_by_tier.png)", ""]
     for channel in ("ads", "promotions"):
@@ -255,6 +257,130 @@ def ablation_sections(ab: dict) -> list[str]:
     for name, s in setups.items():
         lines.append(f"| `{name}` | {s['seconds']:.0f} | {s['best_epochs']} |")
     lines.append("")
+    return lines
+
+
+def _share(gain: dict | None) -> str:
+    if not gain or gain.get("point") is None:
+        return "-"
+    ci = gain.get("ci")
+    return f"{100 * gain['point']:.0f}%" + (f" [{100 * ci[0]:.0f}, {100 * ci[1]:.0f}]" if ci else "")
+
+
+def ceiling_lines(ab: dict) -> list[str]:
+    """The yardsticks: a constant and the world's ground truth scoring the same test rows, and each setup's share
+    of the gain between them, overall and per tier."""
+    fig = ab["figures"]
+    if "references" not in fig["ads"]["segments"]["all"]:
+        return []
+    level = int(100 * ab["config"]["confidence"])
+    lines = [
+        "### How much of the achievable gain (ceiling)",
+        "",
+        "The same test rows scored by a constant (AP = the positive rate) and by the simulated world's ground truth: "
+        "every term of the true stream probability in the row's logged context (device, hour, surface, slot, "
+        "creative or promotion placement, the day's earlier impressions of the campaign), and the terms both "
+        "channels share only (user x show affinity, language match, show appeal), which is what promotions can "
+        "teach about ads at best. A setup's *share of the achievable gain* is (AP - constant's) / (ground truth's "
+        f"- constant's), of its seed-mean AP, with a {level}% interval from the same resamples.",
+        "",
+        "| | Ads AP | share of gain (all terms) | share (shared terms) | Promotions AP | share of gain (all terms) "
+        "| share (shared terms) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    ads, promos = fig["ads"]["segments"]["all"], fig["promotions"]["segments"]["all"]
+    for name, label in (ab.get("references") or {}).items():
+        a, p = ads["references"].get(name), promos["references"].get(name)
+        lines.append(f"| {label} | {a if a is None else f'{a:.4f}'} | | | {p if p is None else f'{p:.4f}'} | | |")
+    for name in ab["setups"]:
+        cells = []
+        for seg in (ads, promos):
+            gain = seg.get("gain_share", {}).get(name, {})
+            cells += [_ap(seg, name), _share(gain.get("truth")), _share(gain.get("truth_shared"))]
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    lines.append("")
+    for channel in ("ads", "promotions"):
+        segments = fig[channel]["segments"]
+        tiers = [n for n in segments if n.startswith("tier_") and "references" in segments[n]]
+        if not tiers:
+            continue
+        lines += [
+            f"{channel.capitalize()}, share of the achievable gain (all terms) by tier:",
+            "",
+            "| | " + " | ".join(f"tier {n.removeprefix('tier_')}" for n in tiers) + " |",
+            "|---|" + "---|" * len(tiers),
+        ]
+        for ref in ("constant", "truth"):
+            values = [segments[n]["references"].get(ref) for n in tiers]
+            lines.append(f"| {ref} AP | " + " | ".join("-" if v is None else f"{v:.4f}" for v in values) + " |")
+        for name in ab["setups"]:
+            cells = [_share(segments[n].get("gain_share", {}).get(name, {}).get("truth")) for n in tiers]
+            lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def _rank_value(metric: dict, setup: str) -> str:
+    v = metric.get("setups", {}).get(setup)
+    if not v or v.get("mean") is None:
+        return "-"
+    return f"{v['mean']:.4f}"
+
+
+def _rank_change(metric: dict, setup: str) -> str:
+    c = metric.get("change_vs_baseline", {}).get(setup)
+    if not c or c.get("point") is None:
+        return "-"
+    if metric.get("change_unit") == "points":
+        text = f"{c['point']:+.4f}"
+        return text + (f" [{c['ci'][0]:+.4f}, {c['ci'][1]:+.4f}]" if c.get("ci") else "")
+    text = f"{c['point']:+.1f}%"
+    return text + (f" [{c['ci'][0]:+.1f}, {c['ci'][1]:+.1f}]" if c.get("ci") else "")
+
+
+def ranking_lines(ab: dict) -> list[str]:
+    """Pooled AP beside the offline metrics the A/B designs reward: the within-user ranking of campaigns (the
+    auction) and the within-campaign ranking of users (the audience design)."""
+    ranking = ab.get("ranking") or {}
+    if not ranking:
+        return []
+    level = int(100 * ab["config"]["confidence"])
+    lines = [
+        "### Offline metrics matched to the A/B designs",
+        "",
+        "Pooled AP ranks all test impressions of a channel together, so it rewards knowing which users stream "
+        "after any ad and which campaigns get streams from anyone. The auction design ignores both (a factor "
+        "shared by a user's campaigns cancels in the auction, and bids are scores over the campaign's mean): "
+        "*within-user AUC* is, over pairs of impressions of one user and two campaigns, one streamed and one not, "
+        "the share where the streamed one has the higher campaign-normalised score (0.5 = chance). The audience "
+        "design ranks users within each campaign: *within-campaign AP* is each campaign's AP over its impressions, "
+        "weighted by its streams. Changes against the baseline with "
+        f"{level}% cluster-bootstrap intervals (users or campaigns, and seeds); AUC changes in points.",
+        "",
+    ]
+    for channel, figure in ranking.items():
+        auc, cap = figure["within_user_auc"], figure["within_campaign_ap"]
+        pooled = ab["figures"][channel]["segments"]["all"]
+        lines += [
+            f"{channel.capitalize()}: {auc.get('pairs', 0):,} within-user pairs ({auc.get('users', 0):,} users), "
+            f"{cap.get('campaigns', 0):,} campaigns with both outcomes.",
+            "",
+            "| | pooled AP | change | within-user AUC | change | within-campaign AP | change |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for ref in auc.get("references", {}):
+            pooled_ref = pooled.get("references", {}).get(ref)
+            lines.append(
+                f"| {ref} | {'-' if pooled_ref is None else f'{pooled_ref:.4f}'} | | "
+                f"{auc['references'][ref]:.4f} | | {cap['references'].get(ref, 0):.4f} | |"
+            )
+        for name in ab["setups"]:
+            lines.append(
+                f"| `{name}` | {_ap(pooled, name)} | {_change(pooled, name) if name != 'baseline' else '-'} | "
+                f"{_rank_value(auc, name)} | {_rank_change(auc, name)} | {_rank_value(cap, name)} | "
+                f"{_rank_change(cap, name)} |"
+            )
+        lines.append("")
     return lines
 
 
