@@ -144,6 +144,22 @@ def test_ablation_options_train(podcast_toy, tmp_path, changes):
     assert result.metrics["test"]["AdStream"]["overall"]["average_precision"] is not None
 
 
+def test_a_cold_started_source_trains_on_its_last_days_only(podcast_toy, tmp_path):
+    result = train(toy_config(podcast_toy, tmp_path, epochs=1, source_history_days={"ad": 1}, max_source_repeats=2))
+    split, sampling = result.metrics["split"], result.metrics["sampling"]
+    assert split["source_days"] == {"ad": [split["train"][-1]]}
+    table = ExampleTable.open(podcast_toy[0])
+    from podtarget.model.data import label_catalog
+    from podtarget.model.spec import load_spec
+
+    counted = label_catalog(load_spec(podcast_toy[1]), table, table.days)
+    assert sampling["rows"]["ad"] == counted[split["train"][-1]]["rows"]["ad"]
+    assert sampling["rows"]["promo"] == sum(counted[d]["rows"]["promo"] for d in split["train"])
+    assert sampling["repeats"]["ad"] <= 2.2  # the cap (rounding of the share and of the batches aside)
+    with pytest.raises(SpecError, match="unknown source"):
+        train(toy_config(podcast_toy, tmp_path, epochs=1, run="x", source_history_days={"radio": 1}))
+
+
 def test_cli(podcast_toy, tmp_path, capsys):
     examples, spec = podcast_toy
     args = [f"--examples={examples}", f"--spec={spec}", f"--out={tmp_path}", "--run=cli", "--epochs=1"]
