@@ -65,7 +65,8 @@ def build_config(opts: SimulateWorldOptions) -> WorldConfig:
     config = WorldConfig.preset(opts.world, **{k: v for k, v in overrides.items() if v is not None})
     if opts.responsiveness_correlation is None:
         return config
-    truth = dataclasses.replace(config.ground_truth, ad_promo_responsiveness_correlation=opts.responsiveness_correlation)
+    correlation = opts.responsiveness_correlation
+    truth = dataclasses.replace(config.ground_truth, ad_promo_responsiveness_correlation=correlation)
     return dataclasses.replace(config, ground_truth=truth)
 
 

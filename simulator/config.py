@@ -135,9 +135,8 @@ class GroundTruth:
             "short_play_rate",
         ):
             check_number("GroundTruth", name, getattr(self, name), low=0)
-        check_number(
-            "GroundTruth", "ad_promo_responsiveness_correlation", self.ad_promo_responsiveness_correlation, low=-1, high=1
-        )
+        correlation = self.ad_promo_responsiveness_correlation
+        check_number("GroundTruth", "ad_promo_responsiveness_correlation", correlation, low=-1, high=1)
 
 
 @dataclass(frozen=True)
