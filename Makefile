@@ -23,6 +23,9 @@
 #   make abtest                    the simulated budget-split A/B test with ad inventory on held-out days
 #                                  (AB_DAYS=2026-03-11..2026-03-15; default: every day after the test days), for every
 #                                  seed of SEEDS, reusing evaluate's baseline and joint runs
+#   make coldstart                 Ads AP against days of ad history (1, 2, 3, 7, all) for the baseline, the ads-only
+#                                  models and the joint model, 3 seeds, in the world under DATA_ROOT and in a second
+#                                  one with COLDSTART_CORRELATION (simulated into COLDSTART_ROOT when missing)
 #   make report                    rebuild $(EVAL_OUT)/report.md and its plots from the JSON (no training)
 #   make bench                     benchmarks; figures land in $(BENCH_OUT)/*.json (default reports/local/bench)
 #
@@ -68,7 +71,8 @@ BEAM_ARGS = --runner=$(RUNNER) --direct_running_mode=$(DIRECT_MODE) --direct_num
 WHEELS_DIR  ?= /opt/wheels
 PIP_EXTRA   := $(if $(wildcard $(WHEELS_DIR)),--find-links $(WHEELS_DIR))
 
-.PHONY: help setup demo data features examples backfill train score eval-world evaluate abtest report test test-fast lint typecheck bench \
+.PHONY: help setup demo data features examples backfill train score eval-world evaluate abtest coldstart report test test-fast \
+        lint typecheck bench \
         wheel clean
 
 help:  ## print the comment block at the top of this file
@@ -189,6 +193,22 @@ eval-world: setup
 	$(MAKE) --no-print-directory backfill START=2026-03-02 END=2026-03-22
 	$(PY) -m podtarget.pipelines.backfill --data_root=$(DATA_ROOT) --start=2026-03-23 --end=2026-03-29 --skip_examples \
 	    $(BEAM_ARGS)
+
+# The cold-start sweep (README, Evaluation): every setup x ad history x seed on the mature split of each world, a
+# recipe of at most COLDSTART_BATCHES batches per epoch so that both worlds (96 runs) and the second world's
+# simulation fit the hour on 2 cores. The second world's correlation was fixed before any sweep ran.
+COLDSTART_CORRELATION ?= 0.8
+COLDSTART_ROOT        ?= $(DATA_ROOT)-rho$(COLDSTART_CORRELATION)
+COLDSTART_MODELS      ?= $(MODELS)/coldstart-$(WORLD)
+COLDSTART_SEEDS       ?= 1,2,3
+COLDSTART_HISTORY     ?= 1,2,3,7,all
+COLDSTART_BATCHES     ?= 30
+COLDSTART_ARGS        ?=
+
+coldstart: setup
+	$(PY) -m podtarget.evaluation.coldstart --worlds=0:$(DATA_ROOT),$(COLDSTART_CORRELATION):$(COLDSTART_ROOT) \
+	    --preset=$(WORLD) --models=$(COLDSTART_MODELS) --out=$(EVAL_OUT) --seeds=$(COLDSTART_SEEDS) \
+	    --history=$(COLDSTART_HISTORY) --max_batches_per_epoch=$(COLDSTART_BATCHES) $(COLDSTART_ARGS) $(BEAM_ARGS)
 
 report: setup
 	$(PY) -m podtarget.evaluation.report --out=$(EVAL_OUT) --world=$(DATA_ROOT)/world

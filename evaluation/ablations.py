@@ -17,8 +17,8 @@ Configurations (``SETUPS``; each figure is relative to ``baseline`` trained with
 
 - ``baseline``: the promotions-only multi-head model (promotion rows; PromotionStream, Click, Like, Follow).
 - ``promo_stream_only``, ``ads_stream_only``, ``ads_stream_anc``, ``joint``: the other rows of Table 1.
-- ``no_mask``, ``no_balance``, ``no_<group>`` (one per feature group of the spec), ``mmoe``: the joint model with
-  one thing changed.
+- ``no_mask``, ``no_balance``, ``no_repeat_cap``, ``no_<group>`` (one per feature group of the spec), ``mmoe``: the
+  joint model with one thing changed.
 
 Splits: the trainer's default (``--split=trainer``: days with immature stream labels left out, which leaves like
 and follow without mature test labels on a short world), explicit ``--train_days/--valid_days/--test_days``, or
@@ -129,6 +129,7 @@ def all_setups(spec_path: str = str(DEFAULT_SPEC)) -> dict[str, Setup]:
         Setup("joint", "Promo + Ads 5-task joint model", {}, None, (4.5, 50.2)),
         Setup("no_mask", "Joint, directional masking off", {"directional_mask": False}),
         Setup("no_balance", "Joint, source-balanced sampling off", {"source_ratio": None}),
+        Setup("no_repeat_cap", "Joint, balanced batches without the cap on repeats", {"max_source_repeats": None}),
     ]
     for group in load_spec(spec_path).groups:
         setups.append(Setup(f"no_{group}", f"Joint, without the {group} features", {"disable_groups": [group]}))

@@ -91,8 +91,11 @@ class TrainConfig:
     source_ratio: float | None = 0.5
     # At most this many draws per epoch, on average, of a row of the source that balancing up-samples (the scarcer
     # one): past it, that source's batch share shrinks towards the natural mix (model/data/sampling.py). None: no
-    # cap (every batch keeps source_ratio, however often the scarce rows repeat).
-    max_source_repeats: float | None = None
+    # cap (every batch keeps source_ratio, however often the scarce rows repeat). 2, chosen on validation days of
+    # the eval world with one day of ad history, where half-ad batches drew each ad row 31 times an epoch and the
+    # joint model's AdStream head fell below the promotions-only baseline's (docs/results.md); with every day of
+    # ad history the balanced batches draw each ad row about twice, so the cap leaves them as they were.
+    max_source_repeats: float | None = 2.0
     # Sources trained only on their last N training days (e.g. {"ad": 1}: one day of ad history, every day of
     # promotions): the cold start of a channel, measured by `make coldstart`. Validation and test days are whole.
     source_history_days: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -909,8 +912,9 @@ def parse_args(argv: Sequence[str]) -> TrainConfig:
         "--max_source_repeats",
         type=float,
         default=d.max_source_repeats,
-        help="Most draws per epoch of a row of the up-sampled source, on average (>= 1; default: no cap).",
+        help="Most draws per epoch of a row of the up-sampled source, on average (>= 1; 1 = the natural mix).",
     )
+    p.add_argument("--no_repeat_cap", action="store_true", help="Balanced batches however often rows repeat.")
     p.add_argument(
         "--source_history_days",
         default="",
@@ -953,6 +957,7 @@ def parse_args(argv: Sequence[str]) -> TrainConfig:
         "source_ratio": None if a.no_source_balance else a.source_ratio,
         "task_weights": _weights(a.task_weights),
         "source_history_days": _history(a.source_history_days),
+        "max_source_repeats": None if a.no_repeat_cap else a.max_source_repeats,
     }
     same = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(a, f.name)}
     return TrainConfig(**{**same, **converted})

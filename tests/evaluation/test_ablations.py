@@ -29,7 +29,9 @@ from tests.evaluation.conftest import SEEDS, TEST, small_evaluate
 def test_every_configuration_runs_with_every_seed(ablations):
     config, result = ablations
     expected = {"baseline", "promo_stream_only", "ads_stream_only", "ads_stream_anc", "joint", "no_mask"}
-    expected |= {"no_balance", "mmoe"} | {f"no_{g}" for g in ("user", "content", "context", "campaign", "ad")}
+    expected |= {"no_balance", "no_repeat_cap", "mmoe"} | {
+        f"no_{g}" for g in ("user", "content", "context", "campaign", "ad")
+    }
     assert expected <= set(result["setups"]) == set(all_setups())
     assert len(result["runs"]) == len(all_setups()) * len(SEEDS)
     for channel in ("promotions", "ads"):

@@ -92,6 +92,8 @@ def test_the_cold_start_flags_parse():
     config = parse_args(["--examples=x", "--source_history_days=ad=3", "--max_source_repeats=2"])
     assert config.source_history_days == {"ad": 3} and config.max_source_repeats == 2.0
     assert parse_args(["--examples=x"]).source_history_days == {}
+    assert parse_args(["--examples=x"]).max_source_repeats == 2.0  # the default cap
+    assert parse_args(["--examples=x", "--no_repeat_cap"]).max_source_repeats is None
     with pytest.raises(ValueError, match="expected SOURCE=DAYS"):
         parse_args(["--examples=x", "--source_history_days=ad=three"])
     with pytest.raises(ValueError) as raised:
