@@ -724,7 +724,7 @@ def _train_epochs(
     """Epochs until ``--epochs`` or early stopping, each validated and checkpointed. The next epoch's reading
     starts while this one is validated (and is stopped if early stopping ends the run)."""
     epochs = 0 if not run.trainable else config.epochs
-    units = run.table.units(run.split.train)
+    units = run.table.units(drawn_days(run.split.train, plan))
     upcoming = (
         _epoch_batches(config, run, learner, plan, units, state.epoch) if state.going(epochs, config.patience) else None
     )
@@ -740,6 +740,15 @@ def _train_epochs(
         if upcoming is not None and state.bad_epochs > config.patience:
             upcoming[1].close()
             upcoming = None
+
+
+def drawn_days(train: Sequence[datetime.date], plan: SamplingPlan) -> list[datetime.date]:
+    """The training days an epoch reads: every one, unless every source it draws is restricted to some days
+    (``--source_history_days``), e.g. an ads-only run on one day of ad history reads that day alone."""
+    if not all(s in plan.days for s in plan.sources):
+        return list(train)
+    chosen = {d for s in plan.sources for d in plan.days[s]}
+    return [d for d in train if d.isoformat() in chosen]
 
 
 def _train_epoch(

@@ -1,5 +1,7 @@
 """Training end to end: resume, transfer, ablation options, the CLI, and a second unrelated table."""
 
+import dataclasses
+import datetime
 import io
 import json
 import logging
@@ -158,6 +160,15 @@ def test_a_cold_started_source_trains_on_its_last_days_only(podcast_toy, tmp_pat
     assert sampling["repeats"]["ad"] <= 2.2  # the cap (rounding of the share and of the batches aside)
     with pytest.raises(SpecError, match="unknown source"):
         train(toy_config(podcast_toy, tmp_path, epochs=1, run="x", source_history_days={"radio": 1}))
+    # An epoch reads only the days some drawn source needs: an ads-only run on one day reads that day alone.
+    from podtarget.model.data import SamplingPlan
+    from podtarget.model.train import drawn_days
+
+    days = [datetime.date(2026, 3, d) for d in (2, 3, 4)]
+    ads_only = SamplingPlan(8, None, None, ("ad",), 1, 8, {"ad": 8}, {"ad": ("2026-03-04",)})
+    assert drawn_days(days, ads_only) == days[-1:]
+    both = dataclasses.replace(ads_only, sources=("ad", "promo"))
+    assert drawn_days(days, both) == days
 
 
 def test_cli(podcast_toy, tmp_path, capsys):
