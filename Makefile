@@ -23,7 +23,7 @@
 #   make abtest                    the simulated budget-split A/B test with ad inventory on held-out days
 #                                  (AB_DAYS=2026-03-11..2026-03-15; default: every day after the test days), for every
 #                                  seed of SEEDS, reusing evaluate's baseline and joint runs
-#   make coldstart                 Ads AP against days of ad history (1, 2, 3, 7, all) for the baseline, the ads-only
+#   make coldstart                 Ads AP against days of ad history (1, 3, 7, all) for the baseline, the ads-only
 #                                  models and the joint model, 3 seeds, in the world under DATA_ROOT and in a second
 #                                  one with COLDSTART_CORRELATION (simulated into COLDSTART_ROOT when missing)
 #   make report                    rebuild $(EVAL_OUT)/report.md and its plots from the JSON (no training)
@@ -195,14 +195,15 @@ eval-world: setup
 	    $(BEAM_ARGS)
 
 # The cold-start sweep (README, Evaluation): every setup x ad history x seed on the mature split of each world, a
-# recipe of at most COLDSTART_BATCHES batches per epoch so that both worlds (96 runs) and the second world's
-# simulation fit the hour on 2 cores. The second world's correlation was fixed before any sweep ran.
+# recipe of at most COLDSTART_BATCHES batches per epoch (4 epochs, one validation day) so that both worlds (78
+# runs) and the second world's simulation fit the hour on 2 cores. The second world's correlation was fixed
+# before any sweep ran.
 COLDSTART_CORRELATION ?= 0.8
 COLDSTART_ROOT        ?= $(DATA_ROOT)-rho$(COLDSTART_CORRELATION)
 COLDSTART_MODELS      ?= $(MODELS)/coldstart-$(WORLD)
 COLDSTART_SEEDS       ?= 1,2,3
-COLDSTART_HISTORY     ?= 1,2,3,7,all
-COLDSTART_BATCHES     ?= 30
+COLDSTART_HISTORY     ?= 1,3,7,all
+COLDSTART_BATCHES     ?= 25
 COLDSTART_ARGS        ?=
 
 coldstart: setup
