@@ -39,7 +39,7 @@ Design (the paper's test, Table 2, replayed on the simulated world, where every 
 
     python -m podtarget.evaluation.abtest --data_root=./data --models=models/eval-demo --out=reports/eval \\
         [--days=2026-03-11..2026-03-15] [--model_seeds=1,2,3] [--designs=auction,audience] \\
-        [--audience_shares=0.02,0.05,0.1,0.25] [--control=models/x --treatment=models/y]
+        [--audience_shares=0.01,0.02,0.05,0.1,0.25,0.5] [--control=models/x --treatment=models/y]
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ from podtarget.common.cli import configure_logging, warn_if_threads_spin
 from podtarget.common.days import parse_days
 from podtarget.evaluation import abtest_figures
 from podtarget.evaluation.abtest_figures import COUNTERS, LESS_STREAMED_TIERS, METRICS
-from podtarget.evaluation.auction import audience_pairs, run_auction, value_bids
+from podtarget.evaluation.auction import audience_pairs, audience_ranks, run_auction, value_bids
 from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity
 from podtarget.evaluation.truth import shared_stream_logit
 from podtarget.model import artifacts
@@ -118,8 +118,8 @@ class ABTestConfig:
     designs: tuple[str, ...] = DESIGNS
     # The audience design's shares of each campaign's eligible users bought; arms are read at the control's
     # delivery at matched_share (one of them).
-    audience_shares: tuple[float, ...] = (0.02, 0.05, 0.1, 0.25)
-    matched_share: float = 0.05
+    audience_shares: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.25, 0.5)
+    matched_share: float = 0.1
     draw_seed: int = 29
     inventory_seed: int = 37
     reserve_cpm_micros: int = 5_000_000  # below every CPM the simulator books (6-24 currency units)
@@ -393,8 +393,9 @@ def serve_designs(world: World, market: DayMarket, config: ABTestConfig, score: 
         out["auction"] = serve(world, market, config, every, score)
     if "audience" in config.designs:
         out["audience"] = {}
+        ranks = audience_ranks(market.pair_campaign, market.pair_user, score)
         for share in config.audience_shares:
-            bought = audience_pairs(market.pair_campaign, market.pair_user, score, share)
+            bought = audience_pairs(market.pair_campaign, market.pair_user, score, share, ranks)
             out["audience"][str(share)] = serve(world, market, config, bought, score[bought])
     return out
 
@@ -403,17 +404,20 @@ def day_market(
     config: ABTestConfig, world: World, day: datetime.date, scored: pa.Table
 ) -> tuple[DayMarket, np.ndarray]:
     """The day's campaigns (those with a budget and a price: the others buy nothing in any arm), the scored pairs
-    of those campaigns and the slots; and which of the scored rows those pairs are."""
+    of those campaigns (user-major) and the slots; and the scored rows those pairs are, in their order."""
     context = campaign_context(config.data_root, day, config).to_pylist()
     campaigns = [c for c in context if c["budget_micros"] and c["cpm_micros"]]
     index = {c["campaign_id"]: i for i, c in enumerate(campaigns)}
     campaign_ids = scored.column("campaign_id").to_numpy()
-    mine = np.isin(campaign_ids, list(index))
-    pair_campaign = np.array([index[c] for c in campaign_ids[mine].tolist()], np.int64)
-    pair_user = scored.column("user_id").to_numpy().astype(np.int64)[mine]
-    return DayMarket(
-        campaigns, pair_campaign, pair_user, day_slots(world, day, config), world.config.frequency_cap_per_day
-    ), mine
+    user_ids = scored.column("user_id").to_numpy().astype(np.int64)
+    rows = np.flatnonzero(np.isin(campaign_ids, list(index)))
+    # User-major: every auction sorts its pairs by user, which is then a pass over sorted data.
+    rows = rows[np.lexsort((campaign_ids[rows], user_ids[rows]))]
+    lookup = np.zeros(int(campaign_ids.max(initial=0)) + 1, np.int64)
+    lookup[list(index)] = list(index.values())
+    slots = day_slots(world, day, config)
+    market = DayMarket(campaigns, lookup[campaign_ids[rows]], user_ids[rows], slots, world.config.frequency_cap_per_day)
+    return market, rows
 
 
 def run_day(
@@ -425,11 +429,11 @@ def run_day(
     scored = {arm: score_arm(config, scratch, day, arm, seed, world.config.n_users) for arm in MODEL_ARMS}
     scoring_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    market, mine = day_market(config, world, day, scored["control"])
+    market, rows = day_market(config, world, day, scored["control"])
     keys = {arm: (t.column("campaign_id").to_numpy(), t.column("user_id").to_numpy()) for arm, t in scored.items()}
     if not all(np.array_equal(keys["control"][i], keys["treatment"][i]) for i in (0, 1)):
         raise ValueError(f"{day}: the two models' scoring runs found different eligible pairs; expected the same")
-    scores = {arm: t.column("score").to_numpy().astype(np.float64)[mine] for arm, t in scored.items()}
+    scores = {arm: t.column("score").to_numpy().astype(np.float64)[rows] for arm, t in scored.items()}
     served = {arm: serve_designs(world, market, config, scores[arm]) for arm in MODEL_ARMS}
     references = [a for a in config.arms if a in REFERENCE_ARMS]
     if references and day not in cache:

@@ -51,7 +51,7 @@ def metric_arrays(summed: np.ndarray) -> dict[str, np.ndarray]:
         return {
             "i2s": c["streams"] / c["impressions"],
             "ctr": c["clicks"] / c["impressions"],
-            "ecps": c["spend_micros"] / c["streams"],
+            "ecps": c["spend_micros"] / 1e6 / c["streams"],
             "streams": c["streams"],
             "reach": c["reach"],
             "impressions": c["impressions"],
@@ -121,23 +121,25 @@ def auction_segment(
 def at_delivery(
     summed: np.ndarray, shares: Sequence[float], matched_share: float, by: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``summed[..., arm, share, counter]``: each arm's counters interpolated at the control's ``by``
+    """``summed[..., arm, share, counter]``: each arm's counters interpolated linearly at the control's ``by``
     (impressions or spend_micros) at ``matched_share``: ``[..., arm, counter]`` (NaN where an arm's shares do not
     reach it), and that target ``[...]``."""
     x = summed[..., _C[by]]  # [..., arm, share]
     target = x[..., 0, list(shares).index(matched_share)]
-    flat_x = x.reshape(-1, x.shape[-1])
-    flat_y = summed.reshape(-1, *summed.shape[-2:])  # [batch*arm, share, counter]
-    flat_t = np.repeat(target.reshape(-1), x.shape[-2])
-    out = np.full((flat_x.shape[0], summed.shape[-1]), np.nan)
-    for r in range(flat_x.shape[0]):
-        order = np.argsort(flat_x[r], kind="stable")
-        xs = flat_x[r][order]
-        if not xs[0] <= flat_t[r] <= xs[-1]:
-            continue
-        for c in range(summed.shape[-1]):
-            out[r, c] = np.interp(flat_t[r], xs, flat_y[r][order, c])
-    return out.reshape(*summed.shape[:-2], summed.shape[-1]), target
+    order = np.argsort(x, axis=-1, kind="stable")
+    xs = np.take_along_axis(x, order, axis=-1)
+    ys = np.take_along_axis(summed, order[..., None], axis=-2)  # [..., arm, share, counter]
+    t = np.broadcast_to(target[..., None], x.shape[:-1])  # [..., arm]
+    low = np.clip((xs <= t[..., None]).sum(axis=-1) - 1, 0, xs.shape[-1] - 2)
+    x0 = np.take_along_axis(xs, low[..., None], axis=-1)[..., 0]
+    x1 = np.take_along_axis(xs, (low + 1)[..., None], axis=-1)[..., 0]
+    y0 = np.take_along_axis(ys, low[..., None, None], axis=-2)[..., 0, :]
+    y1 = np.take_along_axis(ys, (low + 1)[..., None, None], axis=-2)[..., 0, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = np.where(x1 > x0, (t - x0) / (x1 - x0), 0.0)
+    out = y0 + w[..., None] * (y1 - y0)
+    reached = (xs[..., 0] <= t) & (t <= xs[..., -1])
+    return np.where(reached[..., None], out, np.nan), target
 
 
 def audience_segment(

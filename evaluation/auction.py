@@ -22,7 +22,6 @@ own bid; bids below the reserve never enter; the winner pays max(second bid, res
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -50,18 +49,37 @@ def value_bids(pair_campaign: np.ndarray, score: np.ndarray, cpm_micros: np.ndar
     return cpm_micros[pair_campaign] * relative
 
 
-def audience_pairs(pair_campaign: np.ndarray, pair_user: np.ndarray, score: np.ndarray, share: float) -> np.ndarray:
-    """Positions of the pairs in each campaign's audience: its ``ceil(share x eligible users)`` best-scored pairs
-    (ties: the lower user id first)."""
-    if not 0 < share <= 1:
-        raise ValueError(f"share must be in (0, 1]; got {share}")
+def audience_ranks(
+    pair_campaign: np.ndarray, pair_user: np.ndarray, score: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each pair's rank among its campaign's pairs by score (0 = best; ties: the lower user id first), and the
+    number of its campaign's pairs."""
     order = np.lexsort((pair_user, -np.asarray(score, np.float64), pair_campaign))
     campaign = pair_campaign[order]
     first = np.r_[0, np.flatnonzero(campaign[1:] != campaign[:-1]) + 1]
     sizes = np.diff(np.r_[first, len(order)])
-    rank = np.arange(len(order)) - np.repeat(first, sizes)
-    bought = np.repeat([math.ceil(share * n) for n in sizes], sizes)
-    return np.sort(order[rank < bought])
+    rank, size = np.empty(len(order), np.int64), np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order)) - np.repeat(first, sizes)
+    size[order] = np.repeat(sizes, sizes)
+    return rank, size
+
+
+def audience_pairs(
+    pair_campaign: np.ndarray, pair_user: np.ndarray, score: np.ndarray, share: float, ranks=None
+) -> np.ndarray:
+    """Positions (ascending) of the pairs in each campaign's audience: its ``ceil(share x eligible users)``
+    best-scored pairs (ties: the lower user id first). ``ranks``: :func:`audience_ranks` of the same pairs, when
+    several shares are bought from one scoring."""
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1]; got {share}")
+    rank, size = audience_ranks(pair_campaign, pair_user, score) if ranks is None else ranks
+    return np.flatnonzero(rank < audience_size(share, size))
+
+
+def audience_size(share: float, eligible: np.ndarray | int) -> np.ndarray:
+    """Users a campaign with ``eligible`` users buys at ``share``: ``ceil(share x eligible)``, where a product
+    that is an integer but for rounding (0.05 x 20) counts as that integer."""
+    return np.ceil(share * np.asarray(eligible, np.float64) - 1e-9).astype(np.int64)
 
 
 def _ranges(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

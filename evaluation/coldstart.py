@@ -57,6 +57,7 @@ import pyarrow.compute as pc
 
 from podtarget.common.checks import check_int, check_number, invalid
 from podtarget.common.cli import configure_logging, warn_if_threads_spin
+from podtarget.common.days import parse_days
 from podtarget.evaluation import intervals
 from podtarget.evaluation.ablations import (
     EvaluateConfig,
@@ -260,6 +261,9 @@ def run_world(config: ColdstartConfig, correlation: float, root: str) -> dict:
     evaluate = config.evaluate_config(root, tag)
     table = table_fingerprint(evaluate.examples)
     days = mature_split(evaluate.examples, config.valid_count, config.test_count)
+    test_days = [d.isoformat() for d in parse_days(days["test_days"] or "")]
+    # The sweep scores the test days' ad rows itself: the runs skip the trainer's own test metrics.
+    days = {**days, "test_days": ""}
     known = all_setups(evaluate.spec)
     trained = sorted({SCORED[s][0] for s in config.setups}, key=TRAINED.index)
     records: dict[tuple[str, int, int], dict] = {}
@@ -274,9 +278,9 @@ def run_world(config: ColdstartConfig, correlation: float, root: str) -> dict:
                 )
                 records[(name, h, seed)] = record
     training_seconds = round(time.perf_counter() - started, 2)
-    split = next(iter(records.values()))["split"]
+    split = {**next(iter(records.values()))["split"], "test": test_days}
     t0 = time.perf_counter()
-    rows = ad_test_rows(evaluate.examples, split["test"])
+    rows = ad_test_rows(evaluate.examples, test_days)
     y = rows.column("label_stream").to_numpy(zero_copy_only=False).astype(float)
     scores: dict[str, np.ndarray] = {}
     for (name, h, seed), record in records.items():

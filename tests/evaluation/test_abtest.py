@@ -20,6 +20,7 @@ from podtarget.evaluation.abtest import (
     held_out_days,
     run_abtest,
 )
+from podtarget.evaluation.auction import audience_size
 from podtarget.pipelines.daily import load_podcast_features, read_snapshot
 from podtarget.schemas import layout
 from podtarget.simulator import World
@@ -116,7 +117,7 @@ def test_only_eligible_users_are_served_and_audiences_hold_their_share(abtest, e
         served_any += len(users_served)
         assert all((unit["campaign_id"], int(u)) in eligible for u in users_served), (unit["campaign_id"], arm)
         if share is not None:  # an audience: ceil(share x eligible users), each of whom may be served
-            assert a["reach"] <= a["bidding_users"] == np.ceil(float(share) * a["eligible_users"])
+            assert a["reach"] <= a["bidding_users"] == audience_size(float(share), a["eligible_users"])
         else:
             assert a["bidding_users"] == a["eligible_users"]
     assert served_any > 0
@@ -238,7 +239,7 @@ def test_campaign_context_is_the_scoring_plans(eval_world):
         ({"designs": ("lottery",)}, r"'designs' parameter of ABTestConfig must be some of \['auction', 'audience'\]"),
         ({"audience_shares": (0.1, 0.05)}, r"'audience_shares' .* two or more increasing shares in \(0, 1\]"),
         ({"audience_shares": (0.1,), "matched_share": 0.1}, r"'audience_shares' .* two or more increasing shares"),
-        ({"matched_share": 0.07}, r"'matched_share' parameter of ABTestConfig must be one of \[0.02, 0.05"),
+        ({"matched_share": 0.07}, r"'matched_share' parameter of ABTestConfig must be one of \[0.01, 0.02, 0.05"),
     ],
 )
 def test_bad_settings_say_what_was_expected(changes, message):

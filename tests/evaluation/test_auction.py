@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from podtarget.evaluation import auction
-from podtarget.evaluation.auction import audience_pairs, run_auction, value_bids
+from podtarget.evaluation.auction import audience_pairs, audience_size, run_auction, value_bids
 
 
 def sold_one_by_one(slot_users, pair_user, pair_campaign, pair_bid, budget, cap, reserve):
@@ -109,5 +109,6 @@ def test_each_campaign_buys_the_top_share_of_its_eligible_users():
     assert audience_pairs(pair_campaign, pair_user, score, 0.4).tolist() == [1, 3, 4, 6]
     assert audience_pairs(pair_campaign, pair_user, score, 1.0).tolist() == list(range(8))
     assert audience_pairs(pair_campaign, pair_user, score, 0.01).tolist() == [1, 4]  # at least one user each
+    assert audience_size(0.05, 20) == 1 and audience_size(0.05, 21) == 2  # 0.05 x 20 is 1, not 1.0000000000000002
     with pytest.raises(ValueError, match="share must be in"):
         audience_pairs(pair_campaign, pair_user, score, 0.0)
