@@ -303,6 +303,7 @@ def run_world(config: ColdstartConfig, correlation: float, root: str) -> dict:
         "test_rows": int(y.size),
         "test_streams": int(y.sum()),
         "ad_rows_by_history": ad_rows(records),
+        "best_at_last_epoch": still_improving(records, config.epochs),
         **figures,
         "runs": [{k: v for k, v in r.items() if k != "path"} for r in records.values()],
         "timing": {
@@ -315,6 +316,17 @@ def run_world(config: ColdstartConfig, correlation: float, root: str) -> dict:
             "bootstrap_seconds": round(time.perf_counter() - t0, 2),
         },
     }
+
+
+def still_improving(records: dict[tuple[str, int, int], dict], epochs: int) -> dict[str, int]:
+    """How many runs of each setup had their best validation score in the last of ``epochs`` epochs: still
+    improving when the recipe's budget ended."""
+    out: dict[str, int] = {}
+    for (name, _, _), record in records.items():
+        metrics = json.loads(artifacts.read_bytes(artifacts.join(record["path"], "metrics.json")))
+        last = len(metrics.get("history", [])) == epochs and metrics.get("best_epoch") == epochs
+        out[name] = out.get(name, 0) + int(last)
+    return out
 
 
 def ad_rows(records: dict[tuple[str, int, int], dict]) -> dict[str, Any]:

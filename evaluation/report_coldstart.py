@@ -62,6 +62,20 @@ def _change(change: dict | None) -> str:
     return f"{change['point']:+.1f}%" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
 
 
+def _budget_line(world: dict, cfg: dict) -> str:
+    """Runs still improving when the recipe's epochs ran out: the sweep compares models trained to one budget."""
+    last = world.get("best_at_last_epoch") or {}
+    runs = {}
+    for r in world["runs"]:
+        name = r["setup"].split("-h")[0]
+        runs[name] = runs.get(name, 0) + 1
+    parts = [f"`{name}` {last.get(name, 0)} of {n}" for name, n in runs.items()]
+    return (
+        f"Runs whose best validation score came in their last allowed epoch ({cfg['epochs']}; still improving when "
+        f"the budget ended): {', '.join(parts)}."
+    )
+
+
 def coldstart_sections(cs: dict) -> list[str]:
     cfg, history = cs["config"], cs["history"]
     level = int(100 * cfg["confidence"])
@@ -102,6 +116,8 @@ def coldstart_sections(cs: dict) -> list[str]:
                 for h, r in w["ad_rows_by_history"].items()
             )
             + ".",
+            "",
+            _budget_line(w, cfg),
             "",
             "| setup | " + " | ".join(f"{h} day{'s' if h != '1' else ''}" for h in history) + " |",
             "|---|" + "---|" * len(history),
