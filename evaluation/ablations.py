@@ -801,7 +801,8 @@ def run_ablations(config: EvaluateConfig) -> dict:
     return result
 
 
-def _ints(text: str) -> tuple[int, ...]:
+def parse_ints(text: str) -> tuple[int, ...]:
+    """Comma-separated integers of a command-line flag (seeds, days of history)."""
     try:
         return tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError as exc:
@@ -815,7 +816,7 @@ def parse_args(argv: Sequence[str]) -> tuple[EvaluateConfig, argparse.Namespace]
     p.add_argument("--examples", default="./data/examples", help="Example table root.")
     p.add_argument("--models", default=d.models, help="Folder of the evaluation's model runs (cached).")
     p.add_argument("--out", default=d.out, help="Report folder: ablations.json, report.md, plots.")
-    p.add_argument("--seeds", type=_ints, default=d.seeds, help="Comma list of training seeds.")
+    p.add_argument("--seeds", type=parse_ints, default=d.seeds, help="Comma list of training seeds.")
     p.add_argument("--setups", default="", help=f"Comma list (default: all): {', '.join(all_setups())}.")
     p.add_argument("--spec", default=d.spec)
     p.add_argument("--epochs", type=int, default=d.epochs)

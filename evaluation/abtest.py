@@ -64,6 +64,7 @@ from podtarget.common.checks import check_choice, check_int, check_number, inval
 from podtarget.common.cli import configure_logging, warn_if_threads_spin
 from podtarget.common.days import parse_days
 from podtarget.evaluation import abtest_figures
+from podtarget.evaluation.ablations import parse_ints
 from podtarget.evaluation.abtest_figures import COUNTERS, LESS_STREAMED_TIERS, METRICS
 from podtarget.evaluation.auction import audience_pairs, audience_ranks, run_auction, value_bids
 from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity
@@ -712,13 +713,6 @@ def _days(text: str) -> tuple[datetime.date, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
-
-
 def _floats(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(x) for x in text.split(",") if x.strip())
@@ -749,7 +743,7 @@ def parse_args(argv: Sequence[str]) -> tuple[ABTestConfig, argparse.Namespace]:
     p.add_argument("--models", default=d.models)
     p.add_argument("--out", default=d.out)
     p.add_argument("--days", type=_days, default=(), help="Held-out days (default: every day after the test days).")
-    p.add_argument("--model_seeds", type=_ints, default=d.model_seeds, help="Seeds of the ablation runs used.")
+    p.add_argument("--model_seeds", type=parse_ints, default=d.model_seeds, help="Seeds of the ablation runs used.")
     p.add_argument("--control", default=None)
     p.add_argument("--treatment", default=None)
     p.add_argument(

@@ -65,6 +65,7 @@ from podtarget.evaluation.ablations import (
     all_setups,
     load_world,
     mature_split,
+    parse_ints,
     read_days,
     run_setup,
     table_fingerprint,
@@ -441,13 +442,6 @@ def _history(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected days of ad history or 'all', e.g. 1,3,7,all; got {text!r}") from exc
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
-
-
 def parse_args(argv: Sequence[str]) -> tuple[ColdstartConfig, argparse.Namespace]:
     d = ColdstartConfig(worlds=((0.0, "x"),))
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -455,7 +449,7 @@ def parse_args(argv: Sequence[str]) -> tuple[ColdstartConfig, argparse.Namespace
     p.add_argument("--models", default=d.models, help="Folder of the sweep's runs (cached).")
     p.add_argument("--out", default=d.out)
     p.add_argument("--preset", default=d.preset, help="World preset a missing world is simulated from.")
-    p.add_argument("--seeds", type=_ints, default=d.seeds)
+    p.add_argument("--seeds", type=parse_ints, default=d.seeds)
     p.add_argument("--history", type=_history, default=d.history, help="Days of ad history, 'all' for every day.")
     p.add_argument("--setups", default=",".join(d.setups), help=f"Some of {', '.join(SCORED)}.")
     p.add_argument("--epochs", type=int, default=d.epochs)

@@ -65,7 +65,7 @@ def _change(change: dict | None) -> str:
 def _budget_line(world: dict, cfg: dict) -> str:
     """Runs still improving when the recipe's epochs ran out: the sweep compares models trained to one budget."""
     last = world.get("best_at_last_epoch") or {}
-    runs = {}
+    runs: dict[str, int] = {}
     for r in world["runs"]:
         name = r["setup"].split("-h")[0]
         runs[name] = runs.get(name, 0) + 1

@@ -81,32 +81,32 @@ def logged_stream_probability(world: World, table: pa.Table) -> np.ndarray:
         "device": _codes(table.column("device"), DEVICES),
         "hour": table.column("hour").to_numpy(zero_copy_only=False).astype(np.int64),
     }
-    ads = np.flatnonzero(source == "ad")
-    if ads.size:
-        rows = table.take(pa.array(ads))
-        p = world.outcome_probabilities(
-            user[ads],
-            podcast[ads],
-            "ad",
-            **{k: v[ads] for k, v in context.items()},
-            creative=rows.column("creative_id").to_numpy(zero_copy_only=False).astype(np.int64) - 1,
-            ad_slot=_codes(rows.column("ad_slot"), AD_SLOTS),
-            prior_exposures=same_day_exposures(rows),
-        )
-        out[ads] = p.stream
-    promos = np.flatnonzero(source == "promo")
-    if promos.size:
-        rows = table.take(pa.array(promos))
-        p = world.outcome_probabilities(
-            user[promos],
-            podcast[promos],
-            "promo",
-            **{k: v[promos] for k, v in context.items()},
-            promo_slot=_codes(rows.column("promo_slot"), PROMO_SLOTS),
-            layout=_codes(rows.column("promo_layout"), PROMO_LAYOUTS),
-            position=rows.column("promo_position").to_numpy(zero_copy_only=False).astype(np.int64),
-        )
-        out[promos] = p.stream
+
+    def ad_context(rows: pa.Table) -> dict[str, np.ndarray]:
+        return {
+            "creative": rows.column("creative_id").to_numpy(zero_copy_only=False).astype(np.int64) - 1,
+            "ad_slot": _codes(rows.column("ad_slot"), AD_SLOTS),
+            "prior_exposures": same_day_exposures(rows),
+        }
+
+    def promo_context(rows: pa.Table) -> dict[str, np.ndarray]:
+        return {
+            "promo_slot": _codes(rows.column("promo_slot"), PROMO_SLOTS),
+            "layout": _codes(rows.column("promo_layout"), PROMO_LAYOUTS),
+            "position": rows.column("promo_position").to_numpy(zero_copy_only=False).astype(np.int64),
+        }
+
+    for channel, own_context in (("ad", ad_context), ("promo", promo_context)):
+        mine = np.flatnonzero(source == channel)
+        if mine.size:
+            p = world.outcome_probabilities(
+                user[mine],
+                podcast[mine],
+                channel,
+                **{k: v[mine] for k, v in context.items()},
+                **own_context(table.take(pa.array(mine))),
+            )
+            out[mine] = p.stream
     return out
 
 

@@ -879,26 +879,24 @@ def _csv(text: str | None) -> list[str] | None:
     return [x for x in (s.strip() for s in text.split(",")) if x] if text is not None else None
 
 
-def _weights(text: str) -> dict[str, float]:
+def _assignments(text: str, convert, flag: str, expected: str) -> dict:
+    """``NAME=VALUE,...`` as a dict, each value converted; a clear error naming the flag otherwise."""
     out = {}
     for part in _csv(text) or []:
         name, _, value = part.partition("=")
         try:
-            out[name] = float(value)
+            out[name] = convert(value)
         except ValueError as exc:
-            raise SpecError(f"--task_weights {part!r}: expected TASK=NUMBER") from exc
+            raise SpecError(f"{flag} {part!r}: expected {expected}") from exc
     return out
+
+
+def _weights(text: str) -> dict[str, float]:
+    return _assignments(text, float, "--task_weights", "TASK=NUMBER")
 
 
 def _history(text: str) -> dict[str, int]:
-    out = {}
-    for part in _csv(text) or []:
-        name, _, value = part.partition("=")
-        try:
-            out[name] = int(value)
-        except ValueError as exc:
-            raise SpecError(f"--source_history_days {part!r}: expected SOURCE=DAYS, e.g. ad=3") from exc
-    return out
+    return _assignments(text, int, "--source_history_days", "SOURCE=DAYS, e.g. ad=3")
 
 
 def parse_args(argv: Sequence[str]) -> TrainConfig:
