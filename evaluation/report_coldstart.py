@@ -76,6 +76,25 @@ def _budget_line(world: dict, cfg: dict) -> str:
     )
 
 
+def _days(h: str) -> str:
+    return "1 day" if h == "1" else f"{h} days"
+
+
+def verdict_lines(changes: dict, history: list[str]) -> list[str]:
+    """Where the joint model wins and where it does not, against each other setup, from the intervals."""
+    out = []
+    for key, by in changes.items():
+        setup, versus = key.split("|")
+        if setup != "joint":
+            continue
+        grouped: dict[str, list[str]] = {}
+        for h in history:
+            grouped.setdefault(by[h]["verdict"], []).append(h)
+        parts = [f"{verdict} with {', '.join(_days(h) for h in days)}" for verdict, days in grouped.items()]
+        out.append(f"- `joint` against `{versus}`: " + "; ".join(parts) + " of ad history.")
+    return out
+
+
 def coldstart_sections(cs: dict) -> list[str]:
     cfg, history = cs["config"], cs["history"]
     level = int(100 * cfg["confidence"])
@@ -130,6 +149,7 @@ def coldstart_sections(cs: dict) -> list[str]:
             setup, versus = key.split("|")
             cells = [f"{_change(by[h])} {by[h]['verdict']}" for h in history]
             lines.append(f"| `{setup}` vs `{versus}` | " + " | ".join(cells) + " |")
+        lines += ["", *verdict_lines(w["changes"], history)]
         world = t["world"]
         built = f"world simulated and built in {world['seconds']:.0f} s; " if world["built"] else ""
         lines += [
