@@ -20,7 +20,8 @@
 #                                  with bootstrap intervals: runs cached under $(EVAL_MODELS), ablations.json + report
 #                                  under $(EVAL_OUT) (SETUPS=baseline,joint,... for a subset; EVAL_ARGS for any other
 #                                  option; WORLD=eval: the eval world's recipe, see below)
-#   make abtest                    the simulated budget-split A/B test with ad inventory on held-out days
+#   make abtest                    the simulated A/B test on held-out days: the models and reference arms (oracle, ground
+#                                  truth without ad terms, random) on the same ad slots, auction and audience designs
 #                                  (AB_DAYS=2026-03-11..2026-03-15; default: every day after the test days), for every
 #                                  seed of SEEDS, reusing evaluate's baseline and joint runs
 #   make coldstart                 Ads AP against days of ad history (1, 3, 7, all) for the baseline, the ads-only
