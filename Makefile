@@ -21,9 +21,13 @@
 #                                  with bootstrap intervals: runs cached under $(EVAL_MODELS), ablations.json + report
 #                                  under $(EVAL_OUT) (SETUPS=baseline,joint,... for a subset; EVAL_ARGS for any other
 #                                  option; WORLD=eval: the eval world's recipe, see below)
-#   make abtest                    the simulated budget-split A/B test with ad inventory on held-out days
+#   make abtest                    the simulated A/B test on held-out days: the models and reference arms (oracle, ground
+#                                  truth without ad terms, random) on the same ad slots, auction and audience designs
 #                                  (AB_DAYS=2026-03-11..2026-03-15; default: every day after the test days), for every
 #                                  seed of SEEDS, reusing evaluate's baseline and joint runs
+#   make coldstart                 Ads AP against days of ad history (1, 3, 7, all) for the baseline, the ads-only
+#                                  models and the joint model, 3 seeds, in the world under DATA_ROOT and in a second
+#                                  one with COLDSTART_CORRELATION (simulated into COLDSTART_ROOT when missing)
 #   make report                    rebuild report.md and its plots from the JSON (no training): EVAL_OUT's, or
 #                                  without it the newest of reports/local/eval (make evaluate) and reports/demo
 #   make bench                     benchmarks; figures land in $(BENCH_OUT)/*.json (default reports/local/bench)
@@ -70,7 +74,8 @@ BEAM_ARGS = --runner=$(RUNNER) --direct_running_mode=$(DIRECT_MODE) --direct_num
 WHEELS_DIR  ?= /opt/wheels
 PIP_EXTRA   := $(if $(wildcard $(WHEELS_DIR)),--find-links $(WHEELS_DIR))
 
-.PHONY: help setup demo data features examples backfill train score eval-world evaluate abtest report test test-fast lint typecheck bench \
+.PHONY: help setup demo data features examples backfill train score eval-world evaluate abtest coldstart report test test-fast \
+        lint typecheck bench \
         wheel clean
 
 help:  ## print the comment block at the top of this file
@@ -218,6 +223,24 @@ eval-world: setup
 # Without EVAL_OUT, the report just measured: the folder whose JSON is newest, make evaluate's or make demo's.
 REPORT_OUT = $(if $(filter command line environment,$(origin EVAL_OUT)),$(EVAL_OUT),$(or $(shell ls -t \
                $(EVAL_OUT)/*.json $(DEMO_EVAL_OUT)/*.json 2>/dev/null | head -1 | xargs -r dirname),$(EVAL_OUT)))
+
+# The cold-start sweep (README, Evaluation): every setup x ad history x seed on the mature split of each world, a
+# recipe of at most COLDSTART_BATCHES batches per epoch (4 epochs, one validation day) so that both worlds (78
+# runs) and the second world's simulation fit the hour on 2 cores. The second world's correlation was fixed
+# before any sweep ran.
+COLDSTART_CORRELATION ?= 0.8
+COLDSTART_ROOT        ?= $(DATA_ROOT)-rho$(COLDSTART_CORRELATION)
+COLDSTART_MODELS      ?= $(MODELS)/coldstart-$(WORLD)
+COLDSTART_SEEDS       ?= 1,2,3
+COLDSTART_HISTORY     ?= 1,3,7,all
+COLDSTART_BATCHES     ?= 25
+COLDSTART_ARGS        ?=
+
+coldstart: setup
+	$(check_examples_root)
+	$(PY) -m podtarget.evaluation.coldstart --worlds=0:$(DATA_ROOT),$(COLDSTART_CORRELATION):$(COLDSTART_ROOT) \
+	    --preset=$(WORLD) --models=$(COLDSTART_MODELS) --out=$(EVAL_OUT) --seeds=$(COLDSTART_SEEDS) \
+	    --history=$(COLDSTART_HISTORY) --max_batches_per_epoch=$(COLDSTART_BATCHES) $(COLDSTART_ARGS) $(BEAM_ARGS)
 
 report: setup
 	$(PY) -m podtarget.evaluation.report --out=$(REPORT_OUT) --world=$(DATA_ROOT)/world

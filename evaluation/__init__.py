@@ -1,10 +1,12 @@
 """Evaluation of the unified model on a simulated world whose ground truth is known.
 
-- :mod:`podtarget.evaluation.ablations`: the paper's offline ablations (Table 1) and ours, over seeds (``make
-evaluate``).
-- :mod:`podtarget.evaluation.abtest`: a budget-split online A/B test on held-out days, outcomes drawn from the
-simulator's
-  ground truth (``make abtest``).
+- :mod:`podtarget.evaluation.ablations`: the paper's offline ablations (Table 1) and ours, over seeds, with the
+  world's ground truth as a yardstick (``make evaluate``).
+- :mod:`podtarget.evaluation.abtest`: the online A/B test on held-out days, every arm (the models and reference arms)
+  on the same ad slots, in two market designs (:mod:`~podtarget.evaluation.auction`), outcomes drawn from the
+  simulator's ground truth (``make abtest``).
+- :mod:`podtarget.evaluation.coldstart`: Ads AP against the days of ad history the models train on, in two worlds
+  (``make coldstart``).
 - :mod:`podtarget.evaluation.report`: the markdown report, its PNG plots and the JSON behind them (``make report``).
 
 Run as ``python -m``, a Ctrl-C while a command still imports is one line (``common/cli.py``).

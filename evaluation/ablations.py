@@ -17,8 +17,8 @@ Configurations (``SETUPS``; each figure is relative to ``baseline`` trained with
 
 - ``baseline``: the promotions-only multi-head model (promotion rows; PromotionStream, Click, Like, Follow).
 - ``promo_stream_only``, ``ads_stream_only``, ``ads_stream_anc``, ``joint``: the other rows of Table 1.
-- ``no_mask``, ``no_balance``, ``no_<group>`` (one per feature group of the spec), ``mmoe``: the joint model with
-  one thing changed.
+- ``no_mask``, ``no_balance``, ``no_repeat_cap``, ``no_<group>`` (one per feature group of the spec), ``mmoe``: the
+  joint model with one thing changed.
 
 Splits: the trainer's default (``--split=trainer``: days with immature stream labels left out, which leaves like
 and follow without mature test labels on a short world), explicit ``--train_days/--valid_days/--test_days``, or
@@ -52,14 +52,16 @@ import pyarrow as pa
 
 from podtarget.common.checks import check_choice, check_int, check_number, invalid, optional
 from podtarget.common.cli import CommandParser, configure_logging, warn_if_threads_spin
-from podtarget.evaluation import intervals
+from podtarget.evaluation import intervals, ranking
 from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity, world_beside
+from podtarget.evaluation.truth import REFERENCES, reference_scores
 from podtarget.model import artifacts
 from podtarget.model.artifacts import load_model
 from podtarget.model.metrics import binary_metrics
 from podtarget.model.spec import DEFAULT_SPEC, load_spec
 from podtarget.model.train import TrainConfig, train
 from podtarget.schemas import layout
+from podtarget.simulator.world import World
 from podtarget.transforms.runtime.storage import list_files, read_bytes, read_parquet_files
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,7 @@ def all_setups(spec_path: str = str(DEFAULT_SPEC)) -> dict[str, Setup]:
         Setup("joint", "Promo + Ads 5-task joint model", {}, None, (4.5, 50.2)),
         Setup("no_mask", "Joint, directional masking off", {"directional_mask": False}),
         Setup("no_balance", "Joint, source-balanced sampling off", {"source_ratio": None}),
+        Setup("no_repeat_cap", "Joint, balanced batches without the cap on repeats", {"max_source_repeats": None}),
     ]
     for group in load_spec(spec_path).groups:
         setups.append(Setup(f"no_{group}", f"Joint, without the {group} features", {"disable_groups": [group]}))
@@ -213,6 +216,9 @@ class EvaluateConfig:
     split: str = "trainer"  # trainer: the trainer's default or the explicit days below; mature: see the module doc
     valid_count: int = 2  # --split=mature: validation days
     test_count: int = 3  # --split=mature: test days
+    # The simulated world whose ground truth scores the test rows as yardsticks (evaluation/truth.py); None or a
+    # folder without a world (logs of your own): a constant is the only reference.
+    world: str | None = None
     train_days: str | None = None
     valid_days: str | None = None
     test_days: str | None = None
@@ -401,6 +407,10 @@ class TestRows:
     scores: dict[str, dict[tuple[str, int], np.ndarray]]
     heads: dict[str, dict[str, str]]  # figure -> setup -> head
     immature: dict[str, list[str]]  # figure -> test days left out (labels mostly unobserved)
+    # figure -> reference name (evaluation/truth.py: constant, truth_shared, truth) -> its scores of the rows
+    references: dict[str, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict)
+    campaign: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # figure -> the rows' campaigns
+    user: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # figure -> the rows' users
 
 
 def read_days(examples: str, days: Sequence[str]) -> pa.Table:
@@ -454,7 +464,23 @@ def score_test_rows(config: EvaluateConfig, records: list[dict], test_days: list
                 scores[figure][(record["setup"], record["seed"])] = joined[head][rows[figure]].astype(np.float64)
                 heads[figure][record["setup"]] = head
     index = {f: np.flatnonzero(r) for f, r in rows.items()}
-    return TestRows(table.num_rows, index, labels, tiers, scores, heads, immature)
+    out = TestRows(table.num_rows, index, labels, tiers, scores, heads, immature)
+    world = load_world(config.world or world_beside(config.examples))
+    reference = reference_scores(world, table)
+    ids = {c: table.column(c).to_numpy(zero_copy_only=False) for c in ("campaign_id", "user_id")}
+    for figure, (label, _, _) in FIGURES.items():
+        # The world's yardsticks are stream probabilities: they rank stream labels, not likes or follows.
+        names = reference if label == "label_stream" else {"constant": reference["constant"]}
+        out.references[figure] = {k: v[rows[figure]] for k, v in names.items()}
+        out.campaign[figure], out.user[figure] = ids["campaign_id"][rows[figure]], ids["user_id"][rows[figure]]
+    return out
+
+
+def load_world(folder: str | None) -> World | None:
+    """The simulated world saved in ``folder``, or None where there is none (a data root of your own logs)."""
+    if not folder or not artifacts.exists(artifacts.join(folder, "config.json")):
+        return None
+    return World.load(folder)
 
 
 # ------------------------------------------------------------------------------------------ figures
@@ -517,6 +543,39 @@ def segment_figures(
             "ci": intervals.percentile_interval(resampled, confidence),
             "share_above_zero": float((finite > 0).mean()) if finite.size else None,
         }
+    out.update(gain_shares(point, boot, seed_weights, present, seeds, confidence))
+    return out
+
+
+def gain_shares(
+    point: Mapping[str, float],
+    boot: Mapping[str, np.ndarray],
+    seed_weights: np.ndarray,
+    setups: Sequence[str],
+    seeds: Sequence[int],
+    confidence: float,
+) -> dict:
+    """The references' AP (keys ``@<name>``: a constant, the ground truth) and each setup's share of the achievable
+    gain, ``(AP - constant's) / (ground truth's - constant's)``, against each ground truth, with its interval
+    from the same resamples (seed-mean AP of the setup; the references are the same for every seed)."""
+    refs = {name: point[f"@{name}"] for name, _ in REFERENCES if f"@{name}" in point}
+    out: dict[str, Any] = {"references": refs, "gain_share": {}}
+    if "constant" not in refs:
+        return out
+    base, base_boot = refs["constant"], boot["@constant"]
+    for truth in (n for n in refs if n != "constant"):
+        top, top_boot = refs[truth], boot[f"@{truth}"]
+        for setup in setups:
+            a = np.mean([point[f"{setup}/{seed}"] for seed in seeds])
+            ba = np.stack([boot[f"{setup}/{seed}"] for seed in seeds], axis=1)
+            mean = (ba * seed_weights).sum(axis=1) / seed_weights.sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                resampled = (mean - base_boot) / (top_boot - base_boot)
+            share = (a - base) / (top - base) if top != base else float("nan")
+            out["gain_share"].setdefault(setup, {})[truth] = {
+                "point": _finite(float(share)),
+                "ci": intervals.percentile_interval(resampled, confidence),
+            }
     return out
 
 
@@ -538,6 +597,7 @@ def figures(config: EvaluateConfig, rows: TestRows, setups: Sequence[str]) -> di
             masks.update({f"tier_{t}": tiers == t for t in sorted(set(tiers.tolist())) if t >= 0})
         for name, mask in masks.items():
             keys = {f"{s}/{seed}": v[mask] for (s, seed), v in rows.scores[figure].items()}
+            keys |= {f"@{r}": v[mask] for r, v in rows.references.get(figure, {}).items()}
             segments[(figure, name)] = (rows.index[figure][mask], y[mask], keys)
     defined = {k: v for k, v in segments.items() if 0 < v[1].sum() < v[1].size}
     rng = np.random.default_rng(config.bootstrap_seed)
@@ -550,6 +610,78 @@ def figures(config: EvaluateConfig, rows: TestRows, setups: Sequence[str]) -> di
         out[figure]["segments"][name] = segment_figures(
             y, keys, boot.get((figure, name)), seed_weights, setups, config.seeds, comparisons, config.confidence
         )
+    return out
+
+
+# The offline metrics that match the A/B designs (evaluation/ranking.py): name -> (how changes are expressed).
+RANKING_METRICS = {"within_user_auc": "points", "within_campaign_ap": "pct"}
+
+
+def ranking_figures(config: EvaluateConfig, rows: TestRows, setups: Sequence[str]) -> dict:
+    """Per stream figure (ads, promotions): the within-user AUC of campaign-normalised scores (what the auction
+    design rewards) and the within-campaign AP (what the audience design rewards), per setup and seed and for the
+    references, with cluster-bootstrap intervals (users or campaigns, and seeds) of each setup's value and of its
+    change against the baseline (AUC in points, AP in %)."""
+    rng = np.random.default_rng([config.bootstrap_seed, 0xA0C])
+    out: dict[str, Any] = {}
+    for figure in BY_TIER:
+        y, campaign, user = rows.labels[figure], rows.campaign.get(figure), rows.user.get(figure)
+        if campaign is None or user is None or not 0 < y.sum() < y.size:
+            continue
+        models = {f"{s}/{seed}": v for (s, seed), v in rows.scores[figure].items()}
+        models |= {f"@{r}": v for r, v in rows.references.get(figure, {}).items()}
+        pairs = ranking.user_pairs(y, campaign, user)
+        groups = ranking.campaign_groups(y, campaign)
+        parts = {
+            "within_user_auc": {k: ranking.within_user_pairs(y, v, campaign, user, pairs) for k, v in models.items()},
+            "within_campaign_ap": {},
+        }
+        for k, v in models.items():
+            ap, positives = ranking.within_campaign_ap(y, v, campaign, groups)
+            parts["within_campaign_ap"][k] = (ap * positives, positives)
+        sizes = {"within_user_auc": {"pairs": int(pairs[0].size), "users": int(np.unique(pairs[2]).size)}}
+        sizes["within_campaign_ap"] = {"campaigns": len(groups), "positives": int(sum(y[g].sum() for g in groups))}
+        out[figure] = {
+            metric: {**sizes[metric], **ranking_metric(parts[metric], setups, config, rng, RANKING_METRICS[metric])}
+            for metric in RANKING_METRICS
+        }
+    return out
+
+
+def ranking_metric(
+    parts: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    setups: Sequence[str],
+    config: EvaluateConfig,
+    rng: np.random.Generator,
+    change: str,
+) -> dict:
+    """One ranking metric from per-cluster (numerator, denominator) of every model key: values per setup and
+    seed, the references', and bootstrap intervals of each setup's seed mean and its change against the
+    baseline."""
+    seeds = config.seeds
+    present = [s for s in setups if all(f"{s}/{seed}" in parts for seed in seeds)]
+    if not present or not next(iter(parts.values()))[1].size:
+        return {"note": "undefined: no cluster with both outcomes"}
+    value = {k: float(num.sum() / den.sum()) if den.sum() else float("nan") for k, (num, den) in parts.items()}
+    numerators = {s: np.stack([parts[f"{s}/{seed}"][0] for seed in seeds], axis=1) for s in present}
+    denominators = {s: np.stack([parts[f"{s}/{seed}"][1] for seed in seeds], axis=1) for s in present}
+    draws, seed_w = ranking.cluster_bootstrap(numerators, denominators, config.bootstrap, rng)
+    means = {s: (draws[s] * seed_w).sum(axis=1) / seed_w.sum(axis=1) for s in present}
+    out: dict[str, Any] = {"setups": {}, "references": {}, "change_vs_baseline": {}, "change_unit": change}
+    for s in present:
+        per_seed = [value[f"{s}/{seed}"] for seed in seeds]
+        ci = intervals.percentile_interval(means[s], config.confidence)
+        out["setups"][s] = {"per_seed": per_seed, **spread(per_seed), "ci": ci}
+        if s != "baseline" and "baseline" in present:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                diff = means[s] - means["baseline"] if change == "points" else 100 * (means[s] / means["baseline"] - 1)
+            point = float(np.mean(per_seed))
+            base = float(np.mean([value[f"baseline/{seed}"] for seed in seeds]))
+            out["change_vs_baseline"][s] = {
+                "point": _finite(point - base if change == "points" else 100 * (point / base - 1)),
+                "ci": intervals.percentile_interval(diff, config.confidence),
+            }
+    out["references"] = {k[1:]: _finite(v) for k, v in value.items() if k.startswith("@")}
     return out
 
 
@@ -630,6 +762,7 @@ def run_ablations(config: EvaluateConfig) -> dict:
     t0 = time.perf_counter()
     names = [s.name for s in config.chosen]
     result_figures = figures(config, rows, names)
+    ranking_result = ranking_figures(config, rows, names)
     bootstrap_seconds = round(time.perf_counter() - t0, 2)
     known = {s.name: s for s in config.chosen}
     result = {
@@ -650,6 +783,8 @@ def run_ablations(config: EvaluateConfig) -> dict:
             for name in names
         },
         "figures": result_figures,
+        "ranking": ranking_result,
+        "references": {name: label for name, label in REFERENCES},
         "directions": directions(result_figures, names, config.confidence),
         "runs": [{k: v for k, v in r.items() if k != "path"} for r in records],
         "calibration": calibration_curves(config, rows, split["test"]),
@@ -666,7 +801,8 @@ def run_ablations(config: EvaluateConfig) -> dict:
     return result
 
 
-def _ints(text: str) -> tuple[int, ...]:
+def parse_ints(text: str) -> tuple[int, ...]:
+    """Comma-separated integers of a command-line flag (seeds, days of history)."""
     try:
         return tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError as exc:
@@ -680,7 +816,7 @@ def parse_args(argv: Sequence[str]) -> tuple[EvaluateConfig, argparse.Namespace]
     p.add_argument("--examples", default="./data/examples", help="Example table root.")
     p.add_argument("--models", default=d.models, help="Folder of the evaluation's model runs (cached).")
     p.add_argument("--out", default=d.out, help="Report folder: ablations.json, report.md, plots.")
-    p.add_argument("--seeds", type=_ints, default=d.seeds, help="Comma list of training seeds.")
+    p.add_argument("--seeds", type=parse_ints, default=d.seeds, help="Comma list of training seeds.")
     p.add_argument("--setups", default="", help=f"Comma list (default: all): {', '.join(all_setups())}.")
     p.add_argument("--spec", default=d.spec)
     p.add_argument("--epochs", type=int, default=d.epochs)
@@ -700,12 +836,17 @@ def parse_args(argv: Sequence[str]) -> tuple[EvaluateConfig, argparse.Namespace]
     p.add_argument("--confidence", type=float, default=d.confidence)
     p.add_argument("--bootstrap_seed", type=int, default=d.bootstrap_seed)
     p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True, help="Rewrite the report.")
-    p.add_argument("--world", default=None, help="World folder recorded in the report (default: beside examples).")
+    p.add_argument(
+        "--world",
+        default=None,
+        help="World folder: its ground truth scores the test rows as references, and the report records its "
+        "configuration (default: beside the examples).",
+    )
     a = p.parse_args(argv)
     setups = tuple(s.strip() for s in a.setups.split(",") if s.strip()) or None
     fields = {f.name for f in dataclasses.fields(EvaluateConfig)}
-    values = {k: v for k, v in vars(a).items() if k in fields}
     a.world = a.world or world_beside(a.examples)
+    values = {k: v for k, v in vars(a).items() if k in fields}
     return EvaluateConfig(**{**values, "setups": setups}), a
 
 
@@ -718,7 +859,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cli.report:
         from podtarget.evaluation.report import write_report
 
-        print(f"report written to {write_report(config.out, world_dir=cli.world)}")
+        print(f"report written to {write_report(config.out, world_dir=config.world)}")
     return 0
 
 

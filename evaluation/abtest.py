@@ -1,43 +1,45 @@
-"""A simulated budget-split online A/B test (``make abtest``) on held-out days, with ad inventory and an auction;
-outcomes from the ground truth.
+"""The simulated online A/B test (``make abtest``) on held-out days: every arm serves the same ad slots, in two
+market designs; outcomes from the ground truth.
 
-Design (the paper's test, Table 2, replayed on the simulated world):
+Design (the paper's test, Table 2, replayed on the simulated world, where every arm can be served on the same slots):
 
-- **Arms.** Control: the promotions-only model (``baseline`` of the ablations), its PromotionStream head scoring
-  ad campaigns (the paper's cold-start baseline, which ignores ad features). Treatment: the 5-task joint model's
-  AdStream head. Both score every ad campaign whatever its objective (``--heads=ad:*=<head>``), so the test
-  compares the two stream predictions only. The test is run once per model seed (``--model_seeds``): the
-  baseline and joint runs of that seed.
+- **Arms.** Model arms: control, the promotions-only model (``baseline`` of the ablations) with its
+  PromotionStream head scoring ad campaigns (the paper's cold-start baseline, which ignores ad features), and
+  treatment, the 5-task joint model's AdStream head, both of one model seed (``--model_seeds``: the test runs
+  once per seed). Reference arms, possible only in simulation (:data:`REFERENCE_ARMS`): ``oracle`` (the world's
+  true stream probability in the serving context), ``truth_shared`` (the ground truth without its ad-only terms:
+  user x show affinity, language match, show appeal) and ``random``. Every table shows where each arm sits
+  between random (0) and oracle (1).
 - **Audiences** come from the project's scoring pipeline (:func:`podtarget.pipelines.score.run`, the same eligibility
-  rules and serving context as ``make score``), run once per seed, arm and day into a scratch data root that
-  links the real inputs. Every eligible user is scored.
-- **Budget split.** Users are split between the arms by a stable hash of ``user_id`` and ``--split_seed`` (half
-  each), and every ad campaign active on the day gives each arm half of its daily budget (``budget / campaign
-  days``, as the simulator paces it).
-- **Inventory.** Ads are shown only where a user has an ad slot: each user's slots of the day are drawn from the
-  world's session model (:func:`podtarget.simulator.behaviour.ad_opportunities`: sessions from the user's activity, ad
-  slots per session, none for premium users), with a seed of their own (``--inventory_seed``), the same for
-  every model seed. Both arms see the same kind of inventory; the models decide only who gets each slot.
-- **Auction.** Each slot, in time order, goes to a second-price auction among the campaigns the user is eligible
-  for, that are under the frequency cap for the user and can still pay. A campaign bids its CPM scaled by the
-  arm's predicted stream probability of the user relative to its mean over the campaign's eligible users in the
-  arm (value-based bidding: the average bid is the CPM, the arm's ranking decides where it bids high). Bids
-  below the reserve (``--reserve_cpm``) are not entered. The winner pays the larger of the second bid and the
-  reserve, per impression (CPM / 1000), from the arm's half budget.
-- **Outcomes** are drawn from :meth:`podtarget.simulator.World.outcome_probabilities` with a seeded generator per (model
-  seed, day, arm), in the context scoring assumed (the campaign's lowest-id creative in the slot and surface of
-  its format, the user's primary device) at the hour of the slot, with the user's earlier impressions of the
-  campaign that day as ``prior_exposures`` (ad fatigue). A click is drawn first, then a stream given it.
+  rules and serving context as ``make score``), run once per seed, model arm and day into a scratch data root that
+  links the real inputs. Every eligible user is scored; the reference arms score the same (user, campaign) pairs.
+- **Slots.** Each user's ad slots of the day are drawn from the world's session model
+  (:func:`podtarget.simulator.behaviour.ad_opportunities`: sessions from the user's activity, ad slots per
+  session, none for premium users), with a seed of their own (``--inventory_seed``). Every arm serves all of
+  them, as its own counterfactual day, with each active campaign's whole daily budget (``budget / campaign
+  days``): no user split, so no arm gets more slots than another.
+- **Market** (``--designs``; :mod:`podtarget.evaluation.auction`): ``auction``, every slot sold to the best
+  value bid (CPM x score / the campaign's mean score) among the user's eligible campaigns, which is blind to a
+  factor shared by all of a user's campaigns; and ``audience``, each campaign buying the top share of its
+  eligible users by score (``--audience_shares``) and bidding value within it, unsold slots going to outside
+  demand, where arms are compared at matched delivery (:mod:`podtarget.evaluation.abtest_figures`).
+  Second price, reserve (``--reserve_cpm``), frequency cap and budgets in both.
+- **Outcomes** are drawn from :meth:`podtarget.simulator.World.outcome_probabilities` in the context scoring
+  assumed (the campaign's lowest-id creative in the slot and surface of its format, the user's primary device)
+  at the hour of the slot, with the user's earlier impressions of the campaign that day as ``prior_exposures``
+  (ad fatigue). A slot's random numbers are the same in every arm (``--draw_seed``): a click is drawn first,
+  then a stream given it; arms differ only by whom they served.
 - **Metrics**, per arm: impressions, reach (distinct users per campaign-day), spend, clicks, streams,
   impression-to-stream rate (i2s), CTR, eCPS (spend / streams), and the expected i2s (mean true stream
-  probability, free of draw noise). Lifts are treatment / control - 1, overall, for less-streamed podcasts
-  (popularity tiers 3-5, the paper's low-stream tiers) and per tier, with percentile bootstrap intervals that
-  resample the model seeds and the campaign-days (both arms of a campaign-day together).
+  probability, free of draw noise). Lifts against control, overall, for less-streamed podcasts (popularity tiers
+  3-5, the paper's low-stream tiers) and per tier, with percentile bootstrap intervals that resample the model
+  seeds and the campaign-days.
 
 ::
 
     python -m podtarget.evaluation.abtest --data_root=./data --models=models/eval-demo --out=reports/eval \\
-        [--days=2026-03-11..2026-03-15] [--model_seeds=1,2,3] [--control=models/x --treatment=models/y]
+        [--days=2026-03-11..2026-03-15] [--model_seeds=1,2,3] [--designs=auction,audience] \\
+        [--audience_shares=0.01,0.02,0.05,0.1,0.25,0.5] [--control=models/x --treatment=models/y]
 """
 
 from __future__ import annotations
@@ -58,12 +60,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from podtarget.common.checks import check_int, check_number, invalid
+from podtarget.common.checks import check_choice, check_int, check_number, invalid
 from podtarget.common.cli import CommandParser, configure_logging, warn_if_threads_spin
 from podtarget.common.days import parse_days
-from podtarget.common.hashing import splitmix64
-from podtarget.evaluation import intervals
+from podtarget.evaluation import abtest_figures
+from podtarget.evaluation.ablations import parse_ints
+from podtarget.evaluation.abtest_figures import COUNTERS, LESS_STREAMED_TIERS, METRICS
+from podtarget.evaluation.auction import audience_pairs, audience_ranks, run_auction, value_bids
 from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity
+from podtarget.evaluation.truth import shared_stream_logit
 from podtarget.model import artifacts
 from podtarget.pipelines import score
 from podtarget.pipelines.daily import load_podcast_features, read_snapshot
@@ -76,11 +81,15 @@ from podtarget.transforms.runtime.storage import read_parquet
 
 log = logging.getLogger(__name__)
 
-ARMS = ("control", "treatment")
+MODEL_ARMS = ("control", "treatment")
 HEADS = {"control": "PromotionStream", "treatment": "AdStream"}
-LESS_STREAMED_TIERS = (3, 4, 5)
-COUNTERS = ("impressions", "reach", "spend_micros", "clicks", "streams", "expected_streams")
-METRICS = ("i2s", "ecps", "ctr", "streams", "reach", "impressions", "expected_i2s")
+REFERENCE_ARMS = {
+    "random": "a uniform random score per (user, campaign) pair",
+    "truth_shared": "the ground truth without its ad-only terms: user x show affinity, language match, show appeal",
+    "oracle": "the world's true stream probability in the serving context",
+}
+ARMS = (*MODEL_ARMS, *REFERENCE_ARMS)
+DESIGNS = ("auction", "audience")
 PAPER = {
     "all": {"i2s": 18.0, "ecps": -20.0, "ctr": 9.0, "streams": 18.0},
     "less_streamed": {"i2s": 24.0, "ecps": -22.0, "ctr": 10.0, "streams": 27.0},
@@ -88,6 +97,7 @@ PAPER = {
     "i2s_by_tier": {"0": 7.0, "2": 20.0, "3": 27.0, "4": 33.0, "5": 60.0},
     "cps_by_tier": {"3": -20.0, "4": -24.0, "5": -38.0},
 }
+__all__ = ["ARMS", "COUNTERS", "DESIGNS", "LESS_STREAMED_TIERS", "METRICS", "ABTestConfig", "run_abtest"]
 
 
 def _seeds(value: Sequence[int]) -> tuple[int, ...]:
@@ -105,7 +115,12 @@ class ABTestConfig:
     model_seeds: tuple[int, ...] = (1,)
     control: str | None = None  # a model folder instead of <models>/baseline-s<seed> (one seed only)
     treatment: str | None = None  # a model folder instead of <models>/joint-s<seed> (one seed only)
-    split_seed: int = 11
+    arms: tuple[str, ...] = ARMS  # control and treatment, and any of the reference arms
+    designs: tuple[str, ...] = DESIGNS
+    # The audience design's shares of each campaign's eligible users bought; arms are read at the control's
+    # delivery at matched_share (one of them).
+    audience_shares: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.25, 0.5)
+    matched_share: float = 0.1
     draw_seed: int = 29
     inventory_seed: int = 37
     reserve_cpm_micros: int = 5_000_000  # below every CPM the simulator books (6-24 currency units)
@@ -119,6 +134,8 @@ class ABTestConfig:
         owner = "ABTestConfig"
         self.days = tuple(self.days)
         self.model_seeds = _seeds(self.model_seeds)
+        self.arms, self.designs = tuple(self.arms), tuple(self.designs)
+        self.audience_shares = tuple(float(q) for q in self.audience_shares)
         if not self.data_root or "://" in self.data_root:
             raise invalid(owner, "data_root", "a local folder (the scratch root links it), e.g. ./data", self.data_root)
         check_int(owner, "bootstrap", self.bootstrap, low=100)  # fewer resamples make percentile ends noise
@@ -131,90 +148,28 @@ class ABTestConfig:
         if (self.control or self.treatment) and len(self.model_seeds) > 1:
             expected = "a single seed when control or treatment is given (each names one model)"
             raise invalid(owner, "model_seeds", expected, self.model_seeds)
+        known = [a for a in ARMS if a in self.arms]
+        if self.arms[:2] != MODEL_ARMS or len(set(self.arms)) != len(self.arms) or len(known) != len(self.arms):
+            expected = f"'control', 'treatment', then any of {list(REFERENCE_ARMS)} (lifts are against control)"
+            raise invalid(owner, "arms", expected, self.arms)
+        if (
+            not self.designs
+            or any(d not in DESIGNS for d in self.designs)
+            or len(set(self.designs)) < len(self.designs)
+        ):
+            raise invalid(owner, "designs", f"some of {list(DESIGNS)}, at least one", self.designs)
+        shares_ok = all(0 < q <= 1 for q in self.audience_shares) and len(set(self.audience_shares)) > 1
+        if not shares_ok or list(self.audience_shares) != sorted(self.audience_shares):
+            raise invalid(owner, "audience_shares", "two or more increasing shares in (0, 1]", self.audience_shares)
+        check_choice(owner, "matched_share", self.matched_share, self.audience_shares)
         check_int(owner, "reserve_cpm_micros", self.reserve_cpm_micros, low=0)
-        for name in ("split_seed", "draw_seed", "inventory_seed"):
+        for name in ("draw_seed", "inventory_seed"):
             check_int(owner, name, getattr(self, name), low=0)
 
     def model_path(self, arm: str, seed: int) -> str:
         given = self.control if arm == "control" else self.treatment
         setup = "baseline" if arm == "control" else "joint"
         return given or artifacts.join(self.models, f"{setup}-s{seed}")
-
-
-# ------------------------------------------------------------------------------------------ the auction
-
-
-@dataclasses.dataclass(frozen=True)
-class Won:
-    """The slots one arm sold on one day: per impression, the slot, the (user, campaign) pair and the price."""
-
-    slot: np.ndarray  # index into the day's slots
-    pair: np.ndarray  # index into the pairs given to the auction
-    price_micros: np.ndarray  # paid per impression (the clearing CPM / 1000)
-    prior_exposures: np.ndarray  # the user's earlier impressions of the campaign today
-
-
-def value_bids(pair_campaign: np.ndarray, score: np.ndarray, cpm_micros: np.ndarray) -> np.ndarray:
-    """Each pair's bid (a CPM, micros): the campaign's CPM times the pair's predicted probability over the mean of
-    the campaign's pairs. A campaign whose pairs all score 0 bids its CPM on each."""
-    sums = np.bincount(pair_campaign, weights=score, minlength=len(cpm_micros))
-    counts = np.bincount(pair_campaign, minlength=len(cpm_micros))
-    mean = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)[pair_campaign]
-    relative = np.divide(score, mean, out=np.ones_like(score, dtype=float), where=mean > 0)
-    return cpm_micros[pair_campaign] * relative
-
-
-def run_auction(
-    slot_users: np.ndarray,
-    pair_user: np.ndarray,
-    pair_campaign: np.ndarray,
-    pair_bid: np.ndarray,
-    budget_micros: np.ndarray,
-    cap: int,
-    reserve_cpm_micros: float,
-) -> Won:
-    """Sell each slot (``slot_users``, in time order) in a second-price auction among the eligible pairs of its user
-    (``pair_user``, ``pair_campaign`` index into ``budget_micros``, ``pair_bid`` a CPM): a campaign enters while
-    under ``cap`` impressions to the user today and while its budget covers its own bid; bids below the reserve
-    never enter. The winner pays max(second bid, reserve) / 1000."""
-    if cap < 1:
-        raise ValueError(f"cap must be >= 1 impression per user, campaign and day; got {cap}")
-    if not len(pair_user) == len(pair_campaign) == len(pair_bid):
-        raise ValueError("pair_user, pair_campaign and pair_bid must have one entry per pair")
-    keep = np.flatnonzero(pair_bid >= reserve_cpm_micros)
-    order = keep[np.argsort(pair_user[keep], kind="stable")]
-    sorted_users = pair_user[order]
-    starts = np.searchsorted(sorted_users, slot_users, "left")
-    ends = np.searchsorted(sorted_users, slot_users, "right")
-    remaining = np.asarray(budget_micros, np.float64).copy()
-    shown = np.zeros(len(pair_user), np.int64)
-    won: list[tuple[int, int, float, int]] = []
-    for i in np.flatnonzero(ends > starts):
-        pairs = order[starts[i] : ends[i]]
-        bids = pair_bid[pairs]
-        ok = (shown[pairs] < cap) & (remaining[pair_campaign[pairs]] >= bids / 1000.0)
-        if not ok.any():
-            continue
-        live = np.where(ok, bids, -np.inf)
-        best = int(np.argmax(live))
-        live[best] = -np.inf
-        clearing = max(float(live.max()), float(reserve_cpm_micros))
-        pair = int(pairs[best])
-        price = clearing / 1000.0
-        remaining[pair_campaign[pair]] -= price
-        won.append((int(i), pair, price, int(shown[pair])))
-        shown[pair] += 1
-    if not won:
-        empty = np.zeros(0, np.int64)
-        return Won(empty, empty, np.zeros(0), empty)
-    slots, pairs, prices, priors = (np.array(col) for col in zip(*won, strict=True))
-    return Won(slots.astype(np.int64), pairs.astype(np.int64), prices.astype(np.float64), priors.astype(np.int64))
-
-
-def arm_of_users(user_ids: np.ndarray, split_seed: int) -> np.ndarray:
-    """0 (control) or 1 (treatment) per user: a stable hash, independent of the day and of the models."""
-    mixed = splitmix64(np.asarray(user_ids, np.int64).astype(np.uint64) ^ splitmix64(np.array([split_seed]))[0])
-    return (mixed & np.uint64(1)).astype(np.int8)
 
 
 def draw_outcomes(
@@ -226,10 +181,11 @@ def draw_outcomes(
     surfaces: np.ndarray,
     hours: np.ndarray,
     prior_exposures: np.ndarray,
-    rng: np.random.Generator,
+    uniforms: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """Clicks and streams of impressions, drawn from the ground truth. Ids are 1-based (``user_id`` etc.);
-    ``ad_slots`` and ``surfaces`` are codes into ``AD_SLOTS`` and ``SURFACES``."""
+    """Clicks and streams of impressions, drawn from the ground truth with the given random numbers
+    (``uniforms[impression] = (click draw, stream draw)``, e.g. the slot's, the same in every arm). Ids are 1-based
+    (``user_id`` etc.); ``ad_slots`` and ``surfaces`` are codes into ``AD_SLOTS`` and ``SURFACES``."""
     u = np.asarray(users, np.int64) - 1
     p = world.outcome_probabilities(
         u,
@@ -242,9 +198,8 @@ def draw_outcomes(
         ad_slot=np.asarray(ad_slots),
         prior_exposures=np.asarray(prior_exposures),
     )
-    n = len(u)
-    click = rng.random(n) < p.click
-    stream = rng.random(n) < np.where(click, p.stream_if_click, p.stream_if_no_click)
+    click = uniforms[:, 0] < p.click
+    stream = uniforms[:, 1] < np.where(click, p.stream_if_click, p.stream_if_no_click)
     return {"click": click, "stream": stream, "p_stream": p.stream}
 
 
@@ -262,7 +217,8 @@ def scratch_root(data_root: str, folder: str) -> str:
 
 
 def score_arm(config: ABTestConfig, scratch: str, day: datetime.date, arm: str, seed: int, n_users: int) -> pa.Table:
-    """Every eligible (user, ad campaign) pair of ``day`` scored by the arm's head, through the scoring pipeline."""
+    """Every eligible (user, ad campaign) pair of ``day`` scored by the arm's head, through the scoring pipeline,
+    sorted by campaign and user."""
     summary = score.run(
         [
             f"--data_root={scratch}",
@@ -283,7 +239,9 @@ def score_arm(config: ABTestConfig, scratch: str, day: datetime.date, arm: str, 
     )
     log.info("%s %s seed %d: %s", day, arm, seed, score.describe(summary).replace("\n", "; "))
     audiences = read_parquet(layout.join(layout.audience_partition(scratch, day), "part-*.parquet"))
-    return audiences.select(["campaign_id", "user_id", "score"])
+    return audiences.select(["campaign_id", "user_id", "score"]).sort_by(
+        [("campaign_id", "ascending"), ("user_id", "ascending")]
+    )
 
 
 def campaign_context(data_root: str, day: datetime.date, config: ABTestConfig) -> pa.Table:
@@ -306,98 +264,185 @@ def campaign_context(data_root: str, day: datetime.date, config: ABTestConfig) -
 
 
 def day_slots(world: World, day: datetime.date, config: ABTestConfig) -> dict[str, np.ndarray]:
-    """The day's ad slots of every user (ids, 1-based), the same for every model seed and arm."""
+    """The day's ad slots of every user (ids, 1-based), the same for every model seed and arm, with each slot's
+    random numbers for its outcomes (``uniforms``: click and stream draws)."""
     users = np.arange(world.config.n_users)
     slots = ad_opportunities(world, world.day_offset(day), users, rng_for(config.inventory_seed, day.toordinal()))
-    return {**slots, "user": slots["user"] + 1}
+    uniforms = rng_for(config.draw_seed, day.toordinal()).random((len(slots["user"]), 2))
+    return {**slots, "user": slots["user"] + 1, "uniforms": uniforms}
 
 
-def serve_arm(
-    world: World,
-    config: ABTestConfig,
-    day: datetime.date,
-    seed: int,
-    arm_index: int,
-    campaigns: list[dict],
-    scored: pa.Table,
-    slots: dict[str, np.ndarray],
-) -> list[dict]:
-    """One arm's auctions of one day; per campaign its counters (and the users it served, for the tests)."""
-    index = {c["campaign_id"]: i for i, c in enumerate(campaigns)}
-    campaign_ids = scored.column("campaign_id").to_numpy()
-    users = scored.column("user_id").to_numpy().astype(np.int64)
-    mine = np.isin(campaign_ids, list(index)) & (arm_of_users(users, config.split_seed) == arm_index)
-    pair_campaign = np.array([index[c] for c in campaign_ids[mine].tolist()], np.int64)
-    pair_user = users[mine]
-    cpm = np.array([c["cpm_micros"] for c in campaigns], np.float64)
-    budget = np.array([c["budget_micros"] / ((c["end_date"] - c["start_date"]).days + 1) / 2.0 for c in campaigns])
-    bids = value_bids(pair_campaign, scored.column("score").to_numpy()[mine].astype(np.float64), cpm)
-    in_arm = arm_of_users(slots["user"], config.split_seed) == arm_index
-    slot_users, slot_hours = slots["user"][in_arm], slots["hour"][in_arm]
+@dataclasses.dataclass
+class DayMarket:
+    """What every arm of one day shares: the campaigns with their serving context and money, the eligible (user,
+    campaign) pairs (campaign-major, as scored), and the slots."""
+
+    campaigns: list[dict]
+    pair_campaign: np.ndarray  # index into campaigns
+    pair_user: np.ndarray  # user_id (1-based)
+    slots: dict[str, np.ndarray]
+    cap: int
+
+    @property
+    def budget(self) -> np.ndarray:
+        """Each campaign's daily budget (``budget / campaign days``, as the simulator paces it)."""
+        return np.array([c["budget_micros"] / ((c["end_date"] - c["start_date"]).days + 1) for c in self.campaigns])
+
+    def column(self, key: str) -> np.ndarray:
+        return np.array([c[key] for c in self.campaigns])
+
+
+def reference_scores(
+    world: World, market: DayMarket, config: ABTestConfig, day: datetime.date
+) -> dict[str, np.ndarray]:
+    """The reference arms' scores of the day's pairs: the true stream probability in the serving context (the
+    campaign's creative, slot, surface and hour, the user's primary device, no earlier impression), its terms
+    both channels share, and a uniform random number."""
+    user = market.pair_user - 1
+    podcast = market.column("podcast_id")[market.pair_campaign] - 1
+    ad_slot = np.array([AD_SLOTS.index(c["ad_slot"]) for c in market.campaigns], np.int64)[market.pair_campaign]
+    surface = np.array([SURFACES.index(c["surface"]) for c in market.campaigns], np.int64)[market.pair_campaign]
+    p = world.outcome_probabilities(
+        user,
+        podcast,
+        "ad",
+        surface=surface,
+        device=world.users.device[user],
+        hour=np.full(len(user), config.hour),
+        creative=market.column("creative_id")[market.pair_campaign] - 1,
+        ad_slot=ad_slot,
+        prior_exposures=np.zeros(len(user), np.int64),
+    )
+    intercept = world.config.ground_truth.stream_intercept_ad
+    shared = 1.0 / (1.0 + np.exp(-(intercept + shared_stream_logit(world, user, podcast))))
+    random = rng_for(config.draw_seed, day.toordinal(), 0xA4D).random(len(user))
+    return {"oracle": p.stream, "truth_shared": shared, "random": random}
+
+
+def serve(world: World, market: DayMarket, config: ABTestConfig, pairs: np.ndarray, score: np.ndarray) -> list[dict]:
+    """One arm's day on every slot: the auctions among the given pairs (positions into the market's pairs) bidding
+    value from ``score`` (one per given pair); per campaign its counters (and the users it served and the prices
+    paid, for the tests)."""
+    pair_campaign, pair_user = market.pair_campaign[pairs], market.pair_user[pairs]
+    cpm = market.column("cpm_micros").astype(np.float64)
+    bids = value_bids(pair_campaign, score, cpm)
+    slots = market.slots
     won = run_auction(
-        slot_users,
-        pair_user,
-        pair_campaign,
-        bids,
-        budget,
-        world.config.frequency_cap_per_day,
-        config.reserve_cpm_micros,
+        slots["user"], pair_user, pair_campaign, bids, market.budget, market.cap, config.reserve_cpm_micros
     )
     camp = pair_campaign[won.pair]
     served_users = pair_user[won.pair]
-
-    def per_campaign(key: str) -> np.ndarray:
-        return np.array([campaigns[c][key] for c in camp])
-
-    rng = rng_for(config.draw_seed, seed, day.toordinal(), arm_index)
+    codes = {
+        "ad_slot": np.array([AD_SLOTS.index(c["ad_slot"]) for c in market.campaigns], np.int64),
+        "surface": np.array([SURFACES.index(c["surface"]) for c in market.campaigns], np.int64),
+    }
     drawn = draw_outcomes(
         world,
         served_users,
-        per_campaign("podcast_id"),
-        per_campaign("creative_id"),
-        np.array([AD_SLOTS.index(c["ad_slot"]) for c in campaigns], np.int64)[camp] if len(camp) else camp,
-        np.array([SURFACES.index(c["surface"]) for c in campaigns], np.int64)[camp] if len(camp) else camp,
-        slot_hours[won.slot],
+        market.column("podcast_id")[camp] if len(camp) else camp,
+        market.column("creative_id")[camp] if len(camp) else camp,
+        codes["ad_slot"][camp],
+        codes["surface"][camp],
+        slots["hour"][won.slot],
         won.prior_exposures,
-        rng,
+        slots["uniforms"][won.slot],
     )
-    n = len(campaigns)
-    eligible = np.bincount(pair_campaign, minlength=n)
+    n = len(market.campaigns)
+    eligible = np.bincount(market.pair_campaign, minlength=n)
+    bidding = np.bincount(pair_campaign, minlength=n)
+
+    def per_campaign(values: np.ndarray) -> np.ndarray:
+        return np.bincount(camp, weights=values.astype(np.float64), minlength=n)
+
+    counters = {
+        "impressions": np.bincount(camp, minlength=n),
+        "spend_micros": per_campaign(won.price_micros),
+        "clicks": per_campaign(drawn["click"]),
+        "streams": per_campaign(drawn["stream"]),
+        "expected_streams": per_campaign(drawn["p_stream"]),
+    }
+    order = np.argsort(camp, kind="stable")
+    bounds = np.searchsorted(camp[order], np.arange(n + 1))
     out = []
     for c in range(n):
-        mask = camp == c
+        mine = order[bounds[c] : bounds[c + 1]]
+        users_c = served_users[mine]
         out.append(
             {
                 "eligible_users": int(eligible[c]),
-                "budget_micros": float(budget[c]),
-                "impressions": int(mask.sum()),
-                "reach": int(len(np.unique(served_users[mask]))),
-                "spend_micros": float(won.price_micros[mask].sum()),
-                "clicks": int(drawn["click"][mask].sum()),
-                "streams": int(drawn["stream"][mask].sum()),
-                "expected_streams": float(drawn["p_stream"][mask].sum()),
-                "max_per_user": int(np.bincount(served_users[mask]).max()) if mask.any() else 0,
-                "served_users": served_users[mask],  # dropped before writing; the tests check them
-                "prices_micros": won.price_micros[mask],  # dropped before writing
-                "slots_in_arm": int(len(slot_users)),
+                "bidding_users": int(bidding[c]),  # the audience, in the audience design
+                "budget_micros": float(market.budget[c]),
+                "impressions": int(counters["impressions"][c]),
+                "reach": int(len(np.unique(users_c))),
+                "spend_micros": float(counters["spend_micros"][c]),
+                "clicks": int(counters["clicks"][c]),
+                "streams": int(counters["streams"][c]),
+                "expected_streams": float(counters["expected_streams"][c]),
+                "max_per_user": int(np.unique(users_c, return_counts=True)[1].max()) if len(mine) else 0,
+                "served_users": users_c,  # dropped before writing; the tests check them
+                "prices_micros": won.price_micros[mine],  # dropped before writing
             }
         )
     return out
 
 
-def run_day(config: ABTestConfig, world: World, scratch: str, day: datetime.date, seed: int) -> tuple[list[dict], dict]:
-    """Both arms of one model seed on one day: per campaign, each arm's counters; and the day's timing."""
+def serve_designs(world: World, market: DayMarket, config: ABTestConfig, score: np.ndarray) -> dict[str, Any]:
+    """One arm's day in every design: per design (and audience share) the per-campaign counters."""
+    out: dict[str, Any] = {}
+    every = np.arange(len(market.pair_user))
+    if "auction" in config.designs:
+        out["auction"] = serve(world, market, config, every, score)
+    if "audience" in config.designs:
+        out["audience"] = {}
+        ranks = audience_ranks(market.pair_campaign, market.pair_user, score)
+        for share in config.audience_shares:
+            bought = audience_pairs(market.pair_campaign, market.pair_user, score, share, ranks)
+            out["audience"][str(share)] = serve(world, market, config, bought, score[bought])
+    return out
+
+
+def day_market(
+    config: ABTestConfig, world: World, day: datetime.date, scored: pa.Table
+) -> tuple[DayMarket, np.ndarray]:
+    """The day's campaigns (those with a budget and a price: the others buy nothing in any arm), the scored pairs
+    of those campaigns (user-major) and the slots; and the scored rows those pairs are, in their order."""
+    context = campaign_context(config.data_root, day, config).to_pylist()
+    campaigns = [c for c in context if c["budget_micros"] and c["cpm_micros"]]
+    index = {c["campaign_id"]: i for i, c in enumerate(campaigns)}
+    campaign_ids = scored.column("campaign_id").to_numpy()
+    user_ids = scored.column("user_id").to_numpy().astype(np.int64)
+    rows = np.flatnonzero(np.isin(campaign_ids, list(index)))
+    # User-major: every auction sorts its pairs by user, which is then a pass over sorted data.
+    rows = rows[np.lexsort((campaign_ids[rows], user_ids[rows]))]
+    lookup = np.zeros(int(campaign_ids.max(initial=0)) + 1, np.int64)
+    lookup[list(index)] = list(index.values())
+    slots = day_slots(world, day, config)
+    market = DayMarket(campaigns, lookup[campaign_ids[rows]], user_ids[rows], slots, world.config.frequency_cap_per_day)
+    return market, rows
+
+
+def run_day(
+    config: ABTestConfig, world: World, scratch: str, day: datetime.date, seed: int, cache: dict
+) -> tuple[list[dict], dict]:
+    """Every arm of one model seed on one day: per campaign, each arm's counters in each design; and the day's
+    timing. The reference arms do not depend on the seed: ``cache`` keeps them per day."""
     t0 = time.perf_counter()
-    scored = {arm: score_arm(config, scratch, day, arm, seed, world.config.n_users) for arm in ARMS}
+    scored = {arm: score_arm(config, scratch, day, arm, seed, world.config.n_users) for arm in MODEL_ARMS}
     scoring_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    context = campaign_context(config.data_root, day, config).to_pylist()
-    # Such a campaign has nothing to split or to price: it buys no impressions in either arm.
-    campaigns = [c for c in context if c["budget_micros"] and c["cpm_micros"]]
-    slots = day_slots(world, day, config)
-    by_arm = {arm: serve_arm(world, config, day, seed, i, campaigns, scored[arm], slots) for i, arm in enumerate(ARMS)}
+    market, rows = day_market(config, world, day, scored["control"])
+    keys = {arm: (t.column("campaign_id").to_numpy(), t.column("user_id").to_numpy()) for arm, t in scored.items()}
+    if not all(np.array_equal(keys["control"][i], keys["treatment"][i]) for i in (0, 1)):
+        raise ValueError(f"{day}: the two models' scoring runs found different eligible pairs; expected the same")
+    scores = {arm: t.column("score").to_numpy().astype(np.float64)[rows] for arm, t in scored.items()}
+    served = {arm: serve_designs(world, market, config, scores[arm]) for arm in MODEL_ARMS}
+    references = [a for a in config.arms if a in REFERENCE_ARMS]
+    if references and day not in cache:
+        reference = reference_scores(world, market, config, day)
+        cache[day] = {arm: serve_designs(world, market, config, reference[arm]) for arm in references}
+    served |= cache.get(day, {})
     units = []
-    for i, c in enumerate(campaigns):
+    for i, c in enumerate(market.campaigns):
         unit: dict[str, Any] = {
             "seed": seed,
             "day": day.isoformat(),
@@ -405,102 +450,95 @@ def run_day(config: ABTestConfig, world: World, scratch: str, day: datetime.date
             "podcast_id": c["podcast_id"],
             "tier": c["podcast_popularity_tier"],
             "cpm_micros": c["cpm_micros"],
-            "frequency_cap": world.config.frequency_cap_per_day,
+            "frequency_cap": market.cap,
         }
-        unit.update({arm: by_arm[arm][i] for arm in ARMS})
+        for design in config.designs:
+            if design == "auction":
+                unit["auction"] = {arm: served[arm]["auction"][i] for arm in config.arms}
+            else:
+                unit["audience"] = {
+                    arm: {q: by_share[i] for q, by_share in served[arm]["audience"].items()} for arm in config.arms
+                }
         units.append(unit)
     timing = {"scoring_seconds": round(scoring_seconds, 2), "serving_seconds": round(time.perf_counter() - t0, 2)}
-    timing["slots"] = int(len(slots["user"]))
+    timing["slots"] = int(len(market.slots["user"]))
     return units, timing
 
 
-# ------------------------------------------------------------------------------------------ metrics
-
-
-def rates(totals: dict[str, float]) -> dict[str, float | None]:
-    """i2s, CTR, eCPS (spend / streams, in currency units) and expected i2s from summed counters."""
-    imps, streams = totals["impressions"], totals["streams"]
-    return {
-        "i2s": streams / imps if imps else None,
-        "ctr": totals["clicks"] / imps if imps else None,
-        "ecps": totals["spend_micros"] / 1e6 / streams if streams else None,
-        "streams": float(streams),
-        "reach": float(totals["reach"]),
-        "impressions": float(imps),
-        "expected_i2s": totals["expected_streams"] / imps if imps else None,
-    }
-
-
-def lift_arrays(summed: np.ndarray) -> dict[str, np.ndarray]:
-    """Per metric, treatment / control - 1 in % from counters summed to ``[..., arm, counter]`` (NaN where a
-    rate or the control's figure is undefined)."""
-    c = {k: summed[..., :, i] for i, k in enumerate(COUNTERS)}
-    with np.errstate(invalid="ignore", divide="ignore"):
-        figures = {
-            "i2s": c["streams"] / c["impressions"],
-            "ctr": c["clicks"] / c["impressions"],
-            "ecps": c["spend_micros"] / c["streams"],
-            "streams": c["streams"],
-            "reach": c["reach"],
-            "impressions": c["impressions"],
-            "expected_i2s": c["expected_streams"] / c["impressions"],
-        }
-        return {m: 100.0 * (v[..., 1] / v[..., 0] - 1.0) for m, v in figures.items()}
-
-
-def segment_result(counts: np.ndarray, config: ABTestConfig, rng: np.random.Generator) -> dict:
-    """``counts[seed, unit, arm, counter]``: totals and rates per arm, lifts with percentile bootstrap intervals
-    over model seeds and units (campaign-days, both arms resampled together)."""
-    n_seeds, n_units = counts.shape[:2]
-    totals = counts.sum(axis=(0, 1))
-    arms: dict[str, dict[str, float | None]] = {}
-    for i, arm in enumerate(ARMS):
-        counters = dict(zip(COUNTERS, map(float, totals[i]), strict=True))
-        arms[arm] = {**counters, **rates(counters)}
-    point = {m: (float(v) if np.isfinite(v) else None) for m, v in lift_arrays(totals).items()}
-    out: dict[str, Any] = {"units": n_units, "seeds": n_seeds, "arms": arms, "lift_pct": point, "ci_pct": {}}
-    if n_units == 0:
-        return out
-
-    def figures(summed: np.ndarray) -> np.ndarray:
-        lifts = lift_arrays(summed)
-        return np.stack([lifts[m] for m in METRICS])
-
-    draws = intervals.bootstrap_lifts(counts, figures, config.bootstrap, rng)
-    for i, m in enumerate(METRICS):
-        ci = intervals.percentile_interval(draws[i], config.confidence)
-        if ci is not None and point[m] is not None:
-            out["ci_pct"][m] = ci
-            finite = draws[i][np.isfinite(draws[i])]
-            out.setdefault("share_above_zero", {})[m] = float((finite > 0).mean())
-    return out
+# ------------------------------------------------------------------------------------------ figures
 
 
 def summarize(units: list[dict], config: ABTestConfig) -> dict:
-    """Overall, less-streamed (tiers 3-5), more-streamed (tiers 0-2) and per-tier results."""
+    """Per design and segment (all, less-streamed = tiers 3-5, more-streamed = tiers 0-2, each tier): the arms'
+    figures with bootstrap intervals over model seeds and campaign-days (``evaluation/abtest_figures.py``)."""
     seeds = sorted({u["seed"] for u in units})
     keys = sorted({(u["day"], u["campaign_id"]) for u in units})
     position = {k: i for i, k in enumerate(keys)}
-    counts = np.zeros((len(seeds), len(keys), len(ARMS), len(COUNTERS)))
     tiers = np.full(len(keys), -1)
+    shares = [str(q) for q in config.audience_shares]
+    shapes = {"auction": (len(config.arms),), "audience": (len(config.arms), len(shares))}
+    counts = {d: np.zeros((len(seeds), len(keys), *shapes[d], len(COUNTERS))) for d in config.designs}
     for u in units:
         j = position[(u["day"], u["campaign_id"])]
-        counts[seeds.index(u["seed"]), j] = [[u[arm][k] for k in COUNTERS] for arm in ARMS]
         tiers[j] = -1 if u["tier"] is None else u["tier"]
-    rng = np.random.default_rng([config.draw_seed, 0xB007])
-    segments = {
-        "all": np.ones(len(keys), bool),
-        "less_streamed": np.isin(tiers, LESS_STREAMED_TIERS),
-        "more_streamed": np.isin(tiers, (0, 1, 2)),
-    }
-    for tier in sorted(set(tiers.tolist())):
-        segments[f"tier_{tier}"] = tiers == tier
-    return {name: segment_result(counts[:, mask], config, rng) for name, mask in segments.items()}
+        s = seeds.index(u["seed"])
+        if "auction" in counts:
+            counts["auction"][s, j] = [[u["auction"][arm][k] for k in COUNTERS] for arm in config.arms]
+        if "audience" in counts:
+            counts["audience"][s, j] = [
+                [[u["audience"][arm][q][k] for k in COUNTERS] for q in shares] for arm in config.arms
+            ]
+    out: dict[str, Any] = {}
+    for design, c in counts.items():
+        rng = np.random.default_rng([config.draw_seed, 0xB007, DESIGNS.index(design)])
+        segments = {}
+        for name, mask in abtest_figures.segment_masks(tiers).items():
+            if design == "auction":
+                segments[name] = abtest_figures.auction_segment(
+                    c[:, mask], config.arms, config.bootstrap, config.confidence, rng
+                )
+            else:
+                segments[name] = abtest_figures.audience_segment(
+                    c[:, mask],
+                    config.arms,
+                    config.audience_shares,
+                    config.matched_share,
+                    config.bootstrap,
+                    config.confidence,
+                    rng,
+                )
+        out[design] = {"segments": segments, "inventory": inventory_summary(units, design, config)}
+    return out
+
+
+def inventory_summary(units: list[dict], design: str, config: ABTestConfig) -> dict:
+    """How scarce the inventory was in a design (the audience design at its matched share): per arm, impressions
+    sold and the share of the slots, and how much of the budgets and audiences it reached."""
+    out: dict[str, Any] = {"arms": {}}
+    slots = sum({(u["seed"], u["day"]): u.get("slots", 0) for u in units}.values())
+    for arm in config.arms:
+        shares, spent = [], []
+        sold = 0
+        for u in units:
+            a = u["auction"][arm] if design == "auction" else u["audience"][arm][str(config.matched_share)]
+            sold += a["impressions"]
+            if a["eligible_users"]:
+                shares.append(a["reach"] / a["eligible_users"])
+            if a["budget_micros"]:
+                spent.append(a["spend_micros"] / a["budget_micros"])
+        shares_a, spent_a = np.array(shares), np.array(spent)
+        out["arms"][arm] = {
+            "impressions": int(sold),
+            "sold_share": sold / slots if slots else None,
+            "reach_share_median": float(np.median(shares_a)) if shares_a.size else None,
+            "budget_spent_median": float(np.median(spent_a)) if spent_a.size else None,
+            "budget_exhausted_share": float((spent_a >= 0.99).mean()) if spent_a.size else None,
+        }
+    out["slots"] = int(slots)
+    return out
 
 
 # ------------------------------------------------------------------------------------------ driver
-
-
 def held_out_days(config: ABTestConfig) -> tuple[list[datetime.date], dict]:
     """The A/B days (given, or every day after the models' test days with user features), checked to come after
     every day any of the models trained or early-stopped on."""
@@ -574,7 +612,8 @@ def ensure_models(config: ABTestConfig, examples: str | None, evaluate_args: dic
 
 
 def run_abtest(config: ABTestConfig, examples: str | None = None, evaluate_args: dict | None = None) -> dict:
-    """The whole test; writes ``<out>/abtest.json`` and returns it (with the served users of each unit)."""
+    """The whole test; writes ``<out>/abtest.json`` and returns it (with the served users and prices of each
+    unit, for the tests)."""
     started = time.perf_counter()
     table = examples or layout.join(config.data_root, "examples")
     identity = report_identity(table, layout.world_dir(config.data_root))
@@ -584,18 +623,23 @@ def run_abtest(config: ABTestConfig, examples: str | None = None, evaluate_args:
     world = World.load(layout.world_dir(config.data_root))
     own_scratch = config.work_dir is None
     scratch = scratch_root(config.data_root, config.work_dir or tempfile.mkdtemp(prefix="podtarget-abtest-"))
-    units, per_day = [], {}
+    units: list[dict] = []
+    per_day: dict[str, dict] = {}
+    cache: dict[datetime.date, dict] = {}
     try:
-        for seed in config.model_seeds:
-            for day in days:
-                day_units, timing = run_day(config, world, scratch, day, seed)
+        for day in days:
+            for seed in config.model_seeds:
+                day_units, timing = run_day(config, world, scratch, day, seed, cache)
+                for u in day_units:
+                    u["slots"] = timing["slots"]
                 units += day_units
                 per_day[f"{day.isoformat()}/s{seed}"] = {**timing, "campaigns": len(day_units)}
+            cache.pop(day, None)
     finally:
         if own_scratch:
             shutil.rmtree(scratch, ignore_errors=True)
     t0 = time.perf_counter()
-    segments = summarize(units, config)
+    designs = summarize(units, config)
     bootstrap_seconds = round(time.perf_counter() - t0, 2)
     result = {
         "config": {
@@ -608,6 +652,10 @@ def run_abtest(config: ABTestConfig, examples: str | None = None, evaluate_args:
         },
         "report_identity": identity,
         "model_splits": splits,
+        "arms": {
+            **{a: f"the {HEADS[a]} head of the {'baseline' if a == 'control' else 'joint'} model" for a in MODEL_ARMS},
+            **REFERENCE_ARMS,
+        },
         "serving_context": {
             "hour": f"the hour of the ad slot's session (scoring assumed hour {config.hour})",
             "device": "the user's primary device",
@@ -616,9 +664,8 @@ def run_abtest(config: ABTestConfig, examples: str | None = None, evaluate_args:
             "now_playing",
             "prior_exposures": "the user's earlier impressions of the campaign that day in the same arm",
         },
-        "inventory": inventory_summary(units, per_day),
-        "segments": segments,
-        "units": [{k: v for k, v in u.items() if k not in ARMS} | {a: _public(u[a]) for a in ARMS} for u in units],
+        "designs": designs,
+        "units": [_public(u) for u in units],
         "paper": PAPER,
         "timing": {
             "wall_seconds": round(time.perf_counter() - started, 2),
@@ -630,41 +677,33 @@ def run_abtest(config: ABTestConfig, examples: str | None = None, evaluate_args:
         },
     }
     artifacts.write_bytes(artifacts.join(config.out, "abtest.json"), artifacts.dumps(result))
-    result["served"] = {(u["seed"], u["day"], u["campaign_id"]): {a: u[a]["served_users"] for a in ARMS} for u in units}
-    result["prices"] = {
-        (u["seed"], u["day"], u["campaign_id"]): {a: u[a]["prices_micros"] for a in ARMS} for u in units
-    }
+    result["served"] = {(u["seed"], u["day"], u["campaign_id"]): _private(u, "served_users") for u in units}
+    result["prices"] = {(u["seed"], u["day"], u["campaign_id"]): _private(u, "prices_micros") for u in units}
     return result
 
 
-def inventory_summary(units: list[dict], per_day: dict) -> dict:
-    """How scarce the inventory was: slots, impressions sold, and how much of the budgets and audiences it
-    reached (where a campaign reaches all its eligible users, its ranking cannot matter)."""
-    shares, spent = [], []
-    for u in units:
-        for arm in ARMS:
-            a = u[arm]
-            if a["eligible_users"]:
-                shares.append(a["reach"] / a["eligible_users"])
-            if a["budget_micros"]:
-                spent.append(a["spend_micros"] / a["budget_micros"])
-    shares_a, spent_a = np.array(shares), np.array(spent)
-    sold = sum(u[arm]["impressions"] for u in units for arm in ARMS)
-    slots = sum(d["slots"] for d in per_day.values())
-    return {
-        "slots": int(slots),
-        "impressions": int(sold),
-        "sold_share": sold / slots if slots else None,
-        "reach_share_median": float(np.median(shares_a)) if shares_a.size else None,
-        "reach_share_mean": float(shares_a.mean()) if shares_a.size else None,
-        "reached_every_eligible_user_share": float((shares_a >= 0.999).mean()) if shares_a.size else None,
-        "budget_spent_median": float(np.median(spent_a)) if spent_a.size else None,
-        "budget_exhausted_share": float((spent_a >= 0.99).mean()) if spent_a.size else None,
-    }
+_PRIVATE = ("served_users", "prices_micros")
 
 
-def _public(arm: dict) -> dict:
-    return {k: v for k, v in arm.items() if k not in ("served_users", "prices_micros")}
+def _public(unit: dict) -> dict:
+    """A unit as written: the per-arm counters without the served users and prices."""
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k not in _PRIVATE}
+        return node
+
+    return strip(unit)
+
+
+def _private(unit: dict, key: str) -> dict:
+    """The auction design's ``key`` (served users or prices) per arm, and the audience design's per arm and share."""
+    out: dict[str, Any] = {}
+    if "auction" in unit:
+        out["auction"] = {arm: a[key] for arm, a in unit["auction"].items()}
+    if "audience" in unit:
+        out["audience"] = {arm: {q: a[key] for q, a in by.items()} for arm, by in unit["audience"].items()}
+    return out
 
 
 def _days(text: str) -> tuple[datetime.date, ...]:
@@ -674,11 +713,15 @@ def _days(text: str) -> tuple[datetime.date, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _ints(text: str) -> tuple[int, ...]:
+def _floats(text: str) -> tuple[float, ...]:
     try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
+        return tuple(float(x) for x in text.split(",") if x.strip())
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
 TRAINING_OPTIONS = {
@@ -700,10 +743,15 @@ def parse_args(argv: Sequence[str]) -> tuple[ABTestConfig, argparse.Namespace]:
     p.add_argument("--models", default=d.models)
     p.add_argument("--out", default=d.out)
     p.add_argument("--days", type=_days, default=(), help="Held-out days (default: every day after the test days).")
-    p.add_argument("--model_seeds", type=_ints, default=d.model_seeds, help="Seeds of the ablation runs used.")
+    p.add_argument("--model_seeds", type=parse_ints, default=d.model_seeds, help="Seeds of the ablation runs used.")
     p.add_argument("--control", default=None)
     p.add_argument("--treatment", default=None)
-    p.add_argument("--split_seed", type=int, default=d.split_seed)
+    p.add_argument(
+        "--arms", type=_names, default=d.arms, help=f"control,treatment and any of {','.join(REFERENCE_ARMS)}."
+    )
+    p.add_argument("--designs", type=_names, default=d.designs, help=f"Some of {','.join(DESIGNS)}.")
+    p.add_argument("--audience_shares", type=_floats, default=d.audience_shares, help="Audience design's shares.")
+    p.add_argument("--matched_share", type=float, default=d.matched_share, help="Control's share arms are matched at.")
     p.add_argument("--draw_seed", type=int, default=d.draw_seed)
     p.add_argument("--inventory_seed", type=int, default=d.inventory_seed)
     p.add_argument("--reserve_cpm_micros", type=int, default=d.reserve_cpm_micros)
@@ -723,13 +771,30 @@ def parse_args(argv: Sequence[str]) -> tuple[ABTestConfig, argparse.Namespace]:
 
 
 def format_summary(result: dict) -> str:
-    lines = [f"{'segment':<14} {'units':>5} " + " ".join(f"{m + ' %':>24}" for m in METRICS)]
-    for name, s in result["segments"].items():
-        cells = []
-        for m in METRICS:
-            point, ci = s["lift_pct"].get(m), s["ci_pct"].get(m)
-            cells.append("-" if point is None else f"{point:+.1f} [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "-")
-        lines.append(f"{name:<14} {s['units']:>5} " + " ".join(f"{c:>24}" for c in cells))
+    """Per design, the arms of all campaign-days: expected i2s, position between random and oracle, i2s lift."""
+    lines = []
+    for design, d in result["designs"].items():
+        seg = d["segments"]["all"]
+        lines.append(f"{design}: {seg['units']} campaign-days x {seg['seeds']} seeds")
+        if design == "auction":
+            for arm, a in seg["arms"].items():
+                pos = (seg.get("position") or {}).get(arm, {}).get("point")
+                lift = (seg.get("lift_pct") or {}).get(arm, {}).get("i2s")
+                pos_text = "-" if pos is None else f"{pos:5.2f}"
+                lift_text = "-" if lift is None else f"{lift:+.1f}%"
+                lines.append(
+                    f"  {arm:<13} expected i2s {100 * (a['expected_i2s'] or 0):6.3f}%  position {pos_text}  "
+                    f"i2s vs control {lift_text}"
+                )
+        else:
+            block = seg.get("matched", {}).get("impressions", {})
+            for arm, a in block.get("arms", {}).items():
+                e = a["rates"].get("expected_i2s")
+                pos = (a.get("position") or {}).get("point")
+                lines.append(
+                    f"  {arm:<13} at control's impressions: expected i2s {'-' if e is None else f'{100 * e:6.3f}%'}  "
+                    f"position {'-' if pos is None else f'{pos:5.2f}'}"
+                )
     lines.append(f"wall {result['timing']['wall_seconds']} s")
     return "\n".join(lines)
 

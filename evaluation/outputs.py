@@ -1,6 +1,7 @@
 """Where evaluation reports go, and the guard that keeps one report folder to one run.
 
-A report folder holds ``ablations.json`` and ``abtest.json`` side by side, and ``report.md`` is built from both. If
+A report folder holds ``ablations.json``, ``abtest.json`` and ``coldstart.json`` side by side (the cold-start
+sweep's identity is its first world's), and ``report.md`` is built from them. If
 ``make evaluate`` on one world wrote beside an ``abtest.json`` of another (or of another build of the example
 table), the report would put figures of two runs next to each other as if they were one. So each JSON carries the
 identity of the data it was measured on (``report_identity``: the example table's fingerprint and a hash of the
@@ -20,7 +21,7 @@ from podtarget.model import artifacts
 from podtarget.schemas import layout
 
 DEFAULT_OUT = "reports/local/eval"
-REPORT_FILES = ("ablations.json", "abtest.json")
+REPORT_FILES = ("ablations.json", "abtest.json", "coldstart.json")
 
 
 class MixedReportError(ValueError):

@@ -60,13 +60,6 @@ def _paper(value: float | None) -> str:
     return "-" if value is None else f"{value:+.1f}%"
 
 
-def _ci(segment: dict, metric: str) -> str:
-    point, ci = segment["lift_pct"].get(metric), segment["ci_pct"].get(metric)
-    if point is None:
-        return "-"
-    return f"{point:+.1f}% [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else f"{point:+.1f}%"
-
-
 # ------------------------------------------------------------------------------------------ plots
 
 
@@ -100,28 +93,6 @@ def plot_ap_by_tier(ablations: dict, path: str) -> None:
         ax.set_xticks(x, [n.removeprefix("tier_") for n in names])
         level = int(100 * ablations["config"]["confidence"])
         _label(ax, "podcast popularity tier (0 = most streamed)", f"AP change, % ({level}% interval)", title)
-    _save(fig, path)
-
-
-def plot_abtest_by_tier(abtest: dict, path: str) -> None:
-    segments = abtest["segments"]
-    names = [n for n in segments if n.startswith("tier_") and n != "tier_-1"] + ["less_streamed", "all"]
-    names = [n for n in names if n in segments]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, metric, title in zip(axes, ("i2s", "ecps"), ("i2s lift", "eCPS change"), strict=True):
-        x = np.arange(len(names))
-        point = np.array([segments[n]["lift_pct"].get(metric) or np.nan for n in names], float)
-        ci = np.array([segments[n]["ci_pct"].get(metric, [np.nan, np.nan]) for n in names], float)
-        ax.errorbar(x, point, yerr=[point - ci[:, 0], ci[:, 1] - point], fmt="o", capsize=4, label="ours (95% CI)")
-        key = "i2s_by_tier" if metric == "i2s" else "cps_by_tier"
-        paper = [abtest["paper"][key].get(n.removeprefix("tier_"), np.nan) for n in names]
-        for i, n in enumerate(names):
-            if n in ("all", "less_streamed"):
-                paper[i] = abtest["paper"][n][metric]
-        ax.scatter(x, paper, marker="x", color="red", label="paper")
-        ax.axhline(0, color="grey", lw=0.8)
-        ax.set_xticks(x, [n.removeprefix("tier_").replace("less_streamed", "3-5").replace("all", "all") for n in names])
-        _label(ax, "podcast popularity tier", "treatment vs control, %", title)
     _save(fig, path)
 
 
@@ -219,6 +190,8 @@ def ablation_sections(ab: dict) -> list[str]:
         lines.append(f"| {what}{versus} | {d['paper']:+.1f}% | {ours} | **{d['verdict']}** |")
     counts = {v: sum(d["verdict"] == v for d in ab["directions"]) for v in ("reproduced", "reversed", "inconclusive")}
     lines += ["", ", ".join(f"{n} {v}" for v, n in counts.items()) + f" of {len(ab['directions'])} directions.", ""]
+    lines += ceiling_lines(ab)
+    lines += ranking_lines(ab)
     lines += like_follow_lines(ab)
     lines += ["### AP change by podcast popularity tier", "", "![AP by tier](ap_by_tier.png)", ""]
     for channel in ("ads", "promotions"):
@@ -254,6 +227,130 @@ def ablation_sections(ab: dict) -> list[str]:
     for name, s in setups.items():
         lines.append(f"| `{name}` | {s['seconds']:.0f} | {s['best_epochs']} |")
     lines.append("")
+    return lines
+
+
+def _share(gain: dict | None) -> str:
+    if not gain or gain.get("point") is None:
+        return "-"
+    ci = gain.get("ci")
+    return f"{100 * gain['point']:.0f}%" + (f" [{100 * ci[0]:.0f}, {100 * ci[1]:.0f}]" if ci else "")
+
+
+def ceiling_lines(ab: dict) -> list[str]:
+    """The yardsticks: a constant and the world's ground truth scoring the same test rows, and each setup's share
+    of the gain between them, overall and per tier."""
+    fig = ab["figures"]
+    if "references" not in fig["ads"]["segments"]["all"]:
+        return []
+    level = int(100 * ab["config"]["confidence"])
+    lines = [
+        "### How much of the achievable gain (ceiling)",
+        "",
+        "The same test rows scored by a constant (AP = the positive rate) and by the simulated world's ground truth: "
+        "every term of the true stream probability in the row's logged context (device, hour, surface, slot, "
+        "creative or promotion placement, the day's earlier impressions of the campaign), and the terms both "
+        "channels share only (user x show affinity, language match, show appeal), which is what promotions can "
+        "teach about ads at best. A setup's *share of the achievable gain* is (AP - constant's) / (ground truth's "
+        f"- constant's), of its seed-mean AP, with a {level}% interval from the same resamples.",
+        "",
+        "| | Ads AP | share of gain (all terms) | share (shared terms) | Promotions AP | share of gain (all terms) "
+        "| share (shared terms) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    ads, promos = fig["ads"]["segments"]["all"], fig["promotions"]["segments"]["all"]
+    for name, label in (ab.get("references") or {}).items():
+        a, p = ads["references"].get(name), promos["references"].get(name)
+        lines.append(f"| {label} | {a if a is None else f'{a:.4f}'} | | | {p if p is None else f'{p:.4f}'} | | |")
+    for name in ab["setups"]:
+        cells = []
+        for seg in (ads, promos):
+            gain = seg.get("gain_share", {}).get(name, {})
+            cells += [_ap(seg, name), _share(gain.get("truth")), _share(gain.get("truth_shared"))]
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    lines.append("")
+    for channel in ("ads", "promotions"):
+        segments = fig[channel]["segments"]
+        tiers = [n for n in segments if n.startswith("tier_") and "references" in segments[n]]
+        if not tiers:
+            continue
+        lines += [
+            f"{channel.capitalize()}, share of the achievable gain (all terms) by tier:",
+            "",
+            "| | " + " | ".join(f"tier {n.removeprefix('tier_')}" for n in tiers) + " |",
+            "|---|" + "---|" * len(tiers),
+        ]
+        for ref in ("constant", "truth"):
+            values = [segments[n]["references"].get(ref) for n in tiers]
+            lines.append(f"| {ref} AP | " + " | ".join("-" if v is None else f"{v:.4f}" for v in values) + " |")
+        for name in ab["setups"]:
+            cells = [_share(segments[n].get("gain_share", {}).get(name, {}).get("truth")) for n in tiers]
+            lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def _rank_value(metric: dict, setup: str) -> str:
+    v = metric.get("setups", {}).get(setup)
+    if not v or v.get("mean") is None:
+        return "-"
+    return f"{v['mean']:.4f}"
+
+
+def _rank_change(metric: dict, setup: str) -> str:
+    c = metric.get("change_vs_baseline", {}).get(setup)
+    if not c or c.get("point") is None:
+        return "-"
+    if metric.get("change_unit") == "points":
+        text = f"{c['point']:+.4f}"
+        return text + (f" [{c['ci'][0]:+.4f}, {c['ci'][1]:+.4f}]" if c.get("ci") else "")
+    text = f"{c['point']:+.1f}%"
+    return text + (f" [{c['ci'][0]:+.1f}, {c['ci'][1]:+.1f}]" if c.get("ci") else "")
+
+
+def ranking_lines(ab: dict) -> list[str]:
+    """Pooled AP beside the offline metrics the A/B designs reward: the within-user ranking of campaigns (the
+    auction) and the within-campaign ranking of users (the audience design)."""
+    ranking = ab.get("ranking") or {}
+    if not ranking:
+        return []
+    level = int(100 * ab["config"]["confidence"])
+    lines = [
+        "### Offline metrics matched to the A/B designs",
+        "",
+        "Pooled AP ranks all test impressions of a channel together, so it rewards knowing which users stream "
+        "after any ad and which campaigns get streams from anyone. The auction design ignores both (a factor "
+        "shared by a user's campaigns cancels in the auction, and bids are scores over the campaign's mean): "
+        "*within-user AUC* is, over pairs of impressions of one user and two campaigns, one streamed and one not, "
+        "the share where the streamed one has the higher campaign-normalised score (0.5 = chance). The audience "
+        "design ranks users within each campaign: *within-campaign AP* is each campaign's AP over its impressions, "
+        "weighted by its streams. Changes against the baseline with "
+        f"{level}% cluster-bootstrap intervals (users or campaigns, and seeds); AUC changes in points.",
+        "",
+    ]
+    for channel, figure in ranking.items():
+        auc, cap = figure["within_user_auc"], figure["within_campaign_ap"]
+        pooled = ab["figures"][channel]["segments"]["all"]
+        lines += [
+            f"{channel.capitalize()}: {auc.get('pairs', 0):,} within-user pairs ({auc.get('users', 0):,} users), "
+            f"{cap.get('campaigns', 0):,} campaigns with both outcomes.",
+            "",
+            "| | pooled AP | change | within-user AUC | change | within-campaign AP | change |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for ref in auc.get("references", {}):
+            pooled_ref = pooled.get("references", {}).get(ref)
+            lines.append(
+                f"| {ref} | {'-' if pooled_ref is None else f'{pooled_ref:.4f}'} | | "
+                f"{auc['references'][ref]:.4f} | | {cap['references'].get(ref, 0):.4f} | |"
+            )
+        for name in ab["setups"]:
+            lines.append(
+                f"| `{name}` | {_ap(pooled, name)} | {_change(pooled, name) if name != 'baseline' else '-'} | "
+                f"{_rank_value(auc, name)} | {_rank_change(auc, name)} | {_rank_value(cap, name)} | "
+                f"{_rank_change(cap, name)} |"
+            )
+        lines.append("")
     return lines
 
 
@@ -316,162 +413,6 @@ def calibration_lines(ab: dict) -> list[str]:
     return [*lines, ""]
 
 
-AB_METRICS = (("i2s", "i2s"), ("ecps", "eCPS"), ("ctr", "CTR"), ("streams", "streams"), ("reach", "reach"))
-
-
-def abtest_sections(ab: dict) -> list[str]:
-    seg, cfg, t = ab["segments"], ab["config"], ab["timing"]
-    ctx, inv = ab["serving_context"], ab["inventory"]
-    level = int(100 * cfg["confidence"])
-    split = next(iter(ab["model_splits"].values()))
-    lines = [
-        "## 2. Simulated online A/B test (`make abtest`)",
-        "",
-        f"Held-out days {', '.join(cfg['days'])} (the models trained on {split['train'][0]}..{split['train'][-1]} "
-        f"and validated on {', '.join(split['valid'])}). Model seeds {cfg['model_seeds']}: for each, control is the "
-        f"baseline of that seed, head {cfg['heads']['control']} (the promotions-only model reused for ads), and "
-        f"treatment the joint model of that seed, head {cfg['heads']['treatment']}. Audiences from the scoring "
-        "pipeline (same eligibility and serving context as `make score`), every eligible user scored. Users are "
-        f"split between the arms by a stable hash (split seed {cfg['split_seed']}); each ad campaign active on a "
-        "day gives each arm half its daily budget (budget / campaign days).",
-        "",
-        "**Inventory and auction.** Each user has the ad slots of the day drawn from the world's session model "
-        f"(sessions from the user's activity, ad slots per session, none for premium users; inventory seed "
-        f"{cfg['inventory_seed']}, the same for every model seed). Each slot, in time order, is sold in a "
-        "second-price auction among the campaigns the user is eligible for, that are under the frequency cap and "
-        "can still pay; a campaign bids its CPM times the arm's predicted stream probability of the user over its "
-        "mean across the campaign's eligible users in the arm, so the arm's model decides who each campaign buys. "
-        f"The winner pays the larger of the second bid and the reserve ({cfg['reserve_cpm_micros'] / 1e6:g} per "
-        "thousand). Outcomes are drawn from `World.outcome_probabilities` "
-        f"(seed {cfg['draw_seed']}): {ctx['hour']}, {ctx['device']}, {ctx['creative']}, {ctx['slot_surface']}; "
-        f"prior exposures = {ctx['prior_exposures']}.",
-        "",
-        f"Inventory: {inv['slots']:,} ad slots over the days and seeds, {inv['impressions']:,} sold "
-        f"({100 * (inv['sold_share'] or 0):.0f}%). An arm's campaign-day reached a median "
-        f"{100 * (inv['reach_share_median'] or 0):.1f}% of its eligible users (mean "
-        f"{100 * (inv['reach_share_mean'] or 0):.1f}%); {100 * (inv['reached_every_eligible_user_share'] or 0):.1f}% "
-        "reached every eligible user (where the ranking cannot matter). Median share of the half budget spent: "
-        f"{100 * (inv['budget_spent_median'] or 0):.0f}%; {100 * (inv['budget_exhausted_share'] or 0):.0f}% of "
-        "campaign-days spent it all.",
-        "",
-        f"Intervals: {level}% percentile bootstrap ({cfg['bootstrap']} resamples) that draws the model seeds and "
-        "the campaign-days with replacement (both arms of a campaign-day together). *Expected i2s* is the mean true "
-        "stream probability of the sold impressions: the same comparison without the noise of the draws.",
-        "",
-        "| segment | campaign-days | " + " | ".join(label for _, label in AB_METRICS) + " | expected i2s |",
-        "|---|---|" + "---|" * (len(AB_METRICS) + 1),
-    ]
-    paper = ab["paper"]
-    for name, label in (("all", "All podcasts"), ("less_streamed", "Less-streamed (tiers 3-5)")):
-        if name not in seg:
-            continue
-        s = seg[name]
-        lines.append(
-            f"| {label}, ours | {s['units']} | "
-            + " | ".join(_ci(s, m) for m, _ in AB_METRICS)
-            + f" | {_ci(s, 'expected_i2s')} |"
-        )
-        p = paper[name]
-        lines.append(
-            f"| {label}, paper | | {p['i2s']:+.0f}% | {p['ecps']:+.0f}% | {p['ctr']:+.0f}% | {p['streams']:+.0f}% | | |"
-        )
-    lines += ["", *excludes_zero_lines(seg, level), "", *decomposition_lines(seg), ""]
-    lines += [
-        "Totals per arm (all seeds and days):",
-        "",
-        "| segment | arm | impressions | reach | spend | clicks | streams | i2s | CTR | eCPS |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name in ("all", "less_streamed"):
-        for arm in ("control", "treatment"):
-            a = seg[name]["arms"][arm]
-            lines.append(
-                f"| {name} | {arm} | {a['impressions']:,.0f} | {a['reach']:,.0f} | {a['spend_micros'] / 1e6:,.0f} | "
-                f"{a['clicks']:,.0f} | {a['streams']:,.0f} | {100 * (a['i2s'] or 0):.2f}% | "
-                f"{100 * (a['ctr'] or 0):.2f}% | {a['ecps'] or 0:.2f} |"
-            )
-    lines += [
-        "",
-        "### By popularity tier",
-        "",
-        "![A/B by tier](abtest_by_tier.png)",
-        "",
-        "| tier | campaign-days | i2s | paper i2s | eCPS | paper CPS | CTR | streams | reach | expected i2s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, s in seg.items():
-        if not name.startswith("tier_"):
-            continue
-        tier = name.removeprefix("tier_")
-        lines.append(
-            f"| {tier} | {s['units']} | {_ci(s, 'i2s')} | {_paper(paper['i2s_by_tier'].get(tier))} | "
-            f"{_ci(s, 'ecps')} | {_paper(paper['cps_by_tier'].get(tier))} | {_ci(s, 'ctr')} | {_ci(s, 'streams')} | "
-            f"{_ci(s, 'reach')} | {_ci(s, 'expected_i2s')} |"
-        )
-    lines += [
-        "",
-        "The paper gives tier 1 no figure of its own, and the CPS of tiers 0-2 only as a range (-4% to -17%). "
-        "Tier -1: campaigns whose show had no popularity tier on the day.",
-        "",
-        "### Cost",
-        "",
-        f"Wall time {t['wall_seconds']:.0f} s: scoring (two pipeline runs per seed and day) "
-        f"{t['scoring_seconds']:.0f} s, auctions and draws {t['serving_seconds']:.0f} s, bootstrap "
-        f"{t['bootstrap_seconds']:.0f} s" + _models_note(t.get("models") or {}) + ".",
-        "",
-    ]
-    return lines
-
-
-def decomposition_lines(segments: dict) -> list[str]:
-    """eCPS is the price paid per impression over i2s, and the arms' impressions are their own users' ad slots:
-    say how much of each headline lift comes from which part."""
-    out = []
-    for name, label in (("all", "all podcasts"), ("less_streamed", "less-streamed podcasts")):
-        if name not in segments:
-            continue
-        arms = segments[name]["arms"]
-        c, t = arms["control"], arms["treatment"]
-        if not (c["impressions"] and t["impressions"] and c["streams"] and t["streams"]):
-            continue
-        price = {a: arms[a]["spend_micros"] / arms[a]["impressions"] / 1e3 for a in ("control", "treatment")}
-        out.append(
-            f"Decomposition, {label}: the price paid per thousand impressions was {price['control']:.2f} in control "
-            f"and {price['treatment']:.2f} in treatment ({100 * (price['treatment'] / price['control'] - 1):+.1f}%), "
-            f"i2s {100 * c['i2s']:.3f}% and {100 * t['i2s']:.3f}% ({100 * (t['i2s'] / c['i2s'] - 1):+.1f}%); eCPS = "
-            "price / i2s, so its change is mostly the price's where i2s moves little. Impressions "
-            f"({100 * (t['impressions'] / c['impressions'] - 1):+.1f}%) are the ad slots of each arm's own users, "
-            "all sold: their difference is the user split's, not the models', and it carries into reach and streams."
-        )
-    return out
-
-
-def excludes_zero_lines(segments: dict, level: int) -> list[str]:
-    """Which headline lifts have intervals that exclude zero, and which do not (the report must say so)."""
-    out = []
-    for name, label in (("all", "all podcasts"), ("less_streamed", "less-streamed podcasts")):
-        if name not in segments:
-            continue
-        s = segments[name]
-        clear: list[str] = []
-        unclear: list[str] = []
-        for metric, text in AB_METRICS:
-            ci = s["ci_pct"].get(metric)
-            (clear if ci and (ci[0] > 0 or ci[1] < 0) else unclear).append(text)
-        sentence = f"For {label}, the {level}% intervals of {', '.join(clear) or 'no lift'} exclude zero"
-        if unclear:
-            sentence += f"; those of {', '.join(unclear)} contain it (an effect this test cannot tell from noise)"
-        out.append(sentence + ".")
-    return out
-
-
-def _models_note(models: dict) -> str:
-    if not models:
-        return ""
-    done = [f"{k} {'reused' if v['reused'] else 'trained in {:.0f} s'.format(v['seconds'])}" for k, v in models.items()]
-    return "; models: " + ", ".join(done)
-
-
 def world_parameter_lines(world_config: dict) -> list[str]:
     """The world's sizes and behaviour as a table (the ground truth's coefficients follow in the JSON)."""
     lines = ["| parameter | value |", "|---|---|"]
@@ -485,8 +426,11 @@ def world_parameter_lines(world_config: dict) -> list[str]:
 def write_report(out: str, world_dir: str | None = None) -> str:
     """Write ``<out>/report.md`` and its plots from the JSON in ``out``; returns the report's path."""
     ablations, abtest = _load(out, "ablations.json"), _load(out, "abtest.json")
-    if ablations is None and abtest is None:
-        raise FileNotFoundError(f"nothing to report in {out}: run `make evaluate` and/or `make abtest` first")
+    coldstart = _load(out, "coldstart.json")
+    if ablations is None and abtest is None and coldstart is None:
+        raise FileNotFoundError(
+            f"nothing to report in {out}: run `make evaluate`, `make abtest` and/or `make coldstart` first"
+        )
     os.makedirs(out, exist_ok=True)
     world_config = None
     if world_dir and artifacts.exists(artifacts.join(world_dir, "config.json")):
@@ -512,9 +456,17 @@ def write_report(out: str, world_dir: str | None = None) -> str:
             plot_calibration(ablations, os.path.join(out, "calibration.png"))
             files.append("calibration.png")
     if abtest is not None:
+        from podtarget.evaluation.report_abtest import abtest_sections, plot_abtest_by_tier
+
         lines += abtest_sections(abtest)
         plot_abtest_by_tier(abtest, os.path.join(out, "abtest_by_tier.png"))
         files += ["abtest.json", "abtest_by_tier.png"]
+    if coldstart is not None:
+        from podtarget.evaluation.report_coldstart import coldstart_sections, plot_coldstart
+
+        lines += coldstart_sections(coldstart)
+        plot_coldstart(coldstart, os.path.join(out, "coldstart.png"))
+        files += ["coldstart.json", "coldstart.png"]
     lines += ["## Files", "", *[f"- `{f}`" for f in files]]
     if world_config is not None:
         files.append("world_config.json")

@@ -5,7 +5,8 @@
         [--train_days=2026-03-02..2026-03-07 --valid_days=... --test_days=... | --split=0.7,0.15,0.15]
         [--epochs=5] [--batch_size=8192] [--lr=0.002] [--seed=7] [--resume] [--overwrite]
         [--tasks=PromotionStream,AdStream] [--sources=promo] [--disable_groups=ad,promotion]
-        [--no_directional_mask] [--source_ratio=0.5 | --no_source_balance] [--architecture=mmoe]
+        [--no_directional_mask] [--source_ratio=0.5 | --no_source_balance] [--max_source_repeats=R]
+        [--source_history_days=ad=3] [--architecture=mmoe]
         [--loss_weighting=fixed|uncertainty|pcgrad] [--task_weights=Click=0.5] [--architecture=ple] [--prior_init]
         [--init_from=models/<run> [--add_task=NAME:label_col:source] [--freeze_encoder] [--apply_head=NEW=EXISTING]]
 
@@ -92,6 +93,16 @@ class TrainConfig:
     disable_groups: list[str] | None = None
     directional_mask: bool = True
     source_ratio: float | None = 0.5
+    # At most this many draws per epoch, on average, of a row of the source that balancing up-samples (the scarcer
+    # one): past it, that source's batch share shrinks towards the natural mix (model/data/sampling.py). None: no
+    # cap (every batch keeps source_ratio, however often the scarce rows repeat). 2, chosen on validation days of
+    # the eval world with one day of ad history, where half-ad batches drew each ad row 31 times an epoch and the
+    # joint model's AdStream head fell below the promotions-only baseline's (docs/results.md); with every day of
+    # ad history the balanced batches draw each ad row about twice, so the cap leaves them as they were.
+    max_source_repeats: float | None = 2.0
+    # Sources trained only on their last N training days (e.g. {"ad": 1}: one day of ad history, every day of
+    # promotions): the cold start of a channel, measured by `make coldstart`. Validation and test days are whole.
+    source_history_days: dict[str, int] = dataclasses.field(default_factory=dict)
     architecture: str | None = None
     loss_weighting: str = "fixed"
     task_weights: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -137,6 +148,9 @@ class TrainConfig:
             check_number(owner, name, getattr(self, name), low=0)
         # A share of each batch: 0 or 1 would leave one source no rows at all.
         optional(check_number, owner, "source_ratio", self.source_ratio, above=0, below=1)
+        optional(check_number, owner, "max_source_repeats", self.max_source_repeats, low=1)
+        for source, days in self.source_history_days.items():
+            check_int(owner, f'source_history_days["{source}"]', days, low=1)
         optional(check_choice, owner, "architecture", self.architecture, ARCHITECTURES)
         check_choice(owner, "loss_weighting", self.loss_weighting, WEIGHTINGS)
         for task, weight in self.task_weights.items():
@@ -267,7 +281,18 @@ def resolve_spec(config: TrainConfig, base: TrainedModel | None) -> tuple[Spec, 
 
 
 def _config_fingerprint(config: TrainConfig, spec: Spec, split: dict) -> dict:
-    keep = ("batch_size", "lr", "embedding_lr", "seed", "patience", "source_ratio", "loss_weighting", "task_weights")
+    keep = (
+        "batch_size",
+        "lr",
+        "embedding_lr",
+        "seed",
+        "patience",
+        "source_ratio",
+        "max_source_repeats",
+        "source_history_days",
+        "loss_weighting",
+        "task_weights",
+    )
     # Settings added later join the fingerprint only when set, so that earlier checkpoints still resume.
     later = {k: getattr(config, k) for k in ("weight_decay", "embedding_weight_decay") if getattr(config, k)}
     return {
@@ -308,13 +333,20 @@ def predict_days(network: MultiTaskNetwork, encoder: Encoder, table: ExampleTabl
 
 
 def evaluate(
-    network: MultiTaskNetwork, encoder: Encoder, table: ExampleTable, days, immature, predicted: dict | None = None
+    network: MultiTaskNetwork,
+    encoder: Encoder,
+    table: ExampleTable,
+    days,
+    immature,
+    predicted: dict | None = None,
+    by_slice: bool = True,
 ) -> dict:
-    """Metrics of every head on ``days`` (each task on its observed rows of its eval sources)."""
+    """Metrics of every head on ``days`` (each task on its observed rows of its eval sources); per slice value too
+    unless ``by_slice`` is False (early stopping reads the overall figures only)."""
     a = predicted if predicted is not None else predict_days(network, encoder, table, days, immature)
     if a is None:
         return {}
-    has_slice = encoder.spec.slice_column is not None
+    has_slice = encoder.spec.slice_column is not None and by_slice
     return evaluate_arrays(list(network.tasks), a["p"], a["y"], a["mask"], a["slice"] if has_slice else None)
 
 
@@ -399,6 +431,7 @@ class _Run:
     immature: dict[str, list[tuple[str, str]]]
     split: DaySplit
     split_info: dict
+    source_days: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
 
 def _open_run(config: TrainConfig) -> _Run:
@@ -429,6 +462,9 @@ def _open_run(config: TrainConfig) -> _Run:
         keep, excluded = usable_days(spec, catalog)
         split = split_days(keep, fractions=config.split, excluded=excluded + table.skipped)
     split_info = split.as_dict()
+    source_days = history_days(config.source_history_days, spec.sources, split.train)
+    if source_days:
+        split_info["source_days"] = {s: list(d) for s, d in source_days.items()}
     log.info("split: %s", json.dumps(split_info))
     checkpoint_path = join(run_dir, "checkpoints", "last.pt")
     return _Run(
@@ -445,7 +481,18 @@ def _open_run(config: TrainConfig) -> _Run:
         immature,
         split,
         split_info,
+        source_days,
     )
+
+
+def history_days(
+    history: dict[str, int], sources: Sequence[str], train: Sequence[datetime.date]
+) -> dict[str, tuple[str, ...]]:
+    """The training days each restricted source is drawn from: its last ``history[source]`` training days."""
+    unknown = sorted(set(history) - set(sources))
+    if unknown:
+        raise SpecError(f"--source_history_days: unknown source(s) {unknown}; the spec's sources: {list(sources)}")
+    return {s: tuple(d.isoformat() for d in sorted(train)[-n:]) for s, n in sorted(history.items())}
 
 
 @dataclasses.dataclass
@@ -495,7 +542,11 @@ def _build_learner(config: TrainConfig, run: _Run) -> _Learner:
     """Statistics (or the base model's), the encoder, the network (new, or the base with its new heads) with the
     parameters that train, and the optimizers."""
     base, spec, trainable, applied = run.base, run.spec, run.trainable, run.applied
-    stats = base.encoder.stats if base is not None else fit_statistics(spec, run.table, run.split.train)
+    stats = (
+        base.encoder.stats
+        if base is not None
+        else fit_statistics(spec, run.table, run.split.train, source_days=run.source_days)
+    )
     encoder = Encoder(spec, stats)
     layout = InputLayout(encoder.table_rows, len(encoder.single), len(encoder.bags), encoder.num_width)
     base_heads = list(base.network.tasks) if base is not None else []
@@ -564,8 +615,11 @@ def _plan_sampling(config: TrainConfig, run: _Run, learner: _Learner) -> Samplin
     their task's positive rate in training batches (see MultiTaskNetwork.set_priors), while heads loaded or copied
     from a trained run keep their weights."""
     spec, catalog, train_days = run.spec, run.catalog, run.split.train
-    rows_by_source = {s: sum(catalog[d.isoformat()]["rows"].get(s, 0) for d in train_days) for s in spec.sources}
-    plan = plan_sampling(spec, rows_by_source, config.batch_size, config.source_ratio)
+    days_of = {s: run.source_days.get(s, tuple(d.isoformat() for d in train_days)) for s in spec.sources}
+    rows_by_source = {s: sum(catalog[d]["rows"].get(s, 0) for d in days_of[s]) for s in spec.sources}
+    plan = plan_sampling(
+        spec, rows_by_source, config.batch_size, config.source_ratio, config.max_source_repeats, run.source_days
+    )
     if config.prior_init and not config.resume:
         priors = task_priors(spec, catalog, train_days, plan.shares)
         learner.network.set_priors({t: priors[t] for t in learner.fresh_heads})
@@ -698,7 +752,7 @@ def _train_epochs(
     """Epochs until ``--epochs`` or early stopping, each validated and checkpointed. The next epoch's reading
     starts while this one is validated (and is stopped if early stopping ends the run)."""
     epochs = 0 if not run.trainable else config.epochs
-    units = run.table.units(run.split.train)
+    units = run.table.units(drawn_days(run.split.train, plan))
     upcoming = (
         _epoch_batches(config, run, learner, plan, units, state.epoch) if state.going(epochs, config.patience) else None
     )
@@ -714,6 +768,15 @@ def _train_epochs(
         if upcoming is not None and state.bad_epochs > config.patience:
             upcoming[1].close()
             upcoming = None
+
+
+def drawn_days(train: Sequence[datetime.date], plan: SamplingPlan) -> list[datetime.date]:
+    """The training days an epoch reads: every one, unless every source it draws is restricted to some days
+    (``--source_history_days``), e.g. an ads-only run on one day of ad history reads that day alone."""
+    if not all(s in plan.days for s in plan.sources):
+        return list(train)
+    chosen = {d for s in plan.sources for d in plan.days[s]}
+    return [d for d in train if d.isoformat() in chosen]
 
 
 def _train_epoch(
@@ -755,7 +818,9 @@ def _train_epoch(
 def _validate_epoch(run: _Run, learner: _Learner, state: _TrainState, trained: _EpochRun) -> None:
     """Score the epoch on the validation days, keep its weights if they are the best so far, and log its record."""
     epoch = state.epoch
-    valid = evaluate(learner.network, learner.encoder, run.table, run.split.valid, run.immature)
+    # Overall figures only: an epoch's record keeps its stopping score, and the slices took three quarters of the
+    # metrics' time (the final metrics of the best epoch have them).
+    valid = evaluate(learner.network, learner.encoder, run.table, run.split.valid, run.immature, by_slice=False)
     score = stopping_score(run.spec, valid)
     record = {
         "epoch": epoch + 1,
@@ -837,15 +902,24 @@ def _csv(text: str | None) -> list[str] | None:
     return [x for x in (s.strip() for s in text.split(",")) if x] if text is not None else None
 
 
-def _weights(text: str) -> dict[str, float]:
+def _assignments(text: str, convert, flag: str, expected: str) -> dict:
+    """``NAME=VALUE,...`` as a dict, each value converted; a clear error naming the flag otherwise."""
     out = {}
     for part in _csv(text) or []:
         name, _, value = part.partition("=")
         try:
-            out[name] = float(value)
+            out[name] = convert(value)
         except ValueError as exc:
-            raise SpecError(f"--task_weights {part!r}: expected TASK=NUMBER") from exc
+            raise SpecError(f"{flag} {part!r}: expected {expected}") from exc
     return out
+
+
+def _weights(text: str) -> dict[str, float]:
+    return _assignments(text, float, "--task_weights", "TASK=NUMBER")
+
+
+def _history(text: str) -> dict[str, int]:
+    return _assignments(text, int, "--source_history_days", "SOURCE=DAYS, e.g. ad=3")
 
 
 def parse_args(argv: Sequence[str]) -> TrainConfig:
@@ -882,6 +956,18 @@ def parse_args(argv: Sequence[str]) -> TrainConfig:
     p.add_argument("--no_directional_mask", action="store_true", help="Every source trains every task.")
     p.add_argument("--source_ratio", type=float, default=0.5, help="Share of the spec's second source per batch.")
     p.add_argument("--no_source_balance", action="store_true", help="Natural mix instead of balanced batches.")
+    p.add_argument(
+        "--max_source_repeats",
+        type=float,
+        default=d.max_source_repeats,
+        help="Most draws per epoch of a row of the up-sampled source, on average (>= 1; 1 = the natural mix).",
+    )
+    p.add_argument("--no_repeat_cap", action="store_true", help="Balanced batches however often rows repeat.")
+    p.add_argument(
+        "--source_history_days",
+        default="",
+        help="SOURCE=N,...: train those sources on their last N training days only (e.g. ad=1: ad cold start).",
+    )
     p.add_argument("--architecture", choices=ARCHITECTURES)
     p.add_argument("--loss_weighting", default=d.loss_weighting, choices=WEIGHTINGS)
     p.add_argument("--task_weights", default="", help="Fixed weights, e.g. Click=0.5,Like=2 (default 1).")
@@ -918,6 +1004,8 @@ def parse_args(argv: Sequence[str]) -> TrainConfig:
         "directional_mask": not a.no_directional_mask,
         "source_ratio": None if a.no_source_balance else a.source_ratio,
         "task_weights": _weights(a.task_weights),
+        "source_history_days": _history(a.source_history_days),
+        "max_source_repeats": None if a.no_repeat_cap else a.max_source_repeats,
     }
     same = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(a, f.name)}
     return TrainConfig(**{**same, **converted})

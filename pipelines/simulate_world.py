@@ -13,6 +13,7 @@ which is printed at the end.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -40,6 +41,13 @@ class SimulateWorldOptions(PipelineOptions):
         parser.add_argument("--n_days", type=int, default=None, help="Override the preset's number of days.")
         parser.add_argument("--start_date", default=None, help="Override the first day (YYYY-MM-DD).")
         parser.add_argument(
+            "--responsiveness_correlation",
+            type=float,
+            default=None,
+            help="How strongly users' ad responsiveness follows their promotion responsiveness, -1..1 "
+            "(GroundTruth.ad_promo_responsiveness_correlation; default 0: independent).",
+        )
+        parser.add_argument(
             "--overwrite",
             action="store_true",
             help="Replace a world already simulated under --data_root (raw tables and world/).",
@@ -54,7 +62,12 @@ def build_config(opts: SimulateWorldOptions) -> WorldConfig:
         "n_days": opts.n_days,
         "start_date": parse_day(opts.start_date) if opts.start_date else None,
     }
-    return WorldConfig.preset(opts.world, **{k: v for k, v in overrides.items() if v is not None})
+    config = WorldConfig.preset(opts.world, **{k: v for k, v in overrides.items() if v is not None})
+    if opts.responsiveness_correlation is None:
+        return config
+    correlation = opts.responsiveness_correlation
+    truth = dataclasses.replace(config.ground_truth, ad_promo_responsiveness_correlation=correlation)
+    return dataclasses.replace(config, ground_truth=truth)
 
 
 def prepare_output(data_root: str, overwrite: bool) -> list[str]:

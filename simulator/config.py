@@ -64,6 +64,10 @@ N_TOPICS = 120
 DIRT_KINDS = ("duplicate", "late", "null_id", "unknown_id", "bad_timestamp", "orphan_click", "truncated_file")
 
 
+# GroundTruth parameters that config.json carries only when they differ from these values (see WorldConfig.to_json).
+OMITTED_AT_DEFAULT = {"ad_promo_responsiveness_correlation": 0.0}
+
+
 @dataclass(frozen=True)
 class GroundTruth:
     """Coefficients of the true outcome model (logits). See :mod:`podtarget.simulator.world` for how they combine.
@@ -98,6 +102,12 @@ class GroundTruth:
     promo_layout_effect: tuple[float, ...] = (0.0, -0.1, 0.2, -0.3)  # card, carousel, banner, list
     promo_position_decay: float = 0.18
     promo_responsiveness_sd: float = 0.4
+    # How strongly a user's ad responsiveness follows their promotion responsiveness: the correlation of the two
+    # user traits (ad responsiveness keeps its spread, ``ad_responsiveness_sd``). 0, the default, draws them
+    # independently, so promotion rows cannot teach how responsive a user is to ads; at 1 the two are one trait.
+    # Worlds saved before it existed are the ones it gives at 0 (byte for byte), so it is written to
+    # ``config.json`` only when set (``WorldConfig.to_json``).
+    ad_promo_responsiveness_correlation: float = 0.0
     # Context shared by both channels.
     surface_effect: tuple[float, ...] = (0.1, 0.2, 0.0, -0.1, 0.05)
     device_effect: tuple[float, ...] = (0.05, 0.0, 0.1, -0.05, -0.2)
@@ -125,6 +135,8 @@ class GroundTruth:
             "short_play_rate",
         ):
             check_number("GroundTruth", name, getattr(self, name), low=0)
+        correlation = self.ad_promo_responsiveness_correlation
+        check_number("GroundTruth", "ad_promo_responsiveness_correlation", correlation, low=-1, high=1)
 
 
 @dataclass(frozen=True)
@@ -263,6 +275,11 @@ class WorldConfig:
     def to_json(self) -> str:
         data = dataclasses.asdict(self)
         data["start_date"] = self.start_date.isoformat()
+        # Parameters added after worlds were first saved appear only when set: a world that does not use them is
+        # the world saved before they existed, and keeps its config.json (whose hash identifies reports).
+        for name, default in OMITTED_AT_DEFAULT.items():
+            if data["ground_truth"][name] == default:
+                del data["ground_truth"][name]
         return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod

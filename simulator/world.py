@@ -64,6 +64,24 @@ def rng_for(seed: int, *stream: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, *stream]))
 
 
+def correlated(own: np.ndarray, other: np.ndarray, correlation: float, own_sd: float, other_sd: float) -> np.ndarray:
+    """``own`` (independent normal draws of spread ``own_sd``) turned into draws of the same spread that correlate
+    with ``other`` (spread ``other_sd``) by ``correlation``: ``own_sd * (rho * other / other_sd + sqrt(1 - rho^2) *
+    own / own_sd)``. At 0 it returns ``own`` itself (the worlds drawn before the option existed).
+
+        >>> rng = np.random.default_rng(0)
+        >>> a, b = rng.normal(0, 0.7, 100_000), rng.normal(0, 0.4, 100_000)
+        >>> c = correlated(a, b, 0.6, 0.7, 0.4)
+        >>> round(float(np.corrcoef(c, b)[0, 1]), 2), round(float(c.std()), 2)
+        (0.6, 0.7)
+    """
+    if correlation == 0:
+        return own
+    z_own = own / own_sd if own_sd > 0 else np.zeros_like(own)
+    z_other = other / other_sd if other_sd > 0 else np.zeros_like(other)
+    return own_sd * (correlation * z_other + np.sqrt(1.0 - correlation**2) * z_own)
+
+
 @dataclass
 class Users:
     country: np.ndarray  # code into COUNTRIES
@@ -180,16 +198,30 @@ class World:
         true_genre_affinity = theta @ genre_dirs.T / np.sqrt(d)
         profile = true_genre_affinity + config.incumbent_noise * rng.normal(size=true_genre_affinity.shape)
         device_probs = np.array([0.38, 0.37, 0.12, 0.08, 0.05])
+        # Drawn in this order (the order of every world saved so far): the same seed gives the same world.
+        country = rng.choice(len(COUNTRIES), size=n, p=np.array(COUNTRY_WEIGHTS) / sum(COUNTRY_WEIGHTS))
+        age = rng.choice(len(AGE_BUCKETS), size=n, p=[0.24, 0.31, 0.21, 0.14, 0.10])
+        premium = rng.random(n) < config.premium_share
+        device = rng.choice(len(DEVICES), size=n, p=device_probs / device_probs.sum())
+        activity = config.sessions_per_user_day * rng.lognormal(-0.5, 1.0, size=n)
+        ad_responsiveness = rng.normal(0, gt.ad_responsiveness_sd, size=n)
+        promo_responsiveness = rng.normal(0, gt.promo_responsiveness_sd, size=n)
         return Users(
-            country=rng.choice(len(COUNTRIES), size=n, p=np.array(COUNTRY_WEIGHTS) / sum(COUNTRY_WEIGHTS)),
-            age=rng.choice(len(AGE_BUCKETS), size=n, p=[0.24, 0.31, 0.21, 0.14, 0.10]),
-            premium=rng.random(n) < config.premium_share,
+            country=country,
+            age=age,
+            premium=premium,
             signup_day=signup.astype(np.int32),
-            device=rng.choice(len(DEVICES), size=n, p=device_probs / device_probs.sum()),
+            device=device,
             theta=theta.astype(np.float32),
-            activity=(config.sessions_per_user_day * rng.lognormal(-0.5, 1.0, size=n)).astype(np.float32),
-            ad_responsiveness=rng.normal(0, gt.ad_responsiveness_sd, size=n).astype(np.float32),
-            promo_responsiveness=rng.normal(0, gt.promo_responsiveness_sd, size=n).astype(np.float32),
+            activity=activity.astype(np.float32),
+            ad_responsiveness=correlated(
+                ad_responsiveness,
+                promo_responsiveness,
+                gt.ad_promo_responsiveness_correlation,
+                gt.ad_responsiveness_sd,
+                gt.promo_responsiveness_sd,
+            ).astype(np.float32),
+            promo_responsiveness=promo_responsiveness.astype(np.float32),
             format_preference=rng.normal(0, gt.user_format_preference_sd, size=(n, len(AD_FORMATS))).astype(np.float32),
             genre_profile=profile.astype(np.float32),
         )

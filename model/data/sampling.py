@@ -8,6 +8,7 @@ other drawn from a sliding window) and the evaluation scan, both produced in a b
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -136,7 +137,9 @@ class _WindowPool:
 class SamplingPlan:
     """How an epoch is drawn. ``shares``: rows of each source per batch (None = the natural mix, one pool).
     ``pacing``: the source read exactly once per epoch (the one with the most rows per batch slot); the others are
-    drawn with replacement from a sliding window. An epoch is one pass over the training days."""
+    drawn with replacement from a sliding window. An epoch is one pass over the training days. ``days``: per
+    source, the only training days its rows are drawn from (a source absent from it: every training day).
+    ``repeats``: per up-sampled source, how often a row of it is drawn per epoch on average."""
 
     batch_size: int
     shares: dict[str, int] | None
@@ -145,20 +148,33 @@ class SamplingPlan:
     expected_batches: int
     expected_rows: int
     rows: dict[str, int] = dataclasses.field(default_factory=dict)
+    days: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    repeats: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def plan_sampling(
-    spec: Spec, rows_by_source: Mapping[str, int], batch_size: int, source_ratio: float | None
+    spec: Spec,
+    rows_by_source: Mapping[str, int],
+    batch_size: int,
+    source_ratio: float | None,
+    max_repeats: float | None = None,
+    days: Mapping[str, Sequence[str]] | None = None,
 ) -> SamplingPlan:
     """``source_ratio``: the share of promotion rows (of the second spec source, generally: of ``sources[-1]``)
-    per batch, or None for the natural mix. With one source there is nothing to balance."""
+    per batch, or None for the natural mix. With one source there is nothing to balance. ``max_repeats``: the most
+    times per epoch a row of the up-sampled source may be drawn on average; where the ratio would draw it more
+    often, its share shrinks to ``batch * R * n / (n_pacing + R * n)``, the natural mix with the scarce source
+    weighted R times (None: no cap). ``days``: recorded in the plan (see :class:`SamplingPlan`)."""
     sources = tuple(s for s in spec.training_sources if rows_by_source.get(s, 0) > 0)
     if not sources:
         raise DataError(f"no training rows of any source {list(spec.training_sources)}: {dict(rows_by_source)}")
+    if max_repeats is not None and not max_repeats >= 1:
+        raise DataError(f"--max_source_repeats: expected a number >= 1 (1: the natural mix), found {max_repeats}")
+    chosen = {s: tuple(d) for s, d in (days or {}).items()}
     total = sum(rows_by_source[s] for s in sources)
     if source_ratio is None or len(sources) == 1:
         batches = max(1, total // batch_size)
-        return SamplingPlan(batch_size, None, None, sources, batches, total, dict(rows_by_source))
+        return SamplingPlan(batch_size, None, None, sources, batches, total, dict(rows_by_source), chosen)
     if len(spec.sources) != 2:
         raise DataError(f"--source_ratio needs exactly two sources, the spec has {list(spec.sources)}")
     if not 0 < source_ratio < 1:
@@ -169,7 +185,34 @@ def plan_sampling(
         raise DataError(f"--source_ratio {source_ratio} leaves a source no row in a batch of {batch_size}")
     pacing = max(sources, key=lambda s: rows_by_source[s] / shares[s])
     batches = max(1, math.ceil(rows_by_source[pacing] / shares[pacing]))
-    return SamplingPlan(batch_size, shares, pacing, sources, batches, batches * batch_size, dict(rows_by_source))
+    (other,) = (s for s in sources if s != pacing)
+    n_pacing, n_other = rows_by_source[pacing], rows_by_source[other]
+    if max_repeats is not None and batches * shares[other] > max_repeats * n_other:
+        capped = max(1, round(batch_size * max_repeats * n_other / (n_pacing + max_repeats * n_other)))
+        shares = {pacing: batch_size - capped, other: capped}
+        batches = max(1, math.ceil(n_pacing / shares[pacing]))
+    repeats = {other: batches * shares[other] / n_other}
+    return SamplingPlan(
+        batch_size, shares, pacing, sources, batches, batches * batch_size, dict(rows_by_source), chosen, repeats
+    )
+
+
+def row_days(segments: Sequence[tuple[datetime.date, int]]) -> np.ndarray:
+    """The day (ISO string) of every row of a chunk, from its ``(day, rows)`` segments."""
+    if not segments:
+        return np.zeros(0, dtype="<U10")
+    return np.repeat(np.array([d.isoformat() for d, _ in segments]), [n for _, n in segments])
+
+
+def drawn_rows(source: np.ndarray, days: np.ndarray, allowed: Mapping[int, Sequence[str]]) -> np.ndarray | None:
+    """Which rows a plan draws from, where some sources (``allowed``: source index -> days) are restricted to some
+    days; None when every row is drawn."""
+    keep = None
+    for index, chosen in allowed.items():
+        out = (source == index) & ~np.isin(days, list(chosen))
+        if out.any():
+            keep = ~out if keep is None else keep & ~out
+    return keep
 
 
 class BatchStream:
@@ -243,8 +286,12 @@ class BatchStream:
                     parts.append(pool.take(max(1, round(shares[key] * k / shares[pacer]))))
             return RowBlock.concat(parts)
 
+        allowed = {source_of[s]: d for s, d in plan.days.items() if s in source_of}
         for segments, chunk in read_chunks(self.table, units, self.encoder.columns, self.chunk_rows):
             block = self.encoder.encode_rows(chunk, segments, self.immature)
+            keep = drawn_rows(block.source, row_days(segments), allowed) if allowed else None
+            if keep is not None:
+                block = block.take(np.flatnonzero(keep))
             if plan.shares is None:
                 keep = np.isin(block.source, wanted)
                 pools["*"].add(block if keep.all() else block.take(np.flatnonzero(keep)))

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from podtarget.model.data.errors import DataError
 from podtarget.model.data.hashing import hash_buckets, list_parts, numeric_values
@@ -52,16 +53,41 @@ class FeatureStats:
         return cls(numeric={k: dict(v) for k, v in raw["numeric"].items()}, known=known, rows=int(raw["rows"]))
 
 
+def _drawn(
+    chunk: pa.Table,
+    segments: Sequence[tuple[datetime.date, int]],
+    source_column: str,
+    source_days: Mapping[str, Sequence[str]],
+) -> pa.Table:
+    """The rows of ``chunk`` that training draws when some sources are restricted to some days."""
+    day = np.repeat(np.array([d.isoformat() for d, _ in segments]), [n for _, n in segments])
+    source = np.asarray(chunk.column(source_column).to_numpy(zero_copy_only=False)).astype(str)
+    keep = np.ones(chunk.num_rows, bool)
+    for name, chosen in source_days.items():
+        keep &= ~((source == name) & ~np.isin(day, list(chosen)))
+    return chunk if keep.all() else chunk.filter(pa.array(keep))
+
+
 def fit_statistics(
-    spec: Spec, table: ExampleTable, days: Sequence[datetime.date], chunk_rows: int = 65536
+    spec: Spec,
+    table: ExampleTable,
+    days: Sequence[datetime.date],
+    chunk_rows: int = 65536,
+    source_days: Mapping[str, Sequence[str]] | None = None,
 ) -> FeatureStats:
-    """One streamed pass over ``days``: sums for numeric features, bucket counts for categorical ones."""
+    """One streamed pass over ``days``: sums for numeric features, bucket counts for categorical ones.
+    ``source_days``: sources whose rows count only on some of the days (ISO strings), as training draws them
+    (``SamplingPlan.days``): rows a run never trains on do not make buckets known."""
     sums = {f.name: np.zeros(3) for f in spec.features_of("numeric")}
     # Per embedding table: features that share rows count into the rows' owner.
     counts = {f.table: np.zeros(f.buckets, np.int64) for f in spec.active_features if f.kind != "numeric"}
     columns = [f.name for f in spec.active_features]
+    if source_days and spec.source_column not in columns:
+        columns.append(spec.source_column)
     rows = 0
-    for _, chunk in read_chunks(table, table.units(days), columns, chunk_rows):
+    for segments, chunk in read_chunks(table, table.units(days), columns, chunk_rows):
+        if source_days:
+            chunk = _drawn(chunk, segments, spec.source_column, source_days)
         rows += chunk.num_rows
         for f in spec.active_features:
             col = chunk.column(f.name)

@@ -29,7 +29,9 @@ from tests.evaluation.conftest import SEEDS, TEST, small_evaluate
 def test_every_configuration_runs_with_every_seed(ablations):
     config, result = ablations
     expected = {"baseline", "promo_stream_only", "ads_stream_only", "ads_stream_anc", "joint", "no_mask"}
-    expected |= {"no_balance", "mmoe"} | {f"no_{g}" for g in ("user", "content", "context", "campaign", "ad")}
+    expected |= {"no_balance", "no_repeat_cap", "mmoe"} | {
+        f"no_{g}" for g in ("user", "content", "context", "campaign", "ad")
+    }
     assert expected <= set(result["setups"]) == set(all_setups())
     assert len(result["runs"]) == len(all_setups()) * len(SEEDS)
     for channel in ("promotions", "ads"):
@@ -77,6 +79,54 @@ def test_ap_and_changes_are_the_scores_own(ablations):
     assert change["point"] == pytest.approx(100 * (mean["joint"] / mean["baseline"] - 1))
     lo, hi = change["ci"]
     assert lo <= change["point"] <= hi
+
+
+def test_the_ground_truth_and_a_constant_bound_every_setup_and_give_its_share_of_the_gain(ablations, eval_world):
+    """The references are the world's own probabilities of the test rows (issue: ceiling in every report), and the
+    share of the achievable gain is (AP - constant's) / (truth's - constant's) of the seed-mean AP."""
+    from sklearn.metrics import average_precision_score
+
+    from podtarget.evaluation.truth import reference_scores
+    from podtarget.simulator.world import World
+
+    config, result = ablations
+    table = read_days(config.examples, result["split"]["test"])
+    source = np.asarray(table.column("source").to_numpy(zero_copy_only=False))
+    y = table.column("label_stream").to_numpy(zero_copy_only=False).astype(float)
+    truth = reference_scores(World.load(f"{eval_world}/world"), table)
+    for figure, src in (("ads", "ad"), ("promotions", "promo")):
+        seg = result["figures"][figure]["segments"]["all"]
+        rows = (source == src) & ~np.isnan(y)
+        refs = seg["references"]
+        assert refs["constant"] == pytest.approx(y[rows].mean())
+        for name in ("truth", "truth_shared"):
+            assert refs[name] == pytest.approx(average_precision_score(y[rows], truth[name][rows]))
+        for setup in ("baseline", "joint"):
+            mean = np.mean(seg["ap"][setup]["per_seed"])
+            share = seg["gain_share"][setup]["truth"]
+            assert share["point"] == pytest.approx((mean - refs["constant"]) / (refs["truth"] - refs["constant"]))
+            assert share["ci"][0] <= share["point"] <= share["ci"][1]
+    # Like and follow: the stream probabilities do not rank them; only the constant is a reference.
+    assert set(result["figures"]["like"]["segments"]["all"]["references"]) == {"constant"}
+
+
+def test_the_offline_metrics_matched_to_the_auction_are_reported_for_every_setup(ablations):
+    config, result = ablations
+    for figure in ("ads", "promotions"):
+        auc = result["ranking"][figure]["within_user_auc"]
+        ap = result["ranking"][figure]["within_campaign_ap"]
+        assert auc["pairs"] > 0 and ap["campaigns"] > 0
+        assert set(auc["setups"]) == set(result["setups"])
+        assert auc["references"]["constant"] == 0.5  # every pair tied
+        for value in auc["setups"].values():
+            assert 0 <= value["mean"] <= 1 and len(value["per_seed"]) == len(SEEDS)
+            assert value["ci"][0] <= value["mean"] <= value["ci"][1]
+        change = auc["change_vs_baseline"]["joint"]
+        base = auc["setups"]["baseline"]["mean"]
+        assert change["point"] == pytest.approx(auc["setups"]["joint"]["mean"] - base)
+        assert ap["change_vs_baseline"]["joint"]["point"] == pytest.approx(
+            100 * (ap["setups"]["joint"]["mean"] / ap["setups"]["baseline"]["mean"] - 1)
+        )
 
 
 def test_every_table1_direction_gets_a_verdict(ablations):

@@ -1,6 +1,7 @@
-"""The simulated A/B test: the auction's rules (second price, reserve, cap, budget, time order) checked exactly,
-its accounting on a real day (budget, frequency cap, eligibility, eCPS), inventory from the world's sessions, the
-same seeds giving the same results, and bootstrap intervals around their estimates."""
+"""The simulated A/B test on a real day: every arm's accounting in both designs (budget, frequency cap,
+eligibility, eCPS), the reference arms, inventory from the world's sessions, the same seeds giving the same
+results, and bootstrap intervals around their estimates. The market's rules are checked exactly in
+test_auction.py, the figures' arithmetic in test_abtest_figures.py."""
 
 from __future__ import annotations
 
@@ -14,95 +15,51 @@ import pytest
 from podtarget.evaluation.abtest import (
     ARMS,
     ABTestConfig,
-    arm_of_users,
     campaign_context,
     draw_outcomes,
     held_out_days,
     run_abtest,
-    run_auction,
-    value_bids,
 )
+from podtarget.evaluation.auction import audience_size
 from podtarget.pipelines.daily import load_podcast_features, read_snapshot
 from podtarget.schemas import layout
 from podtarget.simulator import World
 from podtarget.simulator.config import AD_SLOTS, SURFACES
-from podtarget.simulator.world import rng_for
 from podtarget.transforms.arrow.candidates import ScoringConfig, find_candidates, plan_campaigns
 from podtarget.transforms.runtime.storage import read_parquet
 from tests.evaluation.conftest import AB_DAY, SEEDS, TRAIN, ab_config
 
 
-def test_each_slot_goes_to_the_highest_bid_at_the_second_price():
-    # Two users; campaign 0 bids 10 / 4 (CPM, micros x 1e6), campaign 1 bids 8 / 9.
-    pair_user = np.array([1, 1, 2, 2])
-    pair_campaign = np.array([0, 1, 0, 1])
-    bids = np.array([10e6, 8e6, 4e6, 9e6])
-    won = run_auction(np.array([1, 2]), pair_user, pair_campaign, bids, np.array([1e9, 1e9]), 3, 5e6)
-    assert won.pair.tolist() == [0, 3]  # user 1 -> campaign 0, user 2 -> campaign 1
-    assert won.price_micros.tolist() == [8e3, 5e3]  # the second bid, or the reserve (campaign 0's 4 is below it)
-    assert won.slot.tolist() == [0, 1] and won.prior_exposures.tolist() == [0, 0]
+def _arm_days(result):
+    """Every (unit, design, share, arm, counters, served users, prices) of the test."""
+    for unit in result["units"]:
+        key = (unit["seed"], unit["day"], unit["campaign_id"])
+        served, prices = result["served"][key], result["prices"][key]
+        for arm in ARMS:
+            yield unit, "auction", None, arm, unit["auction"][arm], served["auction"][arm], prices["auction"][arm]
+            for share, a in unit["audience"][arm].items():
+                users, paid = served["audience"][arm][share], prices["audience"][arm][share]
+                yield unit, "audience", share, arm, a, users, paid
 
 
-def test_the_cap_the_budget_and_the_reserve_bind():
-    pair_user, pair_campaign = np.array([1, 1]), np.array([0, 1])
-    bids = np.array([10e6, 6e6])
-    slots = np.array([1, 1, 1, 1, 1])
-    # Cap 2: campaign 0 wins twice, then campaign 1 twice (alone: pays the reserve), then nobody.
-    won = run_auction(slots, pair_user, pair_campaign, bids, np.array([1e9, 1e9]), 2, 5e6)
-    assert won.pair.tolist() == [0, 0, 1, 1] and won.prior_exposures.tolist() == [0, 1, 0, 1]
-    assert won.price_micros.tolist() == [6e3, 6e3, 5e3, 5e3]
-    # Campaign 0 can pay its bid (10e3 per impression) once: then campaign 1 takes over.
-    won = run_auction(slots, pair_user, pair_campaign, bids, np.array([15e3, 1e9]), 5, 5e6)
-    assert won.pair.tolist() == [0, 1, 1, 1, 1]
-    # Bids below the reserve never enter.
-    assert len(run_auction(slots, pair_user, pair_campaign, bids, np.array([1e9, 1e9]), 5, 11e6).pair) == 0
-    with pytest.raises(ValueError, match="cap must be >= 1"):
-        run_auction(slots, pair_user, pair_campaign, bids, np.array([1e9, 1e9]), 0, 5e6)
-    with pytest.raises(ValueError, match="one entry per pair"):
-        run_auction(slots, pair_user, pair_campaign[:1], bids, np.array([1e9, 1e9]), 1, 5e6)
-
-
-def test_value_bids_average_the_cpm_and_follow_the_ranking():
-    pair_campaign = np.array([0, 0, 0, 1, 1])
-    score = np.array([0.01, 0.02, 0.03, 0.5, 0.5])
-    bids = value_bids(pair_campaign, score, np.array([12e6, 7e6]))
-    assert bids[:3].mean() == pytest.approx(12e6) and bids[3:].tolist() == [7e6, 7e6]
-    assert bids[0] < bids[1] < bids[2]
-    assert value_bids(np.array([0, 0]), np.zeros(2), np.array([9e6])).tolist() == [9e6, 9e6]
-
-
-def test_users_split_in_halves_by_a_stable_hash():
-    users = np.arange(1, 20_001)
-    arms = arm_of_users(users, 11)
-    assert abs(arms.mean() - 0.5) < 0.02
-    assert np.array_equal(arms, arm_of_users(users, 11)) and not np.array_equal(arms, arm_of_users(users, 12))
-
-
-def test_spend_cap_and_ecps_add_up_for_every_campaign_and_arm(abtest, eval_world):
+def test_spend_cap_and_ecps_add_up_for_every_campaign_arm_and_design(abtest, eval_world):
     config, result = abtest
     cap = World.load(f"{eval_world}/world").config.frequency_cap_per_day
     assert result["units"], "the held-out day has active ad campaigns"
     assert {u["seed"] for u in result["units"]} == set(SEEDS)
     sold = 0
-    for unit in result["units"]:
-        key = (unit["seed"], unit["day"], unit["campaign_id"])
-        served, prices = result["served"][key], result["prices"][key]
-        for arm in ARMS:
-            a = unit[arm]
-            sold += a["impressions"]
-            assert a["spend_micros"] <= a["budget_micros"] + 1e-6
-            assert a["spend_micros"] == pytest.approx(prices[arm].sum())
-            # Second price: at least the reserve, at most the campaign's own bid (its CPM times its relative score,
-            # bounded here by the CPM times the number of its eligible users).
-            assert (prices[arm] >= config.reserve_cpm_micros / 1000 - 1e-9).all()
-            counts = np.bincount(served[arm]) if len(served[arm]) else np.zeros(1)
-            assert counts.max() <= cap and a["max_per_user"] <= cap
-            assert a["reach"] == len(np.unique(served[arm])) <= a["eligible_users"]
-            assert a["streams"] <= a["impressions"] and a["clicks"] <= a["impressions"]
+    for _, _, _, _, a, served, prices in _arm_days(result):
+        sold += a["impressions"]
+        assert a["spend_micros"] <= a["budget_micros"] + 1e-6
+        assert a["spend_micros"] == pytest.approx(prices.sum())
+        assert (prices >= config.reserve_cpm_micros / 1000 - 1e-9).all()  # second price, at least the reserve
+        counts = np.bincount(served) if len(served) else np.zeros(1)
+        assert counts.max() <= cap and a["max_per_user"] <= cap
+        assert a["reach"] == len(np.unique(served)) <= a["eligible_users"]
+        assert a["streams"] <= a["impressions"] and a["clicks"] <= a["impressions"]
     assert sold > 0
-    for segment in result["segments"].values():
-        for arm in ARMS:
-            a = segment["arms"][arm]
+    for segment in result["designs"]["auction"]["segments"].values():
+        for a in segment["arms"].values():
             if a["streams"]:
                 assert a["ecps"] == pytest.approx(a["spend_micros"] / 1e6 / a["streams"])
             else:
@@ -111,25 +68,34 @@ def test_spend_cap_and_ecps_add_up_for_every_campaign_and_arm(abtest, eval_world
                 assert a["i2s"] == pytest.approx(a["streams"] / a["impressions"])
 
 
-def test_inventory_limits_what_the_arms_sell(abtest, eval_world):
-    """No user gets more impressions in a day than the slots drawn for them, across all campaigns."""
+def test_every_arm_serves_the_same_slots_and_audiences_buy_the_top_share(abtest, eval_world):
+    """No user gets more impressions in a day than the slots drawn for them, in any arm; every arm can use every
+    slot (no user split); a larger audience share never sells fewer impressions in total."""
     config, result = abtest
     world = World.load(f"{eval_world}/world")
     from podtarget.evaluation.abtest import day_slots
 
     slots = np.bincount(day_slots(world, AB_DAY, config)["user"], minlength=world.config.n_users + 1)
+    per_arm: dict = {}
+    for unit, design, share, arm, _, served, _ in _arm_days(result):
+        key = (unit["seed"], design, share, arm)
+        per_arm.setdefault(key, np.zeros_like(slots))
+        np.add.at(per_arm[key], served, 1)
+    for key, per_user in per_arm.items():
+        assert (per_user <= slots).all(), key
+    auction_sold = {k: v.sum() for k, v in per_arm.items() if k[1] == "auction"}
     for seed in SEEDS:
-        per_user = np.zeros_like(slots)
-        for (s, _, _), by_arm in result["served"].items():
-            if s == seed:
-                for arm in ARMS:
-                    np.add.at(per_user, by_arm[arm], 1)
-        assert (per_user <= slots).all() and per_user.sum() > 0
-    inventory = result["inventory"]
-    assert inventory["impressions"] <= inventory["slots"] and inventory["slots"] == len(SEEDS) * slots.sum()
+        for arm in ARMS:
+            # Audiences leave slots to outside demand: the smallest sells less than the largest, and than the
+            # auction design, where every eligible campaign bids on every slot.
+            totals = [per_arm[(seed, "audience", str(q), arm)].sum() for q in config.audience_shares]
+            assert 0 < totals[0] < totals[-1] <= auction_sold[(seed, "auction", None, arm)], (seed, arm, totals)
+    inventory = result["designs"]["auction"]["inventory"]
+    assert inventory["slots"] == len(SEEDS) * slots.sum()
+    assert all(a["impressions"] <= inventory["slots"] for a in inventory["arms"].values())
 
 
-def test_only_eligible_users_of_the_arm_are_served(abtest, eval_world):
+def test_only_eligible_users_are_served_and_audiences_hold_their_share(abtest, eval_world):
     config, result = abtest
     day = AB_DAY
     plan = plan_campaigns(
@@ -146,22 +112,36 @@ def test_only_eligible_users_of_the_arm_are_served(abtest, eval_world):
     campaign_ids = plan.campaigns.column("campaign_id").to_numpy()
     eligible = set(zip(campaign_ids[found.pair_campaign].tolist(), user_ids[found.pair_user].tolist(), strict=True))
     served_any = 0
-    for (_, _, campaign), by_arm in result["served"].items():
-        for index, arm in enumerate(ARMS):
-            users_served = np.unique(by_arm[arm])
-            served_any += len(users_served)
-            assert all((campaign, int(u)) in eligible for u in users_served), (campaign, arm)
-            assert (arm_of_users(users_served, config.split_seed) == index).all()
+    for unit, _, share, arm, a, served, _ in _arm_days(result):
+        users_served = np.unique(served)
+        served_any += len(users_served)
+        assert all((unit["campaign_id"], int(u)) in eligible for u in users_served), (unit["campaign_id"], arm)
+        if share is not None:  # an audience: ceil(share x eligible users), each of whom may be served
+            assert a["reach"] <= a["bidding_users"] == audience_size(float(share), a["eligible_users"])
+        else:
+            assert a["bidding_users"] == a["eligible_users"]
     assert served_any > 0
+
+
+def test_the_oracle_beats_random_and_positions_are_relative_to_them(abtest):
+    _, result = abtest
+    seg = result["designs"]["auction"]["segments"]["all"]
+    e = {arm: a["expected_i2s"] for arm, a in seg["arms"].items()}
+    assert e["oracle"] > e["truth_shared"] > e["random"]
+    pos = seg["position"]
+    assert pos["random"]["point"] == pytest.approx(0) and pos["oracle"]["point"] == pytest.approx(1)
+    assert pos["treatment"]["point"] == pytest.approx((e["treatment"] - e["random"]) / (e["oracle"] - e["random"]))
+    audience = result["designs"]["audience"]["segments"]["all"]["matched"]["impressions"]["arms"]
+    assert audience["oracle"]["position"]["point"] == pytest.approx(1)
 
 
 def test_the_same_seed_gives_identical_results(abtest, eval_world, tmp_path):
     config, result = abtest
     again = run_abtest(ab_config(eval_world, config, str(tmp_path)))
-    assert again["units"] == result["units"] and again["segments"] == result["segments"]
+    assert again["units"] == result["units"] and again["designs"] == result["designs"]
 
 
-def test_outcomes_follow_the_draw_seed_and_the_ground_truth(eval_world):
+def test_outcomes_follow_the_slots_random_numbers_and_the_ground_truth(eval_world):
     world = World.load(f"{eval_world}/world")
     users = np.tile(np.arange(1, 501), 3)
     prior = np.repeat(np.arange(3), 500)
@@ -176,26 +156,39 @@ def test_outcomes_follow_the_draw_seed_and_the_ground_truth(eval_world):
         np.full(n, 19),
         prior,
     )
-    first = draw_outcomes(*args, rng_for(1, 2))
-    assert all(np.array_equal(first[k], draw_outcomes(*args, rng_for(1, 2))[k]) for k in first)
-    assert not np.array_equal(first["stream"], draw_outcomes(*args, rng_for(1, 3))["stream"])
+    uniforms = np.random.default_rng(2).random((n, 2))
+    first = draw_outcomes(*args, uniforms)
+    p = first["p_stream"]
+    # A stream is drawn below its probability given the click drawn first; the same numbers, the same outcomes.
+    assert all(np.array_equal(first[k], draw_outcomes(*args, uniforms)[k]) for k in first)
+    assert not np.array_equal(first["stream"], draw_outcomes(*args, uniforms[::-1])["stream"])
+    assert abs(first["stream"].mean() - p.mean()) < 4 * np.sqrt(p.mean() / n)
     # Fatigue: later impressions to the same users have lower true stream probabilities.
-    p = first["p_stream"].reshape(3, 500)
+    p = p.reshape(3, 500)
     assert (p[0] > p[1]).all() and (p[1] > p[2]).all()
 
 
 def test_bootstrap_intervals_contain_their_estimates(abtest):
     _, result = abtest
     checked = 0
-    for segment in result["segments"].values():
+    for segment in result["designs"]["auction"]["segments"].values():
         assert segment["seeds"] == len(SEEDS)
-        for metric, (lo, hi) in segment["ci_pct"].items():
-            assert lo <= segment["lift_pct"][metric] <= hi, metric
-            checked += 1
+        for arm, cis in segment.get("ci_pct", {}).items():
+            for metric, ci in cis.items():
+                if ci is not None:
+                    assert ci[0] <= segment["lift_pct"][arm][metric] <= ci[1], (arm, metric)
+                    checked += 1
+    for segment in result["designs"]["audience"]["segments"].values():
+        for block in segment.get("matched", {}).values():
+            for arm, entry in block["arms"].items():
+                for metric, ci in (entry.get("ci_pct") or {}).items():
+                    if ci is not None:
+                        assert ci[0] <= entry["lift_pct"][metric] <= ci[1], (arm, metric)
+                        checked += 1
     assert checked > 0
     written = json.loads(pathlib.Path(f"{abtest[0].out}/abtest.json").read_text())
-    assert written["segments"] == json.loads(json.dumps(result["segments"]))
-    assert "served_users" not in written["units"][0]["control"]
+    assert written["designs"] == json.loads(json.dumps(result["designs"]))
+    assert "served_users" not in written["units"][0]["auction"]["control"]
 
 
 def test_the_ab_days_must_be_held_out(abtest, eval_world):
@@ -241,6 +234,12 @@ def test_campaign_context_is_the_scoring_plans(eval_world):
             r"'reserve_cpm_micros' parameter of ABTestConfig must be an int in the range \[0, inf\)",
         ),
         ({"draw_seed": -1}, r"'draw_seed' parameter of ABTestConfig must be an int in the range \[0, inf\)\. Got -1"),
+        ({"arms": ("treatment", "control")}, r"'arms' parameter of ABTestConfig must be 'control', 'treatment', then"),
+        ({"arms": ("control", "treatment", "psychic")}, r"'arms' parameter .* any of \['random', 'truth_shared'"),
+        ({"designs": ("lottery",)}, r"'designs' parameter of ABTestConfig must be some of \['auction', 'audience'\]"),
+        ({"audience_shares": (0.1, 0.05)}, r"'audience_shares' .* two or more increasing shares in \(0, 1\]"),
+        ({"audience_shares": (0.1,), "matched_share": 0.1}, r"'audience_shares' .* two or more increasing shares"),
+        ({"matched_share": 0.07}, r"'matched_share' parameter of ABTestConfig must be one of \[0.01, 0.02, 0.05"),
     ],
 )
 def test_bad_settings_say_what_was_expected(changes, message):

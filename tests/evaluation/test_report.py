@@ -33,7 +33,17 @@ def test_the_report_writes_markdown_plots_and_json(ablations, abtest, eval_world
     for d in written["directions"]:  # every direction of Table 1 with its verdict
         assert f"| **{d['verdict']}** |" in text
     assert "World parameters (fixed before the evaluation ran)" in text and "| `n_users` | 700 |" in text
-    assert "### Like and Follow heads" in text and "Inventory:" in text and "Decomposition, all podcasts" in text
+    assert "### Like and Follow heads" in text and "Inventory:" in text
+    # The ceiling and the offline metrics that match the A/B designs.
+    assert "### How much of the achievable gain (ceiling)" in text and "within-user AUC" in text
+    # The A/B test in both designs, with the reference arms and where each arm sits between random and oracle.
+    assert "### 2a. Auction design" in text and "### 2b. Audience design" in text
+    assert "**What each design can see.**" in text
+    abtest = json.loads(pathlib.Path(os.path.join(out, "abtest.json")).read_text())
+    pos = abtest["designs"]["auction"]["segments"]["all"]["position"]["treatment"]
+    assert "| `treatment` |" in text and f"{pos['point']:.2f} [{pos['ci'][0]:.2f}, {pos['ci'][1]:.2f}]" in text
+    for arm in ("oracle", "random", "truth_shared"):
+        assert f"| `{arm}` |" in text
 
 
 def test_nothing_to_report_is_an_error(tmp_path):

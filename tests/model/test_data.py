@@ -199,6 +199,52 @@ def test_natural_mix_reads_every_row_once_and_epochs_differ(podcast_toy):
     assert not np.array_equal(_uids(next_epoch, encoder), ids)
 
 
+def test_a_repeat_cap_shrinks_the_scarce_sources_share_towards_the_natural_mix(podcast_toy):
+    spec = load_spec(podcast_toy[1])
+    balanced = plan_sampling(spec, {"ad": 100, "promo": 1000}, 100, 0.5)
+    assert balanced.shares == {"ad": 50, "promo": 50} and balanced.pacing == "promo"
+    assert balanced.repeats == {"ad": 10.0}  # 20 batches x 50 ad rows over 100 ad rows
+    capped = plan_sampling(spec, {"ad": 100, "promo": 1000}, 100, 0.5, max_repeats=2)
+    # batch x R n / (n_pacing + R n) = 100 x 200 / 1200 = 16.7 -> 17 ad rows a batch; 1000 / 83 -> 13 batches.
+    assert capped.shares == {"promo": 83, "ad": 17} and capped.expected_batches == 13
+    assert capped.repeats == {"ad": 13 * 17 / 100}
+    natural = plan_sampling(spec, {"ad": 100, "promo": 1000}, 110, 0.5, max_repeats=1)
+    assert natural.shares == {"promo": 100, "ad": 10}  # R = 1: the natural mix
+    # Where the ratio repeats the scarce rows less than the cap, nothing changes.
+    assert plan_sampling(spec, {"ad": 900, "promo": 1000}, 100, 0.5, max_repeats=2) == plan_sampling(
+        spec, {"ad": 900, "promo": 1000}, 100, 0.5
+    )
+    with pytest.raises(DataError, match="max_source_repeats: expected a number >= 1"):
+        plan_sampling(spec, {"ad": 100, "promo": 1000}, 100, 0.5, max_repeats=0.5)
+
+
+def test_a_source_restricted_to_its_last_days_is_drawn_and_counted_only_there(podcast_toy):
+    examples, spec_path = podcast_toy
+    spec = load_spec(spec_path)
+    table = ExampleTable.open(examples)
+    days = table.days[:-1]
+    allowed = {"ad": (days[-1].isoformat(),)}
+    uids = {}
+    for day in days:
+        t = pa.concat_tables([pq.read_table(p, columns=["uid", "source"]) for p in table.files[day]])
+        for src in ("ad", "promo"):
+            rows = np.asarray(t.column("source").to_pylist()) == src
+            uids[(day, src)] = set(np.asarray(t.column("uid"))[rows].tolist())
+    stats = fit_statistics(spec, table, days, source_days=allowed)
+    assert stats.rows == sum(len(uids[(d, "promo")]) for d in days) + len(uids[(days[-1], "ad")])
+    encoder = Encoder(spec, stats)
+    rows = {"promo": stats.rows - len(uids[(days[-1], "ad")]), "ad": len(uids[(days[-1], "ad")])}
+    plan = plan_sampling(spec, rows, 400, 0.5, days=allowed)
+    batches = list(BatchStream(table, table.units(days), encoder, plan, {}, seed=3, epoch=0, pool_rows=2048))
+    ids = _uids(batches, encoder)
+    src = np.concatenate([b.source.numpy() for b in batches])
+    drawn_ads = set(ids[src == encoder.source_index["ad"]].tolist())
+    assert drawn_ads and drawn_ads <= uids[(days[-1], "ad")]
+    # Promotions of every day, each once (they pace the epoch).
+    promo_ids = ids[src == encoder.source_index["promo"]]
+    assert sorted(promo_ids.tolist()) == sorted(set().union(*(uids[(d, "promo")] for d in days)))
+
+
 def test_sampling_plan_errors(podcast_toy):
     spec = load_spec(podcast_toy[1])
     with pytest.raises(DataError, match="expected a number in"):

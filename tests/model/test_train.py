@@ -1,5 +1,7 @@
 """Training end to end: resume, transfer, ablation options, the CLI, and a second unrelated table."""
 
+import dataclasses
+import datetime
 import io
 import json
 import logging
@@ -142,6 +144,31 @@ def test_ablation_options_train(podcast_toy, tmp_path, changes):
     weights = result.history[0]["task_weights"]
     assert (weights["AdStream"] != 1.0) == (changes.get("loss_weighting") == "uncertainty")
     assert result.metrics["test"]["AdStream"]["overall"]["average_precision"] is not None
+
+
+def test_a_cold_started_source_trains_on_its_last_days_only(podcast_toy, tmp_path):
+    result = train(toy_config(podcast_toy, tmp_path, epochs=1, source_history_days={"ad": 1}, max_source_repeats=2))
+    split, sampling = result.metrics["split"], result.metrics["sampling"]
+    assert split["source_days"] == {"ad": [split["train"][-1]]}
+    table = ExampleTable.open(podcast_toy[0])
+    from podtarget.model.data import label_catalog
+    from podtarget.model.spec import load_spec
+
+    counted = label_catalog(load_spec(podcast_toy[1]), table, table.days)
+    assert sampling["rows"]["ad"] == counted[split["train"][-1]]["rows"]["ad"]
+    assert sampling["rows"]["promo"] == sum(counted[d]["rows"]["promo"] for d in split["train"])
+    assert sampling["repeats"]["ad"] <= 2.2  # the cap (rounding of the share and of the batches aside)
+    with pytest.raises(SpecError, match="unknown source"):
+        train(toy_config(podcast_toy, tmp_path, epochs=1, run="x", source_history_days={"radio": 1}))
+    # An epoch reads only the days some drawn source needs: an ads-only run on one day reads that day alone.
+    from podtarget.model.data import SamplingPlan
+    from podtarget.model.train import drawn_days
+
+    days = [datetime.date(2026, 3, d) for d in (2, 3, 4)]
+    ads_only = SamplingPlan(8, None, None, ("ad",), 1, 8, {"ad": 8}, {"ad": ("2026-03-04",)})
+    assert drawn_days(days, ads_only) == days[-1:]
+    both = dataclasses.replace(ads_only, sources=("ad", "promo"))
+    assert drawn_days(days, both) == days
 
 
 def test_cli(podcast_toy, tmp_path, capsys):

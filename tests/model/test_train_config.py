@@ -27,6 +27,7 @@ DAYS = "days as YYYY-MM-DD, a..b ranges or a comma list (e.g. 2026-03-02..2026-0
         ({"embedding_lr": -0.1}, "a float in the range (0, inf) or None"),
         ({"source_ratio": 1.0}, "a float in the range (0, 1) or None"),
         ({"source_ratio": 0}, "a float in the range (0, 1) or None"),
+        ({"max_source_repeats": 0.5}, "a float in the range [1, inf) or None"),
         ({"architecture": "moe"}, "a str among ['shared_bottom', 'mmoe', 'ple'] or None"),
         ({"loss_weighting": "gradnorm"}, "a str among ['fixed', 'uncertainty', 'pcgrad']"),
         ({"split": (0.7, 0.3)}, "three fractions >= 0 summing to 1 (train, valid, test)"),
@@ -85,3 +86,19 @@ def test_a_bad_flag_is_a_one_line_error_from_the_command(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "The 'epochs' parameter of TrainConfig must be" in err
+
+
+def test_the_cold_start_flags_parse():
+    config = parse_args(["--examples=x", "--source_history_days=ad=3", "--max_source_repeats=2"])
+    assert config.source_history_days == {"ad": 3} and config.max_source_repeats == 2.0
+    assert parse_args(["--examples=x"]).source_history_days == {}
+    assert parse_args(["--examples=x"]).max_source_repeats == 2.0  # the default cap
+    assert parse_args(["--examples=x", "--no_repeat_cap"]).max_source_repeats is None
+    with pytest.raises(ValueError, match="expected SOURCE=DAYS"):
+        parse_args(["--examples=x", "--source_history_days=ad=three"])
+    with pytest.raises(ValueError) as raised:
+        TrainConfig(examples="x", source_history_days={"ad": 0})
+    assert str(raised.value) == (
+        "The 'source_history_days[\"ad\"]' parameter of TrainConfig must be an int in the range [1, inf). "
+        "Got 0 instead."
+    )

@@ -130,3 +130,13 @@ def test_multi_processing_workers_give_the_same_logs(clean_tiny_world, tmp_path)
 def test_unsafe_multi_threading_is_refused(tmp_path):
     with pytest.raises(ValueError, match="multi_threading with more than one worker corrupts data"):
         simulate(str(tmp_path / "x"), "--direct_running_mode=multi_threading", "--direct_num_workers=2")
+
+
+def test_the_responsiveness_correlation_flag_sets_the_world_parameter():
+    from podtarget.pipelines.simulate_world import SimulateWorldOptions, build_config
+
+    config = build_config(SimulateWorldOptions(["--world=tiny", "--responsiveness_correlation=0.7", "--seed=3"]))
+    assert config.ground_truth.ad_promo_responsiveness_correlation == 0.7 and config.seed == 3
+    assert build_config(SimulateWorldOptions(["--world=tiny"])) == TINY
+    with pytest.raises(ValueError, match="ad_promo_responsiveness_correlation"):
+        build_config(SimulateWorldOptions(["--world=tiny", "--responsiveness_correlation=2"]))

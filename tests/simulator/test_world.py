@@ -115,3 +115,46 @@ def test_snapshot_rows_match_the_schemas(world):
         for row in rows:
             assert schema.problems(row) == [], (table, row)
     assert all(r["created_date"] <= day for r in world.podcast_rows(day))
+
+
+def _digest(w: World) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, a in _arrays(w):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def test_the_default_world_is_the_one_saved_before_responsiveness_could_correlate(world, tmp_path):
+    # The tiny preset's traits as every world before the correlation parameter existed drew them (the committed
+    # evaluation figures rely on such worlds staying the same), and its config.json without the new key.
+    assert _digest(world) == "9389900a4add83e3"
+    world.save(str(tmp_path / "w"))
+    assert "ad_promo_responsiveness_correlation" not in (tmp_path / "w" / "config.json").read_text()
+
+
+@pytest.mark.parametrize("rho", [0.5, 0.9])
+def test_ad_responsiveness_follows_promotion_responsiveness_by_the_correlation(world, rho, tmp_path):
+    from podtarget.simulator.config import GroundTruth
+
+    config = WorldConfig.preset("tiny", ground_truth=GroundTruth(ad_promo_responsiveness_correlation=rho))
+    correlated = World.generate(config)
+    ad, promo = correlated.users.ad_responsiveness, correlated.users.promo_responsiveness
+    assert abs(np.corrcoef(ad, promo)[0, 1] - rho) < 0.06  # 1,500 users: the sample correlation's spread is ~0.03
+    assert abs(np.corrcoef(world.users.ad_responsiveness, world.users.promo_responsiveness)[0, 1]) < 0.06
+    assert abs(ad.std() - config.ground_truth.ad_responsiveness_sd) < 0.05  # the spread is kept
+    # Only the ad trait moves: every other array is the default world's.
+    for (name, a), (_, b) in zip(_arrays(world), _arrays(correlated), strict=True):
+        if name != "users.ad_responsiveness":
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    correlated.save(str(tmp_path / "w"))
+    assert World.load(str(tmp_path / "w")).config == config
+
+
+def test_the_correlation_must_be_a_correlation():
+    from podtarget.simulator.config import GroundTruth
+
+    with pytest.raises(ValueError, match="ad_promo_responsiveness_correlation.*range \\[-1, 1\\]"):
+        WorldConfig(ground_truth=GroundTruth(ad_promo_responsiveness_correlation=1.5))
