@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
+from podtarget.common.cli import UsageError
 from podtarget.evaluation.coldstart import (
     ALL,
     ColdstartConfig,
@@ -94,7 +95,7 @@ def test_the_command_line():
     config, _ = parse_args(["--worlds=0:/a,0.8:/b", "--history=1,3,all", "--no_repeat_cap", "--runner=X"])
     assert config.worlds == ((0.0, "/a"), (0.8, "/b")) and config.history == (1, 3, ALL)
     assert config.max_source_repeats is None and config.pipeline_args == ("--runner=X",)
-    with pytest.raises(SystemExit):
+    with pytest.raises(UsageError, match="--worlds '/a': expected CORRELATION:DATA_ROOT"):
         parse_args(["--worlds=/a"])
     with pytest.raises(ValueError, match="at least 3 distinct seeds"):
         ColdstartConfig(worlds=((0.0, "/a"),), seeds=(1, 2))

@@ -121,5 +121,5 @@ def test_make_report_with_nothing_to_report_is_one_line(tmp_path):
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == (
-        f"error: nothing to report in {tmp_path}: run `make evaluate` and/or `make abtest` first"
+        f"error: nothing to report in {tmp_path}: run `make evaluate`, `make abtest` and/or `make coldstart` first"
     )
