@@ -165,6 +165,8 @@ def gather_product(
             obs[:, i] = blocks[owner].obs[pair_index[owner], i]
 
     def per_row(column: str | None, field: str) -> np.ndarray:
+        if column is None and field == "source":  # one implicit source: the encoder gives every row source 0
+            return np.zeros(n, np.int64)
         side = layout.owner.get(column) if column else None
         if side is None:
             return np.full(n, -1, np.int64)

@@ -11,9 +11,9 @@ scikit-learn's parameter validation::
     (False, True)
     >>> spec.validate(table_schema)   # raises SpecError("feature 'x' in group 'user': column not in the table; ...")
 
-File format (every key is documented in ``model/specs/podtarget.toml``)::
+File format (every key is documented in ``docs/spec.md``)::
 
-    [source]
+    [source]                                # optional: without it, one implicit source "all" (every row)
     column = "source"                       # which channel served the row
     values = ["ad", "promo"]
 
@@ -27,7 +27,8 @@ File format (every key is documented in ``model/specs/podtarget.toml``)::
     [[tasks]]
     name = "AdStream"
     label = "label_stream"
-    source = "ad"                           # the source the task belongs to (drives the directional mask)
+    source = "ad"                           # the source the task belongs to (drives the directional mask);
+                                            # optional where the spec has one source
 
 The default directional mask follows the paper: ``m[s, t] = 0`` iff ``s`` is not the source task ``t`` belongs to
 *and* ``t`` belongs to a source listed in ``[mask] protected`` (default: promo), i.e. ad rows give no loss to
@@ -55,6 +56,8 @@ KINDS: tuple[str, ...] = ("categorical", "multi_categorical", "numeric")
 ARCHITECTURES: tuple[str, ...] = ("shared_bottom", "mmoe", "ple")
 INTERACTIONS: tuple[str, ...] = ("none", "dot")
 DEFAULT_SPEC = pathlib.Path(__file__).with_name("specs") / "podtarget.toml"
+# The one source of a spec without a [source] table: every row belongs to it, whatever the table's columns.
+IMPLICIT_SOURCE = "all"
 
 
 class SpecError(ValueError):
@@ -120,9 +123,10 @@ class ModelSpec:
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-    """A validated model spec; build with :func:`load_spec` or :meth:`Spec.from_dict`."""
+    """A validated model spec; build with :func:`load_spec` or :meth:`Spec.from_dict`. ``source_column`` is None
+    when the spec has no ``[source]`` table: every row then belongs to the one source ``"all"``."""
 
-    source_column: str
+    source_column: str | None
     sources: tuple[str, ...]
     features: tuple[FeatureSpec, ...]
     tasks: tuple[TaskSpec, ...]
@@ -169,7 +173,7 @@ class Spec:
     @property
     def columns(self) -> tuple[str, ...]:
         """Every table column the spec reads (features of enabled groups, labels, source, slice column)."""
-        cols = [self.source_column, *(f.name for f in self.active_features)]
+        cols = [*([self.source_column] if self.source_column else []), *(f.name for f in self.active_features)]
         cols += [t.label for t in self.tasks]
         if self.slice_column:
             cols.append(self.slice_column)
@@ -203,7 +207,9 @@ class Spec:
             "labels": {"max_unobserved_share": self.max_unobserved_share},
             "evaluation": {"early_stopping_tasks": list(self.early_stopping_tasks)},
         }
-        if self.train_sources:
+        if self.source_column is None:
+            _drop_implicit_source(out)
+        elif self.train_sources:
             out["source"]["train"] = list(self.train_sources)
         if self.explicit_mask:
             out["mask"]["trains"] = {s: list(ts) for s, ts in self.trains.items()}
@@ -261,7 +267,8 @@ class Spec:
         if sources is not None:
             if not sources or any(s not in self.sources for s in sources):
                 raise SpecError(f"--sources: expected some of {', '.join(self.sources)}, found {list(sources)}")
-            raw["source"]["train"] = list(sources)
+            if "source" in raw:  # with one implicit source, the only choice is that source
+                raw["source"]["train"] = list(sources)
         if disabled_groups is not None:
             unknown = [g for g in disabled_groups if g not in self.groups]
             if unknown:
@@ -279,6 +286,8 @@ class Spec:
             raw["evaluation"]["early_stopping_tasks"] = [
                 t for t in raw["evaluation"]["early_stopping_tasks"] if t in names
             ]
+        if self.source_column is None:
+            _drop_implicit_source(raw)
         return _parse(raw)
 
     # --------------------------------------------------------------------------------- validation
@@ -303,7 +312,8 @@ class Spec:
             if not ok(typ):
                 problems.append(f"{what}: expected {expected} column, found {typ}")
 
-        check(f"source column {self.source_column!r}", self.source_column, _is_string, "a string or dictionary")
+        if self.source_column is not None:
+            check(f"source column {self.source_column!r}", self.source_column, _is_string, "a string or dictionary")
         for f in self.active_features:
             what = f"feature {f.name!r} in group {f.group!r}"
             if f.kind == "categorical":
@@ -326,6 +336,15 @@ class Spec:
 
     def column_types(self, schema: pa.Schema) -> dict[str, str]:
         return {c: str(schema.field(c).type) for c in self.columns if c in schema.names}
+
+
+def _drop_implicit_source(raw: dict[str, Any]) -> None:
+    """A spec dict of one implicit source in the file format: no [source] table, and tasks that name no source
+    (a task naming one would read as the podcast channels; see ``_parse``)."""
+    raw.pop("source", None)
+    for task in raw["tasks"]:
+        task.pop("source", None)
+        task.pop("eval_sources", None)
 
 
 def _share_problems(spec: Spec, schema: pa.Schema) -> list[str]:
@@ -481,11 +500,16 @@ def _parse(raw: Mapping[str, Any]) -> Spec:
     raw = _keys(
         "spec", raw, ("source", "groups", "tasks", "mask", "model", "labels", "evaluation"), ("groups", "tasks")
     )
-    source_column, sources, train_sources = _parse_source(raw.get("source", {}))
+    # Without [source], tasks that name sources mean the podcast table's channels (the default before the source
+    # was optional, so such specs read as they did); tasks that name none mean a table without channels.
+    named = isinstance(raw["tasks"], list) and any(isinstance(t, Mapping) and "source" in t for t in raw["tasks"])
+    source_column, sources, train_sources = _parse_source(raw.get("source", {} if named else None))
     features, groups, disabled = _parse_groups(raw["groups"])
     tasks = _parse_tasks(raw["tasks"], sources)
     names = [t.name for t in tasks]
-    explicit, protected, trains = _parse_mask(raw.get("mask", {}), sources, tasks)
+    # The paper's default protects promotions; a table without channels has nothing to protect.
+    default_protected = ["promo"] if source_column is not None else []
+    explicit, protected, trains = _parse_mask(raw.get("mask", {}), sources, tasks, default_protected)
     slice_column, early = _parse_evaluation(raw.get("evaluation", {}), names)
     labels = _keys("[labels]", raw.get("labels", {}), ("max_unobserved_share",))
     share = labels.get("max_unobserved_share", 0.5)
@@ -512,8 +536,11 @@ def _parse(raw: Mapping[str, Any]) -> Spec:
     )
 
 
-def _parse_source(raw: Any) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-    """``[source]``: the source column, its values, and the sources training reads (empty: all)."""
+def _parse_source(raw: Any) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
+    """``[source]``: the source column, its values, and the sources training reads (empty: all). Without the table,
+    no column and one implicit source (:data:`IMPLICIT_SOURCE`) that every row belongs to."""
+    if raw is None:
+        return None, (IMPLICIT_SOURCE,), ()
     src = _keys("[source]", raw, ("column", "values", "train"))
     source_column = _typed("[source]", "column", src.get("column", "source"), str, "a column name")
     sources = _str_list("[source]", "values", src.get("values", ["ad", "promo"]))
@@ -573,13 +600,15 @@ def _parse_tasks(raw: Any, sources: Sequence[str]) -> list[TaskSpec]:
     if not isinstance(raw, list) or not raw:
         raise SpecError("[[tasks]]: expected at least one task table")
     tasks: list[TaskSpec] = []
+    # With one source (a spec without [source], or with one value) a task's source can only be that one.
+    required = ("name", "label") if len(sources) == 1 else ("name", "label", "source")
     for i, t in enumerate(raw):
-        t = _keys(f"task #{i + 1}", t, ("name", "label", "source", "eval_sources"), ("name", "label", "source"))
+        t = _keys(f"task #{i + 1}", t, ("name", "label", "source", "eval_sources"), required)
         name = _typed(f"task #{i + 1}", "name", t["name"], str, "a str")
         where = f"task {name!r}"
         if name in (x.name for x in tasks):
             raise SpecError(f"{where}: the name is used twice; task names must be unique")
-        source = check_choice(where, "source", t["source"], sources, error=SpecError)
+        source = check_choice(where, "source", t.get("source", sources[0]), sources, error=SpecError)
         evals = _names(where, "eval_sources", t.get("eval_sources") or [source], sources, "source names")
         label = _typed(where, "label", t["label"], str, "a column name")
         tasks.append(TaskSpec(name, label, source, evals))
@@ -587,12 +616,12 @@ def _parse_tasks(raw: Any, sources: Sequence[str]) -> list[TaskSpec]:
 
 
 def _parse_mask(
-    raw: Any, sources: Sequence[str], tasks: Sequence[TaskSpec]
+    raw: Any, sources: Sequence[str], tasks: Sequence[TaskSpec], default_protected: Sequence[str] = ("promo",)
 ) -> tuple[bool, tuple[str, ...], dict[str, tuple[str, ...]]]:
     """``[mask]``: which tasks a row of each source trains; explicit ``trains`` lists, or the paper's rule over
     the protected sources. Returns (explicit, protected sources, tasks trained per source)."""
     mask = _keys("[mask]", raw, ("protected", "trains"))
-    protected = _str_list("[mask]", "protected", mask.get("protected", ["promo"]))
+    protected = _str_list("[mask]", "protected", mask.get("protected", list(default_protected)))
     names = [t.name for t in tasks]
     if "trains" in mask:
         table = _keys("[mask.trains]", mask["trains"], sources)

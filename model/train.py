@@ -620,6 +620,13 @@ def _plan_sampling(config: TrainConfig, run: _Run, learner: _Learner) -> Samplin
     plan = plan_sampling(
         spec, rows_by_source, config.batch_size, config.source_ratio, config.max_source_repeats, run.source_days
     )
+    if len(spec.sources) == 1:
+        # Said once, so that nobody tunes options that cannot change a one-source run.
+        log.info(
+            "one source (%s): batches are the natural mix, and --source_ratio, --max_source_repeats and the "
+            "directional mask have nothing to balance or mask",
+            spec.sources[0],
+        )
     if config.prior_init and not config.resume:
         priors = task_priors(spec, catalog, train_days, plan.shares)
         learner.network.set_priors({t: priors[t] for t in learner.fresh_heads})

@@ -235,15 +235,7 @@ class Encoder:
             if f.missing:
                 num[:, k] = missing
                 k += 1
-        source = np.full(n, -1, np.int64)
-        src_col = data.column(self.spec.source_column)
-        encoded = pc.dictionary_encode(src_col.combine_chunks() if isinstance(src_col, pa.ChunkedArray) else src_col)
-        if isinstance(encoded, pa.ChunkedArray):
-            encoded = encoded.combine_chunks()
-        lookup = np.array([self.source_index.get(v, -1) for v in encoded.dictionary.to_pylist()] or [-1], np.int64)
-        source[:] = lookup[encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)]
-        if encoded.null_count:
-            source[np.asarray(encoded.is_null())] = -1
+        source = self._sources(data)
         y = np.zeros((n, len(self.spec.tasks)), np.float32)
         obs = np.zeros((n, len(self.spec.tasks)), bool)
         for i, t in enumerate(self.spec.tasks):
@@ -267,6 +259,22 @@ class Encoder:
         else:
             slices = np.full(n, -1, np.int64)
         return RowBlock(cat, bag_len, bag_val, num, y, obs, source, slices)
+
+    def _sources(self, data: pa.Table | pa.RecordBatch) -> np.ndarray:
+        """Each row's source index (-1: not a spec source); 0 for every row when the spec has no source column."""
+        n = data.num_rows
+        if self.spec.source_column is None:
+            return np.zeros(n, np.int64)
+        source = np.full(n, -1, np.int64)
+        src_col = data.column(self.spec.source_column)
+        encoded = pc.dictionary_encode(src_col.combine_chunks() if isinstance(src_col, pa.ChunkedArray) else src_col)
+        if isinstance(encoded, pa.ChunkedArray):
+            encoded = encoded.combine_chunks()
+        lookup = np.array([self.source_index.get(v, -1) for v in encoded.dictionary.to_pylist()] or [-1], np.int64)
+        source[:] = lookup[encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)]
+        if encoded.null_count:
+            source[np.asarray(encoded.is_null())] = -1
+        return source
 
     def to_batch(self, block: RowBlock, training: bool = False) -> Batch:
         """Tensors of a block; finds the unique table rows with a scatter over the table (no sort). ``training``

@@ -56,12 +56,15 @@ class FeatureStats:
 def _drawn(
     chunk: pa.Table,
     segments: Sequence[tuple[datetime.date, int]],
-    source_column: str,
+    spec: Spec,
     source_days: Mapping[str, Sequence[str]],
 ) -> pa.Table:
     """The rows of ``chunk`` that training draws when some sources are restricted to some days."""
     day = np.repeat(np.array([d.isoformat() for d, _ in segments]), [n for _, n in segments])
-    source = np.asarray(chunk.column(source_column).to_numpy(zero_copy_only=False)).astype(str)
+    if spec.source_column is None:
+        source = np.full(chunk.num_rows, spec.sources[0])
+    else:
+        source = np.asarray(chunk.column(spec.source_column).to_numpy(zero_copy_only=False)).astype(str)
     keep = np.ones(chunk.num_rows, bool)
     for name, chosen in source_days.items():
         keep &= ~((source == name) & ~np.isin(day, list(chosen)))
@@ -82,12 +85,12 @@ def fit_statistics(
     # Per embedding table: features that share rows count into the rows' owner.
     counts = {f.table: np.zeros(f.buckets, np.int64) for f in spec.active_features if f.kind != "numeric"}
     columns = [f.name for f in spec.active_features]
-    if source_days and spec.source_column not in columns:
+    if source_days and spec.source_column and spec.source_column not in columns:
         columns.append(spec.source_column)
     rows = 0
     for segments, chunk in read_chunks(table, table.units(days), columns, chunk_rows):
         if source_days:
-            chunk = _drawn(chunk, segments, spec.source_column, source_days)
+            chunk = _drawn(chunk, segments, spec, source_days)
         rows += chunk.num_rows
         for f in spec.active_features:
             col = chunk.column(f.name)

@@ -328,3 +328,19 @@ def test_features_that_share_rows_look_values_up_in_one_block(tmp_path):
     assert block.bag_val.tolist()[:2] == [block.cat[0, show], block.cat[2, show]]
     assert block.cat[1, show] == encoder.offsets["podcast_id"] and block.bag_val[2] == encoder.offsets["podcast_id"]
     assert encoder.settings()["features"]["recent"]["shares"] == "podcast_id"
+
+
+def test_a_table_without_a_source_column_is_one_source(tabular_toy):
+    examples, spec_path, days = tabular_toy
+    spec = load_spec(spec_path)
+    table = ExampleTable.open(examples)
+    catalog = label_catalog(spec, table, table.days)
+    assert [catalog[d]["rows"] for d in sorted(catalog)] == [{"all": 6000}, {"all": 2000}, {"all": 2000}]
+    positives = catalog[days["train"][0]]["labels"]["click"]["all"]["positives"]
+    clicks = pq.read_table(f"{examples}/dt={days['train'][0]}", columns=["click"]).column("click").to_numpy()
+    assert positives == int(clicks.sum())
+    encoder = Encoder(spec, fit_statistics(spec, table, table.days[:1]))
+    block = encoder.encode_rows(table.read(table.units(table.days[:1])[0], encoder.columns))
+    assert (block.source == 0).all() and block.obs.all()
+    plan = plan_sampling(spec, {"all": 6000}, 256, source_ratio=0.5, max_repeats=2.0)
+    assert plan.shares is None and plan.expected_batches == 6000 // 256  # nothing to balance

@@ -247,3 +247,37 @@ def test_interaction_settings():
         Spec.from_dict(raw)
     raw["model"] = {k: v for k, v in raw["model"].items() if k not in ("interaction", "cross_layers", "cross_rank")}
     assert not {"interaction", "cross_layers", "cross_rank"} & set(Spec.from_dict(raw).to_dict()["model"])
+
+
+# A table without channels (no source column), two tasks: the shape of public tabular benchmarks.
+ONE_SOURCE = {
+    "groups": {"row": {"categorical": {"device": 8}, "numeric": {"age": {}}}},
+    "tasks": [{"name": "Click", "label": "click"}, {"name": "Purchase", "label": "purchase"}],
+}
+ONE_SOURCE_SCHEMA = pa.schema(
+    [("device", pa.string()), ("age", pa.int16()), ("click", pa.int8()), ("purchase", pa.int8())]
+)
+
+
+def test_a_spec_without_source_has_one_implicit_source_that_trains_and_evaluates_every_task():
+    spec = Spec.from_dict(ONE_SOURCE)
+    assert spec.source_column is None and spec.sources == ("all",)
+    assert [t.source for t in spec.tasks] == ["all", "all"] and spec.trains == {"all": ("Click", "Purchase")}
+    assert all(t.eval_sources == ("all",) for t in spec.tasks)
+    assert spec.columns == ("device", "age", "click", "purchase")
+    spec.validate(ONE_SOURCE_SCHEMA)  # no source column needed
+    assert "source" not in spec.to_dict() and Spec.from_dict(spec.to_dict()) == spec
+    assert spec.with_changes(sources=["all"], tasks=["Purchase"]).task_names == ("Purchase",)
+    with pytest.raises(SpecError, match="--sources: expected some of all"):
+        spec.with_changes(sources=["ad"])
+
+
+def test_tasks_need_a_source_only_where_there_are_several():
+    # Tasks that name sources without a [source] table mean the podcast channels, as before the source was optional.
+    old = Spec.from_dict({**ONE_SOURCE, "tasks": [{"name": "Click", "label": "click", "source": "ad"}]})
+    assert (old.source_column, old.sources) == ("source", ("ad", "promo"))
+    one = Spec.from_dict({**ONE_SOURCE, "source": {"column": "site", "values": ["web"]}})
+    assert one.task("Purchase").source == "web" and one.columns[0] == "site"
+    two = {**ONE_SOURCE, "source": {"column": "site", "values": ["web", "app"]}}
+    with pytest.raises(SpecError, match="task #1: missing required key 'source'"):
+        Spec.from_dict(two)

@@ -7,6 +7,7 @@ import json
 import logging
 import pathlib
 
+import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -14,7 +15,7 @@ from podtarget.model.artifacts import ArtifactError, load_model
 from podtarget.model.data import ExampleTable
 from podtarget.model.spec import SpecError
 from podtarget.model.train import EpochProgress, TrainConfig, main, train
-from tests.model.conftest import toy_config
+from tests.model.conftest import quick_config, toy_config
 
 
 def _weights(run_dir: str) -> dict:
@@ -278,3 +279,32 @@ def test_training_into_an_existing_run_names_train_args(trained_toy, podcast_toy
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "pass --resume (make: TRAIN_ARGS=--resume) to continue it" in err
+
+
+def test_a_table_without_channels_trains_with_a_spec_without_source(tabular_toy, tmp_path, caplog):
+    examples, spec, days = tabular_toy
+    config = quick_config(
+        examples,
+        tmp_path,
+        spec=spec,
+        run="tabular",
+        epochs=3,
+        batch_size=256,
+        lr=0.003,
+        train_days=days["train"][0],
+        valid_days=days["valid"][0],
+        test_days=days["test"][0],
+    )
+    with caplog.at_level(logging.INFO, logger="podtarget.model.train"):
+        result = train(config)
+    assert "one source (all): batches are the natural mix" in caplog.text
+    assert result.metrics["sampling"]["shares"] is None and result.metrics["sampling"]["sources"] == ("all",)
+    for task in ("Click", "Purchase"):
+        m = result.metrics["test"][task]["overall"]
+        assert m["rows"] == 2000, (task, m)  # every row evaluates every task
+        assert m["roc_auc"] > 0.6 and m["log_loss"] < m["baseline_log_loss"], (task, m)
+    model = load_model(result.run_dir)
+    assert model.spec.source_column is None and set(model.calibration) == {"Click/all", "Purchase/all"}
+    rows = pq.read_table(pathlib.Path(examples) / f"dt={days['test'][0]}").drop_columns(["click", "purchase"])
+    rows = rows.slice(0, 5)
+    assert {t: p.shape for t, p in model.score(rows).items()} == {"Click": (5,), "Purchase": (5,)}
