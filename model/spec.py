@@ -55,6 +55,9 @@ FeatureKind = Literal["categorical", "multi_categorical", "numeric"]
 KINDS: tuple[str, ...] = ("categorical", "multi_categorical", "numeric")
 ARCHITECTURES: tuple[str, ...] = ("shared_bottom", "mmoe", "ple")
 INTERACTIONS: tuple[str, ...] = ("none", "dot")
+# Validation metrics that can choose the best epoch, each with its key in a task's metrics; log loss is the one
+# where lower is better.
+SELECTION_METRICS: dict[str, str] = {"ap": "average_precision", "auc": "roc_auc", "log_loss": "log_loss"}
 DEFAULT_SPEC = pathlib.Path(__file__).with_name("specs") / "podtarget.toml"
 # The one source of a spec without a [source] table: every row belongs to it, whatever the table's columns.
 IMPLICIT_SOURCE = "all"
@@ -136,6 +139,7 @@ class Spec:
     disabled_groups: tuple[str, ...] = ()
     slice_column: str | None = None
     early_stopping_tasks: tuple[str, ...] = ()
+    selection_metric: str = "ap"
     max_unobserved_share: float = 0.5
     explicit_mask: bool = False
     protected_sources: tuple[str, ...] = ("promo",)
@@ -155,6 +159,11 @@ class Spec:
 
     def features_of(self, kind: str) -> tuple[FeatureSpec, ...]:
         return tuple(f for f in self.active_features if f.kind == kind)
+
+    @property
+    def selection_tasks(self) -> tuple[str, ...]:
+        """The tasks whose mean validation metric chooses the best epoch: ``early_stopping_tasks``, else all."""
+        return self.early_stopping_tasks or self.task_names
 
     @property
     def task_names(self) -> tuple[str, ...]:
@@ -215,6 +224,8 @@ class Spec:
             out["mask"]["trains"] = {s: list(ts) for s, ts in self.trains.items()}
         if self.slice_column:
             out["evaluation"]["slice_column"] = self.slice_column
+        if self.selection_metric != "ap":  # absent at its default, so earlier specs keep their fingerprints
+            out["evaluation"]["selection_metric"] = self.selection_metric
         return out
 
     def _model_dict(self) -> dict[str, Any]:
@@ -510,7 +521,7 @@ def _parse(raw: Mapping[str, Any]) -> Spec:
     # The paper's default protects promotions; a table without channels has nothing to protect.
     default_protected = ["promo"] if source_column is not None else []
     explicit, protected, trains = _parse_mask(raw.get("mask", {}), sources, tasks, default_protected)
-    slice_column, early = _parse_evaluation(raw.get("evaluation", {}), names)
+    slice_column, early, selection_metric = _parse_evaluation(raw.get("evaluation", {}), names)
     labels = _keys("[labels]", raw.get("labels", {}), ("max_unobserved_share",))
     share = labels.get("max_unobserved_share", 0.5)
     share = check_number("[labels]", "max_unobserved_share", share, above=0, high=1, error=SpecError)
@@ -529,6 +540,7 @@ def _parse(raw: Mapping[str, Any]) -> Spec:
         disabled_groups=tuple(disabled),
         slice_column=slice_column,
         early_stopping_tasks=early,
+        selection_metric=selection_metric,
         max_unobserved_share=float(share),
         explicit_mask=explicit,
         protected_sources=protected,
@@ -654,11 +666,14 @@ def _parse_model(raw: Any) -> ModelSpec:
     )
 
 
-def _parse_evaluation(raw: Any, names: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
-    """``[evaluation]``: the column metrics are sliced by, and the tasks early stopping watches."""
-    ev = _keys("[evaluation]", raw, ("slice_column", "early_stopping_tasks"))
+def _parse_evaluation(raw: Any, names: Sequence[str]) -> tuple[str | None, tuple[str, ...], str]:
+    """``[evaluation]``: the column metrics are sliced by, the tasks whose mean validation metric chooses the best
+    epoch (empty: all), and that metric (``"ap"``, ``"auc"`` or ``"log_loss"``)."""
+    ev = _keys("[evaluation]", raw, ("slice_column", "early_stopping_tasks", "selection_metric"))
     slice_column = ev.get("slice_column")
     if slice_column is not None:
         _typed("[evaluation]", "slice_column", slice_column, str, "a column name")
     early = _names("[evaluation]", "early_stopping_tasks", ev.get("early_stopping_tasks", []), names, "task names")
-    return slice_column, early
+    metric = ev.get("selection_metric", "ap")
+    metric = check_choice("[evaluation]", "selection_metric", metric, tuple(SELECTION_METRICS), error=SpecError)
+    return slice_column, early, metric

@@ -19,8 +19,9 @@ The same from Python (what evaluation code calls in-process)::
 An epoch is one pass over the training days, read in a seeded shuffled order of row groups (plus a shuffle buffer).
 With source balancing (default: half promotion, half ad rows per batch), the source with the most rows per batch
 slot is drawn exactly once per epoch; the other is drawn with replacement from a sliding window of its latest rows,
-i.e. up-sampled without re-reading the table. Early stopping watches the mean validation AP of the spec's
-``early_stopping_tasks`` (the stream tasks); the best epoch's weights are kept.
+i.e. up-sampled without re-reading the table. Early stopping watches the mean validation metric of the spec's
+``[evaluation]`` (``selection_metric``: AP by default, AUC or log loss) over its ``early_stopping_tasks`` (the
+stream tasks; every task where it names none); the best epoch's weights are kept.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from podtarget.model.data.tables import ExampleTable, Unit
 from podtarget.model.losses import WEIGHTINGS, LossWeighting, masked_bce, pcgrad_backward, row_mask
 from podtarget.model.metrics import evaluate_arrays, format_table
 from podtarget.model.network import InputLayout, MultiTaskNetwork, RowSparseAdam
-from podtarget.model.spec import ARCHITECTURES, DEFAULT_SPEC, Spec, SpecError, TaskSpec, load_spec
+from podtarget.model.spec import ARCHITECTURES, DEFAULT_SPEC, SELECTION_METRICS, Spec, SpecError, TaskSpec, load_spec
 
 log = logging.getLogger("podtarget.model.train")
 WARMUP_BATCHES = 5
@@ -371,13 +372,28 @@ def fit_calibration(spec: Spec, tasks: Sequence[str], applied, valid: dict | Non
 
 
 def stopping_score(spec: Spec, metrics: dict) -> float | None:
-    """Mean AP of the early-stopping tasks that have one (all tasks if none do); None if no AP is defined."""
-    for names in (spec.early_stopping_tasks, spec.task_names):
-        aps = [metrics[t]["overall"].get("average_precision") for t in names if t in metrics]
-        aps = [a for a in aps if a is not None]
-        if aps:
-            return float(np.mean(aps))
+    """The mean validation ``spec.selection_metric`` (AP by default) of the selection tasks that have one (of all
+    tasks if none do); None if it is defined for no task. Higher is better except for log loss: see
+    :func:`better_score`."""
+    key = SELECTION_METRICS[spec.selection_metric]
+    for names in (spec.selection_tasks, spec.task_names):
+        values = [metrics[t]["overall"].get(key) for t in names if t in metrics]
+        values = [v for v in values if v is not None]
+        if values:
+            return float(np.mean(values))
     return None
+
+
+def better_score(spec: Spec, score: float, best: float | None) -> bool:
+    """Whether an epoch's stopping score beats the best so far (lower log loss, higher AP or AUC)."""
+    if best is None:
+        return True
+    return score < best if spec.selection_metric == "log_loss" else score > best
+
+
+def selection(spec: Spec) -> dict:
+    """What chooses the best epoch, as metrics.json records it: the metric and the tasks whose mean it takes."""
+    return {"metric": spec.selection_metric, "tasks": list(spec.selection_tasks)}
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -466,6 +482,15 @@ def _open_run(config: TrainConfig) -> _Run:
     if source_days:
         split_info["source_days"] = {s: list(d) for s, d in source_days.items()}
     log.info("split: %s", json.dumps(split_info))
+    chosen = selection(spec)
+    log.info(
+        "best epoch: the %s of %s%s",
+        "lowest mean validation log loss"
+        if chosen["metric"] == "log_loss"
+        else f"highest mean validation {chosen['metric'].upper()}",
+        ", ".join(chosen["tasks"]),
+        "" if spec.early_stopping_tasks else " (every task: the spec's [evaluation] names none)",
+    )
     checkpoint_path = join(run_dir, "checkpoints", "last.pt")
     return _Run(
         run,
@@ -841,7 +866,7 @@ def _validate_epoch(run: _Run, learner: _Learner, state: _TrainState, trained: _
         "valid_ap": {t: m["overall"].get("average_precision") for t, m in (valid or {}).items()},
         "task_weights": learner.weighting.current(),
     }
-    improved = score is not None and (state.best_score is None or score > state.best_score)
+    improved = score is not None and better_score(run.spec, score, state.best_score)
     if improved or score is None:
         state.best_score, state.best_epoch, state.bad_epochs = score, epoch + 1, 0
         state.best_weights = copy.deepcopy(learner.network.state_dict())
@@ -880,6 +905,7 @@ def _finish(
         "trainable_heads": run.trainable,
         "applied_heads": run.applied,
         "best_epoch": state.best_epoch,
+        "selection": selection(spec),
         "best_valid_score": state.best_score,
         "history": state.history,
         "throughput": speed,
@@ -954,7 +980,12 @@ def parse_args(argv: Sequence[str]) -> TrainConfig:
         help="Decoupled decay of the embedding rows each step touches.",
     )
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--patience", type=int, default=d.patience, help="Epochs without a better validation AP.")
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=d.patience,
+        help="Epochs without a better validation score ([evaluation] selection_metric of the spec, AP by default).",
+    )
     p.add_argument("--resume", action="store_true", help="Continue from <out>/<run>/checkpoints/last.pt.")
     p.add_argument("--overwrite", action="store_true", help="Replace an existing run.")
     p.add_argument("--tasks", help="Comma list of tasks to train (default: all in the spec).")

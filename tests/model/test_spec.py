@@ -281,3 +281,21 @@ def test_tasks_need_a_source_only_where_there_are_several():
     two = {**ONE_SOURCE, "source": {"column": "site", "values": ["web", "app"]}}
     with pytest.raises(SpecError, match="task #1: missing required key 'source'"):
         Spec.from_dict(two)
+
+
+def test_the_selection_metric_and_tasks():
+    spec = Spec.from_dict({**ONE_SOURCE, "evaluation": {"selection_metric": "auc"}})
+    assert (spec.selection_metric, spec.selection_tasks) == ("auc", ("Click", "Purchase"))  # no tasks named: all
+    assert Spec.from_dict(spec.to_dict()) == spec
+    named = Spec.from_dict({**ONE_SOURCE, "evaluation": {"early_stopping_tasks": ["Purchase"]}})
+    assert (named.selection_metric, named.selection_tasks) == ("ap", ("Purchase",))
+    # At its default the key stays out of the spec's dict: the podcast spec's fingerprint is unchanged.
+    assert "selection_metric" not in load_spec().to_dict()["evaluation"]
+    with pytest.raises(SpecError) as err:
+        Spec.from_dict({**ONE_SOURCE, "evaluation": {"selection_metric": "roc"}})
+    assert str(err.value) == (
+        "The 'selection_metric' parameter of [evaluation] must be a str among ['ap', 'auc', 'log_loss']. "
+        "Got 'roc' instead."
+    )
+    with pytest.raises(SpecError, match=r"\[evaluation\]: unknown key 'selection_metrics' \(did you mean"):
+        Spec.from_dict({**ONE_SOURCE, "evaluation": {"selection_metrics": "ap"}})

@@ -7,6 +7,7 @@ import json
 import logging
 import pathlib
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -308,3 +309,21 @@ def test_a_table_without_channels_trains_with_a_spec_without_source(tabular_toy,
     rows = pq.read_table(pathlib.Path(examples) / f"dt={days['test'][0]}").drop_columns(["click", "purchase"])
     rows = rows.slice(0, 5)
     assert {t: p.shape for t, p in model.score(rows).items()} == {"Click": (5,), "Purchase": (5,)}
+
+
+def test_the_spec_chooses_the_metric_that_picks_the_best_epoch(tabular_toy, tmp_path, caplog):
+    examples, spec_path, days = tabular_toy
+    text = pathlib.Path(spec_path).read_text() + '\n[evaluation]\nselection_metric = "log_loss"\n'
+    spec = tmp_path / "spec.toml"
+    spec.write_text(text)
+    split = {f"{k}_days": v[0] for k, v in days.items()}
+    config = quick_config(examples, tmp_path, spec=str(spec), run="ll", epochs=4, patience=4, lr=0.02, **split)
+    with caplog.at_level(logging.INFO, logger="podtarget.model.train"):
+        result = train(config)
+    assert "best epoch: the lowest mean validation log loss of Click, Purchase (every task" in caplog.text
+    assert result.metrics["selection"] == {"metric": "log_loss", "tasks": ["Click", "Purchase"]}
+    losses = [h["valid_score"] for h in result.history]
+    assert len(losses) == 4 and len(set(losses)) == 4
+    assert result.best_epoch == 1 + int(np.argmin(losses)) and result.metrics["best_valid_score"] == min(losses)
+    mean_ll = np.mean([result.metrics["valid"][t]["overall"]["log_loss"] for t in ("Click", "Purchase")])
+    assert mean_ll == pytest.approx(min(losses), rel=1e-6)
