@@ -42,6 +42,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import pathlib
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -73,8 +74,12 @@ class FeatureSpec:
     training; ``min_count``: buckets seen fewer times than this on the training split also map to row 0, so rare
     and new ids share one learned cold-start row. ``share`` (categorical kinds): the name of another categorical
     feature whose embedding rows this one looks its values up in (its buckets and min_count apply), so that, e.g.,
-    the shows of a user's history and the show of the impression are points of one space. ``log1p`` / ``missing``
-    (numeric): see the module docstring."""
+    the shows of a user's history and the show of the impression are points of one space. ``floats``
+    (categorical): the column may be floating-point (ids stored as floats, NaN for null); integral values hash as
+    the integers they hold. ``log1p`` / ``missing`` (numeric): see the module docstring. ``clip`` (numeric):
+    ``(low, high)``, values are clipped to it before anything else. ``buckets`` (numeric): besides its normalized
+    value, the feature gets an embedding of its quantile bucket, of ``buckets`` buckets whose edges are quantiles
+    of the training split (saved with the model, so scoring buckets exactly as training did); 0: none."""
 
     name: str
     group: str
@@ -84,6 +89,18 @@ class FeatureSpec:
     log1p: bool = False
     missing: bool = False
     share: str | None = None
+    clip: tuple[float, float] | None = None
+    floats: bool = False
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the feature looks up embedding rows: every categorical one, and numeric ones with buckets."""
+        return self.kind != "numeric" or self.buckets > 0
+
+    @property
+    def rows(self) -> int:
+        """Embedding rows of the feature's block: its hash buckets, or a numeric's buckets plus the null row."""
+        return self.buckets + 1 if self.kind == "numeric" else self.buckets
 
     @property
     def table(self) -> str:
@@ -197,12 +214,19 @@ class Spec:
             groups[g] = {"enabled": g not in self.disabled_groups}
         for f in self.features:
             opts: dict[str, Any]
+            # Options added later appear only when set, so the fingerprints of earlier specs stay what they were.
             if f.kind == "numeric":
                 opts = {"log1p": f.log1p, "missing": f.missing}
+                if f.buckets:
+                    opts["buckets"] = f.buckets
+                if f.clip is not None:
+                    opts["clip"] = list(f.clip)
             elif f.share:
                 opts = {"share": f.share}
             else:
                 opts = {"buckets": f.buckets, "min_count": f.min_count}
+                if f.floats:
+                    opts["floats"] = True
             groups[f.group].setdefault(f.kind, {})[f.name] = opts
         out: dict[str, Any] = {
             "source": {"column": self.source_column, "values": list(self.sources)},
@@ -315,20 +339,27 @@ class Spec:
             listed = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
             return f"{what}: column not in the table; {hint or 'expected one of ' + listed}".rstrip()
 
-        def check(what: str, column: str, ok, expected: str) -> None:
+        def check(what: str, column: str, ok, expected: str, hint=lambda typ: "") -> None:
             if column not in names:
                 problems.append(missing(what, column))
                 return
             typ = schema.field(column).type
             if not ok(typ):
-                problems.append(f"{what}: expected {expected} column, found {typ}")
+                problems.append(f"{what}: expected {expected} column, found {typ}{hint(typ)}")
 
         if self.source_column is not None:
             check(f"source column {self.source_column!r}", self.source_column, _is_string, "a string or dictionary")
         for f in self.active_features:
             what = f"feature {f.name!r} in group {f.group!r}"
-            if f.kind == "categorical":
-                check(what, f.name, _is_categorical, "a string, integer, boolean or dictionary")
+            if f.kind == "categorical" and f.floats:
+                check(what, f.name, _is_float_categorical, "a string, integer, boolean, floating-point or dictionary")
+            elif f.kind == "categorical":
+
+                def floats_hint(typ: pa.DataType) -> str:
+                    floating = pa.types.is_floating(typ)
+                    return "; a float column of codes or ids is taken with {floats = true}" if floating else ""
+
+                check(what, f.name, _is_categorical, "a string, integer, boolean or dictionary", floats_hint)
             elif f.kind == "multi_categorical":
                 check(what, f.name, _is_multi, "a list of strings or integers")
             else:
@@ -373,7 +404,8 @@ def _share_problems(spec: Spec, schema: pa.Schema) -> list[str]:
 
 
 def _hash_kind(t: pa.DataType) -> str:
-    """How a column's values hash: as strings or as integers (lists by their values)."""
+    """How a column's values hash: as strings or as integers (lists by their values; floats as the integers they
+    hold)."""
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         t = t.value_type
     return "string" if _is_string(t) else "integer"
@@ -394,6 +426,10 @@ def _is_string(t: pa.DataType) -> bool:
 
 def _is_categorical(t: pa.DataType) -> bool:
     return _is_string(t) or pa.types.is_integer(_value_type(t)) or pa.types.is_boolean(t)
+
+
+def _is_float_categorical(t: pa.DataType) -> bool:
+    return _is_categorical(t) or pa.types.is_floating(t)
 
 
 def _is_multi(t: pa.DataType) -> bool:
@@ -478,27 +514,47 @@ def _names(owner: str, name: str, value: Any, allowed: Sequence[str], what: str)
 def _parse_feature(group: str, kind: str, name: str, opts: Any) -> FeatureSpec:
     where = f"feature {name!r} in group {group!r}"
     if kind == "numeric":
-        opts = _keys(where, opts, ("log1p", "missing"))
+        opts = _keys(where, opts, ("log1p", "missing", "buckets", "clip"))
+        buckets = opts.get("buckets", 0)
         return FeatureSpec(
             name,
             group,
             "numeric",
             log1p=_typed(where, "log1p", opts.get("log1p", False), bool, "true or false"),
             missing=_typed(where, "missing", opts.get("missing", False), bool, "true or false"),
+            buckets=check_int(where, "buckets", buckets, low=2, error=SpecError) if "buckets" in opts else 0,
+            clip=_clip(where, opts["clip"]) if "clip" in opts else None,
         )
     if isinstance(opts, int) and not isinstance(opts, bool):
         opts = {"buckets": opts}
     if isinstance(opts, Mapping) and "share" in opts:
         opts = _keys(where, opts, ("share",))
         return FeatureSpec(name, group, kind, share=_typed(where, "share", opts["share"], str, "a feature name"))  # type: ignore[arg-type]
-    opts = _keys(where, opts, ("buckets", "min_count", "share"), required=("buckets",))
+    allowed = (
+        ("buckets", "min_count", "share", "floats") if kind == "categorical" else ("buckets", "min_count", "share")
+    )
+    opts = _keys(where, opts, allowed, required=("buckets",))
     return FeatureSpec(
         name,
         group,
         kind,  # type: ignore[arg-type]
         buckets=check_int(where, "buckets", opts["buckets"], low=2, error=SpecError),
         min_count=check_int(where, "min_count", opts.get("min_count", 1), low=1, error=SpecError),
+        floats=_typed(where, "floats", opts.get("floats", False), bool, "true or false"),
     )
+
+
+def _clip(where: str, value: Any) -> tuple[float, float]:
+    """``clip = [low, high]``: two finite numbers, low below high."""
+    ok = (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+        and value[0] < value[1]
+    )
+    if not ok:
+        raise invalid(where, "clip", "a list [low, high] of two finite numbers, low < high", value, SpecError)
+    return float(value[0]), float(value[1])
 
 
 def _model_int(table: Mapping[str, Any], name: str) -> int:

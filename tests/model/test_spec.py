@@ -299,3 +299,66 @@ def test_the_selection_metric_and_tasks():
     )
     with pytest.raises(SpecError, match=r"\[evaluation\]: unknown key 'selection_metrics' \(did you mean"):
         Spec.from_dict({**ONE_SOURCE, "evaluation": {"selection_metrics": "ap"}})
+
+
+def _one_source(**row) -> dict:
+    """ONE_SOURCE with the 'row' group's tables replaced."""
+    return {**ONE_SOURCE, "groups": {"row": row}}
+
+
+def test_numeric_buckets_clipping_and_float_codes():
+    raw = _one_source(
+        numeric={"age": {"buckets": 20, "clip": [0, 100]}, "income": {"log1p": True}},
+        categorical={"device": 8, "region": {"buckets": 64, "floats": True}},
+    )
+    spec = Spec.from_dict(raw)
+    f = {x.name: x for x in spec.features}
+    assert (f["age"].buckets, f["age"].clip, f["age"].embedded, f["age"].rows) == (20, (0.0, 100.0), True, 21)
+    assert (f["income"].buckets, f["income"].clip, f["income"].embedded) == (0, None, False)
+    assert f["region"].floats and f["region"].rows == 64
+    assert Spec.from_dict(spec.to_dict()) == spec
+    options = spec.to_dict()["groups"]["row"]
+    assert options["numeric"]["income"] == {"log1p": True, "missing": False}  # new keys only when set
+    assert options["categorical"]["device"] == {"buckets": 8, "min_count": 1}
+    schema = pa.schema(
+        [
+            ("age", pa.float64()),
+            ("income", pa.int64()),
+            ("device", pa.string()),
+            ("region", pa.float64()),
+            ("click", pa.int8()),
+            ("purchase", pa.int8()),
+        ]
+    )
+    spec.validate(schema)
+    raw["groups"]["row"]["categorical"]["region"] = 64
+    with pytest.raises(SpecError) as err:
+        Spec.from_dict(raw).validate(schema)
+    assert (
+        "feature 'region' in group 'row': expected a string, integer, boolean or dictionary column, found double; "
+        "a float column of codes or ids is taken with {floats = true}"
+    ) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"buckets": 1}, "The 'buckets' parameter of feature 'age' in group 'row' must be an int in the range [2, "),
+        ({"buckets": 8.0}, "The 'buckets' parameter of feature 'age' in group 'row' must be an int"),
+        ({"clip": [5, 1]}, "The 'clip' parameter of feature 'age' in group 'row' must be a list [low, high] of two "),
+        ({"clip": [0, "inf"]}, "two finite numbers, low < high. Got [0, 'inf'] instead."),
+        ({"clips": [0, 1]}, "feature 'age' in group 'row': unknown key 'clips' (did you mean 'clip'?)"),
+        ({"floats": True}, "feature 'age' in group 'row': unknown key 'floats'"),
+    ],
+)
+def test_numeric_option_errors(options, message):
+    with pytest.raises(SpecError) as err:
+        Spec.from_dict(_one_source(numeric={"age": options}))
+    assert message in str(err.value)
+
+
+def test_floats_are_an_option_of_single_categoricals_only():
+    with pytest.raises(SpecError, match="unknown key 'floats'"):
+        Spec.from_dict(_one_source(multi_categorical={"tags": {"buckets": 8, "floats": True}}))
+    with pytest.raises(SpecError, match="The 'floats' parameter of feature 'region' in group 'row' must be true or"):
+        Spec.from_dict(_one_source(categorical={"region": {"buckets": 8, "floats": 1}}))

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 from podtarget.model.artifacts import ArtifactError, load_model
 from podtarget.model.data import ExampleTable
@@ -327,3 +328,26 @@ def test_the_spec_chooses_the_metric_that_picks_the_best_epoch(tabular_toy, tmp_
     assert result.best_epoch == 1 + int(np.argmin(losses)) and result.metrics["best_valid_score"] == min(losses)
     mean_ll = np.mean([result.metrics["valid"][t]["overall"]["log_loss"] for t in ("Click", "Purchase")])
     assert mean_ll == pytest.approx(min(losses), rel=1e-6)
+
+
+def test_bucketed_numerics_and_float_codes_train_and_score_as_they_trained(tabular_toy, tmp_path):
+    examples, spec_path, days = tabular_toy
+    text = pathlib.Path(spec_path).read_text()
+    text = text.replace("age = {}", "age = { buckets = 10 }").replace(
+        "price = { log1p = true }", "price = { log1p = true, buckets = 10, clip = [0, 200] }"
+    )
+    text = text.replace("device = 8", "device = 8\nregion = { buckets = 128, floats = true }")
+    spec = tmp_path / "spec.toml"
+    spec.write_text(text)
+    split = {f"{k}_days": v[0] for k, v in days.items()}
+    result = train(quick_config(examples, tmp_path, spec=str(spec), run="b", epochs=2, batch_size=256, **split))
+    model = load_model(result.run_dir)
+    assert [f.name for f in model.encoder.single][-2:] == ["age", "price"]
+    assert len(model.encoder.edges["age"]) == 9 and model.spec.fingerprint() == result.spec.fingerprint()
+    saved = json.loads((pathlib.Path(result.run_dir) / "normalization.json").read_text())
+    assert saved["numeric"]["price"]["edges"] == model.encoder.edges["price"].tolist()
+    rows = pq.read_table(pathlib.Path(examples) / f"dt={days['test'][0]}")
+    scored = model.score(rows.drop_columns(["click", "purchase"]))
+    # The saved model's scores on the test day are the ones its test metrics were computed from.
+    auc = roc_auc_score(rows.column("purchase").to_numpy(), scored["Purchase"])
+    assert auc == pytest.approx(result.metrics["test"]["Purchase"]["overall"]["roc_auc"], abs=1e-9)
