@@ -59,6 +59,20 @@ INTERACTIONS: tuple[str, ...] = ("none", "dot")
 # Validation metrics that can choose the best epoch, each with its key in a task's metrics; log loss is the one
 # where lower is better.
 SELECTION_METRICS: dict[str, str] = {"ap": "average_precision", "auc": "roc_auc", "log_loss": "log_loss"}
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "linear")
+# [training]: the trainer's settings a spec may carry (model/train.py's TrainConfig fields of the same names), so a
+# table's spec holds everything its best run needs. A flag given on the command line wins over them.
+TRAINING_KEYS: tuple[str, ...] = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "embedding_lr",
+    "lr_schedule",
+    "warmup_steps",
+    "patience",
+    "weight_decay",
+    "embedding_weight_decay",
+)
 DEFAULT_SPEC = pathlib.Path(__file__).with_name("specs") / "podtarget.toml"
 # The one source of a spec without a [source] table: every row belongs to it, whatever the table's columns.
 IMPLICIT_SOURCE = "all"
@@ -161,6 +175,7 @@ class Spec:
     explicit_mask: bool = False
     protected_sources: tuple[str, ...] = ("promo",)
     train_sources: tuple[str, ...] = ()
+    training: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def training_sources(self) -> tuple[str, ...]:
@@ -250,6 +265,8 @@ class Spec:
             out["evaluation"]["slice_column"] = self.slice_column
         if self.selection_metric != "ap":  # absent at its default, so earlier specs keep their fingerprints
             out["evaluation"]["selection_metric"] = self.selection_metric
+        if self.training:
+            out["training"] = dict(self.training)
         return out
 
     def _model_dict(self) -> dict[str, Any]:
@@ -565,7 +582,10 @@ def _model_int(table: Mapping[str, Any], name: str) -> int:
 def _parse(raw: Mapping[str, Any]) -> Spec:
     """The spec of a parsed TOML document, section by section; every error names the section and key."""
     raw = _keys(
-        "spec", raw, ("source", "groups", "tasks", "mask", "model", "labels", "evaluation"), ("groups", "tasks")
+        "spec",
+        raw,
+        ("source", "groups", "tasks", "mask", "model", "labels", "evaluation", "training"),
+        ("groups", "tasks"),
     )
     # Without [source], tasks that name sources mean the podcast table's channels (the default before the source
     # was optional, so such specs read as they did); tasks that name none mean a table without channels.
@@ -601,6 +621,7 @@ def _parse(raw: Mapping[str, Any]) -> Spec:
         explicit_mask=explicit,
         protected_sources=protected,
         train_sources=train_sources,
+        training=_parse_training(raw.get("training", {})),
     )
 
 
@@ -733,3 +754,25 @@ def _parse_evaluation(raw: Any, names: Sequence[str]) -> tuple[str | None, tuple
     metric = ev.get("selection_metric", "ap")
     metric = check_choice("[evaluation]", "selection_metric", metric, tuple(SELECTION_METRICS), error=SpecError)
     return slice_column, early, metric
+
+
+def _parse_training(raw: Any) -> dict[str, Any]:
+    """``[training]``: the trainer settings the spec sets (each checked as TrainConfig checks it), in the order of
+    :data:`TRAINING_KEYS`."""
+    t = _keys("[training]", raw, TRAINING_KEYS)
+    out: dict[str, Any] = {}
+    for key in TRAINING_KEYS:
+        if key not in t:
+            continue
+        value = t[key]
+        if key in ("epochs", "batch_size"):
+            out[key] = check_int("[training]", key, value, low=1, error=SpecError)
+        elif key in ("patience", "warmup_steps"):
+            out[key] = check_int("[training]", key, value, low=0, error=SpecError)
+        elif key in ("lr", "embedding_lr"):
+            out[key] = check_number("[training]", key, value, above=0, error=SpecError)
+        elif key == "lr_schedule":
+            out[key] = check_choice("[training]", key, value, LR_SCHEDULES, error=SpecError)
+        else:
+            out[key] = check_number("[training]", key, value, low=0, error=SpecError)
+    return out

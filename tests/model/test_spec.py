@@ -362,3 +362,28 @@ def test_floats_are_an_option_of_single_categoricals_only():
         Spec.from_dict(_one_source(multi_categorical={"tags": {"buckets": 8, "floats": True}}))
     with pytest.raises(SpecError, match="The 'floats' parameter of feature 'region' in group 'row' must be true or"):
         Spec.from_dict(_one_source(categorical={"region": {"buckets": 8, "floats": 1}}))
+
+
+def test_the_training_table_carries_the_trainers_settings():
+    training = {"epochs": 25, "batch_size": 512, "lr": 0.0003, "lr_schedule": "cosine", "patience": 3}
+    spec = Spec.from_dict({**ONE_SOURCE, "training": {**training, "weight_decay": 1e-5}})
+    assert spec.training == {**training, "weight_decay": 1e-5}
+    assert Spec.from_dict(spec.to_dict()) == spec
+    assert "training" not in load_spec().to_dict()  # absent when empty: the podcast fingerprint is unchanged
+
+
+@pytest.mark.parametrize(
+    "training, message",
+    [
+        ({"epoch": 3}, "[training]: unknown key 'epoch' (did you mean 'epochs'?)"),
+        ({"batch_size": 0}, "The 'batch_size' parameter of [training] must be an int in the range [1, inf)"),
+        ({"lr": 0}, "The 'lr' parameter of [training] must be a float in the range (0, inf)"),
+        ({"lr_schedule": "step"}, "must be a str among ['constant', 'cosine', 'linear']. Got 'step' instead."),
+        ({"weight_decay": -1}, "The 'weight_decay' parameter of [training] must be a float in the range [0, inf)"),
+        ({"patience": 1.5}, "The 'patience' parameter of [training] must be an int in the range [0, inf)"),
+    ],
+)
+def test_training_errors(training, message):
+    with pytest.raises(SpecError) as err:
+        Spec.from_dict({**ONE_SOURCE, "training": training})
+    assert message in str(err.value)

@@ -351,3 +351,45 @@ def test_bucketed_numerics_and_float_codes_train_and_score_as_they_trained(tabul
     # The saved model's scores on the test day are the ones its test metrics were computed from.
     auc = roc_auc_score(rows.column("purchase").to_numpy(), scored["Purchase"])
     assert auc == pytest.approx(result.metrics["test"]["Purchase"]["overall"]["roc_auc"], abs=1e-9)
+
+
+def test_the_spec_alone_sets_the_training_and_a_short_epoch_is_warned(tabular_toy, tmp_path, caplog):
+    examples, spec_path, days = tabular_toy
+    spec = tmp_path / "spec.toml"
+    training = '[training]\nepochs = 2\nbatch_size = 2000\nlr = 0.01\nlr_schedule = "linear"\npatience = 0\n'
+    spec.write_text(pathlib.Path(spec_path).read_text() + training)
+    split = {f"{k}_days": v[0] for k, v in days.items()}
+    config = TrainConfig(examples=examples, out=str(tmp_path), spec=str(spec), run="s", threads=1, **split)
+    with caplog.at_level(logging.INFO, logger="podtarget.model.train"):
+        result = train(config)
+    assert "from the spec's [training]: epochs=2, batch_size=2000, lr=0.01, lr_schedule=linear" in caplog.text
+    assert "an epoch is only 3 step(s) of --batch_size=2000 over 6,000 training rows" in caplog.text
+    assert len(result.history) == 2 and result.metrics["sampling"]["batch_size"] == 2000
+    saved = load_model(result.run_dir).manifest["config"]
+    assert (saved["epochs"], saved["lr"], saved["lr_schedule"]) == (2, 0.01, "linear")
+
+
+def test_a_scheduled_run_resumes_where_its_schedule_was(podcast_toy, tmp_path, monkeypatch):
+    """The decay spans the run's epochs: a run cut after its first epoch resumes on the same rates, and resuming
+    with other epochs (another decay) is refused."""
+    import podtarget.model.train as training
+
+    common = dict(epochs=3, patience=5, lr_schedule="cosine", warmup_steps=3)
+    whole = train(toy_config(podcast_toy, tmp_path / "a", **common))
+    real = training._write_checkpoint
+
+    def cut_after_the_first_epoch(run, learner, state, fingerprint):
+        real(run, learner, state, fingerprint)
+        if state.epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_write_checkpoint", cut_after_the_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(toy_config(podcast_toy, tmp_path / "b", **common))
+    monkeypatch.setattr(training, "_write_checkpoint", real)
+    with pytest.raises(ArtifactError, match="written by a different configuration"):
+        train(toy_config(podcast_toy, tmp_path / "b", **{**common, "epochs": 4}, resume=True))
+    resumed = train(toy_config(podcast_toy, tmp_path / "b", **common, resume=True))
+    a, b = _weights(whole.run_dir), _weights(resumed.run_dir)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert whole.metrics["test"] == resumed.metrics["test"]
