@@ -227,7 +227,7 @@ class ProductScorer:
         self.fuse_rows = fuse_rows
         self.entry = _entry_layers(self.network) if factorised else None
         self.factorised = self.entry is not None
-        dim = self.network.config.embedding_dim
+        dim = self.network.embedding.dim
         f1, f2 = len(self.encoder.single), len(self.encoder.bags)
         self._x_width = (f1 + f2) * dim + self.encoder.num_width
         self._dim, self._f1 = dim, f1

@@ -93,7 +93,10 @@ class FeatureSpec:
     the integers they hold. ``log1p`` / ``missing`` (numeric): see the module docstring. ``clip`` (numeric):
     ``(low, high)``, values are clipped to it before anything else. ``buckets`` (numeric): besides its normalized
     value, the feature gets an embedding of its quantile bucket, of ``buckets`` buckets whose edges are quantiles
-    of the training split (saved with the model, so scoring buckets exactly as training did); 0: none."""
+    of the training split (saved with the model, so scoring buckets exactly as training did); 0: none.
+    ``embedding_dim`` (every feature with embedding rows): the width of its embedding, at most the table's (the
+    largest of these and ``[model] embedding_dim``; 0: the model's), e.g. wider for an id of thousands of values
+    than for a flag of three. A feature that shares rows has the owner's."""
 
     name: str
     group: str
@@ -105,6 +108,7 @@ class FeatureSpec:
     share: str | None = None
     clip: tuple[float, float] | None = None
     floats: bool = False
+    embedding_dim: int = 0
 
     @property
     def embedded(self) -> bool:
@@ -228,20 +232,7 @@ class Spec:
         for g in self.groups:
             groups[g] = {"enabled": g not in self.disabled_groups}
         for f in self.features:
-            opts: dict[str, Any]
-            # Options added later appear only when set, so the fingerprints of earlier specs stay what they were.
-            if f.kind == "numeric":
-                opts = {"log1p": f.log1p, "missing": f.missing}
-                if f.buckets:
-                    opts["buckets"] = f.buckets
-                if f.clip is not None:
-                    opts["clip"] = list(f.clip)
-            elif f.share:
-                opts = {"share": f.share}
-            else:
-                opts = {"buckets": f.buckets, "min_count": f.min_count}
-                if f.floats:
-                    opts["floats"] = True
+            opts = _feature_options(f)
             groups[f.group].setdefault(f.kind, {})[f.name] = opts
         out: dict[str, Any] = {
             "source": {"column": self.source_column, "values": list(self.sources)},
@@ -397,6 +388,21 @@ class Spec:
         return {c: str(schema.field(c).type) for c in self.columns if c in schema.names}
 
 
+def _feature_options(f: FeatureSpec) -> dict[str, Any]:
+    """A feature's options in the file format. Options added later appear only when set, so the fingerprints of
+    earlier specs stay what they were."""
+    if f.share:
+        return {"share": f.share}
+    if f.kind == "numeric":
+        later = {"buckets": f.buckets, "clip": list(f.clip) if f.clip else None}
+        opts: dict[str, Any] = {"log1p": f.log1p, "missing": f.missing}
+    else:
+        later = {"floats": f.floats}
+        opts = {"buckets": f.buckets, "min_count": f.min_count}
+    later["embedding_dim"] = f.embedding_dim
+    return {**opts, **{k: v for k, v in later.items() if v}}
+
+
 def _drop_implicit_source(raw: dict[str, Any]) -> None:
     """A spec dict of one implicit source in the file format: no [source] table, and tasks that name no source
     (a task naming one would read as the podcast channels; see ``_parse``)."""
@@ -531,8 +537,10 @@ def _names(owner: str, name: str, value: Any, allowed: Sequence[str], what: str)
 def _parse_feature(group: str, kind: str, name: str, opts: Any) -> FeatureSpec:
     where = f"feature {name!r} in group {group!r}"
     if kind == "numeric":
-        opts = _keys(where, opts, ("log1p", "missing", "buckets", "clip"))
+        opts = _keys(where, opts, ("log1p", "missing", "buckets", "clip", "embedding_dim"))
         buckets = opts.get("buckets", 0)
+        if "embedding_dim" in opts and "buckets" not in opts:
+            raise SpecError(f"{where}: embedding_dim needs buckets (only a bucketed numeric has an embedding)")
         return FeatureSpec(
             name,
             group,
@@ -541,16 +549,15 @@ def _parse_feature(group: str, kind: str, name: str, opts: Any) -> FeatureSpec:
             missing=_typed(where, "missing", opts.get("missing", False), bool, "true or false"),
             buckets=check_int(where, "buckets", buckets, low=2, error=SpecError) if "buckets" in opts else 0,
             clip=_clip(where, opts["clip"]) if "clip" in opts else None,
+            embedding_dim=_embedding_dim(where, opts),
         )
     if isinstance(opts, int) and not isinstance(opts, bool):
         opts = {"buckets": opts}
     if isinstance(opts, Mapping) and "share" in opts:
         opts = _keys(where, opts, ("share",))
         return FeatureSpec(name, group, kind, share=_typed(where, "share", opts["share"], str, "a feature name"))  # type: ignore[arg-type]
-    allowed = (
-        ("buckets", "min_count", "share", "floats") if kind == "categorical" else ("buckets", "min_count", "share")
-    )
-    opts = _keys(where, opts, allowed, required=("buckets",))
+    allowed = ("buckets", "min_count", "share", "embedding_dim")
+    opts = _keys(where, opts, (*allowed, "floats") if kind == "categorical" else allowed, required=("buckets",))
     return FeatureSpec(
         name,
         group,
@@ -558,7 +565,15 @@ def _parse_feature(group: str, kind: str, name: str, opts: Any) -> FeatureSpec:
         buckets=check_int(where, "buckets", opts["buckets"], low=2, error=SpecError),
         min_count=check_int(where, "min_count", opts.get("min_count", 1), low=1, error=SpecError),
         floats=_typed(where, "floats", opts.get("floats", False), bool, "true or false"),
+        embedding_dim=_embedding_dim(where, opts),
     )
+
+
+def _embedding_dim(where: str, opts: Mapping[str, Any]) -> int:
+    """A feature's own embedding width (0: the model's)."""
+    if "embedding_dim" not in opts:
+        return 0
+    return check_int(where, "embedding_dim", opts["embedding_dim"], low=1, error=SpecError)
 
 
 def _clip(where: str, value: Any) -> tuple[float, float]:
@@ -680,7 +695,8 @@ def _resolve_shares(features: list[FeatureSpec]) -> list[FeatureSpec]:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             expected = f"the name of another categorical feature with rows of its own{hint}"
             raise invalid(where, "share", expected, f.share, SpecError)
-        out.append(dataclasses.replace(f, buckets=owner.buckets, min_count=owner.min_count))
+        copied = {"buckets": owner.buckets, "min_count": owner.min_count, "embedding_dim": owner.embedding_dim}
+        out.append(dataclasses.replace(f, **copied))
     return out
 
 

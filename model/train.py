@@ -685,7 +685,9 @@ def _build_learner(config: TrainConfig, run: _Run) -> _Learner:
         else fit_statistics(spec, run.table, run.split.train, source_days=run.source_days)
     )
     encoder = Encoder(spec, stats)
-    layout = InputLayout(encoder.table_rows, len(encoder.single), len(encoder.bags), encoder.num_width)
+    layout = InputLayout(
+        encoder.table_rows, len(encoder.single), len(encoder.bags), encoder.num_width, encoder.field_dims()
+    )
     base_heads = list(base.network.tasks) if base is not None else []
     if base is not None:
         network = base.network

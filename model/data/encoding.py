@@ -193,6 +193,14 @@ class Encoder:
         self.source_index = {s: i for i, s in enumerate(spec.sources)}
         self.columns = [c for c in spec.columns]
 
+    def field_dims(self) -> tuple[int, ...]:
+        """Each embedded field's width (single-valued features, then bags), where the spec gives some their own
+        ``embedding_dim``; empty when every field has the model's."""
+        if not any(f.embedding_dim for f in (*self.single, *self.bags)):
+            return ()
+        default = self.spec.model.embedding_dim
+        return tuple(f.embedding_dim or default for f in (*self.single, *self.bags))
+
     def numeric_columns(self) -> list[str]:
         """Names of the columns of ``num``: each numeric feature, then ``<name>:missing`` where it has one."""
         return [c for f in self.numeric for c in ((f.name, f"{f.name}:missing") if f.missing else (f.name,))]

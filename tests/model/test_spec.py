@@ -387,3 +387,20 @@ def test_training_errors(training, message):
     with pytest.raises(SpecError) as err:
         Spec.from_dict({**ONE_SOURCE, "training": training})
     assert message in str(err.value)
+
+
+def test_features_may_have_embeddings_of_their_own_widths():
+    raw = _one_source(
+        categorical={"device": {"buckets": 8, "embedding_dim": 2}, "brand": {"buckets": 64, "embedding_dim": 16}},
+        multi_categorical={"recent_brands": {"share": "brand"}},
+        numeric={"age": {"buckets": 10, "embedding_dim": 4}},
+    )
+    spec = Spec.from_dict(raw)
+    dims = {f.name: f.embedding_dim for f in spec.features}
+    assert dims == {"device": 2, "brand": 16, "recent_brands": 16, "age": 4}  # a sharer has its owner's width
+    assert Spec.from_dict(spec.to_dict()) == spec
+    assert spec.to_dict()["groups"]["row"]["multi_categorical"]["recent_brands"] == {"share": "brand"}
+    with pytest.raises(SpecError, match="feature 'age' in group 'row': embedding_dim needs buckets"):
+        Spec.from_dict(_one_source(numeric={"age": {"embedding_dim": 4}}))
+    with pytest.raises(SpecError, match="The 'embedding_dim' parameter of feature 'device' in group 'row' must be"):
+        Spec.from_dict(_one_source(categorical={"device": {"buckets": 8, "embedding_dim": 0}}))

@@ -336,7 +336,10 @@ def test_bucketed_numerics_and_float_codes_train_and_score_as_they_trained(tabul
     text = text.replace("age = {}", "age = { buckets = 10 }").replace(
         "price = { log1p = true }", "price = { log1p = true, buckets = 10, clip = [0, 200] }"
     )
-    text = text.replace("device = 8", "device = 8\nregion = { buckets = 128, floats = true }")
+    text = text.replace(
+        "device = 8", "device = { buckets = 8, embedding_dim = 2 }\nregion = { buckets = 128, floats = true }"
+    )
+    text = text.replace("min_count = 2 }", "min_count = 2, embedding_dim = 6 }")  # brand: wider than the model's 4
     spec = tmp_path / "spec.toml"
     spec.write_text(text)
     split = {f"{k}_days": v[0] for k, v in days.items()}
@@ -344,6 +347,7 @@ def test_bucketed_numerics_and_float_codes_train_and_score_as_they_trained(tabul
     model = load_model(result.run_dir)
     assert [f.name for f in model.encoder.single][-2:] == ["age", "price"]
     assert len(model.encoder.edges["age"]) == 9 and model.spec.fingerprint() == result.spec.fingerprint()
+    assert model.network.embedding.dim == 6 and model.manifest["layout"]["dims"][:2] == [2, 4]  # device, country
     saved = json.loads((pathlib.Path(result.run_dir) / "normalization.json").read_text())
     assert saved["numeric"]["price"]["edges"] == model.encoder.edges["price"].tolist()
     rows = pq.read_table(pathlib.Path(examples) / f"dt={days['test'][0]}")

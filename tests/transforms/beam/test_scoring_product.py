@@ -47,13 +47,18 @@ def _side(columns, n, rng) -> pa.Table:
 
 
 def _bucketed_spec(architecture: str) -> Spec:
-    """The default spec with every numeric feature also bucketed (8 quantile buckets), half of them clipped."""
+    """The default spec with every numeric feature also bucketed (8 quantile buckets), half of them clipped, and
+    embeddings of their own widths: wider than the model's for the show (so the table is wider) and narrower for
+    the hour and some buckets."""
     raw = load_spec().with_changes(architecture=architecture).to_dict()
     for group in raw["groups"].values():
         for i, options in enumerate(group.get("numeric", {}).values()):
             options["buckets"] = 8
             if i % 2:
                 options["clip"] = [0, 40]
+                options["embedding_dim"] = 3
+    raw["groups"]["content"]["categorical"]["podcast_id"]["embedding_dim"] = 12
+    raw["groups"]["context"]["categorical"]["hour"]["embedding_dim"] = 2
     return Spec.from_dict(raw)
 
 
@@ -75,7 +80,9 @@ def _model(architecture: str, seed: int = 0, bucketed: bool = False) -> TrainedM
         rows=1,
     )
     encoder = Encoder(spec, stats)
-    layout = InputLayout(encoder.table_rows, len(encoder.single), len(encoder.bags), encoder.num_width)
+    layout = InputLayout(
+        encoder.table_rows, len(encoder.single), len(encoder.bags), encoder.num_width, encoder.field_dims()
+    )
     network = MultiTaskNetwork(spec.model, layout, spec.task_names)
     with torch.no_grad():
         network.embedding.weight.normal_(0, 0.5)
@@ -110,6 +117,7 @@ def test_encode_product_equals_encoding_the_materialised_rows(product, bucketed)
     assert got.differences(want) == []
     if bucketed:  # the numerics' bucket rows are among the looked-up rows, null or not
         assert len(encoder.single) == len(load_spec().features_of("categorical")) + len(encoder.numeric)
+        assert max(encoder.field_dims()) == 12 and min(encoder.field_dims()) == 2
 
 
 def test_every_column_must_come_from_exactly_one_side(product):
