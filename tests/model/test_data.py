@@ -422,3 +422,12 @@ def test_a_value_that_fills_several_quantiles_is_one_bucket(tmp_path):
     assert stats.numeric["x"]["edges"] == [0.0, 1.0]  # of ten buckets asked for, three hold values
     block = Encoder(spec, stats).encode_rows(pa.table({"x": [0.0, 1.0, 2.0]}))
     assert block.cat[:, 0].tolist() == [1, 2, 3]
+
+
+def test_the_implicit_source_can_be_restricted_to_its_last_days(tabular_toy):
+    examples, spec_path, days = tabular_toy
+    spec = load_spec(spec_path)
+    table = ExampleTable.open(examples)
+    two = table.days[:2]
+    assert fit_statistics(spec, table, two).rows == 8000
+    assert fit_statistics(spec, table, two, source_days={"all": (days["valid"][0],)}).rows == 2000
