@@ -695,8 +695,9 @@ def _resolve_shares(features: list[FeatureSpec]) -> list[FeatureSpec]:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             expected = f"the name of another categorical feature with rows of its own{hint}"
             raise invalid(where, "share", expected, f.share, SpecError)
-        copied = {"buckets": owner.buckets, "min_count": owner.min_count, "embedding_dim": owner.embedding_dim}
-        out.append(dataclasses.replace(f, **copied))
+        out.append(
+            dataclasses.replace(f, buckets=owner.buckets, min_count=owner.min_count, embedding_dim=owner.embedding_dim)
+        )
     return out
 
 

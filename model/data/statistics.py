@@ -145,7 +145,7 @@ def fit_statistics(
                 counts[f.table] += np.bincount(hash_buckets(flat, f.buckets), minlength=f.buckets)
     if rows == 0:
         raise DataError(f"no rows in the training days {[d.isoformat() for d in days]}")
-    numeric = {}
+    numeric: dict[str, dict[str, Any]] = {}
     for name, (n, s, ss) in sums.items():
         mean = s / n if n else 0.0
         var = max(ss / n - mean * mean, 0.0) if n else 0.0
