@@ -158,7 +158,7 @@ class Encoder:
         self.stats = stats
         self.numeric = spec.features_of("numeric")
         # Single-valued embeddings: the categorical features, then the quantile buckets of bucketed numerics.
-        self.single = spec.features_of("categorical") + tuple(f for f in self.numeric if f.buckets)
+        self.single = spec.features_of("categorical") + tuple(f for f in self.numeric if f.embedded)
         self.bags = spec.features_of("multi_categorical")
         # One block of rows per embedding table, in order of first use; features that share a table share its rows.
         tables, start = {}, 0
