@@ -121,10 +121,11 @@ def coldstart_sections(cs: dict) -> list[str]:
         "![cold start](coldstart.png)",
         "",
     ]
-    for tag, w in cs["worlds"].items():
+    for index, (tag, w) in enumerate(cs["worlds"].items()):
         t = w["timing"]
         lines += [
-            f"### Correlation {tag} (`{w['data_root']}`)",
+            # The world by its parameter, not its folder: a committed report names no machine's paths.
+            f"### Correlation {tag}" + (" (the evaluated world)" if index == 0 else " (the second world)"),
             "",
             f"Test days {', '.join(w['split']['test'])}: {w['test_rows']:,} ad impressions, {w['test_streams']:,} "
             "streams. References: "
