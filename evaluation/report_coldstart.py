@@ -6,7 +6,6 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-
 STYLE = {
     "baseline": ("k", "--"),
     "ads_stream_only": ("tab:orange", "-"),
