@@ -29,6 +29,7 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -47,7 +48,10 @@ def measure(cmd: list[str]) -> dict:
     out = subprocess.run([sys.executable, "-P", __file__, *cmd], capture_output=True, text=True, check=True)
     result = json.loads(out.stdout)
     if result["rc"] != 0:
-        raise RuntimeError(f"benchmark command failed ({result['rc']}): {' '.join(cmd)}\n{result['stderr']}")
+        # Errors print as one line, so the command's own stderr goes to a file the line names.
+        with tempfile.NamedTemporaryFile("w", prefix="bench-failed-", suffix=".log", delete=False) as log:
+            log.write(result["stderr"])
+        raise RuntimeError(f"benchmark command failed ({result['rc']}; its stderr: {log.name}): {' '.join(cmd)}")
     return result
 
 

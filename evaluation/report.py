@@ -460,7 +460,7 @@ def write_report(out: str, world_dir: str | None = None) -> str:
 
         lines += abtest_sections(abtest)
         plot_abtest_by_tier(abtest, os.path.join(out, "abtest_by_tier.png"))
-        files += ["abtest.json", "abtest_by_tier.png"]
+        files += ["abtest.json", "abtest_units.json.gz", "abtest_by_tier.png"]
     if coldstart is not None:
         from podtarget.evaluation.report_coldstart import coldstart_sections, plot_coldstart
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from podtarget.evaluation.report import _label, _save
-
 STYLE = {
     "baseline": ("k", "--"),
     "ads_stream_only": ("tab:orange", "-"),
@@ -22,7 +20,7 @@ def plot_coldstart(coldstart: dict, path: str) -> None:
     references (a constant, the ground truth's shared terms) as flat lines."""
     worlds = coldstart["worlds"]
     history = coldstart["history"]
-    fig, axes = plt.subplots(1, len(worlds), figsize=(6 * len(worlds), 4.2), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(worlds), figsize=(6 * len(worlds), 5.0), squeeze=False, sharey=True)
     x = np.arange(len(history))
     for ax, (tag, w) in zip(axes[0], worlds.items(), strict=True):
         for k, (setup, by) in enumerate(w["points"].items()):
@@ -46,8 +44,15 @@ def plot_coldstart(coldstart: dict, path: str) -> None:
         if "truth_shared" in refs:
             ax.axhline(refs["truth_shared"], color="grey", lw=0.8, ls="-.", label="ground truth, shared terms")
         ax.set_xticks(x, history)
-        _label(ax, "days of ad history the models train on", "Ads AP (seed mean, 95% interval)", f"correlation {tag}")
-    _save(fig, path)
+        ax.set_xlabel("days of ad history the models train on")
+        ax.set_title(f"correlation {tag}")
+    axes[0][0].set_ylabel("Ads AP (seed mean, 95% interval)")
+    # One legend below the panels: inside them it hid the points of the longer histories.
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.17, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _ap(point: dict) -> str:
@@ -121,10 +126,11 @@ def coldstart_sections(cs: dict) -> list[str]:
         "![cold start](coldstart.png)",
         "",
     ]
-    for tag, w in cs["worlds"].items():
+    for index, (tag, w) in enumerate(cs["worlds"].items()):
         t = w["timing"]
         lines += [
-            f"### Correlation {tag} (`{w['data_root']}`)",
+            # The world by its parameter, not its folder: a committed report names no machine's paths.
+            f"### Correlation {tag}" + (" (the evaluated world)" if index == 0 else " (the second world)"),
             "",
             f"Test days {', '.join(w['split']['test'])}: {w['test_rows']:,} ad impressions, {w['test_streams']:,} "
             "streams. References: "

@@ -71,8 +71,9 @@ def write_bytes(path: str, data: bytes) -> None:
 
 
 def read_bytes(path: str) -> bytes:
+    """The bytes as stored, as ``write_bytes`` wrote them (no decompression guessed from a ``.gz`` name)."""
     fs, p = _fs(path)
-    with fs.open_input_stream(p) as handle:
+    with fs.open_input_stream(p, compression=None) as handle:
         return handle.read()
 
 
@@ -82,10 +83,11 @@ def exists(path: str) -> bool:
 
 
 def dumps(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n").encode()
+    return (json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n").encode()
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """``json.dumps``'s ``default`` for what the artifacts hold besides JSON types: numpy scalars, dates."""
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, datetime.date):

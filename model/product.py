@@ -382,7 +382,11 @@ def _after_entry(expert: nn.Module) -> nn.Sequential:
 def _entry_layers(network: MultiTaskNetwork) -> list[nn.Linear] | None:
     """The linear layers that read the network input ``x``, in the order the factorised pass uses them: the shared
     bottom's first layer, or each MMoE expert's first layer then each task's gate. None when the network is not one
-    of these shapes (it is then scored by its plain forward pass)."""
+    of these shapes, or has interactions or cross layers (it is then scored by its plain forward pass)."""
+    if network.interaction is not None or network.cross is not None:
+        # Their inputs mix the columns of several sides (dots of user and show embeddings, crosses of x with
+        # itself), so no side's share of the first layer can be computed alone.
+        return None
     encoder = network.encoder
     if isinstance(encoder, SharedBottom) and len(encoder.body) and isinstance(encoder.body[0], nn.Linear):
         return [encoder.body[0]]

@@ -65,8 +65,13 @@ class Prefetcher:
         return item
 
     def close(self) -> None:
-        """Stop the producer (e.g. when training stops early)."""
+        """Stop the producer (e.g. when training stops early) and wait until it has left its current item.
+
+        Waiting matters at exit: a daemon thread still decoding Parquet inside pyarrow while the interpreter shuts
+        down can abort the whole process (SIGABRT) after the run's work is done."""
         self.stop.set()
+        if self.thread is not threading.current_thread():
+            self.thread.join()
 
 
 def background(produce: Callable[[], Iterator[Any]], prefetch: int, timer: Any = None) -> Prefetcher:

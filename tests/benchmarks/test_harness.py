@@ -1,8 +1,11 @@
 """The benchmark harness measures what it says: the largest process's peak RSS, including a process orphaned by
 its parent, and the whole tree's PSS with a forked child's inherited pages counted once."""
 
+import pathlib
 import sys
 import textwrap
+
+import pytest
 
 from benchmarks.harness import measure
 
@@ -57,3 +60,12 @@ def test_a_process_orphaned_by_its_parent_is_still_measured():
     )
     assert figures["peak_rss_mb"] >= 200, figures
     assert figures["peak_tree_pss_mb"] >= 180, figures
+
+
+def test_a_failed_command_is_one_line_that_names_the_file_with_its_stderr():
+    with pytest.raises(RuntimeError) as caught:
+        measure([sys.executable, "-c", "import sys; sys.stderr.write('the cause\\n'); sys.exit(3)"])
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("benchmark command failed (3; its stderr: ")
+    log = message.split("its stderr: ", 1)[1].split(")", 1)[0]
+    assert pathlib.Path(log).read_text() == "the cause\n"

@@ -18,6 +18,7 @@ from podtarget.evaluation.abtest import (
     campaign_context,
     draw_outcomes,
     held_out_days,
+    load_units,
     run_abtest,
 )
 from podtarget.evaluation.auction import audience_size
@@ -188,7 +189,9 @@ def test_bootstrap_intervals_contain_their_estimates(abtest):
     assert checked > 0
     written = json.loads(pathlib.Path(f"{abtest[0].out}/abtest.json").read_text())
     assert written["designs"] == json.loads(json.dumps(result["designs"]))
-    assert "served_users" not in written["units"][0]["auction"]["control"]
+    assert "units" not in written and written["units_file"] == "abtest_units.json.gz"
+    units = load_units(abtest[0].out)
+    assert units == json.loads(json.dumps(result["units"])) and "served_users" not in units[0]["auction"]["control"]
 
 
 def test_the_ab_days_must_be_held_out(abtest, eval_world):

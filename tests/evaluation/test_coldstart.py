@@ -80,6 +80,7 @@ def test_a_rerun_trains_nothing_and_the_report_shows_the_curve(sweep):
 
     text = pathlib.Path(write_report(config.out)).read_text()
     assert "## 3. Cold start: Ads AP against ad history" in text and "](coldstart.png)" in text
+    assert "### Correlation 0 (the evaluated world)" in text and str(config.worlds[0][1]) not in text  # no machine path
     assert (pathlib.Path(config.out) / "coldstart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((pathlib.Path(config.out) / "coldstart.json").read_text())["history"] == ["1", "all"]
 

@@ -1,5 +1,8 @@
 """model/product.py: the model inputs of a product of sides are exactly those of the materialised pair rows, and
-the factorised forward pass gives the network's own probabilities (shared bottom and MMoE), or refuses to."""
+the factorised forward pass gives the network's own probabilities (shared bottom and MMoE), or refuses to; networks
+with interactions or cross layers are scored by their own forward pass."""
+
+import dataclasses
 
 import numpy as np
 import pyarrow as pa
@@ -62,10 +65,11 @@ def _bucketed_spec(architecture: str) -> Spec:
     return Spec.from_dict(raw)
 
 
-def _model(architecture: str, seed: int = 0, bucketed: bool = False) -> TrainedModel:
+def _model(architecture: str, seed: int = 0, bucketed: bool = False, **model_options) -> TrainedModel:
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     spec = _bucketed_spec(architecture) if bucketed else load_spec().with_changes(architecture=architecture)
+    spec = dataclasses.replace(spec, model=dataclasses.replace(spec.model, **model_options))
     stats = FeatureStats(
         numeric={
             f.name: {
@@ -150,6 +154,20 @@ def test_factorised_scores_are_the_networks_own(product, architecture, bucketed)
         prepared = {s: scorer.prepare(product_layout, s, t) for s, t in sides.items()}
         got = scorer.score(product_layout, prepared, index, head_of_pair, heads)
         np.testing.assert_allclose(got, want, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("architecture", ["shared_bottom", "mmoe", "ple"])
+def test_interactions_and_cross_layers_are_scored_exactly_by_the_plain_forward_pass(product, architecture):
+    sides, index, materialised = product
+    model = _model(architecture, seed=6, interaction="dot", cross_layers=1, cross_rank=4)
+    head_of_pair = np.zeros(len(index["user"]), np.int64)
+    want = model.predict(model.encode(materialised))["AdStream"].numpy()
+    scorer = ProductScorer(model, chunk_rows=64)
+    assert scorer.factorised is False  # their inputs mix the sides' columns: nothing to factorise
+    product_layout = scorer.layout({s: t.schema for s, t in sides.items()})
+    prepared = {s: scorer.prepare(product_layout, s, t) for s, t in sides.items()}
+    got = scorer.score(product_layout, prepared, index, head_of_pair, ["AdStream"])
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-6)
 
 
 def test_a_stale_factorisation_is_refused(product):
