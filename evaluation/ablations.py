@@ -58,7 +58,8 @@ from podtarget.evaluation.truth import REFERENCES, reference_scores
 from podtarget.model import artifacts
 from podtarget.model.artifacts import load_model
 from podtarget.model.metrics import binary_metrics
-from podtarget.model.spec import DEFAULT_SPEC, load_spec
+from podtarget.model.spec import load_spec
+from podtarget.model.spec_types import DEFAULT_SPEC
 from podtarget.model.train import TrainConfig, train
 from podtarget.schemas import layout
 from podtarget.simulator.world import World

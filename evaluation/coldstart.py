@@ -74,7 +74,7 @@ from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_ide
 from podtarget.evaluation.truth import REFERENCES, reference_scores
 from podtarget.model import artifacts
 from podtarget.model.artifacts import load_model
-from podtarget.model.spec import DEFAULT_SPEC
+from podtarget.model.spec_types import DEFAULT_SPEC
 from podtarget.model.train import TrainConfig
 from podtarget.schemas import layout
 from podtarget.simulator.config import WorldConfig

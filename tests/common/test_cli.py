@@ -145,7 +145,7 @@ def test_flags_are_whole_names_and_a_bad_one_is_one_line(capsys):
 
 def test_training_refuses_an_abbreviated_flag():
     from podtarget.common.cli import UsageError
-    from podtarget.model.train import parse_args
+    from podtarget.model.train_config import parse_args
 
     assert parse_args(["--epochs=1"]).epochs == 1
     with pytest.raises(UsageError, match="unknown option --epoch=1 .did you mean --epochs"):

@@ -10,7 +10,7 @@ import pytest
 
 from podtarget.evaluation.ablations import EvaluateConfig, run_ablations
 from podtarget.evaluation.abtest import ABTestConfig, run_abtest
-from podtarget.model.spec import DEFAULT_SPEC
+from podtarget.model.spec_types import DEFAULT_SPEC
 from podtarget.pipelines import build_examples, build_features
 from tests.conftest import simulate
 
