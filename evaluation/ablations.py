@@ -53,7 +53,7 @@ import pyarrow as pa
 from podtarget.common.checks import check_choice, check_int, check_number, invalid, optional
 from podtarget.common.cli import CommandParser, configure_logging, warn_if_threads_spin
 from podtarget.evaluation import intervals, ranking
-from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity, world_beside
+from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity, world_beside, write_report_json
 from podtarget.evaluation.truth import REFERENCES, reference_scores
 from podtarget.model import artifacts
 from podtarget.model.artifacts import load_model
@@ -797,7 +797,8 @@ def run_ablations(config: EvaluateConfig) -> dict:
             "runs_reused": sum(r["reused"] for r in records),
         },
     }
-    artifacts.write_bytes(artifacts.join(config.out, "ablations.json"), artifacts.dumps(result))
+    data_root = config.examples.rstrip("/").rsplit("/", 1)[0]
+    write_report_json(config.out, "ablations.json", result, {"$DATA_ROOT": data_root})
     return result
 
 

@@ -68,7 +68,7 @@ from podtarget.evaluation import abtest_figures
 from podtarget.evaluation.ablations import parse_ints
 from podtarget.evaluation.abtest_figures import COUNTERS, LESS_STREAMED_TIERS, METRICS
 from podtarget.evaluation.auction import audience_pairs, audience_ranks, run_auction, value_bids
-from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity
+from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity, write_report_json
 from podtarget.evaluation.truth import shared_stream_logit
 from podtarget.model import artifacts
 from podtarget.pipelines import score
@@ -681,7 +681,7 @@ def run_abtest(config: ABTestConfig, examples: str | None = None, evaluate_args:
     }
     public_units = [_public(u) for u in units]
     artifacts.write_bytes(artifacts.join(config.out, UNITS_FILE), gzip.compress(_compact(public_units), mtime=0))
-    artifacts.write_bytes(artifacts.join(config.out, "abtest.json"), artifacts.dumps(result))
+    write_report_json(config.out, "abtest.json", result, {"$DATA_ROOT": config.data_root})
     result["units"] = public_units
     result["served"] = {(u["seed"], u["day"], u["campaign_id"]): _private(u, "served_users") for u in units}
     result["prices"] = {(u["seed"], u["day"], u["campaign_id"]): _private(u, "prices_micros") for u in units}

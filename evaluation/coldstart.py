@@ -70,7 +70,7 @@ from podtarget.evaluation.ablations import (
     run_setup,
     table_fingerprint,
 )
-from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity
+from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity, write_report_json
 from podtarget.evaluation.truth import REFERENCES, reference_scores
 from podtarget.model import artifacts
 from podtarget.model.artifacts import load_model
@@ -412,7 +412,9 @@ def run_coldstart(config: ColdstartConfig) -> dict:
         "worlds": worlds,
         "timing": {"wall_seconds": round(time.perf_counter() - started, 2)},
     }
-    artifacts.write_bytes(artifacts.join(config.out, "coldstart.json"), artifacts.dumps(result))
+    labels = ["$DATA_ROOT", "$COLDSTART_ROOT", *(f"$COLDSTART_ROOT_{i}" for i in range(2, len(config.worlds)))]
+    roots = {label: root for label, (_, root) in zip(labels, config.worlds, strict=False)}  # as many as worlds
+    write_report_json(config.out, "coldstart.json", result, roots)
     return result
 
 

@@ -34,6 +34,8 @@ def test_every_configuration_runs_with_every_seed(ablations):
     }
     assert expected <= set(result["setups"]) == set(all_setups())
     assert len(result["runs"]) == len(all_setups()) * len(SEEDS)
+    written = (pathlib.Path(config.out) / "ablations.json").read_text()
+    assert config.examples not in written and '"$DATA_ROOT/examples"' in written  # a report names no machine path
     for channel in ("promotions", "ads"):
         seg = result["figures"][channel]["segments"]["all"]
         assert set(seg["ap"]) == set(all_setups()), channel

@@ -187,7 +187,9 @@ def test_bootstrap_intervals_contain_their_estimates(abtest):
                         assert ci[0] <= entry["lift_pct"][metric] <= ci[1], (arm, metric)
                         checked += 1
     assert checked > 0
-    written = json.loads(pathlib.Path(f"{abtest[0].out}/abtest.json").read_text())
+    text = pathlib.Path(f"{abtest[0].out}/abtest.json").read_text()
+    assert abtest[0].data_root not in text and abtest[0].out not in text  # a committed report names no machine path
+    written = json.loads(text)
     assert written["designs"] == json.loads(json.dumps(result["designs"]))
     assert "units" not in written and written["units_file"] == "abtest_units.json.gz"
     units = load_units(abtest[0].out)
