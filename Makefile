@@ -31,6 +31,8 @@
 #   make report                    rebuild report.md and its plots from the JSON (no training): EVAL_OUT's, or
 #                                  without it the newest of reports/local/eval (make evaluate) and reports/demo
 #   make bench                     benchmarks; figures land in $(BENCH_OUT)/*.json (default reports/local/bench)
+#   make bench-tabular             the trainer's documented tabular configuration against a per-task LightGBM on the
+#                                  generated tabular table (TABULAR_ROOT), test AUC over 3 seeds -> $(BENCH_OUT)/tabular.json
 #
 # Pipeline variables: RUNNER (DirectRunner = in-process, the default; DataflowRunner; PortableRunner for Flink),
 # DIRECT_MODE (in_memory | multi_processing), WORKERS, and PIPELINE_ARGS for anything else
@@ -75,7 +77,7 @@ WHEELS_DIR  ?= /opt/wheels
 PIP_EXTRA   := $(if $(wildcard $(WHEELS_DIR)),--find-links $(WHEELS_DIR))
 
 .PHONY: help setup demo data features examples backfill train score eval-world evaluate abtest coldstart report test test-fast \
-        lint typecheck bench \
+        lint typecheck bench bench-tabular \
         wheel clean
 
 help:  ## print the comment block at the top of this file
@@ -275,6 +277,12 @@ BENCH_OUT     ?= reports/local/bench
 bench: setup
 	$(PY) -m benchmarks.run --out=$(BENCH_OUT) --bench_root=$(BENCH_ROOT) --runner=$(RUNNER) \
 	    --direct_running_mode=$(BENCH_MODE) --direct_num_workers=$(BENCH_WORKERS) $(PIPELINE_ARGS)
+
+# Quality, not speed: the tabular spec's runs against LightGBM (a dev dependency), a few minutes on 2 cores.
+TABULAR_ROOT  ?= ./data-tabular
+
+bench-tabular: setup
+	$(PY) -m benchmarks.tabular --out=$(BENCH_OUT) --data=$(TABULAR_ROOT)
 
 # The wheel that worker images install (deploy/worker.Dockerfile); also what --extra_package can ship.
 wheel: setup

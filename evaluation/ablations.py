@@ -323,10 +323,17 @@ def table_fingerprint(examples: str) -> str:
     return digest.hexdigest()[:16]
 
 
+LATER_SETTINGS = {"lr_schedule": "constant", "warmup_steps": 0, "given": ()}
+
+
 def _key(train_config: TrainConfig, table: str) -> str:
     fields = dataclasses.asdict(train_config)
     for volatile in ("out", "run", "overwrite", "resume", "progress", "threads"):
         fields.pop(volatile)
+    # Settings added to TrainConfig after runs were cached join the key only when set, so those runs stay cached.
+    for later, default in LATER_SETTINGS.items():
+        if fields.get(later) == default:
+            fields.pop(later)
     # The same table under another spelling of its path (./data/examples, data/examples) is the same table: its
     # content is in ``table``.
     fields.pop("examples")

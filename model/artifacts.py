@@ -154,7 +154,7 @@ def save_model(
         "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "versions": versions(),
         "heads": list(network.tasks),
-        "layout": vars(network.layout),
+        "layout": network.layout.saved(),
         "spec_fingerprint": spec.fingerprint(),
         "schema_fingerprint": spec.schema_fingerprint(schema),
         "columns": spec.column_types(schema),
@@ -346,8 +346,13 @@ def load_model(path: str, table_schema: pa.Schema | None = None, spec: Spec | No
         encoder = Encoder(saved_spec, stats)
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"model {path!r}: normalization.json / hashing.json do not fit the spec ({exc})") from exc
-    layout = InputLayout(**manifest["layout"])
-    if (layout.table_rows, layout.numeric) != (encoder.table_rows, encoder.num_width):
+    saved_layout = manifest["layout"]
+    layout = InputLayout(**{**saved_layout, "dims": tuple(saved_layout.get("dims", ()))})
+    if (layout.table_rows, layout.numeric, layout.dims) != (
+        encoder.table_rows,
+        encoder.num_width,
+        encoder.field_dims(),
+    ):
         raise ArtifactError(f"model {path!r}: the input layout {vars(layout)} does not match the spec's encoder")
     base_tasks = list(manifest["heads"])
     if base_tasks != list(saved_spec.task_names):

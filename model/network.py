@@ -29,12 +29,23 @@ from podtarget.model.spec import ModelSpec
 @dataclasses.dataclass(frozen=True)
 class InputLayout:
     """What the encoder produces per row: ``table_rows`` fused embedding rows, ``single`` single-valued and
-    ``bags`` multi-valued categorical features, and ``numeric`` normalized numeric columns."""
+    ``bags`` multi-valued categorical features, and ``numeric`` normalized numeric columns. ``dims``: each field's
+    embedding width (single-valued features, then bags) where the spec gives some features their own; empty when
+    every field has the model's ``embedding_dim``."""
 
     table_rows: int
     single: int
     bags: int
     numeric: int
+    dims: tuple[int, ...] = ()
+
+    def width(self, embedding_dim: int) -> int:
+        """The width of the embedding table: the model's, or the widest field's where that is wider."""
+        return max(embedding_dim, *self.dims) if self.dims else embedding_dim
+
+    def saved(self) -> dict:
+        """The layout as manifest.json keeps it (``dims`` only when set, so earlier manifests read the same)."""
+        return {k: list(v) if k == "dims" else v for k, v in vars(self).items() if k != "dims" or v}
 
 
 class _GatherRows(torch.autograd.Function):
@@ -68,13 +79,20 @@ class _GatherPositions(torch.autograd.Function):
 
 
 class FusedEmbedding(nn.Module):
-    """One table for every categorical feature; single values are looked up, bags averaged."""
+    """One table for every categorical feature; single values are looked up, bags averaged. ``field_dims`` (single
+    fields, then bags): a field narrower than the table uses the first columns of its rows, the others read as
+    zeros (so the layers above get no signal, and the rows no gradient, from them)."""
 
-    def __init__(self, rows: int, dim: int):
+    def __init__(self, rows: int, dim: int, field_dims: Sequence[int] = ()):
         super().__init__()
         self.dim = dim
         self.weight = nn.Parameter(torch.randn(rows, dim) * 0.05)
         self._rows: torch.Tensor | None = None
+        mask = None
+        if field_dims and min(field_dims) < dim:
+            mask = (torch.arange(dim).unsqueeze(0) < torch.tensor(list(field_dims)).unsqueeze(1)).float()
+        self.mask: torch.Tensor | None
+        self.register_buffer("mask", mask, persistent=False)  # derived from the spec: not in weights.pt
 
     def coalesced_grad(self) -> torch.Tensor | None:
         """The weight's sparse gradient, flagged as coalesced again. Autograd's gradient accumulation makes a
@@ -108,11 +126,17 @@ class FusedEmbedding(nn.Module):
             values = used.index_select(0, batch.positions)
         # split(), not slicing: its backward concatenates the two gradients instead of zero-filling two copies.
         single, bag_values = values.split([n_single, values.shape[0] - n_single])
+        n_single_fields = batch.cat.shape[1]
+        if self.mask is not None:
+            single = (single.view(n, n_single_fields, self.dim) * self.mask[:n_single_fields]).view(-1, self.dim)
         parts = [single.reshape(n, -1)]
         n_bags = batch.bag_scale.shape[0] // max(n, 1)
         if n_bags:
             bags = torch.zeros(n * n_bags, self.dim, dtype=used.dtype).index_add_(0, batch.bag_seg, bag_values)
-            parts.append((bags * batch.bag_scale).reshape(n, -1))
+            bags = bags * batch.bag_scale
+            if self.mask is not None:
+                bags = (bags.view(n, n_bags, self.dim) * self.mask[n_single_fields:]).view(-1, self.dim)
+            parts.append(bags.reshape(n, -1))
         return parts
 
 
@@ -363,10 +387,11 @@ class MultiTaskNetwork(nn.Module):
         super().__init__()
         self.config, self.layout = config, layout
         self.tasks: list[str] = list(tasks)
-        self.embedding = FusedEmbedding(layout.table_rows, config.embedding_dim)
+        dim = layout.width(config.embedding_dim)
+        self.embedding = FusedEmbedding(layout.table_rows, dim, layout.dims)
         fields = layout.single + layout.bags
-        width_in = fields * config.embedding_dim + layout.numeric
-        self.interaction = DotInteraction(fields, config.embedding_dim) if config.interaction == "dot" else None
+        width_in = fields * dim + layout.numeric
+        self.interaction = DotInteraction(fields, dim) if config.interaction == "dot" else None
         if self.interaction is not None:
             width_in += self.interaction.width
         self.cross = CrossNetwork(width_in, config.cross_layers, config.cross_rank) if config.cross_layers else None

@@ -165,6 +165,8 @@ def gather_product(
             obs[:, i] = blocks[owner].obs[pair_index[owner], i]
 
     def per_row(column: str | None, field: str) -> np.ndarray:
+        if column is None and field == "source":  # one implicit source: the encoder gives every row source 0
+            return np.zeros(n, np.int64)
         side = layout.owner.get(column) if column else None
         if side is None:
             return np.full(n, -1, np.int64)
@@ -225,7 +227,7 @@ class ProductScorer:
         self.fuse_rows = fuse_rows
         self.entry = _entry_layers(self.network) if factorised else None
         self.factorised = self.entry is not None
-        dim = self.network.config.embedding_dim
+        dim = self.network.embedding.dim
         f1, f2 = len(self.encoder.single), len(self.encoder.bags)
         self._x_width = (f1 + f2) * dim + self.encoder.num_width
         self._dim, self._f1 = dim, f1

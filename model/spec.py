@@ -11,9 +11,9 @@ scikit-learn's parameter validation::
     (False, True)
     >>> spec.validate(table_schema)   # raises SpecError("feature 'x' in group 'user': column not in the table; ...")
 
-File format (every key is documented in ``model/specs/podtarget.toml``)::
+File format (every key is documented in ``docs/spec.md``)::
 
-    [source]
+    [source]                                # optional: without it, one implicit source "all" (every row)
     column = "source"                       # which channel served the row
     values = ["ad", "promo"]
 
@@ -27,7 +27,8 @@ File format (every key is documented in ``model/specs/podtarget.toml``)::
     [[tasks]]
     name = "AdStream"
     label = "label_stream"
-    source = "ad"                           # the source the task belongs to (drives the directional mask)
+    source = "ad"                           # the source the task belongs to (drives the directional mask);
+                                            # optional where the spec has one source
 
 The default directional mask follows the paper: ``m[s, t] = 0`` iff ``s`` is not the source task ``t`` belongs to
 *and* ``t`` belongs to a source listed in ``[mask] protected`` (default: promo), i.e. ad rows give no loss to
@@ -41,6 +42,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import pathlib
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -54,7 +56,26 @@ FeatureKind = Literal["categorical", "multi_categorical", "numeric"]
 KINDS: tuple[str, ...] = ("categorical", "multi_categorical", "numeric")
 ARCHITECTURES: tuple[str, ...] = ("shared_bottom", "mmoe", "ple")
 INTERACTIONS: tuple[str, ...] = ("none", "dot")
+# Validation metrics that can choose the best epoch, each with its key in a task's metrics; log loss is the one
+# where lower is better.
+SELECTION_METRICS: dict[str, str] = {"ap": "average_precision", "auc": "roc_auc", "log_loss": "log_loss"}
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "linear")
+# [training]: the trainer's settings a spec may carry (model/train.py's TrainConfig fields of the same names), so a
+# table's spec holds everything its best run needs. A flag given on the command line wins over them.
+TRAINING_KEYS: tuple[str, ...] = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "embedding_lr",
+    "lr_schedule",
+    "warmup_steps",
+    "patience",
+    "weight_decay",
+    "embedding_weight_decay",
+)
 DEFAULT_SPEC = pathlib.Path(__file__).with_name("specs") / "podtarget.toml"
+# The one source of a spec without a [source] table: every row belongs to it, whatever the table's columns.
+IMPLICIT_SOURCE = "all"
 
 
 class SpecError(ValueError):
@@ -67,8 +88,15 @@ class FeatureSpec:
     training; ``min_count``: buckets seen fewer times than this on the training split also map to row 0, so rare
     and new ids share one learned cold-start row. ``share`` (categorical kinds): the name of another categorical
     feature whose embedding rows this one looks its values up in (its buckets and min_count apply), so that, e.g.,
-    the shows of a user's history and the show of the impression are points of one space. ``log1p`` / ``missing``
-    (numeric): see the module docstring."""
+    the shows of a user's history and the show of the impression are points of one space. ``floats``
+    (categorical): the column may be floating-point (ids stored as floats, NaN for null); integral values hash as
+    the integers they hold. ``log1p`` / ``missing`` (numeric): see the module docstring. ``clip`` (numeric):
+    ``(low, high)``, values are clipped to it before anything else. ``buckets`` (numeric): besides its normalized
+    value, the feature gets an embedding of its quantile bucket, of ``buckets`` buckets whose edges are quantiles
+    of the training split (saved with the model, so scoring buckets exactly as training did); 0: none.
+    ``embedding_dim`` (every feature with embedding rows): the width of its embedding, at most the table's (the
+    largest of these and ``[model] embedding_dim``; 0: the model's), e.g. wider for an id of thousands of values
+    than for a flag of three. A feature that shares rows has the owner's."""
 
     name: str
     group: str
@@ -78,6 +106,19 @@ class FeatureSpec:
     log1p: bool = False
     missing: bool = False
     share: str | None = None
+    clip: tuple[float, float] | None = None
+    floats: bool = False
+    embedding_dim: int = 0
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the feature looks up embedding rows: every categorical one, and numeric ones with buckets."""
+        return self.kind != "numeric" or self.buckets > 0
+
+    @property
+    def rows(self) -> int:
+        """Embedding rows of the feature's block: its hash buckets, or a numeric's buckets plus the null row."""
+        return self.buckets + 1 if self.kind == "numeric" else self.buckets
 
     @property
     def table(self) -> str:
@@ -120,9 +161,10 @@ class ModelSpec:
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-    """A validated model spec; build with :func:`load_spec` or :meth:`Spec.from_dict`."""
+    """A validated model spec; build with :func:`load_spec` or :meth:`Spec.from_dict`. ``source_column`` is None
+    when the spec has no ``[source]`` table: every row then belongs to the one source ``"all"``."""
 
-    source_column: str
+    source_column: str | None
     sources: tuple[str, ...]
     features: tuple[FeatureSpec, ...]
     tasks: tuple[TaskSpec, ...]
@@ -132,10 +174,12 @@ class Spec:
     disabled_groups: tuple[str, ...] = ()
     slice_column: str | None = None
     early_stopping_tasks: tuple[str, ...] = ()
+    selection_metric: str = "ap"
     max_unobserved_share: float = 0.5
     explicit_mask: bool = False
     protected_sources: tuple[str, ...] = ("promo",)
     train_sources: tuple[str, ...] = ()
+    training: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def training_sources(self) -> tuple[str, ...]:
@@ -151,6 +195,11 @@ class Spec:
 
     def features_of(self, kind: str) -> tuple[FeatureSpec, ...]:
         return tuple(f for f in self.active_features if f.kind == kind)
+
+    @property
+    def selection_tasks(self) -> tuple[str, ...]:
+        """The tasks whose mean validation metric chooses the best epoch: ``early_stopping_tasks``, else all."""
+        return self.early_stopping_tasks or self.task_names
 
     @property
     def task_names(self) -> tuple[str, ...]:
@@ -169,7 +218,7 @@ class Spec:
     @property
     def columns(self) -> tuple[str, ...]:
         """Every table column the spec reads (features of enabled groups, labels, source, slice column)."""
-        cols = [self.source_column, *(f.name for f in self.active_features)]
+        cols = [*([self.source_column] if self.source_column else []), *(f.name for f in self.active_features)]
         cols += [t.label for t in self.tasks]
         if self.slice_column:
             cols.append(self.slice_column)
@@ -183,13 +232,7 @@ class Spec:
         for g in self.groups:
             groups[g] = {"enabled": g not in self.disabled_groups}
         for f in self.features:
-            opts: dict[str, Any]
-            if f.kind == "numeric":
-                opts = {"log1p": f.log1p, "missing": f.missing}
-            elif f.share:
-                opts = {"share": f.share}
-            else:
-                opts = {"buckets": f.buckets, "min_count": f.min_count}
+            opts = _feature_options(f)
             groups[f.group].setdefault(f.kind, {})[f.name] = opts
         out: dict[str, Any] = {
             "source": {"column": self.source_column, "values": list(self.sources)},
@@ -203,12 +246,18 @@ class Spec:
             "labels": {"max_unobserved_share": self.max_unobserved_share},
             "evaluation": {"early_stopping_tasks": list(self.early_stopping_tasks)},
         }
-        if self.train_sources:
+        if self.source_column is None:
+            _drop_implicit_source(out)
+        elif self.train_sources:
             out["source"]["train"] = list(self.train_sources)
         if self.explicit_mask:
             out["mask"]["trains"] = {s: list(ts) for s, ts in self.trains.items()}
         if self.slice_column:
             out["evaluation"]["slice_column"] = self.slice_column
+        if self.selection_metric != "ap":  # absent at its default, so earlier specs keep their fingerprints
+            out["evaluation"]["selection_metric"] = self.selection_metric
+        if self.training:
+            out["training"] = dict(self.training)
         return out
 
     def _model_dict(self) -> dict[str, Any]:
@@ -261,7 +310,8 @@ class Spec:
         if sources is not None:
             if not sources or any(s not in self.sources for s in sources):
                 raise SpecError(f"--sources: expected some of {', '.join(self.sources)}, found {list(sources)}")
-            raw["source"]["train"] = list(sources)
+            if "source" in raw:  # with one implicit source, the only choice is that source
+                raw["source"]["train"] = list(sources)
         if disabled_groups is not None:
             unknown = [g for g in disabled_groups if g not in self.groups]
             if unknown:
@@ -279,6 +329,8 @@ class Spec:
             raw["evaluation"]["early_stopping_tasks"] = [
                 t for t in raw["evaluation"]["early_stopping_tasks"] if t in names
             ]
+        if self.source_column is None:
+            _drop_implicit_source(raw)
         return _parse(raw)
 
     # --------------------------------------------------------------------------------- validation
@@ -295,19 +347,27 @@ class Spec:
             listed = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
             return f"{what}: column not in the table; {hint or 'expected one of ' + listed}".rstrip()
 
-        def check(what: str, column: str, ok, expected: str) -> None:
+        def check(what: str, column: str, ok, expected: str, hint=lambda typ: "") -> None:
             if column not in names:
                 problems.append(missing(what, column))
                 return
             typ = schema.field(column).type
             if not ok(typ):
-                problems.append(f"{what}: expected {expected} column, found {typ}")
+                problems.append(f"{what}: expected {expected} column, found {typ}{hint(typ)}")
 
-        check(f"source column {self.source_column!r}", self.source_column, _is_string, "a string or dictionary")
+        if self.source_column is not None:
+            check(f"source column {self.source_column!r}", self.source_column, _is_string, "a string or dictionary")
         for f in self.active_features:
             what = f"feature {f.name!r} in group {f.group!r}"
-            if f.kind == "categorical":
-                check(what, f.name, _is_categorical, "a string, integer, boolean or dictionary")
+            if f.kind == "categorical" and f.floats:
+                check(what, f.name, _is_float_categorical, "a string, integer, boolean, floating-point or dictionary")
+            elif f.kind == "categorical":
+
+                def floats_hint(typ: pa.DataType) -> str:
+                    floating = pa.types.is_floating(typ)
+                    return "; a float column of codes or ids is taken with {floats = true}" if floating else ""
+
+                check(what, f.name, _is_categorical, "a string, integer, boolean or dictionary", floats_hint)
             elif f.kind == "multi_categorical":
                 check(what, f.name, _is_multi, "a list of strings or integers")
             else:
@@ -328,6 +388,30 @@ class Spec:
         return {c: str(schema.field(c).type) for c in self.columns if c in schema.names}
 
 
+def _feature_options(f: FeatureSpec) -> dict[str, Any]:
+    """A feature's options in the file format. Options added later appear only when set, so the fingerprints of
+    earlier specs stay what they were."""
+    if f.share:
+        return {"share": f.share}
+    if f.kind == "numeric":
+        later = {"buckets": f.buckets, "clip": list(f.clip) if f.clip else None}
+        opts: dict[str, Any] = {"log1p": f.log1p, "missing": f.missing}
+    else:
+        later = {"floats": f.floats}
+        opts = {"buckets": f.buckets, "min_count": f.min_count}
+    later["embedding_dim"] = f.embedding_dim
+    return {**opts, **{k: v for k, v in later.items() if v}}
+
+
+def _drop_implicit_source(raw: dict[str, Any]) -> None:
+    """A spec dict of one implicit source in the file format: no [source] table, and tasks that name no source
+    (a task naming one would read as the podcast channels; see ``_parse``)."""
+    raw.pop("source", None)
+    for task in raw["tasks"]:
+        task.pop("source", None)
+        task.pop("eval_sources", None)
+
+
 def _share_problems(spec: Spec, schema: pa.Schema) -> list[str]:
     """Features that share rows must hash their values alike: strings with strings, integers with integers."""
     problems = []
@@ -343,7 +427,8 @@ def _share_problems(spec: Spec, schema: pa.Schema) -> list[str]:
 
 
 def _hash_kind(t: pa.DataType) -> str:
-    """How a column's values hash: as strings or as integers (lists by their values)."""
+    """How a column's values hash: as strings or as integers (lists by their values; floats as the integers they
+    hold)."""
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         t = t.value_type
     return "string" if _is_string(t) else "integer"
@@ -364,6 +449,10 @@ def _is_string(t: pa.DataType) -> bool:
 
 def _is_categorical(t: pa.DataType) -> bool:
     return _is_string(t) or pa.types.is_integer(_value_type(t)) or pa.types.is_boolean(t)
+
+
+def _is_float_categorical(t: pa.DataType) -> bool:
+    return _is_categorical(t) or pa.types.is_floating(t)
 
 
 def _is_multi(t: pa.DataType) -> bool:
@@ -448,27 +537,56 @@ def _names(owner: str, name: str, value: Any, allowed: Sequence[str], what: str)
 def _parse_feature(group: str, kind: str, name: str, opts: Any) -> FeatureSpec:
     where = f"feature {name!r} in group {group!r}"
     if kind == "numeric":
-        opts = _keys(where, opts, ("log1p", "missing"))
+        opts = _keys(where, opts, ("log1p", "missing", "buckets", "clip", "embedding_dim"))
+        buckets = opts.get("buckets", 0)
+        if "embedding_dim" in opts and "buckets" not in opts:
+            raise SpecError(f"{where}: embedding_dim needs buckets (only a bucketed numeric has an embedding)")
         return FeatureSpec(
             name,
             group,
             "numeric",
             log1p=_typed(where, "log1p", opts.get("log1p", False), bool, "true or false"),
             missing=_typed(where, "missing", opts.get("missing", False), bool, "true or false"),
+            buckets=check_int(where, "buckets", buckets, low=2, error=SpecError) if "buckets" in opts else 0,
+            clip=_clip(where, opts["clip"]) if "clip" in opts else None,
+            embedding_dim=_embedding_dim(where, opts),
         )
     if isinstance(opts, int) and not isinstance(opts, bool):
         opts = {"buckets": opts}
     if isinstance(opts, Mapping) and "share" in opts:
         opts = _keys(where, opts, ("share",))
         return FeatureSpec(name, group, kind, share=_typed(where, "share", opts["share"], str, "a feature name"))  # type: ignore[arg-type]
-    opts = _keys(where, opts, ("buckets", "min_count", "share"), required=("buckets",))
+    allowed = ("buckets", "min_count", "share", "embedding_dim")
+    opts = _keys(where, opts, (*allowed, "floats") if kind == "categorical" else allowed, required=("buckets",))
     return FeatureSpec(
         name,
         group,
         kind,  # type: ignore[arg-type]
         buckets=check_int(where, "buckets", opts["buckets"], low=2, error=SpecError),
         min_count=check_int(where, "min_count", opts.get("min_count", 1), low=1, error=SpecError),
+        floats=_typed(where, "floats", opts.get("floats", False), bool, "true or false"),
+        embedding_dim=_embedding_dim(where, opts),
     )
+
+
+def _embedding_dim(where: str, opts: Mapping[str, Any]) -> int:
+    """A feature's own embedding width (0: the model's)."""
+    if "embedding_dim" not in opts:
+        return 0
+    return check_int(where, "embedding_dim", opts["embedding_dim"], low=1, error=SpecError)
+
+
+def _clip(where: str, value: Any) -> tuple[float, float]:
+    """``clip = [low, high]``: two finite numbers, low below high."""
+    ok = (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+        and value[0] < value[1]
+    )
+    if not ok:
+        raise invalid(where, "clip", "a list [low, high] of two finite numbers, low < high", value, SpecError)
+    return float(value[0]), float(value[1])
 
 
 def _model_int(table: Mapping[str, Any], name: str) -> int:
@@ -479,14 +597,22 @@ def _model_int(table: Mapping[str, Any], name: str) -> int:
 def _parse(raw: Mapping[str, Any]) -> Spec:
     """The spec of a parsed TOML document, section by section; every error names the section and key."""
     raw = _keys(
-        "spec", raw, ("source", "groups", "tasks", "mask", "model", "labels", "evaluation"), ("groups", "tasks")
+        "spec",
+        raw,
+        ("source", "groups", "tasks", "mask", "model", "labels", "evaluation", "training"),
+        ("groups", "tasks"),
     )
-    source_column, sources, train_sources = _parse_source(raw.get("source", {}))
+    # Without [source], tasks that name sources mean the podcast table's channels (the default before the source
+    # was optional, so such specs read as they did); tasks that name none mean a table without channels.
+    named = isinstance(raw["tasks"], list) and any(isinstance(t, Mapping) and "source" in t for t in raw["tasks"])
+    source_column, sources, train_sources = _parse_source(raw.get("source", {} if named else None))
     features, groups, disabled = _parse_groups(raw["groups"])
     tasks = _parse_tasks(raw["tasks"], sources)
     names = [t.name for t in tasks]
-    explicit, protected, trains = _parse_mask(raw.get("mask", {}), sources, tasks)
-    slice_column, early = _parse_evaluation(raw.get("evaluation", {}), names)
+    # The paper's default protects promotions; a table without channels has nothing to protect.
+    default_protected = ["promo"] if source_column is not None else []
+    explicit, protected, trains = _parse_mask(raw.get("mask", {}), sources, tasks, default_protected)
+    slice_column, early, selection_metric = _parse_evaluation(raw.get("evaluation", {}), names)
     labels = _keys("[labels]", raw.get("labels", {}), ("max_unobserved_share",))
     share = labels.get("max_unobserved_share", 0.5)
     share = check_number("[labels]", "max_unobserved_share", share, above=0, high=1, error=SpecError)
@@ -505,15 +631,20 @@ def _parse(raw: Mapping[str, Any]) -> Spec:
         disabled_groups=tuple(disabled),
         slice_column=slice_column,
         early_stopping_tasks=early,
+        selection_metric=selection_metric,
         max_unobserved_share=float(share),
         explicit_mask=explicit,
         protected_sources=protected,
         train_sources=train_sources,
+        training=_parse_training(raw.get("training", {})),
     )
 
 
-def _parse_source(raw: Any) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-    """``[source]``: the source column, its values, and the sources training reads (empty: all)."""
+def _parse_source(raw: Any) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
+    """``[source]``: the source column, its values, and the sources training reads (empty: all). Without the table,
+    no column and one implicit source (:data:`IMPLICIT_SOURCE`) that every row belongs to."""
+    if raw is None:
+        return None, (IMPLICIT_SOURCE,), ()
     src = _keys("[source]", raw, ("column", "values", "train"))
     source_column = _typed("[source]", "column", src.get("column", "source"), str, "a column name")
     sources = _str_list("[source]", "values", src.get("values", ["ad", "promo"]))
@@ -564,7 +695,9 @@ def _resolve_shares(features: list[FeatureSpec]) -> list[FeatureSpec]:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             expected = f"the name of another categorical feature with rows of its own{hint}"
             raise invalid(where, "share", expected, f.share, SpecError)
-        out.append(dataclasses.replace(f, buckets=owner.buckets, min_count=owner.min_count))
+        out.append(
+            dataclasses.replace(f, buckets=owner.buckets, min_count=owner.min_count, embedding_dim=owner.embedding_dim)
+        )
     return out
 
 
@@ -573,13 +706,15 @@ def _parse_tasks(raw: Any, sources: Sequence[str]) -> list[TaskSpec]:
     if not isinstance(raw, list) or not raw:
         raise SpecError("[[tasks]]: expected at least one task table")
     tasks: list[TaskSpec] = []
+    # With one source (a spec without [source], or with one value) a task's source can only be that one.
+    required = ("name", "label") if len(sources) == 1 else ("name", "label", "source")
     for i, t in enumerate(raw):
-        t = _keys(f"task #{i + 1}", t, ("name", "label", "source", "eval_sources"), ("name", "label", "source"))
+        t = _keys(f"task #{i + 1}", t, ("name", "label", "source", "eval_sources"), required)
         name = _typed(f"task #{i + 1}", "name", t["name"], str, "a str")
         where = f"task {name!r}"
         if name in (x.name for x in tasks):
             raise SpecError(f"{where}: the name is used twice; task names must be unique")
-        source = check_choice(where, "source", t["source"], sources, error=SpecError)
+        source = check_choice(where, "source", t.get("source", sources[0]), sources, error=SpecError)
         evals = _names(where, "eval_sources", t.get("eval_sources") or [source], sources, "source names")
         label = _typed(where, "label", t["label"], str, "a column name")
         tasks.append(TaskSpec(name, label, source, evals))
@@ -587,12 +722,12 @@ def _parse_tasks(raw: Any, sources: Sequence[str]) -> list[TaskSpec]:
 
 
 def _parse_mask(
-    raw: Any, sources: Sequence[str], tasks: Sequence[TaskSpec]
+    raw: Any, sources: Sequence[str], tasks: Sequence[TaskSpec], default_protected: Sequence[str] = ("promo",)
 ) -> tuple[bool, tuple[str, ...], dict[str, tuple[str, ...]]]:
     """``[mask]``: which tasks a row of each source trains; explicit ``trains`` lists, or the paper's rule over
     the protected sources. Returns (explicit, protected sources, tasks trained per source)."""
     mask = _keys("[mask]", raw, ("protected", "trains"))
-    protected = _str_list("[mask]", "protected", mask.get("protected", ["promo"]))
+    protected = _str_list("[mask]", "protected", mask.get("protected", list(default_protected)))
     names = [t.name for t in tasks]
     if "trains" in mask:
         table = _keys("[mask.trains]", mask["trains"], sources)
@@ -625,11 +760,36 @@ def _parse_model(raw: Any) -> ModelSpec:
     )
 
 
-def _parse_evaluation(raw: Any, names: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
-    """``[evaluation]``: the column metrics are sliced by, and the tasks early stopping watches."""
-    ev = _keys("[evaluation]", raw, ("slice_column", "early_stopping_tasks"))
+def _parse_evaluation(raw: Any, names: Sequence[str]) -> tuple[str | None, tuple[str, ...], str]:
+    """``[evaluation]``: the column metrics are sliced by, the tasks whose mean validation metric chooses the best
+    epoch (empty: all), and that metric (``"ap"``, ``"auc"`` or ``"log_loss"``)."""
+    ev = _keys("[evaluation]", raw, ("slice_column", "early_stopping_tasks", "selection_metric"))
     slice_column = ev.get("slice_column")
     if slice_column is not None:
         _typed("[evaluation]", "slice_column", slice_column, str, "a column name")
     early = _names("[evaluation]", "early_stopping_tasks", ev.get("early_stopping_tasks", []), names, "task names")
-    return slice_column, early
+    metric = ev.get("selection_metric", "ap")
+    metric = check_choice("[evaluation]", "selection_metric", metric, tuple(SELECTION_METRICS), error=SpecError)
+    return slice_column, early, metric
+
+
+def _parse_training(raw: Any) -> dict[str, Any]:
+    """``[training]``: the trainer settings the spec sets (each checked as TrainConfig checks it), in the order of
+    :data:`TRAINING_KEYS`."""
+    t = _keys("[training]", raw, TRAINING_KEYS)
+    out: dict[str, Any] = {}
+    for key in TRAINING_KEYS:
+        if key not in t:
+            continue
+        value = t[key]
+        if key in ("epochs", "batch_size"):
+            out[key] = check_int("[training]", key, value, low=1, error=SpecError)
+        elif key in ("patience", "warmup_steps"):
+            out[key] = check_int("[training]", key, value, low=0, error=SpecError)
+        elif key in ("lr", "embedding_lr"):
+            out[key] = check_number("[training]", key, value, above=0, error=SpecError)
+        elif key == "lr_schedule":
+            out[key] = check_choice("[training]", key, value, LR_SCHEDULES, error=SpecError)
+        else:
+            out[key] = check_number("[training]", key, value, low=0, error=SpecError)
+    return out

@@ -3,12 +3,22 @@
     python -m podtarget.model.train --examples=./data/examples --out=models --run=demo
     [--spec=model/specs/podtarget.toml]
         [--train_days=2026-03-02..2026-03-07 --valid_days=... --test_days=... | --split=0.7,0.15,0.15]
-        [--epochs=5] [--batch_size=8192] [--lr=0.002] [--seed=7] [--resume] [--overwrite]
+        [--epochs=5] [--batch_size=8192] [--lr=0.002] [--lr_schedule=cosine --warmup_steps=N] [--seed=7]
+        [--weight_decay=W] [--embedding_weight_decay=W] [--resume] [--overwrite]
         [--tasks=PromotionStream,AdStream] [--sources=promo] [--disable_groups=ad,promotion]
         [--no_directional_mask] [--source_ratio=0.5 | --no_source_balance] [--max_source_repeats=R]
         [--source_history_days=ad=3] [--architecture=mmoe]
         [--loss_weighting=fixed|uncertainty|pcgrad] [--task_weights=Click=0.5] [--architecture=ple] [--prior_init]
         [--init_from=models/<run> [--add_task=NAME:label_col:source] [--freeze_encoder] [--apply_head=NEW=EXISTING]]
+
+Every option but the data's and the run's may also be set in the spec's ``[training]`` table (docs/spec.md); a flag
+given here wins over it.
+
+Scaling to the table: the defaults (batch 8192, 5 epochs, lr 0.002, patience 2) were chosen on the podcast table's
+millions of rows. On a table of tens of thousands, an epoch of 8192-row batches is a handful of steps and five
+epochs stop far short of the best model: aim at a hundred steps or more an epoch (e.g. --batch_size=512 for 60k
+rows), give early stopping room (--epochs=25 --patience=3) and lower the rate (--lr=0.0003, or
+--lr_schedule=cosine). Training warns when an epoch is fewer than 20 steps.
 
 The same from Python (what evaluation code calls in-process)::
 
@@ -19,8 +29,9 @@ The same from Python (what evaluation code calls in-process)::
 An epoch is one pass over the training days, read in a seeded shuffled order of row groups (plus a shuffle buffer).
 With source balancing (default: half promotion, half ad rows per batch), the source with the most rows per batch
 slot is drawn exactly once per epoch; the other is drawn with replacement from a sliding window of its latest rows,
-i.e. up-sampled without re-reading the table. Early stopping watches the mean validation AP of the spec's
-``early_stopping_tasks`` (the stream tasks); the best epoch's weights are kept.
+i.e. up-sampled without re-reading the table. Early stopping watches the mean validation metric of the spec's
+``[evaluation]`` (``selection_metric``: AP by default, AUC or log loss) over its ``early_stopping_tasks`` (the
+stream tasks; every task where it names none); the best epoch's weights are kept.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ import dataclasses
 import datetime
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -58,7 +70,17 @@ from podtarget.model.data.tables import ExampleTable, Unit
 from podtarget.model.losses import WEIGHTINGS, LossWeighting, masked_bce, pcgrad_backward, row_mask
 from podtarget.model.metrics import evaluate_arrays, format_table
 from podtarget.model.network import InputLayout, MultiTaskNetwork, RowSparseAdam
-from podtarget.model.spec import ARCHITECTURES, DEFAULT_SPEC, Spec, SpecError, TaskSpec, load_spec
+from podtarget.model.spec import (
+    ARCHITECTURES,
+    DEFAULT_SPEC,
+    LR_SCHEDULES,
+    SELECTION_METRICS,
+    TRAINING_KEYS,
+    Spec,
+    SpecError,
+    TaskSpec,
+    load_spec,
+)
 
 log = logging.getLogger("podtarget.model.train")
 WARMUP_BATCHES = 5
@@ -84,6 +106,11 @@ class TrainConfig:
     # touches (embedding_weight_decay; see RowSparseAdam). 0 = plain Adam, as before.
     weight_decay: float = 0.0
     embedding_weight_decay: float = 0.0
+    # The learning rate over the run: "constant", or decayed to zero by the last epoch along a half cosine or a
+    # line, after warmup_steps steps rising linearly from zero. Constant by default: the podcast runs were measured
+    # with it.
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
     seed: int = 7
     patience: int = 2
     resume: bool = False
@@ -119,6 +146,9 @@ class TrainConfig:
     chunk_rows: int = 16384
     pool_rows: int = 32768
     progress: bool | None = None
+    # The settings of the spec's [training] table that were given explicitly (command-line flags): they win over the
+    # spec's. A setting given in Python wins where it differs from the default (see with_spec_training).
+    given: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Refuse a bad setting now, with the uniform message, rather than minutes into a run. ``examples`` is not
@@ -138,8 +168,9 @@ class TrainConfig:
             raise invalid(owner, "split", "three fractions >= 0 summing to 1 (train, valid, test)", self.split)
         for name in ("epochs", "batch_size", "chunk_rows", "pool_rows"):
             check_int(owner, name, getattr(self, name), low=1)
-        for name in ("seed", "patience"):
+        for name in ("seed", "patience", "warmup_steps"):
             check_int(owner, name, getattr(self, name), low=0)
+        check_choice(owner, "lr_schedule", self.lr_schedule, LR_SCHEDULES)
         for name in ("threads", "max_batches_per_epoch"):
             optional(check_int, owner, name, getattr(self, name), low=1)
         check_number(owner, "lr", self.lr, above=0)
@@ -294,7 +325,12 @@ def _config_fingerprint(config: TrainConfig, spec: Spec, split: dict) -> dict:
         "task_weights",
     )
     # Settings added later join the fingerprint only when set, so that earlier checkpoints still resume.
-    later = {k: getattr(config, k) for k in ("weight_decay", "embedding_weight_decay") if getattr(config, k)}
+    later = {
+        k: getattr(config, k) for k in ("weight_decay", "embedding_weight_decay", "warmup_steps") if getattr(config, k)
+    }
+    if config.lr_schedule != "constant":
+        # The decay spans the run's epochs: resuming with other epochs would continue another schedule.
+        later.update(lr_schedule=config.lr_schedule, epochs=config.epochs)
     return {
         "spec": spec.fingerprint(),
         "split": {k: split[k] for k in ("train", "valid", "test")},
@@ -371,13 +407,28 @@ def fit_calibration(spec: Spec, tasks: Sequence[str], applied, valid: dict | Non
 
 
 def stopping_score(spec: Spec, metrics: dict) -> float | None:
-    """Mean AP of the early-stopping tasks that have one (all tasks if none do); None if no AP is defined."""
-    for names in (spec.early_stopping_tasks, spec.task_names):
-        aps = [metrics[t]["overall"].get("average_precision") for t in names if t in metrics]
-        aps = [a for a in aps if a is not None]
-        if aps:
-            return float(np.mean(aps))
+    """The mean validation ``spec.selection_metric`` (AP by default) of the selection tasks that have one (of all
+    tasks if none do); None if it is defined for no task. Higher is better except for log loss: see
+    :func:`better_score`."""
+    key = SELECTION_METRICS[spec.selection_metric]
+    for names in (spec.selection_tasks, spec.task_names):
+        values = [metrics[t]["overall"].get(key) for t in names if t in metrics]
+        values = [v for v in values if v is not None]
+        if values:
+            return float(np.mean(values))
     return None
+
+
+def better_score(spec: Spec, score: float, best: float | None) -> bool:
+    """Whether an epoch's stopping score beats the best so far (lower log loss, higher AP or AUC)."""
+    if best is None:
+        return True
+    return score < best if spec.selection_metric == "log_loss" else score > best
+
+
+def selection(spec: Spec) -> dict:
+    """What chooses the best epoch, as metrics.json records it: the metric and the tasks whose mean it takes."""
+    return {"metric": spec.selection_metric, "tasks": list(spec.selection_tasks)}
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -401,16 +452,85 @@ def batch_loss(
     return terms.sum(), losses
 
 
+def with_spec_training(config: TrainConfig, spec: Spec) -> TrainConfig:
+    """``config`` with the spec's ``[training]`` settings where the caller left them: a setting named in
+    ``config.given`` (a flag on the command line) or set to other than TrainConfig's default keeps its value.
+
+        >>> with_spec_training(TrainConfig(examples="x"), spec).epochs      # spec: [training] epochs = 25
+        25
+    """
+    defaults = TrainConfig(examples="")
+    changes = {
+        k: v for k, v in spec.training.items() if k not in config.given and getattr(config, k) == getattr(defaults, k)
+    }
+    if changes:
+        log.info("from the spec's [training]: %s", ", ".join(f"{k}={v}" for k, v in changes.items()))
+    return dataclasses.replace(config, **changes) if changes else config
+
+
 def train(config: TrainConfig) -> RunResult:
     """Train (or transfer) a model and write ``<out>/<run>/``; see the module docstring."""
     run = _open_run(config)
+    config = with_spec_training(config, run.spec)
     learner = _build_learner(config, run)
     plan = _plan_sampling(config, run, learner)
+    if config.lr_schedule != "constant" or config.warmup_steps:
+        total = config.epochs * _batches_per_epoch(config, plan)
+        learner.schedule = LrSchedule(config.lr_schedule, config.warmup_steps, total)
     fingerprint = _config_fingerprint(config, run.spec, run.split_info)
     state = _resume(config, run, learner, fingerprint)
     throughput = _Throughput()
     _train_epochs(config, run, learner, plan, fingerprint, state, throughput)
     return _finish(config, run, learner, plan, state, throughput)
+
+
+@dataclasses.dataclass(frozen=True)
+class LrSchedule:
+    """The learning rate's factor at each optimisation step: rising linearly from 0 over ``warmup_steps``, then
+    ``"constant"``, or decayed to 0 at ``total_steps`` (the run's last step if it runs every epoch) along a half
+    cosine or a line. Early stopping may end a run before the end of its decay.
+
+        >>> s = LrSchedule("cosine", warmup_steps=10, total_steps=110)
+        >>> [round(s.factor(k), 3) for k in (0, 9, 10, 60, 109)]
+        [0.1, 1.0, 1.0, 0.5, 0.0]
+    """
+
+    kind: str
+    warmup_steps: int
+    total_steps: int
+
+    def factor(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        if self.kind == "constant":
+            return 1.0
+        span = max(self.total_steps - self.warmup_steps - 1, 1)
+        done = min(max(step - self.warmup_steps, 0) / span, 1.0)
+        return 0.5 * (1.0 + math.cos(math.pi * done)) if self.kind == "cosine" else 1.0 - done
+
+
+def _batches_per_epoch(config: TrainConfig, plan: SamplingPlan) -> int:
+    return min(plan.expected_batches, config.max_batches_per_epoch or plan.expected_batches)
+
+
+# Fewer optimisation steps than this per epoch, and the defaults (chosen on millions of rows) are the wrong scale.
+FEW_STEPS = 20
+
+
+def few_steps_warning(config: TrainConfig, plan: SamplingPlan) -> str | None:
+    """The warning for an epoch of only a few steps, with a batch size and epochs for a table of this size: about
+    a hundred steps an epoch (a power of two, 64 to 8192), and five times the epochs (early stopping ends sooner)."""
+    steps = _batches_per_epoch(config, plan)
+    if steps >= FEW_STEPS:
+        return None
+    rows = plan.expected_rows
+    batch = int(min(8192, max(64, 2 ** math.floor(math.log2(max(rows / 100, 1))))))
+    return (
+        f"an epoch is only {steps} step(s) of --batch_size={config.batch_size} over {rows:,} training rows: the "
+        f"defaults suit tables of millions of rows. For this table try --batch_size={batch} "
+        f"--epochs={max(config.epochs * 5, 25)} --patience=3 and a lower --lr (e.g. 0.0003; see docs/spec.md, "
+        "Scaling the training to the table)"
+    )
 
 
 @dataclasses.dataclass
@@ -466,6 +586,15 @@ def _open_run(config: TrainConfig) -> _Run:
     if source_days:
         split_info["source_days"] = {s: list(d) for s, d in source_days.items()}
     log.info("split: %s", json.dumps(split_info))
+    chosen = selection(spec)
+    log.info(
+        "best epoch: the %s of %s%s",
+        "lowest mean validation log loss"
+        if chosen["metric"] == "log_loss"
+        else f"highest mean validation {chosen['metric'].upper()}",
+        ", ".join(chosen["tasks"]),
+        "" if spec.early_stopping_tasks else " (every task: the spec's [evaluation] names none)",
+    )
     checkpoint_path = join(run_dir, "checkpoints", "last.pt")
     return _Run(
         run,
@@ -512,6 +641,8 @@ class _Learner:
     pcgrad_rng: torch.Generator
     frozen_encoder: bool
     fresh_heads: list[str]
+    schedule: LrSchedule | None = None
+    steps: int = 0  # optimisation steps so far, over the run (checkpointed: the schedule resumes where it was)
 
     def train_mode(self) -> None:
         self.network.train()
@@ -520,6 +651,12 @@ class _Learner:
 
     def step(self, batch: Batch) -> float:
         """One optimisation step on ``batch``; returns its training loss."""
+        if self.schedule is not None:
+            factor = self.schedule.factor(self.steps)
+            for opt in (self.dense_opt, self.sparse_opt):
+                for group in opt.param_groups if opt is not None else ():
+                    group["lr"] = group.setdefault("base_lr", group["lr"]) * factor
+        self.steps += 1
         terms, _ = batch_terms(self.network, batch, self.train_matrix, self.weighting)
         total = terms.sum()
         if self.dense_opt is not None:
@@ -548,7 +685,9 @@ def _build_learner(config: TrainConfig, run: _Run) -> _Learner:
         else fit_statistics(spec, run.table, run.split.train, source_days=run.source_days)
     )
     encoder = Encoder(spec, stats)
-    layout = InputLayout(encoder.table_rows, len(encoder.single), len(encoder.bags), encoder.num_width)
+    layout = InputLayout(
+        encoder.table_rows, len(encoder.single), len(encoder.bags), encoder.num_width, encoder.field_dims()
+    )
     base_heads = list(base.network.tasks) if base is not None else []
     if base is not None:
         network = base.network
@@ -620,6 +759,16 @@ def _plan_sampling(config: TrainConfig, run: _Run, learner: _Learner) -> Samplin
     plan = plan_sampling(
         spec, rows_by_source, config.batch_size, config.source_ratio, config.max_source_repeats, run.source_days
     )
+    warning = few_steps_warning(config, plan)
+    if warning:
+        log.warning(warning)
+    if len(spec.sources) == 1:
+        # Said once, so that nobody tunes options that cannot change a one-source run.
+        log.info(
+            "one source (%s): batches are the natural mix, and --source_ratio, --max_source_repeats and the "
+            "directional mask have nothing to balance or mask",
+            spec.sources[0],
+        )
     if config.prior_init and not config.resume:
         priors = task_priors(spec, catalog, train_days, plan.shares)
         learner.network.set_priors({t: priors[t] for t in learner.fresh_heads})
@@ -670,6 +819,7 @@ def _resume(config: TrainConfig, run: _Run, learner: _Learner, fingerprint: dict
     if "pcgrad_rng" in ckpt:
         learner.pcgrad_rng.set_state(ckpt["pcgrad_rng"])
     state = _TrainState(best_weights=ckpt["best_weights"], **ckpt["state"])
+    learner.steps = int(ckpt.get("steps", 0))
     log.info("resumed %s after epoch %d", run.run_dir, state.epoch)
     return state
 
@@ -686,6 +836,7 @@ def _write_checkpoint(run: _Run, learner: _Learner, state: _TrainState, fingerpr
         "torch_rng": torch.get_rng_state(),
         "pcgrad_rng": learner.pcgrad_rng.get_state(),
         "state": state.saved(),
+        "steps": learner.steps,
     }
     artifacts.write_bytes(run.checkpoint_path, artifacts.torch_bytes(checkpoint))
 
@@ -759,7 +910,7 @@ def _train_epochs(
     while upcoming is not None:
         epoch = state.epoch
         stream, batches = upcoming
-        total_batches = min(plan.expected_batches, config.max_batches_per_epoch or plan.expected_batches)
+        total_batches = _batches_per_epoch(config, plan)
         progress = EpochProgress(f"epoch {epoch + 1}/{epochs}", total_batches, config.progress)
         trained = _train_epoch(config, learner, stream, batches, progress, throughput)
         upcoming = _epoch_batches(config, run, learner, plan, units, epoch + 1) if epoch + 1 < epochs else None
@@ -834,7 +985,7 @@ def _validate_epoch(run: _Run, learner: _Learner, state: _TrainState, trained: _
         "valid_ap": {t: m["overall"].get("average_precision") for t, m in (valid or {}).items()},
         "task_weights": learner.weighting.current(),
     }
-    improved = score is not None and (state.best_score is None or score > state.best_score)
+    improved = score is not None and better_score(run.spec, score, state.best_score)
     if improved or score is None:
         state.best_score, state.best_epoch, state.bad_epochs = score, epoch + 1, 0
         state.best_weights = copy.deepcopy(learner.network.state_dict())
@@ -873,6 +1024,7 @@ def _finish(
         "trainable_heads": run.trainable,
         "applied_heads": run.applied,
         "best_epoch": state.best_epoch,
+        "selection": selection(spec),
         "best_valid_score": state.best_score,
         "history": state.history,
         "throughput": speed,
@@ -933,9 +1085,18 @@ def parse_args(argv: Sequence[str]) -> TrainConfig:
     p.add_argument("--valid_days")
     p.add_argument("--test_days")
     p.add_argument("--split", default="0.7,0.15,0.15", help="Fractions of the labelled days (train,valid,test).")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch_size", type=int, default=d.batch_size)
+    p.add_argument(
+        "--epochs", type=int, default=d.epochs, help="Most epochs (the defaults suit millions of rows: see above)."
+    )
+    p.add_argument("--batch_size", type=int, default=d.batch_size, help="Rows per step (aim at 100+ steps an epoch).")
     p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument(
+        "--lr_schedule",
+        default=d.lr_schedule,
+        choices=LR_SCHEDULES,
+        help="constant, or decayed to 0 by the last epoch (cosine, linear).",
+    )
+    p.add_argument("--warmup_steps", type=int, default=d.warmup_steps, help="Steps of a linear rise of the rate.")
     p.add_argument("--embedding_lr", type=float, default=None, help="SparseAdam rate (default: --lr).")
     p.add_argument(
         "--weight_decay", type=float, default=d.weight_decay, help="AdamW's decoupled decay of the dense weights."
@@ -947,7 +1108,12 @@ def parse_args(argv: Sequence[str]) -> TrainConfig:
         help="Decoupled decay of the embedding rows each step touches.",
     )
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--patience", type=int, default=d.patience, help="Epochs without a better validation AP.")
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=d.patience,
+        help="Epochs without a better validation score ([evaluation] selection_metric of the spec, AP by default).",
+    )
     p.add_argument("--resume", action="store_true", help="Continue from <out>/<run>/checkpoints/last.pt.")
     p.add_argument("--overwrite", action="store_true", help="Replace an existing run.")
     p.add_argument("--tasks", help="Comma list of tasks to train (default: all in the spec).")
@@ -1007,6 +1173,9 @@ def parse_args(argv: Sequence[str]) -> TrainConfig:
         "source_history_days": _history(a.source_history_days),
         "max_source_repeats": None if a.no_repeat_cap else a.max_source_repeats,
     }
+    # Flags given on the command line win over the spec's [training] (whole names only, so a prefix cannot match).
+    args = list(argv)
+    converted["given"] = tuple(k for k in TRAINING_KEYS if any(x == f"--{k}" or x.startswith(f"--{k}=") for x in args))
     same = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(a, f.name)}
     return TrainConfig(**{**same, **converted})
 

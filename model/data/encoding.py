@@ -24,7 +24,7 @@ import torch
 from podtarget.model.data.errors import DataError
 from podtarget.model.data.hashing import HASHING, hash_buckets, list_parts, numeric_values
 from podtarget.model.data.statistics import FeatureStats
-from podtarget.model.spec import Spec
+from podtarget.model.spec import FeatureSpec, Spec
 
 # Training batches carry a sparse CSR matrix (gather_matrix); torch flags CSR support as beta once per process.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
@@ -156,15 +156,16 @@ class Encoder:
     def __init__(self, spec: Spec, stats: FeatureStats):
         self.spec = spec
         self.stats = stats
-        self.single = spec.features_of("categorical")
-        self.bags = spec.features_of("multi_categorical")
         self.numeric = spec.features_of("numeric")
+        # Single-valued embeddings: the categorical features, then the quantile buckets of bucketed numerics.
+        self.single = spec.features_of("categorical") + tuple(f for f in self.numeric if f.embedded)
+        self.bags = spec.features_of("multi_categorical")
         # One block of rows per embedding table, in order of first use; features that share a table share its rows.
         tables, start = {}, 0
         for f in (*self.single, *self.bags):
             if f.table not in tables:
                 tables[f.table] = start
-                start += f.buckets
+                start += f.rows
         self.offsets = {f.name: tables[f.table] for f in (*self.single, *self.bags)}
         self.table_rows = max(start, 1)
         if self.table_rows > np.iinfo(ROW_DTYPE).max:
@@ -174,7 +175,14 @@ class Encoder:
             )
         # remap[row] = row when its bucket is known, else the feature's row 0 (null / cold start).
         self.remap = np.arange(self.table_rows, dtype=ROW_DTYPE)
+        self.edges: dict[str, np.ndarray] = {}
         for f in (*self.single, *self.bags):
+            if f.kind == "numeric":  # every quantile bucket is a row of its own
+                edges = stats.numeric.get(f.name, {}).get("edges")
+                if edges is None or len(edges) >= f.buckets:
+                    raise DataError(f"statistics lack the bucket edges of feature {f.name!r} (fit on another spec?)")
+                self.edges[f.name] = np.asarray(edges, np.float64)
+                continue
             known = stats.known.get(f.table)
             if known is None or known.size != f.buckets:
                 raise DataError(f"statistics lack the buckets of feature {f.table!r} (were they fit on another spec?)")
@@ -184,6 +192,14 @@ class Encoder:
         self.task_index = {t.name: i for i, t in enumerate(spec.tasks)}
         self.source_index = {s: i for i, s in enumerate(spec.sources)}
         self.columns = [c for c in spec.columns]
+
+    def field_dims(self) -> tuple[int, ...]:
+        """Each embedded field's width (single-valued features, then bags), where the spec gives some their own
+        ``embedding_dim``; empty when every field has the model's."""
+        if not any(f.embedding_dim for f in (*self.single, *self.bags)):
+            return ()
+        default = self.spec.model.embedding_dim
+        return tuple(f.embedding_dim or default for f in (*self.single, *self.bags))
 
     def numeric_columns(self) -> list[str]:
         """Names of the columns of ``num``: each numeric feature, then ``<name>:missing`` where it has one."""
@@ -213,7 +229,10 @@ class Encoder:
             raise DataError(f"rows lack column(s) {absent} that the spec reads")
         cat = np.empty((n, len(self.single)), ROW_DTYPE)
         for j, f in enumerate(self.single):
-            cat[:, j] = hash_buckets(data.column(f.name), f.buckets) + self.offsets[f.name]
+            if f.kind == "numeric":
+                cat[:, j] = self._bucket(f, data.column(f.name)) + self.offsets[f.name]
+            else:
+                cat[:, j] = hash_buckets(data.column(f.name), f.buckets) + self.offsets[f.name]
         cat = self.remap[cat]
         bag_len = np.empty((n, len(self.bags)), np.int64)
         parts = []
@@ -225,7 +244,7 @@ class Encoder:
         num = np.empty((n, self.num_width), np.float32)
         k = 0
         for f in self.numeric:
-            v = numeric_values(data.column(f.name), f.log1p)
+            v = numeric_values(data.column(f.name), f.log1p, f.clip)
             st = self.stats.numeric[f.name]
             missing = ~np.isfinite(v)
             z = (v - st["mean"]) / st["std"]
@@ -235,15 +254,7 @@ class Encoder:
             if f.missing:
                 num[:, k] = missing
                 k += 1
-        source = np.full(n, -1, np.int64)
-        src_col = data.column(self.spec.source_column)
-        encoded = pc.dictionary_encode(src_col.combine_chunks() if isinstance(src_col, pa.ChunkedArray) else src_col)
-        if isinstance(encoded, pa.ChunkedArray):
-            encoded = encoded.combine_chunks()
-        lookup = np.array([self.source_index.get(v, -1) for v in encoded.dictionary.to_pylist()] or [-1], np.int64)
-        source[:] = lookup[encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)]
-        if encoded.null_count:
-            source[np.asarray(encoded.is_null())] = -1
+        source = self._sources(data)
         y = np.zeros((n, len(self.spec.tasks)), np.float32)
         obs = np.zeros((n, len(self.spec.tasks)), bool)
         for i, t in enumerate(self.spec.tasks):
@@ -267,6 +278,31 @@ class Encoder:
         else:
             slices = np.full(n, -1, np.int64)
         return RowBlock(cat, bag_len, bag_val, num, y, obs, source, slices)
+
+    def _bucket(self, f: FeatureSpec, column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """The quantile bucket of each value of a bucketed numeric: k for a value in (edge k-1, edge k], 1 up to the
+        first edge, len(edges) + 1 above the last, 0 = null; on the same clipped and transformed values its edges
+        were computed from."""
+        v = numeric_values(column, f.log1p, f.clip)
+        bucket = np.searchsorted(self.edges[f.name], v, side="left") + 1
+        bucket[~np.isfinite(v)] = 0
+        return bucket
+
+    def _sources(self, data: pa.Table | pa.RecordBatch) -> np.ndarray:
+        """Each row's source index (-1: not a spec source); 0 for every row when the spec has no source column."""
+        n = data.num_rows
+        if self.spec.source_column is None:
+            return np.zeros(n, np.int64)
+        source = np.full(n, -1, np.int64)
+        src_col = data.column(self.spec.source_column)
+        encoded = pc.dictionary_encode(src_col.combine_chunks() if isinstance(src_col, pa.ChunkedArray) else src_col)
+        if isinstance(encoded, pa.ChunkedArray):
+            encoded = encoded.combine_chunks()
+        lookup = np.array([self.source_index.get(v, -1) for v in encoded.dictionary.to_pylist()] or [-1], np.int64)
+        source[:] = lookup[encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)]
+        if encoded.null_count:
+            source[np.asarray(encoded.is_null())] = -1
+        return source
 
     def to_batch(self, block: RowBlock, training: bool = False) -> Batch:
         """Tensors of a block; finds the unique table rows with a scatter over the table (no sort). ``training``

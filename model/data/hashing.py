@@ -21,6 +21,7 @@ from podtarget.model.data.errors import DataError
 HASHING = {
     "string": "blake2b, 8-byte digest of the UTF-8 bytes, little-endian",
     "integer": "splitmix64 of the value as a two's-complement 64-bit integer (booleans as 0/1)",
+    "float": "integral values as that integer, others splitmix64 of their IEEE-754 bits (-0.0 as 0.0); NaN = null",
     "bucket": "1 + hash % (buckets - 1); 0 = null, or a bucket seen fewer than min_count times in training",
 }
 
@@ -55,12 +56,27 @@ def hash_buckets(array: pa.Array, buckets: int) -> np.ndarray:
     elif pa.types.is_integer(typ) or pa.types.is_boolean(typ):
         ints = pc.cast(array, pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
         hashed = splitmix64(ints.view(np.uint64))
+    elif pa.types.is_floating(typ):
+        hashed, nan = _hash_floats(array)
     else:
-        raise DataError(f"cannot hash a {typ} column (expected strings, integers or booleans)")
+        raise DataError(f"cannot hash a {typ} column (expected strings, integers, booleans or floats)")
     out = (hashed % np.uint64(buckets - 1)).astype(np.int64) + 1
     if array.null_count:
         out[np.asarray(array.is_null())] = 0
+    if pa.types.is_floating(typ):
+        out[nan] = 0
     return out
+
+
+def _hash_floats(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of a float column (ids stored as floats: 3.0 hashes like the integer 3, so a column read back from
+    pandas with NaN for null keeps its buckets) and where it is NaN or null."""
+    values = np.asarray(pc.cast(array, pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False), np.float64)
+    nan = np.isnan(values)
+    integral = ~nan & (np.floor(values) == values) & (np.abs(values) < 2.0**62)
+    ints = np.where(integral, values, 0.0).astype(np.int64).view(np.uint64)
+    bits = np.where(values == 0.0, 0.0, values).view(np.uint64)  # -0.0 is 0.0 (integral anyway)
+    return splitmix64(np.where(integral, ints, bits)), nan
 
 
 def list_parts(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -71,10 +87,13 @@ def list_parts(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
     return pc.list_flatten(array), lengths
 
 
-def numeric_values(array: pa.Array, log1p: bool) -> np.ndarray:
-    """float64 values with NaN for nulls; ``log1p`` applies sign(x) * log1p(|x|)."""
+def numeric_values(array: pa.Array, log1p: bool = False, clip: tuple[float, float] | None = None) -> np.ndarray:
+    """float64 values with NaN for nulls; ``clip`` = (low, high) clips them first, then ``log1p`` applies
+    sign(x) * log1p(|x|)."""
     values = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
     values = np.asarray(values, dtype=np.float64)
+    if clip is not None:
+        values = np.clip(values, clip[0], clip[1])  # NaN stays NaN
     if log1p:
         values = np.sign(values) * np.log1p(np.abs(values))
     return values

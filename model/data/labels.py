@@ -25,10 +25,13 @@ def label_catalog(spec: Spec, table: ExampleTable, days: Iterable[datetime.date]
     catalog: dict[str, dict] = {}
     for day in days:
         entry: dict[str, dict] = {"rows": {}, "labels": {lab: {} for lab in labels}}
-        for _, chunk in read_chunks(table, table.units([day]), [spec.source_column, *labels], 1 << 20):
-            source = chunk.column(spec.source_column)
+        columns = [spec.source_column, *labels] if spec.source_column else labels
+        for _, chunk in read_chunks(table, table.units([day]), columns, 1 << 20):
             for s in spec.sources:
-                rows_s = pc.equal(source, s)
+                if spec.source_column is None:  # one implicit source: every row
+                    rows_s = pa.array(np.ones(chunk.num_rows, bool))
+                else:
+                    rows_s = pc.equal(chunk.column(spec.source_column), s)
                 n = int(pc.sum(rows_s).as_py() or 0)
                 entry["rows"][s] = entry["rows"].get(s, 0) + n
                 for lab in labels:

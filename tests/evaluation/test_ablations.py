@@ -5,6 +5,7 @@ trains nothing; a changed setting retrains), and its validated configuration."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import pathlib
 
@@ -14,7 +15,9 @@ import pytest
 from podtarget.evaluation import intervals
 from podtarget.evaluation.ablations import (
     FIGURES,
+    LATER_SETTINGS,
     EvaluateConfig,
+    _key,
     all_setups,
     immature_days,
     mature_split,
@@ -23,6 +26,7 @@ from podtarget.evaluation.ablations import (
     table1_directions,
 )
 from podtarget.model.artifacts import load_model
+from podtarget.model.train import TrainConfig
 from tests.evaluation.conftest import SEEDS, TEST, small_evaluate
 
 
@@ -239,3 +243,13 @@ def test_bad_settings_say_what_was_expected(changes, message):
 def test_small_evaluate_is_the_configuration_under_test(eval_world, small_spec, tmp_path):
     config = small_evaluate(eval_world, small_spec, str(tmp_path / "m"), str(tmp_path / "o"))
     assert config.seeds == SEEDS and config.setups is None and config.test_days == TEST.isoformat()
+
+
+def test_training_settings_added_later_leave_the_cache_keys_of_earlier_runs_alone():
+    config = TrainConfig(examples="x", run="baseline-s1", seed=1, epochs=4)
+    fields = dataclasses.asdict(config)
+    for name in ("out", "run", "overwrite", "resume", "progress", "threads", "examples", *LATER_SETTINGS):
+        fields.pop(name)
+    earlier = hashlib.sha256(json.dumps({"config": fields, "table": "t"}, sort_keys=True).encode()).hexdigest()[:16]
+    assert _key(config, "t") == earlier  # the key such a run was cached under before these settings existed
+    assert _key(dataclasses.replace(config, lr_schedule="cosine"), "t") != earlier

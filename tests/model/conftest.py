@@ -40,3 +40,41 @@ def toy_config(podcast_toy, out, **changes) -> TrainConfig:
 def trained_toy(podcast_toy, tmp_path_factory):
     """A RunResult of two epochs on the podcast toy table."""
     return train(toy_config(podcast_toy, tmp_path_factory.mktemp("models")))
+
+
+TABULAR_SPEC = """
+[groups.visitor.numeric]
+age = {}
+income = { log1p = true, missing = true }
+sessions_7d = { log1p = true }
+[groups.visitor.categorical]
+device = 8
+country = 64
+[groups.visit.numeric]
+price = { log1p = true }
+[groups.visit.categorical]
+category = 512
+brand = { buckets = 4096, min_count = 2 }
+
+[[tasks]]
+name = "Click"
+label = "click"
+[[tasks]]
+name = "Purchase"
+label = "purchase"
+
+[model]
+embedding_dim = 4
+bottom = [32, 16]
+tower = [8]
+"""
+
+
+@pytest.fixture(scope="session")
+def tabular_toy(tmp_path_factory):
+    """(examples root, spec path, split days): the generated tabular table (no source column, two tasks), small."""
+    from podtarget.simulator.tabular import TabularConfig, write_tabular
+
+    root = tmp_path_factory.mktemp("tabular_toy")
+    days = write_tabular(TabularConfig(train_rows=6000, valid_rows=2000, test_rows=2000), root / "examples")
+    return str(root / "examples"), write_spec(root / "spec.toml", TABULAR_SPEC), days

@@ -15,6 +15,7 @@ from podtarget.model.data import (
     DataError,
     Encoder,
     ExampleTable,
+    FeatureStats,
     fit_statistics,
     hash_buckets,
     hash_strings,
@@ -328,3 +329,105 @@ def test_features_that_share_rows_look_values_up_in_one_block(tmp_path):
     assert block.bag_val.tolist()[:2] == [block.cat[0, show], block.cat[2, show]]
     assert block.cat[1, show] == encoder.offsets["podcast_id"] and block.bag_val[2] == encoder.offsets["podcast_id"]
     assert encoder.settings()["features"]["recent"]["shares"] == "podcast_id"
+
+
+def test_a_table_without_a_source_column_is_one_source(tabular_toy):
+    examples, spec_path, days = tabular_toy
+    spec = load_spec(spec_path)
+    table = ExampleTable.open(examples)
+    catalog = label_catalog(spec, table, table.days)
+    assert [catalog[d]["rows"] for d in sorted(catalog)] == [{"all": 6000}, {"all": 2000}, {"all": 2000}]
+    positives = catalog[days["train"][0]]["labels"]["click"]["all"]["positives"]
+    clicks = pq.read_table(f"{examples}/dt={days['train'][0]}", columns=["click"]).column("click").to_numpy()
+    assert positives == int(clicks.sum())
+    encoder = Encoder(spec, fit_statistics(spec, table, table.days[:1]))
+    block = encoder.encode_rows(table.read(table.units(table.days[:1])[0], encoder.columns))
+    assert (block.source == 0).all() and block.obs.all()
+    plan = plan_sampling(spec, {"all": 6000}, 256, source_ratio=0.5, max_repeats=2.0)
+    assert plan.shares is None and plan.expected_batches == 6000 // 256  # nothing to balance
+
+
+def test_floats_hash_as_the_integers_they_hold():
+    floats = hash_buckets(pa.array([3.0, None, float("nan"), -0.0, 2.5, 1e300], pa.float64()), 1024)
+    ints = hash_buckets(pa.array([3, None, None, 0], pa.int64()), 1024)
+    assert floats[:4].tolist() == ints.tolist() and floats[1] == floats[2] == 0
+    assert 0 not in floats[4:] and floats[4] != floats[5]
+    assert hash_buckets(pa.array([2.5], pa.float32()), 1024).tolist() == [floats[4]]
+
+
+def _numeric_table(tmp_path, values: np.ndarray) -> ExampleTable:
+    day = tmp_path / "dt=2026-03-02"
+    day.mkdir()
+    data = pa.table(
+        {
+            "x": pa.array(values, mask=np.isnan(values)),
+            "region": pa.array(np.where(np.arange(values.size) % 7 == 0, np.nan, np.arange(values.size) % 5 * 1.0)),
+            "click": pa.array((np.arange(values.size) % 3 == 0).astype(np.int8)),
+        }
+    )
+    pq.write_table(data, day / "part-00000.parquet")
+    return ExampleTable.open(str(tmp_path))
+
+
+def test_bucketed_numerics_get_quantile_edges_of_the_training_split_and_encode_exactly(tmp_path):
+    values = np.arange(1000, dtype=np.float64)
+    values[::10] = np.nan
+    table = _numeric_table(tmp_path, values)
+    spec = Spec.from_dict(
+        {
+            "groups": {
+                "row": {
+                    "numeric": {"x": {"buckets": 4, "clip": [0, 800], "missing": True}},
+                    "categorical": {"region": {"buckets": 16, "floats": True}},
+                }
+            },
+            "tasks": [{"name": "Click", "label": "click"}],
+        }
+    )
+    stats = fit_statistics(spec, table, table.days)
+    seen = np.clip(values[~np.isnan(values)], 0, 800)
+    assert stats.numeric["x"]["edges"] == np.quantile(seen, [0.25, 0.5, 0.75], method="inverted_cdf").tolist()
+    assert stats.numeric["x"]["mean"] == pytest.approx(seen.mean())  # the z-score sees clipped values too
+    assert FeatureStats.from_json(json.loads(json.dumps(stats.to_json()))).numeric == stats.numeric
+    encoder = Encoder(spec, stats)
+    names = [f.name for f in encoder.single]
+    assert names == ["region", "x"] and encoder.table_rows == 16 + 5  # four buckets and the null row
+    edges = stats.numeric["x"]["edges"]
+    rows = pa.table(
+        {
+            "x": pa.array([None, -5.0, edges[0], np.nextafter(edges[0], 1e9), 5000.0, float("inf")]),
+            "region": pa.array([3.0, 3.0, None, 1.0, 1.0, 1.0]),
+        }
+    )
+    block = encoder.encode_rows(rows)
+    bucket = block.cat[:, 1] - encoder.offsets["x"]
+    # null; below every edge; at the first edge; just above it; clipped to 800 (infinity too)
+    assert bucket.tolist() == [0, 1, 1, 2, 4, 4]
+    assert block.num[:, 1].tolist() == [1, 0, 0, 0, 0, 0]  # the missing indicator
+    assert block.num[4, 0] == pytest.approx((800 - stats.numeric["x"]["mean"]) / stats.numeric["x"]["std"])
+    region = block.cat[:, 0] - encoder.offsets["region"]
+    assert region[0] == region[1] == hash_buckets(pa.array([3], pa.int64()), 16)[0] and region[2] == 0
+    del stats.numeric["x"]["edges"]
+    with pytest.raises(DataError, match="statistics lack the bucket edges of feature 'x'"):
+        Encoder(spec, stats)
+
+
+def test_a_value_that_fills_several_quantiles_is_one_bucket(tmp_path):
+    values = np.array([0.0] * 700 + [1.0] * 200 + [2.0] * 100)
+    table = _numeric_table(tmp_path, values)
+    spec = Spec.from_dict(
+        {"groups": {"row": {"numeric": {"x": {"buckets": 10}}}}, "tasks": [{"name": "Click", "label": "click"}]}
+    )
+    stats = fit_statistics(spec, table, table.days)
+    assert stats.numeric["x"]["edges"] == [0.0, 1.0]  # of ten buckets asked for, three hold values
+    block = Encoder(spec, stats).encode_rows(pa.table({"x": [0.0, 1.0, 2.0]}))
+    assert block.cat[:, 0].tolist() == [1, 2, 3]
+
+
+def test_the_implicit_source_can_be_restricted_to_its_last_days(tabular_toy):
+    examples, spec_path, days = tabular_toy
+    spec = load_spec(spec_path)
+    table = ExampleTable.open(examples)
+    two = table.days[:2]
+    assert fit_statistics(spec, table, two).rows == 8000
+    assert fit_statistics(spec, table, two, source_days={"all": (days["valid"][0],)}).rows == 2000

@@ -9,8 +9,17 @@ import pytest
 import torch
 
 from podtarget.model.data import BatchStream, Encoder, ExampleTable, fit_statistics, plan_sampling
+from podtarget.model.data.encoding import Batch
 from podtarget.model.losses import masked_bce, row_mask
-from podtarget.model.network import PLE, CrossNetwork, DotInteraction, InputLayout, MultiTaskNetwork, RowSparseAdam
+from podtarget.model.network import (
+    PLE,
+    CrossNetwork,
+    DotInteraction,
+    FusedEmbedding,
+    InputLayout,
+    MultiTaskNetwork,
+    RowSparseAdam,
+)
 from podtarget.model.spec import load_spec
 
 
@@ -194,3 +203,28 @@ def test_row_sparse_adam_decays_only_the_rows_a_step_touches(podcast_toy):
     update = nets[0].embedding.weight[touched] - start[touched]
     torch.testing.assert_close(nets[1].embedding.weight[touched], start[touched] * (1 - 0.01 * 5.0) + update)
     assert decayed.state_dict()["param_groups"][0]["weight_decay"] == 5.0
+
+
+def test_a_narrower_field_reads_only_the_first_columns_of_its_rows():
+    embedding = FusedEmbedding(rows=10, dim=4, field_dims=[4, 2, 1])  # two single fields, then one bag
+    weight = embedding.weight
+    batch = Batch(
+        rows=torch.tensor([1, 2, 3, 5]),
+        cat=torch.tensor([[0, 1], [2, 1]]),
+        bag_pos=torch.tensor([3, 2]),
+        positions=torch.tensor([0, 1, 2, 1, 3, 2]),
+        bag_seg=torch.tensor([0, 1]),
+        bag_scale=torch.tensor([[1.0], [1.0]]),
+        num=torch.zeros(2, 0),
+        y=torch.zeros(2, 1),
+        obs=torch.zeros(2, 1),
+        source=torch.zeros(2, dtype=torch.int64),
+        slice=torch.zeros(2, dtype=torch.int64),
+    )
+    single, bags = embedding(batch)
+    assert torch.equal(single[0, :4], weight[1]) and torch.equal(single[1, :4], weight[3])  # the full-width field
+    assert torch.equal(single[0, 4:6], weight[2, :2]) and (single[:, 6:8] == 0).all()  # the 2-wide field
+    assert torch.equal(bags[:, 0], weight[[5, 3], 0]) and (bags[:, 1:] == 0).all()  # the 1-wide bag
+    (single.sum() + bags.sum()).backward()
+    assert (weight.grad.to_dense()[2, 2:] == 0).all() and (weight.grad.to_dense()[2, :2] != 0).all()
+    assert "mask" not in embedding.state_dict()  # derived from the spec, not saved with the weights

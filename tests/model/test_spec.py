@@ -247,3 +247,160 @@ def test_interaction_settings():
         Spec.from_dict(raw)
     raw["model"] = {k: v for k, v in raw["model"].items() if k not in ("interaction", "cross_layers", "cross_rank")}
     assert not {"interaction", "cross_layers", "cross_rank"} & set(Spec.from_dict(raw).to_dict()["model"])
+
+
+# A table without channels (no source column), two tasks: the shape of public tabular benchmarks.
+ONE_SOURCE = {
+    "groups": {"row": {"categorical": {"device": 8}, "numeric": {"age": {}}}},
+    "tasks": [{"name": "Click", "label": "click"}, {"name": "Purchase", "label": "purchase"}],
+}
+ONE_SOURCE_SCHEMA = pa.schema(
+    [("device", pa.string()), ("age", pa.int16()), ("click", pa.int8()), ("purchase", pa.int8())]
+)
+
+
+def test_a_spec_without_source_has_one_implicit_source_that_trains_and_evaluates_every_task():
+    spec = Spec.from_dict(ONE_SOURCE)
+    assert spec.source_column is None and spec.sources == ("all",)
+    assert [t.source for t in spec.tasks] == ["all", "all"] and spec.trains == {"all": ("Click", "Purchase")}
+    assert all(t.eval_sources == ("all",) for t in spec.tasks)
+    assert spec.columns == ("device", "age", "click", "purchase")
+    spec.validate(ONE_SOURCE_SCHEMA)  # no source column needed
+    assert "source" not in spec.to_dict() and Spec.from_dict(spec.to_dict()) == spec
+    assert spec.with_changes(sources=["all"], tasks=["Purchase"]).task_names == ("Purchase",)
+    with pytest.raises(SpecError, match="--sources: expected some of all"):
+        spec.with_changes(sources=["ad"])
+
+
+def test_tasks_need_a_source_only_where_there_are_several():
+    # Tasks that name sources without a [source] table mean the podcast channels, as before the source was optional.
+    old = Spec.from_dict({**ONE_SOURCE, "tasks": [{"name": "Click", "label": "click", "source": "ad"}]})
+    assert (old.source_column, old.sources) == ("source", ("ad", "promo"))
+    one = Spec.from_dict({**ONE_SOURCE, "source": {"column": "site", "values": ["web"]}})
+    assert one.task("Purchase").source == "web" and one.columns[0] == "site"
+    two = {**ONE_SOURCE, "source": {"column": "site", "values": ["web", "app"]}}
+    with pytest.raises(SpecError, match="task #1: missing required key 'source'"):
+        Spec.from_dict(two)
+
+
+def test_the_selection_metric_and_tasks():
+    spec = Spec.from_dict({**ONE_SOURCE, "evaluation": {"selection_metric": "auc"}})
+    assert (spec.selection_metric, spec.selection_tasks) == ("auc", ("Click", "Purchase"))  # no tasks named: all
+    assert Spec.from_dict(spec.to_dict()) == spec
+    named = Spec.from_dict({**ONE_SOURCE, "evaluation": {"early_stopping_tasks": ["Purchase"]}})
+    assert (named.selection_metric, named.selection_tasks) == ("ap", ("Purchase",))
+    # At its default the key stays out of the spec's dict: the podcast spec's fingerprint is unchanged.
+    assert "selection_metric" not in load_spec().to_dict()["evaluation"]
+    with pytest.raises(SpecError) as err:
+        Spec.from_dict({**ONE_SOURCE, "evaluation": {"selection_metric": "roc"}})
+    assert str(err.value) == (
+        "The 'selection_metric' parameter of [evaluation] must be a str among ['ap', 'auc', 'log_loss']. "
+        "Got 'roc' instead."
+    )
+    with pytest.raises(SpecError, match=r"\[evaluation\]: unknown key 'selection_metrics' \(did you mean"):
+        Spec.from_dict({**ONE_SOURCE, "evaluation": {"selection_metrics": "ap"}})
+
+
+def _one_source(**row) -> dict:
+    """ONE_SOURCE with the 'row' group's tables replaced."""
+    return {**ONE_SOURCE, "groups": {"row": row}}
+
+
+def test_numeric_buckets_clipping_and_float_codes():
+    raw = _one_source(
+        numeric={"age": {"buckets": 20, "clip": [0, 100]}, "income": {"log1p": True}},
+        categorical={"device": 8, "region": {"buckets": 64, "floats": True}},
+    )
+    spec = Spec.from_dict(raw)
+    f = {x.name: x for x in spec.features}
+    assert (f["age"].buckets, f["age"].clip, f["age"].embedded, f["age"].rows) == (20, (0.0, 100.0), True, 21)
+    assert (f["income"].buckets, f["income"].clip, f["income"].embedded) == (0, None, False)
+    assert f["region"].floats and f["region"].rows == 64
+    assert Spec.from_dict(spec.to_dict()) == spec
+    options = spec.to_dict()["groups"]["row"]
+    assert options["numeric"]["income"] == {"log1p": True, "missing": False}  # new keys only when set
+    assert options["categorical"]["device"] == {"buckets": 8, "min_count": 1}
+    schema = pa.schema(
+        [
+            ("age", pa.float64()),
+            ("income", pa.int64()),
+            ("device", pa.string()),
+            ("region", pa.float64()),
+            ("click", pa.int8()),
+            ("purchase", pa.int8()),
+        ]
+    )
+    spec.validate(schema)
+    raw["groups"]["row"]["categorical"]["region"] = 64
+    with pytest.raises(SpecError) as err:
+        Spec.from_dict(raw).validate(schema)
+    assert (
+        "feature 'region' in group 'row': expected a string, integer, boolean or dictionary column, found double; "
+        "a float column of codes or ids is taken with {floats = true}"
+    ) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"buckets": 1}, "The 'buckets' parameter of feature 'age' in group 'row' must be an int in the range [2, "),
+        ({"buckets": 8.0}, "The 'buckets' parameter of feature 'age' in group 'row' must be an int"),
+        ({"clip": [5, 1]}, "The 'clip' parameter of feature 'age' in group 'row' must be a list [low, high] of two "),
+        ({"clip": [0, "inf"]}, "two finite numbers, low < high. Got [0, 'inf'] instead."),
+        ({"clips": [0, 1]}, "feature 'age' in group 'row': unknown key 'clips' (did you mean 'clip'?)"),
+        ({"floats": True}, "feature 'age' in group 'row': unknown key 'floats'"),
+    ],
+)
+def test_numeric_option_errors(options, message):
+    with pytest.raises(SpecError) as err:
+        Spec.from_dict(_one_source(numeric={"age": options}))
+    assert message in str(err.value)
+
+
+def test_floats_are_an_option_of_single_categoricals_only():
+    with pytest.raises(SpecError, match="unknown key 'floats'"):
+        Spec.from_dict(_one_source(multi_categorical={"tags": {"buckets": 8, "floats": True}}))
+    with pytest.raises(SpecError, match="The 'floats' parameter of feature 'region' in group 'row' must be true or"):
+        Spec.from_dict(_one_source(categorical={"region": {"buckets": 8, "floats": 1}}))
+
+
+def test_the_training_table_carries_the_trainers_settings():
+    training = {"epochs": 25, "batch_size": 512, "lr": 0.0003, "lr_schedule": "cosine", "patience": 3}
+    spec = Spec.from_dict({**ONE_SOURCE, "training": {**training, "weight_decay": 1e-5}})
+    assert spec.training == {**training, "weight_decay": 1e-5}
+    assert Spec.from_dict(spec.to_dict()) == spec
+    assert "training" not in load_spec().to_dict()  # absent when empty: the podcast fingerprint is unchanged
+
+
+@pytest.mark.parametrize(
+    "training, message",
+    [
+        ({"epoch": 3}, "[training]: unknown key 'epoch' (did you mean 'epochs'?)"),
+        ({"batch_size": 0}, "The 'batch_size' parameter of [training] must be an int in the range [1, inf)"),
+        ({"lr": 0}, "The 'lr' parameter of [training] must be a float in the range (0, inf)"),
+        ({"lr_schedule": "step"}, "must be a str among ['constant', 'cosine', 'linear']. Got 'step' instead."),
+        ({"weight_decay": -1}, "The 'weight_decay' parameter of [training] must be a float in the range [0, inf)"),
+        ({"patience": 1.5}, "The 'patience' parameter of [training] must be an int in the range [0, inf)"),
+    ],
+)
+def test_training_errors(training, message):
+    with pytest.raises(SpecError) as err:
+        Spec.from_dict({**ONE_SOURCE, "training": training})
+    assert message in str(err.value)
+
+
+def test_features_may_have_embeddings_of_their_own_widths():
+    raw = _one_source(
+        categorical={"device": {"buckets": 8, "embedding_dim": 2}, "brand": {"buckets": 64, "embedding_dim": 16}},
+        multi_categorical={"recent_brands": {"share": "brand"}},
+        numeric={"age": {"buckets": 10, "embedding_dim": 4}},
+    )
+    spec = Spec.from_dict(raw)
+    dims = {f.name: f.embedding_dim for f in spec.features}
+    assert dims == {"device": 2, "brand": 16, "recent_brands": 16, "age": 4}  # a sharer has its owner's width
+    assert Spec.from_dict(spec.to_dict()) == spec
+    assert spec.to_dict()["groups"]["row"]["multi_categorical"]["recent_brands"] == {"share": "brand"}
+    with pytest.raises(SpecError, match="feature 'age' in group 'row': embedding_dim needs buckets"):
+        Spec.from_dict(_one_source(numeric={"age": {"embedding_dim": 4}}))
+    with pytest.raises(SpecError, match="The 'embedding_dim' parameter of feature 'device' in group 'row' must be"):
+        Spec.from_dict(_one_source(categorical={"device": {"buckets": 8, "embedding_dim": 0}}))

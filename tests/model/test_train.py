@@ -7,14 +7,17 @@ import json
 import logging
 import pathlib
 
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 from podtarget.model.artifacts import ArtifactError, load_model
 from podtarget.model.data import ExampleTable
 from podtarget.model.spec import SpecError
 from podtarget.model.train import EpochProgress, TrainConfig, main, train
-from tests.model.conftest import toy_config
+from tests.model.conftest import quick_config, toy_config
 
 
 def _weights(run_dir: str) -> dict:
@@ -278,3 +281,119 @@ def test_training_into_an_existing_run_names_train_args(trained_toy, podcast_toy
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "pass --resume (make: TRAIN_ARGS=--resume) to continue it" in err
+
+
+def test_a_table_without_channels_trains_with_a_spec_without_source(tabular_toy, tmp_path, caplog):
+    examples, spec, days = tabular_toy
+    config = quick_config(
+        examples,
+        tmp_path,
+        spec=spec,
+        run="tabular",
+        epochs=3,
+        batch_size=256,
+        lr=0.003,
+        train_days=days["train"][0],
+        valid_days=days["valid"][0],
+        test_days=days["test"][0],
+    )
+    with caplog.at_level(logging.INFO, logger="podtarget.model.train"):
+        result = train(config)
+    assert "one source (all): batches are the natural mix" in caplog.text
+    assert result.metrics["sampling"]["shares"] is None and result.metrics["sampling"]["sources"] == ("all",)
+    for task in ("Click", "Purchase"):
+        m = result.metrics["test"][task]["overall"]
+        assert m["rows"] == 2000, (task, m)  # every row evaluates every task
+        assert m["roc_auc"] > 0.6 and m["log_loss"] < m["baseline_log_loss"], (task, m)
+    model = load_model(result.run_dir)
+    assert model.spec.source_column is None and set(model.calibration) == {"Click/all", "Purchase/all"}
+    rows = pq.read_table(pathlib.Path(examples) / f"dt={days['test'][0]}").drop_columns(["click", "purchase"])
+    rows = rows.slice(0, 5)
+    assert {t: p.shape for t, p in model.score(rows).items()} == {"Click": (5,), "Purchase": (5,)}
+
+
+def test_the_spec_chooses_the_metric_that_picks_the_best_epoch(tabular_toy, tmp_path, caplog):
+    examples, spec_path, days = tabular_toy
+    text = pathlib.Path(spec_path).read_text() + '\n[evaluation]\nselection_metric = "log_loss"\n'
+    spec = tmp_path / "spec.toml"
+    spec.write_text(text)
+    split = {f"{k}_days": v[0] for k, v in days.items()}
+    config = quick_config(examples, tmp_path, spec=str(spec), run="ll", epochs=4, patience=4, lr=0.02, **split)
+    with caplog.at_level(logging.INFO, logger="podtarget.model.train"):
+        result = train(config)
+    assert "best epoch: the lowest mean validation log loss of Click, Purchase (every task" in caplog.text
+    assert result.metrics["selection"] == {"metric": "log_loss", "tasks": ["Click", "Purchase"]}
+    losses = [h["valid_score"] for h in result.history]
+    assert len(losses) == 4 and len(set(losses)) == 4
+    assert result.best_epoch == 1 + int(np.argmin(losses)) and result.metrics["best_valid_score"] == min(losses)
+    mean_ll = np.mean([result.metrics["valid"][t]["overall"]["log_loss"] for t in ("Click", "Purchase")])
+    assert mean_ll == pytest.approx(min(losses), rel=1e-6)
+
+
+def test_bucketed_numerics_and_float_codes_train_and_score_as_they_trained(tabular_toy, tmp_path):
+    examples, spec_path, days = tabular_toy
+    text = pathlib.Path(spec_path).read_text()
+    text = text.replace("age = {}", "age = { buckets = 10 }").replace(
+        "price = { log1p = true }", "price = { log1p = true, buckets = 10, clip = [0, 200] }"
+    )
+    text = text.replace(
+        "device = 8", "device = { buckets = 8, embedding_dim = 2 }\nregion = { buckets = 128, floats = true }"
+    )
+    text = text.replace("min_count = 2 }", "min_count = 2, embedding_dim = 6 }")  # brand: wider than the model's 4
+    spec = tmp_path / "spec.toml"
+    spec.write_text(text)
+    split = {f"{k}_days": v[0] for k, v in days.items()}
+    result = train(quick_config(examples, tmp_path, spec=str(spec), run="b", epochs=2, batch_size=256, **split))
+    model = load_model(result.run_dir)
+    assert [f.name for f in model.encoder.single][-2:] == ["age", "price"]
+    assert len(model.encoder.edges["age"]) == 9 and model.spec.fingerprint() == result.spec.fingerprint()
+    assert model.network.embedding.dim == 6 and model.manifest["layout"]["dims"][:2] == [2, 4]  # device, country
+    saved = json.loads((pathlib.Path(result.run_dir) / "normalization.json").read_text())
+    assert saved["numeric"]["price"]["edges"] == model.encoder.edges["price"].tolist()
+    rows = pq.read_table(pathlib.Path(examples) / f"dt={days['test'][0]}")
+    scored = model.score(rows.drop_columns(["click", "purchase"]))
+    # The saved model's scores on the test day are the ones its test metrics were computed from.
+    auc = roc_auc_score(rows.column("purchase").to_numpy(), scored["Purchase"])
+    assert auc == pytest.approx(result.metrics["test"]["Purchase"]["overall"]["roc_auc"], abs=1e-9)
+
+
+def test_the_spec_alone_sets_the_training_and_a_short_epoch_is_warned(tabular_toy, tmp_path, caplog):
+    examples, spec_path, days = tabular_toy
+    spec = tmp_path / "spec.toml"
+    training = '[training]\nepochs = 2\nbatch_size = 2000\nlr = 0.01\nlr_schedule = "linear"\npatience = 0\n'
+    spec.write_text(pathlib.Path(spec_path).read_text() + training)
+    split = {f"{k}_days": v[0] for k, v in days.items()}
+    config = TrainConfig(examples=examples, out=str(tmp_path), spec=str(spec), run="s", threads=1, **split)
+    with caplog.at_level(logging.INFO, logger="podtarget.model.train"):
+        result = train(config)
+    assert "from the spec's [training]: epochs=2, batch_size=2000, lr=0.01, lr_schedule=linear" in caplog.text
+    assert "an epoch is only 3 step(s) of --batch_size=2000 over 6,000 training rows" in caplog.text
+    assert len(result.history) == 2 and result.metrics["sampling"]["batch_size"] == 2000
+    saved = load_model(result.run_dir).manifest["config"]
+    assert (saved["epochs"], saved["lr"], saved["lr_schedule"]) == (2, 0.01, "linear")
+
+
+def test_a_scheduled_run_resumes_where_its_schedule_was(podcast_toy, tmp_path, monkeypatch):
+    """The decay spans the run's epochs: a run cut after its first epoch resumes on the same rates, and resuming
+    with other epochs (another decay) is refused."""
+    import podtarget.model.train as training
+
+    common = dict(epochs=3, patience=5, lr_schedule="cosine", warmup_steps=3)
+    whole = train(toy_config(podcast_toy, tmp_path / "a", **common))
+    real = training._write_checkpoint
+
+    def cut_after_the_first_epoch(run, learner, state, fingerprint):
+        real(run, learner, state, fingerprint)
+        if state.epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_write_checkpoint", cut_after_the_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(toy_config(podcast_toy, tmp_path / "b", **common))
+    monkeypatch.setattr(training, "_write_checkpoint", real)
+    with pytest.raises(ArtifactError, match="written by a different configuration"):
+        train(toy_config(podcast_toy, tmp_path / "b", **{**common, "epochs": 4}, resume=True))
+    resumed = train(toy_config(podcast_toy, tmp_path / "b", **common, resume=True))
+    a, b = _weights(whole.run_dir), _weights(resumed.run_dir)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert whole.metrics["test"] == resumed.metrics["test"]

@@ -5,7 +5,9 @@ import re
 
 import pytest
 
-from podtarget.model.train import TrainConfig, parse_args
+from podtarget.model.data import SamplingPlan
+from podtarget.model.spec import Spec
+from podtarget.model.train import LrSchedule, TrainConfig, few_steps_warning, parse_args, with_spec_training
 
 DAYS = "days as YYYY-MM-DD, a..b ranges or a comma list (e.g. 2026-03-02..2026-03-07) or None"
 
@@ -102,3 +104,43 @@ def test_the_cold_start_flags_parse():
         "The 'source_history_days[\"ad\"]' parameter of TrainConfig must be an int in the range [1, inf). "
         "Got 0 instead."
     )
+
+
+def test_the_spec_training_settings_fill_in_what_the_caller_left():
+    spec = Spec.from_dict(
+        {
+            "groups": {"row": {"numeric": {"age": {}}}},
+            "tasks": [{"name": "Click", "label": "click"}],
+            "training": {"epochs": 25, "lr": 0.0003, "batch_size": 512, "lr_schedule": "cosine"},
+        }
+    )
+    config = with_spec_training(TrainConfig(examples="x"), spec)
+    assert (config.epochs, config.lr, config.batch_size, config.lr_schedule) == (25, 0.0003, 512, "cosine")
+    # A value other than the default, or a flag given on the command line even at the default, wins.
+    config = with_spec_training(TrainConfig(examples="x", epochs=8), spec)
+    assert (config.epochs, config.lr) == (8, 0.0003)
+    given = parse_args(["--examples=x", "--epochs=5", "--lr_schedule=constant"])
+    assert given.given == ("epochs", "lr_schedule")
+    assert (with_spec_training(given, spec).epochs, with_spec_training(given, spec).lr_schedule) == (5, "constant")
+    assert parse_args(["--examples=x", "--lr=0.01"]).given == ("lr",)  # --lr, not --lr_schedule
+
+
+def test_a_learning_rate_schedule_warms_up_then_decays_to_zero():
+    cosine = LrSchedule("cosine", warmup_steps=4, total_steps=104)
+    assert [cosine.factor(k) for k in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert cosine.factor(4) == 1.0 and cosine.factor(54) == pytest.approx(0.5, abs=0.01)
+    assert cosine.factor(103) == pytest.approx(0.0) and cosine.factor(500) == pytest.approx(0.0)
+    linear = LrSchedule("linear", warmup_steps=0, total_steps=11)
+    assert [round(linear.factor(k), 6) for k in (0, 5, 10)] == [1.0, 0.5, 0.0]
+    assert LrSchedule("constant", warmup_steps=2, total_steps=10).factor(7) == 1.0
+    with pytest.raises(ValueError, match="The 'lr_schedule' parameter of TrainConfig must be a str among"):
+        TrainConfig(examples="x", lr_schedule="exponential")
+
+
+def test_an_epoch_of_a_few_steps_is_warned_with_a_scale_for_the_table():
+    plan = SamplingPlan(8192, None, None, ("all",), expected_batches=7, expected_rows=60_000)
+    text = few_steps_warning(TrainConfig(examples="x"), plan)
+    assert text is not None and text.startswith("an epoch is only 7 step(s) of --batch_size=8192 over 60,000")
+    assert "--batch_size=512 --epochs=25 --patience=3" in text
+    many = SamplingPlan(8192, None, None, ("all",), expected_batches=400, expected_rows=3_276_800)
+    assert few_steps_warning(TrainConfig(examples="x"), many) is None

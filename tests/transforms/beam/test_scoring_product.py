@@ -13,7 +13,7 @@ from podtarget.model.artifacts import TrainedModel
 from podtarget.model.data import Encoder, FeatureStats
 from podtarget.model.network import InputLayout, MultiTaskNetwork
 from podtarget.model.product import ProductError, ProductScorer, encode_product
-from podtarget.model.spec import load_spec
+from podtarget.model.spec import Spec, load_spec
 from podtarget.schemas.derived import EXAMPLES
 from podtarget.transforms.arrow.candidates import CAMPAIGN_COLUMNS, PAIR_COLUMNS, USER_COLUMNS
 
@@ -49,21 +49,44 @@ def _side(columns, n, rng) -> pa.Table:
     return pa.table({c: _values(EXAMPLES.field(c), n, rng) for c in columns})
 
 
-def _model(architecture: str, seed: int = 0, **model_options) -> TrainedModel:
+def _bucketed_spec(architecture: str) -> Spec:
+    """The default spec with every numeric feature also bucketed (8 quantile buckets), half of them clipped, and
+    embeddings of their own widths: wider than the model's for the show (so the table is wider) and narrower for
+    the hour and some buckets."""
+    raw = load_spec().with_changes(architecture=architecture).to_dict()
+    for group in raw["groups"].values():
+        for i, options in enumerate(group.get("numeric", {}).values()):
+            options["buckets"] = 8
+            if i % 2:
+                options["clip"] = [0, 40]
+                options["embedding_dim"] = 3
+    raw["groups"]["content"]["categorical"]["podcast_id"]["embedding_dim"] = 12
+    raw["groups"]["context"]["categorical"]["hour"]["embedding_dim"] = 2
+    return Spec.from_dict(raw)
+
+
+def _model(architecture: str, seed: int = 0, bucketed: bool = False, **model_options) -> TrainedModel:
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    spec = load_spec().with_changes(architecture=architecture)
+    spec = _bucketed_spec(architecture) if bucketed else load_spec().with_changes(architecture=architecture)
     spec = dataclasses.replace(spec, model=dataclasses.replace(spec.model, **model_options))
     stats = FeatureStats(
         numeric={
-            f.name: {"mean": float(rng.normal()), "std": float(rng.uniform(0.5, 3)), "count": 1}
+            f.name: {
+                "mean": float(rng.normal()),
+                "std": float(rng.uniform(0.5, 3)),
+                "count": 1,
+                **({"edges": np.unique(rng.gamma(1.0, 2.0, 7)).tolist()} if f.buckets else {}),
+            }
             for f in spec.features_of("numeric")
         },
         known={f.name: rng.random(f.buckets) < 0.8 for f in spec.active_features if f.kind != "numeric"},
         rows=1,
     )
     encoder = Encoder(spec, stats)
-    layout = InputLayout(encoder.table_rows, len(encoder.single), len(encoder.bags), encoder.num_width)
+    layout = InputLayout(
+        encoder.table_rows, len(encoder.single), len(encoder.bags), encoder.num_width, encoder.field_dims()
+    )
     network = MultiTaskNetwork(spec.model, layout, spec.task_names)
     with torch.no_grad():
         network.embedding.weight.normal_(0, 0.5)
@@ -90,11 +113,15 @@ def product():
     return sides, index, materialised
 
 
-def test_encode_product_equals_encoding_the_materialised_rows(product):
+@pytest.mark.parametrize("bucketed", [False, True], ids=["plain", "bucketed_numerics"])
+def test_encode_product_equals_encoding_the_materialised_rows(product, bucketed):
     sides, index, materialised = product
-    encoder = _model("shared_bottom").encoder
+    encoder = _model("shared_bottom", bucketed=bucketed).encoder
     got, want = encode_product(encoder, sides, index), encoder.encode(materialised)
     assert got.differences(want) == []
+    if bucketed:  # the numerics' bucket rows are among the looked-up rows, null or not
+        assert len(encoder.single) == len(load_spec().features_of("categorical")) + len(encoder.numeric)
+        assert max(encoder.field_dims()) == 12 and min(encoder.field_dims()) == 2
 
 
 def test_every_column_must_come_from_exactly_one_side(product):
@@ -111,10 +138,11 @@ def test_every_column_must_come_from_exactly_one_side(product):
         encode_product(encoder, sides, {**index, "user": index["user"][:10]})
 
 
+@pytest.mark.parametrize("bucketed", [False, True], ids=["plain", "bucketed_numerics"])
 @pytest.mark.parametrize("architecture", ["shared_bottom", "mmoe"])
-def test_factorised_scores_are_the_networks_own(product, architecture):
+def test_factorised_scores_are_the_networks_own(product, architecture, bucketed):
     sides, index, materialised = product
-    model = _model(architecture, seed=3)
+    model = _model(architecture, seed=3, bucketed=bucketed)
     heads = ["Click", "PromotionStream", "Follow"]
     head_of_pair = np.random.default_rng(4).integers(0, 3, len(index["user"]))
     want = model.predict(model.encode(materialised))
