@@ -51,7 +51,7 @@ import numpy as np
 import pyarrow as pa
 
 from podtarget.common.checks import check_choice, check_int, check_number, invalid, optional
-from podtarget.common.cli import CommandParser, configure_logging, warn_if_threads_spin
+from podtarget.common.cli import CommandParser, configure_logging, parse_ints, warn_if_threads_spin
 from podtarget.evaluation import intervals, ranking
 from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity, world_beside
 from podtarget.evaluation.truth import REFERENCES, reference_scores
@@ -806,14 +806,6 @@ def run_ablations(config: EvaluateConfig) -> dict:
     }
     artifacts.write_bytes(artifacts.join(config.out, "ablations.json"), artifacts.dumps(result))
     return result
-
-
-def parse_ints(text: str) -> tuple[int, ...]:
-    """Comma-separated integers of a command-line flag (seeds, days of history)."""
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
 
 
 def parse_args(argv: Sequence[str]) -> tuple[EvaluateConfig, argparse.Namespace]:

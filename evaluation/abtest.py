@@ -62,10 +62,9 @@ import numpy as np
 import pyarrow as pa
 
 from podtarget.common.checks import check_choice, check_int, check_number, invalid
-from podtarget.common.cli import CommandParser, configure_logging, warn_if_threads_spin
+from podtarget.common.cli import CommandParser, configure_logging, parse_ints, warn_if_threads_spin
 from podtarget.common.days import parse_days
 from podtarget.evaluation import abtest_figures
-from podtarget.evaluation.ablations import parse_ints
 from podtarget.evaluation.abtest_figures import COUNTERS, LESS_STREAMED_TIERS, METRICS
 from podtarget.evaluation.auction import audience_pairs, audience_ranks, run_auction, value_bids
 from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity

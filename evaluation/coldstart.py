@@ -56,7 +56,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from podtarget.common.checks import check_int, check_number, invalid
-from podtarget.common.cli import CommandParser, configure_logging, warn_if_threads_spin
+from podtarget.common.cli import CommandParser, configure_logging, parse_ints, warn_if_threads_spin
 from podtarget.common.days import parse_days
 from podtarget.evaluation import intervals
 from podtarget.evaluation.ablations import (
@@ -65,7 +65,6 @@ from podtarget.evaluation.ablations import (
     all_setups,
     load_world,
     mature_split,
-    parse_ints,
     read_days,
     run_setup,
     table_fingerprint,
