@@ -314,15 +314,6 @@ def resolve_days(config: EvaluateConfig) -> dict[str, str | None]:
 # ------------------------------------------------------------------------------------------ cached runs
 
 
-def table_fingerprint(examples: str) -> str:
-    """A hash of every day's ``_SUCCESS.json`` (counts, settings, run): a rebuilt table gets a new one."""
-    digest = hashlib.sha256()
-    for path in sorted(list_files(layout.join(examples, "dt=*", layout.SUCCESS_MARKER))):
-        digest.update(path.rsplit("/", 2)[-2].encode())
-        digest.update(read_bytes(path))
-    return digest.hexdigest()[:16]
-
-
 LATER_SETTINGS = {"lr_schedule": "constant", "warmup_steps": 0, "given": ()}
 
 

@@ -67,7 +67,7 @@ from podtarget.common.days import parse_days
 from podtarget.evaluation import abtest_figures
 from podtarget.evaluation.abtest_figures import COUNTERS, LESS_STREAMED_TIERS, METRICS
 from podtarget.evaluation.auction import audience_pairs, audience_ranks, run_auction, value_bids
-from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity
+from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity, table_fingerprint
 from podtarget.evaluation.truth import shared_stream_logit
 from podtarget.model import artifacts
 from podtarget.pipelines import score
@@ -589,7 +589,7 @@ def ensure_models(config: ABTestConfig, examples: str | None, evaluate_args: dic
         return out
     if config.control and config.treatment:
         raise FileNotFoundError(f"no trained model at {[m[2] for m in missing]}: train it, or leave them unset")
-    from podtarget.evaluation.ablations import EvaluateConfig, all_setups, resolve_days, run_setup, table_fingerprint
+    from podtarget.evaluation.ablations import EvaluateConfig, all_setups, resolve_days, run_setup
 
     evaluate = EvaluateConfig(
         examples=examples or layout.join(config.data_root, "examples"),

@@ -67,9 +67,8 @@ from podtarget.evaluation.ablations import (
     mature_split,
     read_days,
     run_setup,
-    table_fingerprint,
 )
-from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity
+from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity, table_fingerprint
 from podtarget.evaluation.truth import REFERENCES, reference_scores
 from podtarget.model import artifacts
 from podtarget.model.artifacts import load_model
