@@ -589,7 +589,9 @@ def ensure_models(config: ABTestConfig, examples: str | None, evaluate_args: dic
         return out
     if config.control and config.treatment:
         raise FileNotFoundError(f"no trained model at {[m[2] for m in missing]}: train it, or leave them unset")
-    from podtarget.evaluation.ablations import EvaluateConfig, all_setups, resolve_days, run_setup
+    from podtarget.evaluation.ablations_config import EvaluateConfig
+    from podtarget.evaluation.runs import resolve_days, run_setup
+    from podtarget.evaluation.setups import all_setups
 
     evaluate = EvaluateConfig(
         examples=examples or layout.join(config.data_root, "examples"),

@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from podtarget.evaluation.ablations import EvaluateConfig, run_ablations
+from podtarget.evaluation.ablations import run_ablations
+from podtarget.evaluation.ablations_config import EvaluateConfig
 from podtarget.evaluation.abtest import ABTestConfig, run_abtest
 from podtarget.model.spec import DEFAULT_SPEC
 from podtarget.pipelines import build_examples, build_features
