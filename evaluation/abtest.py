@@ -14,7 +14,7 @@ Design (the paper's test, Table 2, replayed on the simulated world, where every 
   rules and serving context as ``make score``), run once per seed, model arm and day into a scratch data root that
   links the real inputs. Every eligible user is scored; the reference arms score the same (user, campaign) pairs.
 - **Slots.** Each user's ad slots of the day are drawn from the world's session model
-  (:func:`podtarget.simulator.behaviour.ad_opportunities`: sessions from the user's activity, ad slots per
+  (:func:`podtarget.simulator.sessions.ad_opportunities`: sessions from the user's activity, ad slots per
   session, none for premium users), with a seed of their own (``--inventory_seed``). Every arm serves all of
   them, as its own counterfactual day, with each active campaign's whole daily budget (``budget / campaign
   days``): no user split, so no arm gets more slots than another.

@@ -17,8 +17,8 @@ from podtarget.evaluation.auction import audience_pairs, audience_ranks, run_auc
 from podtarget.evaluation.truth import shared_stream_logit
 from podtarget.pipelines.daily import load_podcast_features, read_snapshot
 from podtarget.schemas import layout
-from podtarget.simulator.behaviour import ad_opportunities
 from podtarget.simulator.config import AD_SLOTS, SURFACES
+from podtarget.simulator.sessions import ad_opportunities
 from podtarget.simulator.world import World, rng_for
 from podtarget.transforms.arrow.candidates import ScoringConfig, plan_campaigns
 
