@@ -22,6 +22,7 @@ from typing import Any
 
 from podtarget.model import artifacts
 from podtarget.schemas import layout
+from podtarget.transforms.runtime.storage import list_files, read_bytes
 
 DEFAULT_OUT = "reports/local/eval"
 REPORT_FILES = ("ablations.json", "abtest.json", "coldstart.json")
@@ -72,12 +73,20 @@ class MixedReportError(ValueError):
 def report_identity(examples: str, world_dir: str | None) -> dict:
     """What a report's figures were measured on: the example table (every day's ``_SUCCESS.json``) and the world's
     configuration (``None`` where the folder has no world, e.g. your own logs)."""
-    from podtarget.evaluation.ablations import table_fingerprint
-
     world = None
     if world_dir and artifacts.exists(artifacts.join(world_dir, "config.json")):
         world = hashlib.sha256(artifacts.read_bytes(artifacts.join(world_dir, "config.json"))).hexdigest()[:16]
     return {"examples_fingerprint": table_fingerprint(examples), "world_config_sha256": world}
+
+
+def table_fingerprint(examples: str) -> str:
+    """A hash of every day's ``_SUCCESS.json`` (counts, settings, run): a rebuilt table gets a new one (it keys the
+    evaluation's cached runs too)."""
+    digest = hashlib.sha256()
+    for path in sorted(list_files(layout.join(examples, "dt=*", layout.SUCCESS_MARKER))):
+        digest.update(path.rsplit("/", 2)[-2].encode())
+        digest.update(read_bytes(path))
+    return digest.hexdigest()[:16]
 
 
 def world_beside(examples: str) -> str:
