@@ -73,7 +73,7 @@ from podtarget.transforms.beam.raw_input import (
     effective_buckets,
     plan_files,
 )
-from podtarget.transforms.runtime.sinks import SaveCounts, WriteDeadLetters
+from podtarget.transforms.beam.sinks import SaveCounts, WriteDeadLetters
 from podtarget.transforms.runtime.storage import (
     atomic_write,
     parquet_bytes,

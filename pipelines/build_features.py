@@ -56,7 +56,7 @@ from podtarget.transforms.beam.raw_input import (
     effective_buckets,
     plan_files,
 )
-from podtarget.transforms.runtime.sinks import SaveCounts
+from podtarget.transforms.beam.sinks import SaveCounts
 from podtarget.transforms.runtime.storage import use_system_allocator
 
 

@@ -3,7 +3,7 @@
 A run of day D writes each output partition into a staging folder of its own (``<table>/_staging/dt=D-<run>``,
 :meth:`DailyRun.stage`), its dead letters into the dead-letter partition's (:meth:`DailyRun.stage_dead_letters`),
 and its merged counts into ``_counts.json`` in the first staging folder (:attr:`DailyRun.counts_path`, written by
-:class:`podtarget.transforms.runtime.sinks.SaveCounts`). After the Beam graph has run (:meth:`DailyRun.execute`;
+:class:`podtarget.transforms.beam.sinks.SaveCounts`). After the Beam graph has run (:meth:`DailyRun.execute`;
 the run's shuffle folder is deleted whatever happens), the counts are read and the scratch file deleted; a run whose
 counts do not reconcile stops there (:meth:`DailyRun.reconcile`), committing nothing. Then :meth:`DailyRun.commit`
 swaps every partition in, dead letters first, each with the run's summary as ``_SUCCESS.json``. On a dry run

@@ -49,7 +49,7 @@ from podtarget.transforms.beam.scoring import (
     load_scoring_model,
     model_fingerprint,
 )
-from podtarget.transforms.runtime.sinks import SaveCounts, WriteDeadLetters
+from podtarget.transforms.beam.sinks import SaveCounts, WriteDeadLetters
 from podtarget.transforms.runtime.storage import partition_files
 
 
