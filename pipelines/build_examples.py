@@ -51,7 +51,6 @@ from podtarget.schemas.derived import EXAMPLES, fingerprint
 from podtarget.schemas.units import MS_PER_DAY, MS_PER_HOUR
 from podtarget.transforms.arrow.attribution import AttributionConfig
 from podtarget.transforms.arrow.validation import UNREADABLE_FILE
-from podtarget.transforms.beam.daily import ComputeUserBuckets, LoadDayInputs, ReadEachFile
 from podtarget.transforms.beam.examples import (
     PIPELINE,
     BuildExamplesBucketFn,
@@ -73,6 +72,7 @@ from podtarget.transforms.beam.raw_input import (
     effective_buckets,
     plan_files,
 )
+from podtarget.transforms.beam.shared_steps import ComputeUserBuckets, LoadDayInputs, ReadEachFile
 from podtarget.transforms.beam.sinks import SaveCounts, WriteDeadLetters
 from podtarget.transforms.runtime.storage import (
     atomic_write,

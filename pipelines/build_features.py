@@ -37,7 +37,6 @@ from podtarget.pipelines.reconciliation import Balance, Ledger, Reconciliation
 from podtarget.schemas import layout
 from podtarget.schemas.derived import PODCAST_FEATURES, USER_FEATURES, fingerprint
 from podtarget.transforms.arrow.features import FeatureConfig
-from podtarget.transforms.beam.daily import ComputeUserBuckets, LoadDayInputs, ReadEachFile
 from podtarget.transforms.beam.feature_snapshots import (
     HISTORY_TABLES,
     LISTENING_TAG,
@@ -56,6 +55,7 @@ from podtarget.transforms.beam.raw_input import (
     effective_buckets,
     plan_files,
 )
+from podtarget.transforms.beam.shared_steps import ComputeUserBuckets, LoadDayInputs, ReadEachFile
 from podtarget.transforms.beam.sinks import SaveCounts
 from podtarget.transforms.runtime.storage import use_system_allocator
 

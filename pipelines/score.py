@@ -38,7 +38,6 @@ from podtarget.pipelines.reconciliation import Balance, Ledger, Reconciliation
 from podtarget.schemas import layout
 from podtarget.schemas.derived import AUDIENCES, USER_RANKINGS, fingerprint
 from podtarget.transforms.arrow.candidates import DEFAULT_HEADS, PIPELINE, RULES, ScoringConfig
-from podtarget.transforms.beam.daily import LoadDayInputs
 from podtarget.transforms.beam.scoring import (
     FORMATS,
     BuildAudiences,
@@ -49,6 +48,7 @@ from podtarget.transforms.beam.scoring import (
     load_scoring_model,
     model_fingerprint,
 )
+from podtarget.transforms.beam.shared_steps import LoadDayInputs
 from podtarget.transforms.beam.sinks import SaveCounts, WriteDeadLetters
 from podtarget.transforms.runtime.storage import partition_files
 
