@@ -43,9 +43,9 @@ from podtarget.pipelines.daily import (
     require_features,
     start_worker_server,
 )
-from podtarget.pipelines.daily_run import DailyRun
 from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
 from podtarget.pipelines.reconciliation import Reconciliation, format_reconciliation, rows_ledgers
+from podtarget.pipelines.staged_run import DailyRun
 from podtarget.schemas import layout
 from podtarget.schemas.derived import EXAMPLES, fingerprint
 from podtarget.schemas.units import MS_PER_DAY, MS_PER_HOUR

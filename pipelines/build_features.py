@@ -31,9 +31,9 @@ from podtarget.pipelines.daily import (
     snapshot_files,
     start_worker_server,
 )
-from podtarget.pipelines.daily_run import DailyRun
 from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
 from podtarget.pipelines.reconciliation import Balance, Ledger, Reconciliation
+from podtarget.pipelines.staged_run import DailyRun
 from podtarget.schemas import layout
 from podtarget.schemas.derived import PODCAST_FEATURES, USER_FEATURES, fingerprint
 from podtarget.transforms.arrow.features import FeatureConfig

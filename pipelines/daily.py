@@ -4,7 +4,7 @@ inputs and their checks.
 Work that happens once per run, before the Beam graph runs: the day to build, how many worker processes (and
 starting their server from a command's ``main()``), checking that the inputs exist, finding which logging days
 exist, and the loaders of the small snapshots the graph takes as side inputs. The run itself (staging, counts,
-reconciliation, commit) is :class:`podtarget.pipelines.daily_run.DailyRun`.
+reconciliation, commit) is :class:`podtarget.pipelines.staged_run.DailyRun`.
 """
 
 from __future__ import annotations

@@ -32,9 +32,9 @@ from podtarget.pipelines.daily import (
     require_features,
     snapshot_files,
 )
-from podtarget.pipelines.daily_run import DailyRun
 from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
 from podtarget.pipelines.reconciliation import Balance, Ledger, Reconciliation
+from podtarget.pipelines.staged_run import DailyRun
 from podtarget.schemas import layout
 from podtarget.schemas.derived import AUDIENCES, USER_RANKINGS, fingerprint
 from podtarget.transforms.arrow.candidates import DEFAULT_HEADS, PIPELINE, RULES, ScoringConfig
