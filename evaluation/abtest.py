@@ -72,12 +72,12 @@ from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_ide
 from podtarget.evaluation.truth import shared_stream_logit
 from podtarget.model import artifacts
 from podtarget.pipelines import score
-from podtarget.pipelines.daily import load_podcast_features, read_snapshot
 from podtarget.schemas import layout
 from podtarget.simulator.behaviour import ad_opportunities
 from podtarget.simulator.config import AD_SLOTS, SURFACES
 from podtarget.simulator.world import World, rng_for
 from podtarget.transforms.arrow.candidates import ScoringConfig, plan_campaigns
+from podtarget.transforms.runtime.day_inputs import load_podcast_features, read_snapshot
 from podtarget.transforms.runtime.storage import read_parquet
 
 log = logging.getLogger(__name__)

@@ -40,7 +40,7 @@ from podtarget.pipelines.daily import start_worker_server
 from podtarget.pipelines.options import COMMAND_LOG_FORMAT, MAKE_VARIABLES, require_data_root, resolve_runner
 from podtarget.schemas import LOG_TABLES, SNAPSHOT_TABLES, layout
 from podtarget.transforms.arrow.validation import UNREADABLE_FILE
-from podtarget.transforms.beam.raw_input import available_days
+from podtarget.transforms.runtime.day_inputs import available_days
 from podtarget.transforms.runtime.storage import is_complete, read_success
 
 STAGES = ("features", "examples")

@@ -1,9 +1,8 @@
-"""Driver-side helpers shared by the daily pipelines (features, examples, scoring): options, worker processes,
-inputs and their checks.
+"""Driver-side helpers shared by the daily pipelines (features, examples, scoring): options and worker processes.
 
 Work that happens once per run, before the Beam graph runs: the day to build, how many worker processes (and
-starting their server from a command's ``main()``), checking that the inputs exist, finding which logging days
-exist, and the loaders of the small snapshots the graph takes as side inputs. The run itself (staging, counts,
+starting their server from a command's ``main()``). The day's inputs (which files, their checks, the side-input
+loaders) are planned by :mod:`podtarget.transforms.runtime.day_inputs`; the run itself (staging, counts,
 reconciliation, commit) is :class:`podtarget.pipelines.staged_run.DailyRun`.
 """
 
@@ -12,28 +11,15 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-from collections.abc import Sequence
 
-import pyarrow as pa
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from podtarget.common.days import parse_day
-from podtarget.schemas import LOG_TABLES, layout
-from podtarget.schemas.derived import PODCAST_FEATURES
-from podtarget.schemas.units import MS_PER_DAY
-from podtarget.transforms.arrow.validation import ReferenceIds, ReferenceIdsByDay, day_start_ms
-from podtarget.transforms.beam.raw_input import FileSpec, available_days
+from podtarget.schemas import layout
 from podtarget.transforms.runtime import worker_server
 from podtarget.transforms.runtime.decode_cache import DecodeCache
 from podtarget.transforms.runtime.shuffle import SHUFFLE_MODES
-from podtarget.transforms.runtime.storage import (
-    is_complete,
-    list_files_with_metadata,
-    partition_files,
-    read_avro_as_arrow,
-    read_bytes,
-    read_parquet_files,
-)
+from podtarget.transforms.runtime.storage import read_bytes
 from podtarget.transforms.runtime.worker_server import workers_wanted
 
 
@@ -137,110 +123,6 @@ def build_day(options: PipelineOptions) -> datetime.date:
         return parse_day(day)
     except ValueError as exc:
         raise ValueError(f"--date: {exc}") from None
-
-
-class MissingInputError(FileNotFoundError):
-    """An input partition the day needs does not exist (yet)."""
-
-
-def snapshot_files(data_root: str, table: str, day: datetime.date) -> list[tuple[str, int, float]]:
-    """The part files ``(path, size, modified)`` of raw snapshot ``table`` on ``day``; a clear error when there are
-    none."""
-    files = list_files_with_metadata(layout.raw_glob(data_root, table, day))
-    if not files:
-        raise MissingInputError(
-            f"no {table} snapshot for {day} under {layout.raw_partition(data_root, table, day)}; "
-            "simulate or ingest that day first"
-        )
-    return files
-
-
-def require_features(data_root: str, day: datetime.date) -> None:
-    """Both feature snapshots of ``day`` must be complete (the examples and the scores of a day join them)."""
-    for entity in ("user", "podcast"):
-        if not is_complete(layout.feature_partition(data_root, entity, day)):
-            raise MissingInputError(
-                f"features/{entity} for {day} are missing or incomplete; run `make features DATE={day}` first"
-            )
-
-
-def read_snapshot(
-    data_root: str,
-    table: str,
-    day: datetime.date,
-    cache: DecodeCache | None = None,
-    columns: list[str] | None = None,
-) -> pa.Table:
-    """Rows of raw snapshot ``table`` on ``day`` (Arrow; ``columns`` only, when given), through the decode cache
-    when there is one (the features and the examples of a day both read the day's snapshots); a clear error when
-    the partition is missing or a file is corrupt."""
-    parts = []
-    for path, size, modified in snapshot_files(data_root, table, day):
-        if cache is None:
-            result = read_avro_as_arrow(path, table, columns)
-        else:
-            result = cache.read(table, day.isoformat(), path, size, modified, columns)
-        if result.error is not None:
-            raise ValueError(f"snapshot file {path} is corrupt ({result.error}); snapshots must be complete")
-        parts.append(result.table)
-    return pa.concat_tables(parts)
-
-
-def load_snapshot(day_iso: str, data_root: str, table: str, cache: DecodeCache | None = None) -> pa.Table:
-    """Side-input loader: raw snapshot ``table`` of an ISO day."""
-    return read_snapshot(data_root, table, parse_day(day_iso), cache)
-
-
-def load_podcast_features(day_iso: str, data_root: str) -> pa.Table:
-    """Side-input loader: the podcast feature snapshot of an ISO day (small: one row per show)."""
-    partition = layout.feature_partition(data_root, "podcast", parse_day(day_iso))
-    return read_parquet_files(partition_files(partition, ".parquet"), PODCAST_FEATURES)
-
-
-def load_reference_ids(day_iso: str, data_root: str, cache: DecodeCache | None = None) -> ReferenceIds:
-    """The ids of the dimension snapshots of an ISO day."""
-    day = parse_day(day_iso)
-    ids = {"user": "user_id", "podcast": "podcast_id", "campaign": "campaign_id", "creative": "creative_id"}
-    return ReferenceIds.from_snapshots(*(read_snapshot(data_root, t, day, cache, [c]) for t, c in ids.items()))
-
-
-def load_reference_ids_by_day(
-    _, files: Sequence[FileSpec], data_root: str, cache: DecodeCache | None = None
-) -> ReferenceIdsByDay:
-    """Side-input loader: the reference ids of every logging day among ``files``, so each row is judged by the
-    snapshots of the day that logged it."""
-    return ReferenceIdsByDay.load((f.day for f in files), lambda day: load_reference_ids(day, data_root, cache))
-
-
-def logged_through(data_root: str, first_day: datetime.date) -> datetime.date | None:
-    """The last day L such that every log table has a partition for each day from ``first_day`` to L."""
-    common = None
-    for table in LOG_TABLES:
-        days = set(available_days(data_root, table))
-        common = days if common is None else common & days
-    last = None
-    day = first_day
-    while common and day in common:
-        last = day
-        day += datetime.timedelta(days=1)
-    return last
-
-
-def missing_log_tables(data_root: str, day: datetime.date) -> list[str]:
-    """The log tables without a partition (any part file) for ``day``."""
-    return [table for table in LOG_TABLES if day not in set(available_days(data_root, table))]
-
-
-def horizon_end_ms(last_logged_day: datetime.date, allowed_lateness_days: int) -> int:
-    """Events before this instant are completely logged: an event may be logged up to the lateness after it."""
-    return day_start_ms(last_logged_day) + MS_PER_DAY - allowed_lateness_days * MS_PER_DAY
-
-
-def logs_needed_through(day: datetime.date, window_ms: int, allowed_lateness_days: int) -> datetime.date:
-    """The last logging day an impression day needs so that every window of ``window_ms`` is covered (the inverse of
-    :func:`horizon_end_ms`): windows end up to ``window_ms`` after D's end, and their events may be logged late."""
-    window_days = -(-window_ms // MS_PER_DAY)
-    return day + datetime.timedelta(days=window_days + allowed_lateness_days)
 
 
 def read_json(path: str) -> dict:
