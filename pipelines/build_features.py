@@ -20,7 +20,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from podtarget.pipelines import lineage
-from podtarget.pipelines.daily import (
+from podtarget.pipelines.daily_options import (
     DailyOptions,
     bucket_processes,
     build_day,

@@ -25,7 +25,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions, StandardOptions, TestOptions
 
 from podtarget.common.cli import warn_if_threads_spin
-from podtarget.pipelines.daily import DailyOptions
+from podtarget.pipelines.daily_options import DailyOptions
 from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
 from podtarget.pipelines.reconciliation import Balance, Ledger, Reconciliation
 from podtarget.pipelines.staged_run import DailyRun

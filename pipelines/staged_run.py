@@ -38,7 +38,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
-from podtarget.pipelines.daily import build_day, read_json, shuffle_folder
+from podtarget.pipelines.daily_options import build_day, shuffle_folder
 from podtarget.pipelines.options import DataRootOptions, require_data_root
 from podtarget.pipelines.reconciliation import Ledger, Reconciliation, reconcile
 from podtarget.schemas import layout
@@ -47,6 +47,7 @@ from podtarget.transforms.runtime.storage import (
     commit_partition,
     delete_tree,
     new_run_id,
+    read_json,
     remove_dead_runs,
     remove_if_empty,
     staging_dir,

@@ -1,9 +1,11 @@
+"""The daily pipelines' options: the day to build, the worker processes and when their server starts."""
+
 import datetime
 
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from podtarget.pipelines.daily import bucket_processes
+from podtarget.pipelines.daily_options import bucket_processes
 from podtarget.pipelines.options import resolve_runner
 
 
@@ -49,14 +51,14 @@ def server_starts(monkeypatch) -> list[str]:
     ],
 )
 def test_only_options_that_want_workers_start_their_server(args, started, server_starts):
-    from podtarget.pipelines.daily import start_worker_server
+    from podtarget.pipelines.daily_options import start_worker_server
 
     assert (start_worker_server(PipelineOptions(args)) > 0) is started
     assert server_starts == (["start"] if started else [])
 
 
 def test_a_bad_worker_count_starts_nothing_and_says_what_was_expected(server_starts):
-    from podtarget.pipelines.daily import start_worker_server
+    from podtarget.pipelines.daily_options import start_worker_server
 
     with pytest.raises(ValueError, match="--bucket_processes must be auto or a number >= 0, got 'many'"):
         start_worker_server(PipelineOptions(["--bucket_processes=many"]))
@@ -95,7 +97,7 @@ def test_daily_commands_start_the_server_first_thing_in_main(command, server_sta
 
 
 def test_the_day_to_build_is_parsed_by_the_one_day_parser():
-    from podtarget.pipelines.daily import build_day
+    from podtarget.pipelines.daily_options import build_day
 
     assert build_day(PipelineOptions(["--date=2026-03-02"])) == datetime.date(2026, 3, 2)
     with pytest.raises(ValueError, match=r"--date: expected a day as YYYY-MM-DD, got '2026/03/01'"):

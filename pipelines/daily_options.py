@@ -1,16 +1,16 @@
-"""Driver-side helpers shared by the daily pipelines (features, examples, scoring): options and worker processes.
+"""The options of every pipeline that builds one day (features, examples, scoring), and what they resolve to.
 
-Work that happens once per run, before the Beam graph runs: the day to build, how many worker processes (and
-starting their server from a command's ``main()``). The day's inputs (which files, their checks, the side-input
-loaders) are planned by :mod:`podtarget.transforms.runtime.day_inputs`; the run itself (staging, counts,
-reconciliation, commit) is :class:`podtarget.pipelines.staged_run.DailyRun`.
+:class:`DailyOptions`, read once per run before the Beam graph runs: the day to build (:func:`build_day`), how many
+worker processes (:func:`bucket_processes`, and starting their server from a command's ``main()``), the run's decode
+cache and shuffle folder. The day's inputs (which files, their checks, the side-input loaders) are planned by
+:mod:`podtarget.transforms.runtime.day_inputs`; the run itself (staging, counts, reconciliation, commit) is
+:class:`podtarget.pipelines.staged_run.DailyRun`.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import json
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
@@ -19,7 +19,6 @@ from podtarget.schemas import layout
 from podtarget.transforms.runtime import worker_server
 from podtarget.transforms.runtime.decode_cache import DecodeCache
 from podtarget.transforms.runtime.shuffle import SHUFFLE_MODES
-from podtarget.transforms.runtime.storage import read_bytes
 from podtarget.transforms.runtime.worker_server import workers_wanted
 
 
@@ -123,7 +122,3 @@ def build_day(options: PipelineOptions) -> datetime.date:
         return parse_day(day)
     except ValueError as exc:
         raise ValueError(f"--date: {exc}") from None
-
-
-def read_json(path: str) -> dict:
-    return json.loads(read_bytes(path))
