@@ -15,12 +15,12 @@ import pyarrow as pa
 from podtarget.evaluation.abtest_config import HEADS, ABTestConfig
 from podtarget.evaluation.auction import audience_pairs, audience_ranks, run_auction, value_bids
 from podtarget.evaluation.truth import shared_stream_logit
-from podtarget.pipelines.daily import load_podcast_features, read_snapshot
 from podtarget.schemas import layout
 from podtarget.simulator.config import AD_SLOTS, SURFACES
 from podtarget.simulator.sessions import ad_opportunities
 from podtarget.simulator.world import World, rng_for
 from podtarget.transforms.arrow.candidates import ScoringConfig, plan_campaigns
+from podtarget.transforms.runtime.day_inputs import load_podcast_features, read_snapshot
 
 
 def draw_outcomes(

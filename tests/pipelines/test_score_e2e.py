@@ -16,11 +16,11 @@ import pytest
 from podtarget.model.product import encode_product
 from podtarget.model.train import TrainConfig, train
 from podtarget.pipelines import build_examples, build_features, score
-from podtarget.pipelines.daily import load_podcast_features, read_snapshot
 from podtarget.schemas import layout
 from podtarget.schemas.derived import LABELS, USER_FEATURES
 from podtarget.transforms.arrow.candidates import PAIR_KINDS, ScoringConfig, pair_kinds, plan_campaigns, user_side
 from podtarget.transforms.beam.scoring import load_scoring_model
+from podtarget.transforms.runtime.day_inputs import load_podcast_features, read_snapshot
 from podtarget.transforms.runtime.storage import (
     list_files,
     partition_files,
