@@ -14,7 +14,7 @@ Design (the paper's test, Table 2, replayed on the simulated world, where every 
   rules and serving context as ``make score``), run once per seed, model arm and day into a scratch data root that
   links the real inputs. Every eligible user is scored; the reference arms score the same (user, campaign) pairs.
 - **Slots.** Each user's ad slots of the day are drawn from the world's session model
-  (:func:`podtarget.simulator.behaviour.ad_opportunities`: sessions from the user's activity, ad slots per
+  (:func:`podtarget.simulator.sessions.ad_opportunities`: sessions from the user's activity, ad slots per
   session, none for premium users), with a seed of their own (``--inventory_seed``). Every arm serves all of
   them, as its own counterfactual day, with each active campaign's whole daily budget (``budget / campaign
   days``): no user split, so no arm gets more slots than another.
@@ -61,37 +61,20 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from podtarget.common.checks import check_choice, check_int, check_number, invalid
-from podtarget.common.cli import CommandParser, configure_logging, warn_if_threads_spin
+from podtarget.common.cli import CommandParser, configure_logging, parse_ints, warn_if_threads_spin
 from podtarget.common.days import parse_days
-from podtarget.evaluation import abtest_figures
-from podtarget.evaluation.ablations import parse_ints
-from podtarget.evaluation.abtest_figures import COUNTERS, LESS_STREAMED_TIERS, METRICS
-from podtarget.evaluation.auction import audience_pairs, audience_ranks, run_auction, value_bids
-from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity
-from podtarget.evaluation.truth import shared_stream_logit
+from podtarget.evaluation.abtest_config import ARMS, DESIGNS, HEADS, MODEL_ARMS, REFERENCE_ARMS, ABTestConfig
+from podtarget.evaluation.abtest_figures import LESS_STREAMED_TIERS, summarize
+from podtarget.evaluation.market import day_market, reference_scores, serve_designs
+from podtarget.evaluation.outputs import check_same_run, report_identity, table_fingerprint, write_report_json
 from podtarget.model import artifacts
 from podtarget.pipelines import score
-from podtarget.pipelines.daily import load_podcast_features, read_snapshot
 from podtarget.schemas import layout
-from podtarget.simulator.behaviour import ad_opportunities
-from podtarget.simulator.config import AD_SLOTS, SURFACES
-from podtarget.simulator.world import World, rng_for
-from podtarget.transforms.arrow.candidates import plan_campaigns
-from podtarget.transforms.arrow.scoring_config import ScoringConfig
+from podtarget.simulator.world import World
 from podtarget.transforms.runtime.storage import read_parquet
 
 log = logging.getLogger(__name__)
 
-MODEL_ARMS = ("control", "treatment")
-HEADS = {"control": "PromotionStream", "treatment": "AdStream"}
-REFERENCE_ARMS = {
-    "random": "a uniform random score per (user, campaign) pair",
-    "truth_shared": "the ground truth without its ad-only terms: user x show affinity, language match, show appeal",
-    "oracle": "the world's true stream probability in the serving context",
-}
-ARMS = (*MODEL_ARMS, *REFERENCE_ARMS)
-DESIGNS = ("auction", "audience")
 PAPER = {
     "all": {"i2s": 18.0, "ecps": -20.0, "ctr": 9.0, "streams": 18.0},
     "less_streamed": {"i2s": 24.0, "ecps": -22.0, "ctr": 10.0, "streams": 27.0},
@@ -99,110 +82,6 @@ PAPER = {
     "i2s_by_tier": {"0": 7.0, "2": 20.0, "3": 27.0, "4": 33.0, "5": 60.0},
     "cps_by_tier": {"3": -20.0, "4": -24.0, "5": -38.0},
 }
-__all__ = ["ARMS", "COUNTERS", "DESIGNS", "LESS_STREAMED_TIERS", "METRICS", "ABTestConfig", "run_abtest"]
-
-
-def _seeds(value: Sequence[int]) -> tuple[int, ...]:
-    return tuple(int(s) for s in value)
-
-
-@dataclasses.dataclass
-class ABTestConfig:
-    """What ``make abtest`` runs."""
-
-    data_root: str
-    models: str = "models/eval-demo"  # the ablations' runs: baseline-s<seed> and joint-s<seed>
-    out: str = DEFAULT_OUT  # the committed record, reports/eval, only when asked for by name
-    days: tuple[datetime.date, ...] = ()  # empty: every day after the models' test days with user features
-    model_seeds: tuple[int, ...] = (1,)
-    control: str | None = None  # a model folder instead of <models>/baseline-s<seed> (one seed only)
-    treatment: str | None = None  # a model folder instead of <models>/joint-s<seed> (one seed only)
-    arms: tuple[str, ...] = ARMS  # control and treatment, and any of the reference arms
-    designs: tuple[str, ...] = DESIGNS
-    # The audience design's shares of each campaign's eligible users bought; arms are read at the control's
-    # delivery at matched_share (one of them).
-    audience_shares: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.25, 0.5)
-    matched_share: float = 0.1
-    draw_seed: int = 29
-    inventory_seed: int = 37
-    reserve_cpm_micros: int = 5_000_000  # below every CPM the simulator books (6-24 currency units)
-    bootstrap: int = 2000
-    confidence: float = 0.95
-    hour: int = 19
-    work_dir: str | None = None  # scratch data root for the audiences (default: a temporary folder, removed)
-    pipeline_args: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        owner = "ABTestConfig"
-        self.days = tuple(self.days)
-        self.model_seeds = _seeds(self.model_seeds)
-        self.arms, self.designs = tuple(self.arms), tuple(self.designs)
-        self.audience_shares = tuple(float(q) for q in self.audience_shares)
-        if not self.data_root or "://" in self.data_root:
-            raise invalid(owner, "data_root", "a local folder (the scratch root links it), e.g. ./data", self.data_root)
-        check_int(owner, "bootstrap", self.bootstrap, low=100)  # fewer resamples make percentile ends noise
-        check_number(owner, "confidence", self.confidence, low=0.5, below=1)
-        check_int(owner, "hour", self.hour, low=0, high=23)
-        if len(set(self.days)) != len(self.days):
-            raise invalid(owner, "days", "distinct days", [d.isoformat() for d in self.days])
-        if not self.model_seeds or len(set(self.model_seeds)) != len(self.model_seeds):
-            raise invalid(owner, "model_seeds", "distinct ints, at least one", self.model_seeds)
-        if (self.control or self.treatment) and len(self.model_seeds) > 1:
-            expected = "a single seed when control or treatment is given (each names one model)"
-            raise invalid(owner, "model_seeds", expected, self.model_seeds)
-        known = [a for a in ARMS if a in self.arms]
-        if self.arms[:2] != MODEL_ARMS or len(set(self.arms)) != len(self.arms) or len(known) != len(self.arms):
-            expected = f"'control', 'treatment', then any of {list(REFERENCE_ARMS)} (lifts are against control)"
-            raise invalid(owner, "arms", expected, self.arms)
-        if (
-            not self.designs
-            or any(d not in DESIGNS for d in self.designs)
-            or len(set(self.designs)) < len(self.designs)
-        ):
-            raise invalid(owner, "designs", f"some of {list(DESIGNS)}, at least one", self.designs)
-        shares_ok = all(0 < q <= 1 for q in self.audience_shares) and len(set(self.audience_shares)) > 1
-        if not shares_ok or list(self.audience_shares) != sorted(self.audience_shares):
-            raise invalid(owner, "audience_shares", "two or more increasing shares in (0, 1]", self.audience_shares)
-        check_choice(owner, "matched_share", self.matched_share, self.audience_shares)
-        check_int(owner, "reserve_cpm_micros", self.reserve_cpm_micros, low=0)
-        for name in ("draw_seed", "inventory_seed"):
-            check_int(owner, name, getattr(self, name), low=0)
-
-    def model_path(self, arm: str, seed: int) -> str:
-        given = self.control if arm == "control" else self.treatment
-        setup = "baseline" if arm == "control" else "joint"
-        return given or artifacts.join(self.models, f"{setup}-s{seed}")
-
-
-def draw_outcomes(
-    world: World,
-    users: np.ndarray,
-    podcasts: np.ndarray,
-    creatives: np.ndarray,
-    ad_slots: np.ndarray,
-    surfaces: np.ndarray,
-    hours: np.ndarray,
-    prior_exposures: np.ndarray,
-    uniforms: np.ndarray,
-) -> dict[str, np.ndarray]:
-    """Clicks and streams of impressions, drawn from the ground truth with the given random numbers
-    (``uniforms[impression] = (click draw, stream draw)``, e.g. the slot's, the same in every arm). Ids are 1-based
-    (``user_id`` etc.); ``ad_slots`` and ``surfaces`` are codes into ``AD_SLOTS`` and ``SURFACES``."""
-    u = np.asarray(users, np.int64) - 1
-    p = world.outcome_probabilities(
-        u,
-        np.asarray(podcasts, np.int64) - 1,
-        "ad",
-        surface=np.asarray(surfaces),
-        device=world.users.device[u],
-        hour=np.asarray(hours),
-        creative=np.asarray(creatives, np.int64) - 1,
-        ad_slot=np.asarray(ad_slots),
-        prior_exposures=np.asarray(prior_exposures),
-    )
-    click = uniforms[:, 0] < p.click
-    stream = uniforms[:, 1] < np.where(click, p.stream_if_click, p.stream_if_no_click)
-    return {"click": click, "stream": stream, "p_stream": p.stream}
 
 
 # ------------------------------------------------------------------------------------------ one day
@@ -244,183 +123,6 @@ def score_arm(config: ABTestConfig, scratch: str, day: datetime.date, arm: str, 
     return audiences.select(["campaign_id", "user_id", "score"]).sort_by(
         [("campaign_id", "ascending"), ("user_id", "ascending")]
     )
-
-
-def campaign_context(data_root: str, day: datetime.date, config: ABTestConfig) -> pa.Table:
-    """The ad campaigns active on ``day`` with the serving context scoring assumes for them (the scoring plan's
-    campaign side: creative, slot, surface, hour) plus budget, CPM, dates and the show's popularity tier."""
-    campaigns = read_snapshot(data_root, "campaign", day)
-    plan = plan_campaigns(
-        campaigns,
-        read_snapshot(data_root, "creative", day),
-        load_podcast_features(day.isoformat(), data_root),
-        day,
-        ScoringConfig(heads=f"ad:*={HEADS['treatment']}", hour=config.hour),
-        layout.raw_partition(data_root, "campaign", day),
-    )
-    side = plan.side.table
-    keep = ["campaign_id", "podcast_id", "creative_id", "ad_slot", "surface", "hour", "podcast_popularity_tier"]
-    context = side.select(keep)
-    money = campaigns.select(["campaign_id", "budget_micros", "cpm_micros", "start_date", "end_date"])
-    return context.join(money, "campaign_id").sort_by("campaign_id")
-
-
-def day_slots(world: World, day: datetime.date, config: ABTestConfig) -> dict[str, np.ndarray]:
-    """The day's ad slots of every user (ids, 1-based), the same for every model seed and arm, with each slot's
-    random numbers for its outcomes (``uniforms``: click and stream draws)."""
-    users = np.arange(world.config.n_users)
-    slots = ad_opportunities(world, world.day_offset(day), users, rng_for(config.inventory_seed, day.toordinal()))
-    uniforms = rng_for(config.draw_seed, day.toordinal()).random((len(slots["user"]), 2))
-    return {**slots, "user": slots["user"] + 1, "uniforms": uniforms}
-
-
-@dataclasses.dataclass
-class DayMarket:
-    """What every arm of one day shares: the campaigns with their serving context and money, the eligible (user,
-    campaign) pairs (campaign-major, as scored), and the slots."""
-
-    campaigns: list[dict]
-    pair_campaign: np.ndarray  # index into campaigns
-    pair_user: np.ndarray  # user_id (1-based)
-    slots: dict[str, np.ndarray]
-    cap: int
-
-    @property
-    def budget(self) -> np.ndarray:
-        """Each campaign's daily budget (``budget / campaign days``, as the simulator paces it)."""
-        return np.array([c["budget_micros"] / ((c["end_date"] - c["start_date"]).days + 1) for c in self.campaigns])
-
-    def column(self, key: str) -> np.ndarray:
-        return np.array([c[key] for c in self.campaigns])
-
-
-def reference_scores(
-    world: World, market: DayMarket, config: ABTestConfig, day: datetime.date
-) -> dict[str, np.ndarray]:
-    """The reference arms' scores of the day's pairs: the true stream probability in the serving context (the
-    campaign's creative, slot, surface and hour, the user's primary device, no earlier impression), its terms
-    both channels share, and a uniform random number."""
-    user = market.pair_user - 1
-    podcast = market.column("podcast_id")[market.pair_campaign] - 1
-    ad_slot = np.array([AD_SLOTS.index(c["ad_slot"]) for c in market.campaigns], np.int64)[market.pair_campaign]
-    surface = np.array([SURFACES.index(c["surface"]) for c in market.campaigns], np.int64)[market.pair_campaign]
-    p = world.outcome_probabilities(
-        user,
-        podcast,
-        "ad",
-        surface=surface,
-        device=world.users.device[user],
-        hour=np.full(len(user), config.hour),
-        creative=market.column("creative_id")[market.pair_campaign] - 1,
-        ad_slot=ad_slot,
-        prior_exposures=np.zeros(len(user), np.int64),
-    )
-    intercept = world.config.ground_truth.stream_intercept_ad
-    shared = 1.0 / (1.0 + np.exp(-(intercept + shared_stream_logit(world, user, podcast))))
-    random = rng_for(config.draw_seed, day.toordinal(), 0xA4D).random(len(user))
-    return {"oracle": p.stream, "truth_shared": shared, "random": random}
-
-
-def serve(world: World, market: DayMarket, config: ABTestConfig, pairs: np.ndarray, score: np.ndarray) -> list[dict]:
-    """One arm's day on every slot: the auctions among the given pairs (positions into the market's pairs) bidding
-    value from ``score`` (one per given pair); per campaign its counters (and the users it served and the prices
-    paid, for the tests)."""
-    pair_campaign, pair_user = market.pair_campaign[pairs], market.pair_user[pairs]
-    cpm = market.column("cpm_micros").astype(np.float64)
-    bids = value_bids(pair_campaign, score, cpm)
-    slots = market.slots
-    won = run_auction(
-        slots["user"], pair_user, pair_campaign, bids, market.budget, market.cap, config.reserve_cpm_micros
-    )
-    camp = pair_campaign[won.pair]
-    served_users = pair_user[won.pair]
-    codes = {
-        "ad_slot": np.array([AD_SLOTS.index(c["ad_slot"]) for c in market.campaigns], np.int64),
-        "surface": np.array([SURFACES.index(c["surface"]) for c in market.campaigns], np.int64),
-    }
-    drawn = draw_outcomes(
-        world,
-        served_users,
-        market.column("podcast_id")[camp] if len(camp) else camp,
-        market.column("creative_id")[camp] if len(camp) else camp,
-        codes["ad_slot"][camp],
-        codes["surface"][camp],
-        slots["hour"][won.slot],
-        won.prior_exposures,
-        slots["uniforms"][won.slot],
-    )
-    n = len(market.campaigns)
-    eligible = np.bincount(market.pair_campaign, minlength=n)
-    bidding = np.bincount(pair_campaign, minlength=n)
-
-    def per_campaign(values: np.ndarray) -> np.ndarray:
-        return np.bincount(camp, weights=values.astype(np.float64), minlength=n)
-
-    counters = {
-        "impressions": np.bincount(camp, minlength=n),
-        "spend_micros": per_campaign(won.price_micros),
-        "clicks": per_campaign(drawn["click"]),
-        "streams": per_campaign(drawn["stream"]),
-        "expected_streams": per_campaign(drawn["p_stream"]),
-    }
-    order = np.argsort(camp, kind="stable")
-    bounds = np.searchsorted(camp[order], np.arange(n + 1))
-    out = []
-    for c in range(n):
-        mine = order[bounds[c] : bounds[c + 1]]
-        users_c = served_users[mine]
-        out.append(
-            {
-                "eligible_users": int(eligible[c]),
-                "bidding_users": int(bidding[c]),  # the audience, in the audience design
-                "budget_micros": float(market.budget[c]),
-                "impressions": int(counters["impressions"][c]),
-                "reach": int(len(np.unique(users_c))),
-                "spend_micros": float(counters["spend_micros"][c]),
-                "clicks": int(counters["clicks"][c]),
-                "streams": int(counters["streams"][c]),
-                "expected_streams": float(counters["expected_streams"][c]),
-                "max_per_user": int(np.unique(users_c, return_counts=True)[1].max()) if len(mine) else 0,
-                "served_users": users_c,  # dropped before writing; the tests check them
-                "prices_micros": won.price_micros[mine],  # dropped before writing
-            }
-        )
-    return out
-
-
-def serve_designs(world: World, market: DayMarket, config: ABTestConfig, score: np.ndarray) -> dict[str, Any]:
-    """One arm's day in every design: per design (and audience share) the per-campaign counters."""
-    out: dict[str, Any] = {}
-    every = np.arange(len(market.pair_user))
-    if "auction" in config.designs:
-        out["auction"] = serve(world, market, config, every, score)
-    if "audience" in config.designs:
-        out["audience"] = {}
-        ranks = audience_ranks(market.pair_campaign, market.pair_user, score)
-        for share in config.audience_shares:
-            bought = audience_pairs(market.pair_campaign, market.pair_user, score, share, ranks)
-            out["audience"][str(share)] = serve(world, market, config, bought, score[bought])
-    return out
-
-
-def day_market(
-    config: ABTestConfig, world: World, day: datetime.date, scored: pa.Table
-) -> tuple[DayMarket, np.ndarray]:
-    """The day's campaigns (those with a budget and a price: the others buy nothing in any arm), the scored pairs
-    of those campaigns (user-major) and the slots; and the scored rows those pairs are, in their order."""
-    context = campaign_context(config.data_root, day, config).to_pylist()
-    campaigns = [c for c in context if c["budget_micros"] and c["cpm_micros"]]
-    index = {c["campaign_id"]: i for i, c in enumerate(campaigns)}
-    campaign_ids = scored.column("campaign_id").to_numpy()
-    user_ids = scored.column("user_id").to_numpy().astype(np.int64)
-    rows = np.flatnonzero(np.isin(campaign_ids, list(index)))
-    # User-major: every auction sorts its pairs by user, which is then a pass over sorted data.
-    rows = rows[np.lexsort((campaign_ids[rows], user_ids[rows]))]
-    lookup = np.zeros(int(campaign_ids.max(initial=0)) + 1, np.int64)
-    lookup[list(index)] = list(index.values())
-    slots = day_slots(world, day, config)
-    market = DayMarket(campaigns, lookup[campaign_ids[rows]], user_ids[rows], slots, world.config.frequency_cap_per_day)
-    return market, rows
 
 
 def run_day(
@@ -465,79 +167,6 @@ def run_day(
     timing = {"scoring_seconds": round(scoring_seconds, 2), "serving_seconds": round(time.perf_counter() - t0, 2)}
     timing["slots"] = int(len(market.slots["user"]))
     return units, timing
-
-
-# ------------------------------------------------------------------------------------------ figures
-
-
-def summarize(units: list[dict], config: ABTestConfig) -> dict:
-    """Per design and segment (all, less-streamed = tiers 3-5, more-streamed = tiers 0-2, each tier): the arms'
-    figures with bootstrap intervals over model seeds and campaign-days (``evaluation/abtest_figures.py``)."""
-    seeds = sorted({u["seed"] for u in units})
-    keys = sorted({(u["day"], u["campaign_id"]) for u in units})
-    position = {k: i for i, k in enumerate(keys)}
-    tiers = np.full(len(keys), -1)
-    shares = [str(q) for q in config.audience_shares]
-    shapes = {"auction": (len(config.arms),), "audience": (len(config.arms), len(shares))}
-    counts = {d: np.zeros((len(seeds), len(keys), *shapes[d], len(COUNTERS))) for d in config.designs}
-    for u in units:
-        j = position[(u["day"], u["campaign_id"])]
-        tiers[j] = -1 if u["tier"] is None else u["tier"]
-        s = seeds.index(u["seed"])
-        if "auction" in counts:
-            counts["auction"][s, j] = [[u["auction"][arm][k] for k in COUNTERS] for arm in config.arms]
-        if "audience" in counts:
-            counts["audience"][s, j] = [
-                [[u["audience"][arm][q][k] for k in COUNTERS] for q in shares] for arm in config.arms
-            ]
-    out: dict[str, Any] = {}
-    for design, c in counts.items():
-        rng = np.random.default_rng([config.draw_seed, 0xB007, DESIGNS.index(design)])
-        segments = {}
-        for name, mask in abtest_figures.segment_masks(tiers).items():
-            if design == "auction":
-                segments[name] = abtest_figures.auction_segment(
-                    c[:, mask], config.arms, config.bootstrap, config.confidence, rng
-                )
-            else:
-                segments[name] = abtest_figures.audience_segment(
-                    c[:, mask],
-                    config.arms,
-                    config.audience_shares,
-                    config.matched_share,
-                    config.bootstrap,
-                    config.confidence,
-                    rng,
-                )
-        out[design] = {"segments": segments, "inventory": inventory_summary(units, design, config)}
-    return out
-
-
-def inventory_summary(units: list[dict], design: str, config: ABTestConfig) -> dict:
-    """How scarce the inventory was in a design (the audience design at its matched share): per arm, impressions
-    sold and the share of the slots, and how much of the budgets and audiences it reached."""
-    out: dict[str, Any] = {"arms": {}}
-    slots = sum({(u["seed"], u["day"]): u.get("slots", 0) for u in units}.values())
-    for arm in config.arms:
-        shares, spent = [], []
-        sold = 0
-        for u in units:
-            a = u["auction"][arm] if design == "auction" else u["audience"][arm][str(config.matched_share)]
-            sold += a["impressions"]
-            if a["eligible_users"]:
-                shares.append(a["reach"] / a["eligible_users"])
-            if a["budget_micros"]:
-                spent.append(a["spend_micros"] / a["budget_micros"])
-        shares_a, spent_a = np.array(shares), np.array(spent)
-        out["arms"][arm] = {
-            "impressions": int(sold),
-            "sold_share": sold / slots if slots else None,
-            "reach_share_median": float(np.median(shares_a)) if shares_a.size else None,
-            "budget_spent_median": float(np.median(spent_a)) if spent_a.size else None,
-            "budget_exhausted_share": float((spent_a >= 0.99).mean()) if spent_a.size else None,
-        }
-    out["slots"] = int(slots)
-    return out
 
 
 # ------------------------------------------------------------------------------------------ driver
@@ -591,7 +220,9 @@ def ensure_models(config: ABTestConfig, examples: str | None, evaluate_args: dic
         return out
     if config.control and config.treatment:
         raise FileNotFoundError(f"no trained model at {[m[2] for m in missing]}: train it, or leave them unset")
-    from podtarget.evaluation.ablations import EvaluateConfig, all_setups, resolve_days, run_setup, table_fingerprint
+    from podtarget.evaluation.ablations_config import EvaluateConfig
+    from podtarget.evaluation.runs import resolve_days, run_setup
+    from podtarget.evaluation.setups import all_setups
 
     evaluate = EvaluateConfig(
         examples=examples or layout.join(config.data_root, "examples"),
@@ -682,7 +313,7 @@ def run_abtest(config: ABTestConfig, examples: str | None = None, evaluate_args:
     }
     public_units = [_public(u) for u in units]
     artifacts.write_bytes(artifacts.join(config.out, UNITS_FILE), gzip.compress(_compact(public_units), mtime=0))
-    artifacts.write_bytes(artifacts.join(config.out, "abtest.json"), artifacts.dumps(result))
+    write_report_json(config.out, "abtest.json", result, {"$DATA_ROOT": config.data_root})
     result["units"] = public_units
     result["served"] = {(u["seed"], u["day"], u["campaign_id"]): _private(u, "served_users") for u in units}
     result["prices"] = {(u["seed"], u["day"], u["campaign_id"]): _private(u, "prices_micros") for u in units}

@@ -13,6 +13,9 @@ streams) and expected i2s (free of the draws' noise).
   spend); the control's delivery at ``matched_share`` is the point every arm is read at, by linear
   interpolation between its shares (None where the arm's shares do not reach it). At equal impressions the
   arms are compared on i2s; at equal spend, as a budget split would hold it, on streams and eCPS.
+
+:func:`summarize` gathers the test's per campaign-day units into these counters and figures every design and
+segment; :func:`inventory_summary` says how scarce the slots were.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from podtarget.evaluation import intervals
+from podtarget.evaluation.abtest_config import DESIGNS, ABTestConfig
 
 COUNTERS = ("impressions", "reach", "spend_micros", "clicks", "streams", "expected_streams")
 METRICS = ("i2s", "ecps", "ctr", "streams", "reach", "impressions", "expected_i2s")
@@ -214,3 +218,71 @@ def segment_masks(tiers: np.ndarray) -> dict[str, np.ndarray]:
     for tier in sorted(set(tiers.tolist())):
         masks[f"tier_{tier}"] = tiers == tier
     return masks
+
+
+def summarize(units: list[dict], config: ABTestConfig) -> dict:
+    """Per design and segment (all, less-streamed = tiers 3-5, more-streamed = tiers 0-2, each tier): the arms'
+    figures with bootstrap intervals over model seeds and campaign-days (the segment figures above)."""
+    seeds = sorted({u["seed"] for u in units})
+    keys = sorted({(u["day"], u["campaign_id"]) for u in units})
+    position = {k: i for i, k in enumerate(keys)}
+    tiers = np.full(len(keys), -1)
+    shares = [str(q) for q in config.audience_shares]
+    shapes = {"auction": (len(config.arms),), "audience": (len(config.arms), len(shares))}
+    counts = {d: np.zeros((len(seeds), len(keys), *shapes[d], len(COUNTERS))) for d in config.designs}
+    for u in units:
+        j = position[(u["day"], u["campaign_id"])]
+        tiers[j] = -1 if u["tier"] is None else u["tier"]
+        s = seeds.index(u["seed"])
+        if "auction" in counts:
+            counts["auction"][s, j] = [[u["auction"][arm][k] for k in COUNTERS] for arm in config.arms]
+        if "audience" in counts:
+            counts["audience"][s, j] = [
+                [[u["audience"][arm][q][k] for k in COUNTERS] for q in shares] for arm in config.arms
+            ]
+    out: dict[str, Any] = {}
+    for design, c in counts.items():
+        rng = np.random.default_rng([config.draw_seed, 0xB007, DESIGNS.index(design)])
+        segments = {}
+        for name, mask in segment_masks(tiers).items():
+            if design == "auction":
+                segments[name] = auction_segment(c[:, mask], config.arms, config.bootstrap, config.confidence, rng)
+            else:
+                segments[name] = audience_segment(
+                    c[:, mask],
+                    config.arms,
+                    config.audience_shares,
+                    config.matched_share,
+                    config.bootstrap,
+                    config.confidence,
+                    rng,
+                )
+        out[design] = {"segments": segments, "inventory": inventory_summary(units, design, config)}
+    return out
+
+
+def inventory_summary(units: list[dict], design: str, config: ABTestConfig) -> dict:
+    """How scarce the inventory was in a design (the audience design at its matched share): per arm, impressions
+    sold and the share of the slots, and how much of the budgets and audiences it reached."""
+    out: dict[str, Any] = {"arms": {}}
+    slots = sum({(u["seed"], u["day"]): u.get("slots", 0) for u in units}.values())
+    for arm in config.arms:
+        shares, spent = [], []
+        sold = 0
+        for u in units:
+            a = u["auction"][arm] if design == "auction" else u["audience"][arm][str(config.matched_share)]
+            sold += a["impressions"]
+            if a["eligible_users"]:
+                shares.append(a["reach"] / a["eligible_users"])
+            if a["budget_micros"]:
+                spent.append(a["spend_micros"] / a["budget_micros"])
+        shares_a, spent_a = np.array(shares), np.array(spent)
+        out["arms"][arm] = {
+            "impressions": int(sold),
+            "sold_share": sold / slots if slots else None,
+            "reach_share_median": float(np.median(shares_a)) if shares_a.size else None,
+            "budget_spent_median": float(np.median(spent_a)) if spent_a.size else None,
+            "budget_exhausted_share": float((spent_a >= 0.99).mean()) if spent_a.size else None,
+        }
+    out["slots"] = int(slots)
+    return out

@@ -56,21 +56,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from podtarget.common.checks import check_int, check_number, invalid
-from podtarget.common.cli import CommandParser, configure_logging, warn_if_threads_spin
+from podtarget.common.cli import CommandParser, configure_logging, parse_ints, warn_if_threads_spin
 from podtarget.common.days import parse_days
 from podtarget.evaluation import intervals
-from podtarget.evaluation.ablations import (
-    EvaluateConfig,
-    Setup,
-    all_setups,
-    load_world,
-    mature_split,
-    parse_ints,
-    read_days,
-    run_setup,
+from podtarget.evaluation.ablations_config import EvaluateConfig
+from podtarget.evaluation.outputs import (
+    DEFAULT_OUT,
+    check_same_run,
+    report_identity,
     table_fingerprint,
+    write_report_json,
 )
-from podtarget.evaluation.outputs import DEFAULT_OUT, check_same_run, report_identity
+from podtarget.evaluation.runs import mature_split, run_setup
+from podtarget.evaluation.scored_rows import load_world, read_days
+from podtarget.evaluation.setups import Setup, all_setups
 from podtarget.evaluation.truth import REFERENCES, reference_scores
 from podtarget.model import artifacts
 from podtarget.model.artifacts import load_model
@@ -412,7 +411,9 @@ def run_coldstart(config: ColdstartConfig) -> dict:
         "worlds": worlds,
         "timing": {"wall_seconds": round(time.perf_counter() - started, 2)},
     }
-    artifacts.write_bytes(artifacts.join(config.out, "coldstart.json"), artifacts.dumps(result))
+    labels = ["$DATA_ROOT", "$COLDSTART_ROOT", *(f"$COLDSTART_ROOT_{i}" for i in range(2, len(config.worlds)))]
+    roots = {label: root for label, (_, root) in zip(labels, config.worlds, strict=False)}  # as many as worlds
+    write_report_json(config.out, "coldstart.json", result, roots)
     return result
 
 

@@ -16,12 +16,54 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import pathlib
+from typing import Any
 
 from podtarget.model import artifacts
 from podtarget.schemas import layout
+from podtarget.transforms.runtime.storage import list_files, read_bytes
 
 DEFAULT_OUT = "reports/local/eval"
 REPORT_FILES = ("ablations.json", "abtest.json", "coldstart.json")
+
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def portable(obj: Any, roots: dict[str, str]) -> Any:
+    """``obj`` with every local path written without the machine it was measured on: under one of ``roots``
+    (a label such as ``$DATA_ROOT`` -> its folder) as the label plus the rest, under the repository as a path
+    relative to it. A committed report then names no machine's folders; ``gs://`` paths are kept as they are.
+
+        >>> portable({"examples": "/data/eval/examples"}, {"$DATA_ROOT": "/data/eval"})
+        {'examples': '$DATA_ROOT/examples'}
+    """
+    local = {label: os.path.abspath(path) for label, path in roots.items() if path and "://" not in path}
+    ordered = sorted(local.items(), key=lambda item: len(item[1]), reverse=True)  # the most specific root first
+    repo = str(REPO_ROOT)
+
+    def rewrite(text: str) -> str:
+        if "://" in text or not (text.startswith("/") or text.startswith(".")):
+            return text
+        absolute = os.path.abspath(text)
+        for label, root in ordered:
+            if absolute == root or absolute.startswith(root + os.sep):
+                return label + absolute[len(root) :]
+        if absolute.startswith(repo + os.sep):
+            return os.path.relpath(absolute, repo)
+        return text
+
+    if isinstance(obj, dict):
+        return {key: portable(value, roots) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [portable(value, roots) for value in obj]
+    return rewrite(obj) if isinstance(obj, str) else obj
+
+
+def write_report_json(out: str, name: str, result: dict, roots: dict[str, str]) -> None:
+    """Write ``<out>/<name>`` with its paths made :func:`portable` (``$EVAL_OUT`` for ``out`` itself)."""
+    artifacts.write_bytes(artifacts.join(out, name), artifacts.dumps(portable(result, {**roots, "$EVAL_OUT": out})))
 
 
 class MixedReportError(ValueError):
@@ -31,12 +73,20 @@ class MixedReportError(ValueError):
 def report_identity(examples: str, world_dir: str | None) -> dict:
     """What a report's figures were measured on: the example table (every day's ``_SUCCESS.json``) and the world's
     configuration (``None`` where the folder has no world, e.g. your own logs)."""
-    from podtarget.evaluation.ablations import table_fingerprint
-
     world = None
     if world_dir and artifacts.exists(artifacts.join(world_dir, "config.json")):
         world = hashlib.sha256(artifacts.read_bytes(artifacts.join(world_dir, "config.json"))).hexdigest()[:16]
     return {"examples_fingerprint": table_fingerprint(examples), "world_config_sha256": world}
+
+
+def table_fingerprint(examples: str) -> str:
+    """A hash of every day's ``_SUCCESS.json`` (counts, settings, run): a rebuilt table gets a new one (it keys the
+    evaluation's cached runs too)."""
+    digest = hashlib.sha256()
+    for path in sorted(list_files(layout.join(examples, "dt=*", layout.SUCCESS_MARKER))):
+        digest.update(path.rsplit("/", 2)[-2].encode())
+        digest.update(read_bytes(path))
+    return digest.hexdigest()[:16]
 
 
 def world_beside(examples: str) -> str:

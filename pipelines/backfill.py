@@ -36,11 +36,11 @@ from podtarget.common.cli import CommandParser, argument, configure_logging, one
 from podtarget.common.cloud import require_credentials
 from podtarget.common.days import day_range, parse_day
 from podtarget.pipelines import build_examples, build_features, lineage
-from podtarget.pipelines.daily import start_worker_server
+from podtarget.pipelines.daily_options import start_worker_server
 from podtarget.pipelines.options import COMMAND_LOG_FORMAT, MAKE_VARIABLES, require_data_root, resolve_runner
 from podtarget.schemas import LOG_TABLES, SNAPSHOT_TABLES, layout
 from podtarget.transforms.arrow.validation import UNREADABLE_FILE
-from podtarget.transforms.beam.raw_input import available_days
+from podtarget.transforms.runtime.day_inputs import available_days
 from podtarget.transforms.runtime.storage import is_complete, read_success
 
 STAGES = ("features", "examples")

@@ -19,39 +19,27 @@ import dataclasses
 import datetime
 import functools
 import json
-import math
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from podtarget.common.days import days_from
 from podtarget.pipelines import lineage
-from podtarget.pipelines.daily import (
+from podtarget.pipelines.daily_options import (
     DailyOptions,
-    MissingInputError,
     bucket_processes,
     build_day,
     decode_cache,
-    horizon_end_ms,
-    load_podcast_features,
-    load_reference_ids_by_day,
-    load_snapshot,
-    logged_through,
-    logs_needed_through,
-    missing_log_tables,
-    require_features,
     start_worker_server,
 )
-from podtarget.pipelines.daily_run import DailyRun
 from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
 from podtarget.pipelines.reconciliation import Reconciliation, format_reconciliation, rows_ledgers
+from podtarget.pipelines.staged_run import DailyRun
 from podtarget.schemas import layout
 from podtarget.schemas.derived import EXAMPLES, fingerprint
 from podtarget.schemas.units import MS_PER_DAY, MS_PER_HOUR
 from podtarget.transforms.arrow.attribution import AttributionConfig
 from podtarget.transforms.arrow.validation import UNREADABLE_FILE
-from podtarget.transforms.beam.daily import ComputeUserBuckets, LoadDayInputs, ReadEachFile
 from podtarget.transforms.beam.examples import (
     PIPELINE,
     BuildExamplesBucketFn,
@@ -67,13 +55,23 @@ from podtarget.transforms.beam.raw_input import (
     COUNTS_TAG,
     DEAD_LETTER_TAG,
     REJECTED_TAG,
-    FileSpec,
     ReadRawByUserBucket,
     ReadValidateBucketFn,
-    effective_buckets,
-    plan_files,
 )
-from podtarget.transforms.runtime.sinks import SaveCounts, WriteDeadLetters
+from podtarget.transforms.beam.shared_steps import ComputeUserBuckets, LoadDayInputs, ReadEachFile
+from podtarget.transforms.beam.sinks import SaveCounts, WriteDeadLetters
+from podtarget.transforms.runtime.day_inputs import (
+    FileSpec,
+    LogCoverage,
+    check_examples_inputs,
+    effective_buckets,
+    examples_files,
+    load_podcast_features,
+    load_reference_ids_by_day,
+    load_snapshot,
+    logged_through,
+    logs_needed_through,
+)
 from podtarget.transforms.runtime.storage import (
     atomic_write,
     parquet_bytes,
@@ -121,37 +119,6 @@ def attribution_config(opts: BuildExamplesOptions) -> AttributionConfig:
     )
 
 
-def plan(data_root: str, day: datetime.date, config: AttributionConfig, lateness: int, last_logged: datetime.date):
-    """The files a day needs, by role: what it owns (logged on D) and the context around it.
-
-    An impression logged on D may have been served up to ``lateness`` days before D. Anything that happened after
-    it (outcomes that credit it, later impressions that take the credit) may therefore be logged from D - lateness
-    on; a click of D may belong to an impression served a click window before that. Logs after D are read as far
-    as the longest window (plus lateness) reaches, and no further than they exist.
-    """
-    after = (last_logged - day).days  # days of logs available after D
-
-    def ahead(window_ms: int) -> list[datetime.date]:
-        return days_from(day + datetime.timedelta(days=1), min(after, math.ceil(window_ms / MS_PER_DAY) + lateness))
-
-    def before(n_days: int) -> list[datetime.date]:
-        return days_from(day - datetime.timedelta(days=n_days), n_days)
-
-    click_days = math.ceil(config.click_window_ms / MS_PER_DAY) + lateness
-    impression_days = before(max(click_days, lateness)) + ahead(config.max_window_ms())
-    requests = [
-        ("ad_impression", "target", [day], True),
-        ("promo_impression", "target", [day], True),
-        ("ad_impression", "competitor", impression_days, False),
-        ("promo_impression", "competitor", impression_days, False),
-    ]
-    for table, outcome in (("stream", "stream"), ("follow", "follow"), ("like", "like"), ("click", "click")):
-        window = max(config.window_ms(outcome, "ad"), config.window_ms(outcome, "promo"))
-        requests.append((table, table, [day], True))
-        requests.append((table, table, before(lateness) + ahead(window), False))
-    return plan_files(data_root, requests)
-
-
 def input_fingerprint(data_root: str, day: datetime.date, config: AttributionConfig, lateness: int, files) -> dict:
     """What the examples of ``day`` are built from (``pipelines/lineage.py``): the planned files, the snapshots of
     ``day`` and of the days they were logged, the features of ``day``, the world and the attribution settings.
@@ -176,46 +143,12 @@ def planned_inputs(argv: list[str]) -> dict:
     last_logged = logged_through(data_root, day)
     if last_logged is None:
         return {"inputs": None, "mature": False, "logs_needed_through": need_day.isoformat()}
-    files = plan(data_root, day, config, lateness, last_logged)
+    files = examples_files(data_root, day, config, lateness, last_logged)
     return {
         "inputs": input_fingerprint(data_root, day, config, lateness, files),
         "mature": last_logged >= need_day,
         "logs_needed_through": need_day.isoformat(),
     }
-
-
-@dataclasses.dataclass(frozen=True)
-class LogCoverage:
-    """How far the logs reach for the labels of a day: the last day every log table has (``logs_through``), the
-    instant before which events are completely logged (``horizon_end_ms``), and whether every window is covered."""
-
-    logs_through: datetime.date
-    horizon_end_ms: int
-    mature: bool
-
-
-def check_inputs(
-    data_root: str, day: datetime.date, config: AttributionConfig, lateness: int, allow_unobserved: bool
-) -> LogCoverage:
-    """Everything the examples of ``day`` need, checked before any work: the features of ``day``, the day's logs,
-    and logs that cover its attribution windows (unless ``allow_unobserved``)."""
-    require_features(data_root, day)
-    last_logged = logged_through(data_root, day)
-    if last_logged is None:
-        missing = [f"raw/{t}/dt={day}" for t in missing_log_tables(data_root, day)]
-        raise MissingInputError(
-            f"no complete set of raw logs for {day} under {data_root}: {', '.join(missing)} "
-            f"{'is' if len(missing) == 1 else 'are'} missing. Every log table needs a partition every day (an empty "
-            "file for a day without events)"
-        )
-    need_day = logs_needed_through(day, config.max_window_ms(), lateness)
-    if last_logged < need_day and not allow_unobserved:
-        raise ValueError(
-            f"labels of {day} are not mature: attribution windows (up to {config.max_window_ms() / MS_PER_DAY:g} "
-            f"days, plus {lateness} days of logging lateness) need logs through {need_day}, but logs end on "
-            f"{last_logged}. Pass --allow_unobserved to build it with the uncovered labels marked unobserved (null)."
-        )
-    return LogCoverage(last_logged, horizon_end_ms(last_logged, lateness), last_logged >= need_day)
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -226,9 +159,9 @@ def run(argv: list[str] | None = None) -> dict:
     data_root, day, lateness = run.data_root, run.day, daily.allowed_lateness_days
     config = attribution_config(opts)
     use_system_allocator()  # for the in-process runners; workers set it in their DoFns' setup
-    logs = check_inputs(data_root, day, config, lateness, opts.allow_unobserved)
+    logs = check_examples_inputs(data_root, day, config, lateness, opts.allow_unobserved)
     user_feature_paths = partition_files(layout.feature_partition(data_root, "user", day), ".parquet")
-    files = plan(data_root, day, config, lateness, logs.logs_through)
+    files = examples_files(data_root, day, config, lateness, logs.logs_through)
     n_buckets = effective_buckets(daily.n_buckets, files)
     staging = run.stage(layout.examples_partition(data_root, day))
     dead_staging = run.stage_dead_letters(layout.deadletter_partition(data_root, PIPELINE, day))

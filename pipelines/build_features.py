@@ -19,27 +19,21 @@ import functools
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from podtarget.common.days import days_from
 from podtarget.pipelines import lineage
-from podtarget.pipelines.daily import (
+from podtarget.pipelines.daily_options import (
     DailyOptions,
     bucket_processes,
     build_day,
     decode_cache,
-    load_reference_ids_by_day,
-    load_snapshot,
-    snapshot_files,
     start_worker_server,
 )
-from podtarget.pipelines.daily_run import DailyRun
 from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
 from podtarget.pipelines.reconciliation import Balance, Ledger, Reconciliation
+from podtarget.pipelines.staged_run import DailyRun
 from podtarget.schemas import layout
 from podtarget.schemas.derived import PODCAST_FEATURES, USER_FEATURES, fingerprint
-from podtarget.transforms.arrow.features import FeatureConfig
-from podtarget.transforms.beam.daily import ComputeUserBuckets, LoadDayInputs, ReadEachFile
+from podtarget.transforms.arrow.features import HISTORY_TABLES, FeatureConfig
 from podtarget.transforms.beam.feature_snapshots import (
-    HISTORY_TABLES,
     LISTENING_TAG,
     PIPELINE,
     BuildUserFeaturesBucketFn,
@@ -48,28 +42,19 @@ from podtarget.transforms.beam.feature_snapshots import (
     history_columns,
     keep_all_columns,
 )
-from podtarget.transforms.beam.raw_input import (
-    COUNTS_TAG,
+from podtarget.transforms.beam.raw_input import COUNTS_TAG, ReadRawByUserBucket, ReadValidateBucketFn
+from podtarget.transforms.beam.shared_steps import ComputeUserBuckets, LoadDayInputs, ReadEachFile
+from podtarget.transforms.beam.sinks import SaveCounts
+from podtarget.transforms.runtime.day_inputs import (
     FileSpec,
-    ReadRawByUserBucket,
-    ReadValidateBucketFn,
     effective_buckets,
-    plan_files,
+    history_days,
+    history_files,
+    load_reference_ids_by_day,
+    load_snapshot,
+    snapshot_files,
 )
-from podtarget.transforms.runtime.sinks import SaveCounts
 from podtarget.transforms.runtime.storage import use_system_allocator
-
-
-def history_days(day: datetime.date, config: FeatureConfig) -> list[datetime.date]:
-    """The logging days the snapshot of ``day`` reads: the longest look-back window, up to the day before ``day``."""
-    look_back = max(config.user_history_days, config.podcast_history_days)
-    return days_from(day - datetime.timedelta(days=look_back), look_back)
-
-
-def history_files(data_root: str, day: datetime.date, config: FeatureConfig) -> list[FileSpec]:
-    """The raw log files the snapshot of ``day`` reads: every history table over its :func:`history_days`."""
-    days = history_days(day, config)
-    return plan_files(data_root, [(table, table, days, False) for table in HISTORY_TABLES])
 
 
 def input_fingerprint(data_root: str, day: datetime.date, lateness: int, config: FeatureConfig, files=None) -> dict:

@@ -26,21 +26,14 @@ from apache_beam.options.pipeline_options import PipelineOptions, PortableOption
 
 from podtarget.common.cli import warn_if_threads_spin
 from podtarget.common.options import add_options, from_options
-from podtarget.pipelines.daily import (
-    DailyOptions,
-    load_podcast_features,
-    load_snapshot,
-    require_features,
-    snapshot_files,
-)
-from podtarget.pipelines.daily_run import DailyRun
+from podtarget.pipelines.daily_options import DailyOptions
 from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
 from podtarget.pipelines.reconciliation import Balance, Ledger, Reconciliation
+from podtarget.pipelines.staged_run import DailyRun
 from podtarget.schemas import layout
 from podtarget.schemas.derived import AUDIENCES, USER_RANKINGS, fingerprint
 from podtarget.transforms.arrow.candidates import PIPELINE, RULES
 from podtarget.transforms.arrow.scoring_config import ScoringConfig
-from podtarget.transforms.beam.daily import LoadDayInputs
 from podtarget.transforms.beam.scoring import (
     FORMATS,
     BuildAudiences,
@@ -51,7 +44,14 @@ from podtarget.transforms.beam.scoring import (
     load_scoring_model,
     model_fingerprint,
 )
-from podtarget.transforms.runtime.sinks import SaveCounts, WriteDeadLetters
+from podtarget.transforms.beam.shared_steps import LoadDayInputs
+from podtarget.transforms.beam.sinks import SaveCounts, WriteDeadLetters
+from podtarget.transforms.runtime.day_inputs import (
+    load_podcast_features,
+    load_snapshot,
+    require_features,
+    snapshot_files,
+)
 from podtarget.transforms.runtime.storage import partition_files
 
 

@@ -28,7 +28,7 @@ from podtarget.schemas import LOG_TABLES, SNAPSHOT_TABLES, layout
 from podtarget.simulator import World, WorldConfig
 from podtarget.simulator.summary import format_summary, summarize
 from podtarget.transforms.beam.simulate import SimulateWorld
-from podtarget.transforms.runtime.sinks import WriteJson
+from podtarget.transforms.beam.sinks import WriteJson
 
 
 class SimulateWorldOptions(PipelineOptions):

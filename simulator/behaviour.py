@@ -1,4 +1,5 @@
-"""Day-by-day behaviour of one shard of users: sessions, impressions from a biased logging policy, and outcomes.
+"""Day-by-day behaviour of one shard of users: sessions (from the world's session model,
+:mod:`podtarget.simulator.sessions`), impressions from a biased logging policy, and outcomes.
 
 A :class:`ShardSimulator` owns a contiguous range of users and walks the days in order. Shards never talk to each
 other (campaign budgets are split between shards in proportion to their users), which is what lets the Beam
@@ -30,44 +31,14 @@ from podtarget.schemas import LOG_TABLES
 from podtarget.schemas.units import MS_PER_DAY, MS_PER_HOUR
 from podtarget.simulator.config import AD_FORMATS, AD_SLOTS, DEVICES, GENRES, PROMO_LAYOUTS, PROMO_SLOTS, SURFACES
 from podtarget.simulator.dirt import DirtPlanter
+from podtarget.simulator.sessions import MAX_ADS_PER_SESSION, day_sessions
 from podtarget.simulator.world import World, rng_for
 
 Columns = dict[str, np.ndarray]
 
 QUALIFYING_MS = 60_000
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-# Local listening hours peak on the morning commute and in the evening.
-_HOUR_WEIGHTS = np.array(
-    [
-        1,
-        0.6,
-        0.4,
-        0.3,
-        0.3,
-        0.6,
-        1.5,
-        3.0,
-        4.0,
-        3.0,
-        2.2,
-        2.0,
-        2.3,
-        2.0,
-        1.9,
-        2.0,
-        2.4,
-        3.2,
-        3.6,
-        3.8,
-        4.0,
-        3.5,
-        2.6,
-        1.6,
-    ]
-)
-_HOUR_P = _HOUR_WEIGHTS / _HOUR_WEIGHTS.sum()
 _CAMPAIGN_CANDIDATES = 4  # promotion positions per placement at most
-_MAX_ADS_PER_SESSION = 3
 _ORGANIC_CANDIDATES = 24
 _FORMAT = {name: i for i, name in enumerate(AD_FORMATS)}
 _SMART_SPEAKER = DEVICES.index("smart_speaker")
@@ -113,26 +84,6 @@ def _take(cols: Columns, mask: np.ndarray) -> Columns:
 
 def _gumbel(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return -np.log(-np.log(rng.random(shape) + 1e-12) + 1e-12)
-
-
-def ad_opportunities(world: World, day: int, users: np.ndarray, rng: np.random.Generator) -> Columns:
-    """The ad slots of day ``day`` (offset from the start) for ``users`` (indices), from the world's session model,
-    the one :class:`ShardSimulator` draws its ad slots from: users signed up by then have Poisson(activity)
-    sessions at hours of the day's listening curve, and a free user's session has min(Poisson(ads_per_session), 3)
-    ad slots (premium users none). Returns ``user``, ``hour`` and ``minute`` (of the day) per slot, in time order.
-
-    These are fresh draws for a counterfactual day (the simulated A/B test's inventory), not the sessions the
-    logs were drawn from."""
-    users = np.asarray(users, np.int64)
-    w = world.users
-    active = users[(w.signup_day[users] <= day) & ~w.premium[users]]
-    sessions = rng.poisson(w.activity[active])
-    user = np.repeat(active, sessions)
-    minute = rng.choice(24, size=len(user), p=_HOUR_P) * 60 + rng.integers(0, 60, size=len(user))
-    slots = np.minimum(rng.poisson(world.config.ads_per_session, size=len(user)), _MAX_ADS_PER_SESSION)
-    user, minute = np.repeat(user, slots), np.repeat(minute, slots)
-    order = np.argsort(minute, kind="stable")
-    return {"user": user[order], "hour": minute[order] // 60, "minute": minute[order]}
 
 
 @dataclass
@@ -241,17 +192,7 @@ class ShardSimulator:
         day_start = int(
             (datetime.datetime.combine(self.cfg.days[d], datetime.time(), datetime.UTC) - _EPOCH).total_seconds() * 1000
         )
-        active = self.users[w.users.signup_day[self.users] <= d]
-        n_sessions = rng.poisson(w.users.activity[active])
-        sess_user = np.repeat(active, n_sessions)
-        starts = np.repeat(np.cumsum(n_sessions) - n_sessions, n_sessions)
-        sess_round = np.arange(len(sess_user)) - starts
-        hour = rng.choice(24, size=len(sess_user), p=_HOUR_P)
-        sess_ts = day_start + hour * MS_PER_HOUR + rng.integers(0, MS_PER_HOUR, size=len(sess_user))
-        sess_device = np.where(
-            rng.random(len(sess_user)) < 0.8, w.users.device[sess_user], rng.integers(0, len(DEVICES), len(sess_user))
-        )
-        sessions = {"user": sess_user, "round": sess_round, "hour": hour, "ts": sess_ts, "device": sess_device}
+        sessions = day_sessions(w, self.users, d, day_start, rng)
 
         c = w.campaigns
         live = (c.start_day <= d) & (c.end_day >= d) & (w.podcasts.created_day[c.podcast] <= d)
@@ -307,14 +248,14 @@ class ShardSimulator:
         w = self.world
         n = len(s["user"])
         free = ~w.users.premium[s["user"]]
-        n_ads = np.where(free, np.minimum(rng.poisson(self.cfg.ads_per_session, size=n), _MAX_ADS_PER_SESSION), 0)
+        n_ads = np.where(free, np.minimum(rng.poisson(self.cfg.ads_per_session, size=n), MAX_ADS_PER_SESSION), 0)
         if len(campaigns) == 0:
             return {}
         remaining = self._daily_budget[campaigns].copy()
         price = w.campaigns.cpm_micros[campaigns].astype(np.float64)
         out: list[Columns] = []
         for r in range(int(s["round"].max(initial=-1)) + 1):
-            for j in range(_MAX_ADS_PER_SESSION):
+            for j in range(MAX_ADS_PER_SESSION):
                 idx = np.flatnonzero((s["round"] == r) & (n_ads > j))
                 if len(idx) == 0:
                     continue

@@ -28,7 +28,7 @@ import dataclasses
 import datetime
 import pathlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -93,8 +93,9 @@ class _Truth:
         return cls(click, purchase, zipf / zipf.sum(), zipf_c / zipf_c.sum())
 
 
-def _rows(truth: _Truth, n: int, rng: np.random.Generator) -> pa.Table:
-    """``n`` rows: the columns, then the two labels drawn from the true logistic models."""
+def _rows(truth: _Truth, n: int, rng: np.random.Generator) -> tuple[pa.Table, dict[str, np.ndarray]]:
+    """``n`` rows: the columns, then the two labels drawn from the true logistic models; and each label's true
+    probability per row (purchase's over both outcomes of the click)."""
     age = np.clip(rng.normal(40, 13, n), 16, 90).round()
     income = np.exp(rng.normal(10.3, 0.9, n))
     sessions = rng.poisson(np.exp(rng.normal(1.0, 1.1, n)))
@@ -125,8 +126,11 @@ def _rows(truth: _Truth, n: int, rng: np.random.Generator) -> pa.Table:
         logit = logit + 0.3 * (tenure > 365) + 0.3 * (tenure > 1500)
         return logit + 0.6 * np.tanh(score)  # bounded: the outliers say no more than a score of 3
 
-    click = rng.random(n) < _sigmoid(-2.0 + shape(truth.click, 0.4))
-    purchase = rng.random(n) < _sigmoid(-4.4 + shape(truth.purchase, 0.8) + 1.6 * click)
+    p_click = _sigmoid(-2.0 + shape(truth.click, 0.4))
+    click = rng.random(n) < p_click
+    purchase_logit = -4.4 + shape(truth.purchase, 0.8)
+    purchase = rng.random(n) < _sigmoid(purchase_logit + 1.6 * click)
+    p_purchase = p_click * _sigmoid(purchase_logit + 1.6) + (1 - p_click) * _sigmoid(purchase_logit)
     income_null = rng.random(n) < 0.06
     region_null = rng.random(n) < 0.04
     columns: dict[str, pa.Array] = {
@@ -148,23 +152,32 @@ def _rows(truth: _Truth, n: int, rng: np.random.Generator) -> pa.Table:
         "click": pa.array(click.astype(np.int8)),
         "purchase": pa.array(purchase.astype(np.int8)),
     }
-    return pa.table(columns)
+    return pa.table(columns), {"click": p_click, "purchase": p_purchase}
+
+
+def generate_days(config: TabularConfig) -> Iterator[tuple[datetime.date, pa.Table, dict[str, np.ndarray]]]:
+    """Each day of the table in order, with its rows' true probability of each label: the one place the draws are
+    made, so the table written and the truth computed are the same rows."""
+    rng = np.random.default_rng(config.seed)
+    truth = _Truth.draw(rng)
+    per_day = np.diff(np.linspace(0, config.train_rows, config.train_days + 1).astype(int)).tolist()
+    sizes = [*per_day, config.valid_rows, config.test_rows]
+    for i, rows in enumerate(sizes):
+        table, probabilities = _rows(truth, rows, rng)
+        yield START + datetime.timedelta(days=i), table, probabilities
 
 
 def write_tabular(config: TabularConfig, out: str | pathlib.Path) -> dict[str, list[str]]:
     """Write the table under ``out`` as ``dt=YYYY-MM-DD/part-00000.parquet`` (plain Parquet, no markers: a table as
     users bring one) and return its days per split, as ``--train_days`` / ``--valid_days`` / ``--test_days`` take
     them."""
-    rng = np.random.default_rng(config.seed)
-    truth = _Truth.draw(rng)
     root = pathlib.Path(out)
-    per_day = np.diff(np.linspace(0, config.train_rows, config.train_days + 1).astype(int)).tolist()
-    sizes = [*per_day, config.valid_rows, config.test_rows]
-    days = [START + datetime.timedelta(days=i) for i in range(len(sizes))]
-    for day, rows in zip(days, sizes, strict=True):
+    days = []
+    for day, table, _ in generate_days(config):
         folder = root / f"dt={day.isoformat()}"
         folder.mkdir(parents=True, exist_ok=True)
-        pq.write_table(_rows(truth, rows, rng), folder / "part-00000.parquet")
+        pq.write_table(table, folder / "part-00000.parquet")
+        days.append(day)
     iso = [d.isoformat() for d in days]
     return {"train": iso[: config.train_days], "valid": [iso[-2]], "test": [iso[-1]]}
 

@@ -2,8 +2,9 @@
 
 import pytest
 
-from benchmarks.tabular import SPEC, split_days, summary, variant
+from benchmarks.tabular import LGBM_LEAVES, SPEC, ceiling_auc, lightgbm_auc, split_days, summary, variant
 from podtarget.model.spec import load_spec
+from podtarget.simulator.tabular import TabularConfig, write_tabular
 
 
 def test_the_configurations_are_the_documented_spec_and_what_it_adds():
@@ -46,3 +47,23 @@ def test_the_table_must_be_three_days(tmp_path):
     for day in ("2026-01-02", "2026-01-03"):
         (tmp_path / f"dt={day}").mkdir()
     assert split_days(tmp_path) == {"train": "2026-01-01", "valid": "2026-01-02", "test": "2026-01-03"}
+
+
+def test_lightgbm_is_tuned_on_the_validation_day(tmp_path):
+    pytest.importorskip("lightgbm")
+    write_tabular(TabularConfig(train_rows=2000, valid_rows=1000, test_rows=1000), tmp_path)
+    out = lightgbm_auc(tmp_path, split_days(tmp_path), seed=1, threads=1)
+    assert set(out) == {"Click", "Purchase"}
+    for task in out.values():
+        assert task["leaves"] in LGBM_LEAVES and 0.5 < task["auc"] <= 1 and 0.5 < task["valid_auc"] <= 1
+
+
+def test_the_ceiling_is_the_true_probabilities_auc_of_the_default_table_only(tmp_path):
+    small = tmp_path / "small"
+    write_tabular(TabularConfig(train_rows=2000, valid_rows=1000, test_rows=1000), small)
+    assert ceiling_auc(small, split_days(small)) is None  # another table: no truth to score it with
+    default = tmp_path / "default"
+    write_tabular(TabularConfig(), default)
+    ceiling = ceiling_auc(default, split_days(default))
+    assert ceiling is not None and set(ceiling) == {"Click", "Purchase"}
+    assert all(0.8 < auc < 0.95 for auc in ceiling.values())

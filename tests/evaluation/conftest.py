@@ -8,9 +8,11 @@ import re
 
 import pytest
 
-from podtarget.evaluation.ablations import EvaluateConfig, run_ablations
-from podtarget.evaluation.abtest import ABTestConfig, run_abtest
-from podtarget.model.spec_types import DEFAULT_SPEC
+from podtarget.evaluation.ablations import run_ablations
+from podtarget.evaluation.ablations_config import EvaluateConfig
+from podtarget.evaluation.abtest import run_abtest
+from podtarget.evaluation.abtest_config import ABTestConfig
+from podtarget.model.spec import DEFAULT_SPEC
 from podtarget.pipelines import build_examples, build_features
 from tests.conftest import simulate
 

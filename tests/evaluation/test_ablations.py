@@ -1,11 +1,11 @@
 """The ablation driver: every configuration with every seed, figures relative to the same seed's baseline with
-paired bootstrap intervals, Table 1's directions, like and follow measured, the mature split, the cache (a rerun
-trains nothing; a changed setting retrains), and its validated configuration."""
+paired bootstrap intervals, Table 1's directions, like and follow measured, and the cache (a rerun trains nothing;
+a changed setting retrains). The mature split and the cache keys are checked in test_runs.py, the validated
+configuration in test_ablations_config.py."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import pathlib
 
@@ -13,20 +13,11 @@ import numpy as np
 import pytest
 
 from podtarget.evaluation import intervals
-from podtarget.evaluation.ablations import (
-    FIGURES,
-    LATER_SETTINGS,
-    EvaluateConfig,
-    _key,
-    all_setups,
-    immature_days,
-    mature_split,
-    read_days,
-    run_ablations,
-    table1_directions,
-)
+from podtarget.evaluation.ablations import run_ablations
+from podtarget.evaluation.scored_rows import FIGURES, read_days
+from podtarget.evaluation.setups import all_setups
+from podtarget.evaluation.table1 import table1_directions
 from podtarget.model.artifacts import load_model
-from podtarget.model.train import TrainConfig
 from tests.evaluation.conftest import SEEDS, TEST, small_evaluate
 
 
@@ -38,6 +29,8 @@ def test_every_configuration_runs_with_every_seed(ablations):
     }
     assert expected <= set(result["setups"]) == set(all_setups())
     assert len(result["runs"]) == len(all_setups()) * len(SEEDS)
+    written = (pathlib.Path(config.out) / "ablations.json").read_text()
+    assert config.examples not in written and '"$DATA_ROOT/examples"' in written  # a report names no machine path
     for channel in ("promotions", "ads"):
         seg = result["figures"][channel]["segments"]["all"]
         assert set(seg["ap"]) == set(all_setups()), channel
@@ -152,32 +145,6 @@ def test_like_and_follow_are_measured_on_mature_labels(ablations):
             assert seg["ap"]["joint"]["n"] == len(SEEDS)
 
 
-def test_a_figure_leaves_out_test_days_whose_labels_are_mostly_unobserved():
-    """As training does: an immature day's few observed labels are early-credited positives, not a sample."""
-    observed = np.array([True, True, False, True, False, False, True, True])
-    mine = np.array([True, True, True, False, True, True, True, False])  # the figure's rows (e.g. promotions)
-    day_of_row = np.array([0, 0, 0, 0, 1, 1, 1, 1])
-    # Day 0: 2 of its 3 rows observed (kept); day 1: 1 of 3 (left out); rows of other sources do not count.
-    assert immature_days(observed, mine, day_of_row, ["2026-03-09", "2026-03-10"]) == ["2026-03-10"]
-    assert immature_days(observed, np.zeros(8, bool), day_of_row, ["2026-03-09", "2026-03-10"]) == []
-
-
-def test_the_mature_split_takes_the_last_mature_days(tmp_path):
-    root = tmp_path / "examples"
-    flags = {"2026-03-02": True, "2026-03-03": True, "2026-03-04": True, "2026-03-05": True, "2026-03-06": False}
-    for day, mature in flags.items():
-        (root / f"dt={day}").mkdir(parents=True)
-        (root / f"dt={day}" / "_SUCCESS.json").write_text(json.dumps({"labels_mature": mature}))
-    split = mature_split(str(root), valid_count=1, test_count=2)
-    assert split == {
-        "train_days": "2026-03-02",
-        "valid_days": "2026-03-03",
-        "test_days": "2026-03-04..2026-03-05",
-    }
-    with pytest.raises(ValueError, match=r"needs 5 days with mature labels .* found 4 \(immature: 2026-03-06\)"):
-        mature_split(str(root), valid_count=2, test_count=2)
-
-
 def test_a_rerun_reuses_every_run_and_a_changed_setting_retrains(ablations, tmp_path):
     config, result = ablations
     again = run_ablations(dataclasses.replace(config, setups=("baseline", "joint"), out=str(tmp_path / "a")))
@@ -202,52 +169,6 @@ def test_the_report_json_and_calibration_curves(ablations):
             assert sum(c["rows"]) == c["overall"]["rows"]
 
 
-@pytest.mark.parametrize(
-    ("changes", "message"),
-    [
-        ({"seeds": ()}, r"^The 'seeds' parameter of EvaluateConfig must be distinct ints .* Got \(\) instead\.$"),
-        ({"seeds": (1, 1)}, r"'seeds' parameter of EvaluateConfig must be distinct ints .* Got \(1, 1\) instead"),
-        ({"seeds": (-1,)}, r"'seeds' parameter of EvaluateConfig must be distinct ints in the range \[0, inf\)"),
-        ({"setups": ("joint",)}, r"'setups' parameter of EvaluateConfig must be setups including 'baseline'"),
-        (
-            {"setups": ("baseline", "nope")},
-            r"'setups' parameter .* must be some of \['baseline', .* Got \('baseline', 'nope'\)",
-        ),
-        (
-            {"epochs": 0},
-            r"^The 'epochs' parameter of EvaluateConfig must be an int in the range \[1, inf\)\. Got 0 instead\.$",
-        ),
-        ({"lr": -1.0}, r"'lr' parameter of EvaluateConfig must be a float in the range \(0, inf\)\. Got -1.0 instead"),
-        (
-            {"split": "random"},
-            r"'split' parameter of EvaluateConfig must be a str among \['trainer', 'mature'\]\. Got 'random'",
-        ),
-        (
-            {"split": "mature", "test_days": "2026-03-04"},
-            r"'split' parameter of EvaluateConfig must be 'trainer' when test_days are set \('mature' chooses the days "
-            r"itself: leave test_days unset\)\. Got 'mature' instead",
-        ),
-        ({"test_count": 0}, r"'test_count' parameter of EvaluateConfig must be an int in the range \[1, inf\)"),
-        ({"bootstrap": 50}, r"'bootstrap' parameter of EvaluateConfig must be an int in the range \[100, inf\)"),
-        ({"confidence": 1.5}, r"'confidence' parameter of EvaluateConfig must be a float in the range \[0.5, 1\)"),
-        ({"threads": 0}, r"'threads' parameter of EvaluateConfig must be an int in the range \[1, inf\) or None"),
-    ],
-)
-def test_bad_settings_say_what_was_expected(changes, message):
-    with pytest.raises(ValueError, match=message):
-        EvaluateConfig(**{"examples": "x", **changes})
-
-
 def test_small_evaluate_is_the_configuration_under_test(eval_world, small_spec, tmp_path):
     config = small_evaluate(eval_world, small_spec, str(tmp_path / "m"), str(tmp_path / "o"))
     assert config.seeds == SEEDS and config.setups is None and config.test_days == TEST.isoformat()
-
-
-def test_training_settings_added_later_leave_the_cache_keys_of_earlier_runs_alone():
-    config = TrainConfig(examples="x", run="baseline-s1", seed=1, epochs=4)
-    fields = dataclasses.asdict(config)
-    for name in ("out", "run", "overwrite", "resume", "progress", "threads", "examples", *LATER_SETTINGS):
-        fields.pop(name)
-    earlier = hashlib.sha256(json.dumps({"config": fields, "table": "t"}, sort_keys=True).encode()).hexdigest()[:16]
-    assert _key(config, "t") == earlier  # the key such a run was cached under before these settings existed
-    assert _key(dataclasses.replace(config, lr_schedule="cosine"), "t") != earlier

@@ -82,7 +82,9 @@ def test_a_rerun_trains_nothing_and_the_report_shows_the_curve(sweep):
     assert "## 3. Cold start: Ads AP against ad history" in text and "](coldstart.png)" in text
     assert "### Correlation 0 (the evaluated world)" in text and str(config.worlds[0][1]) not in text  # no machine path
     assert (pathlib.Path(config.out) / "coldstart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert json.loads((pathlib.Path(config.out) / "coldstart.json").read_text())["history"] == ["1", "all"]
+    written = (pathlib.Path(config.out) / "coldstart.json").read_text()
+    assert json.loads(written)["history"] == ["1", "all"]
+    assert str(config.worlds[0][1]) not in written and '"$DATA_ROOT"' in written  # no machine path
 
 
 def test_a_root_holding_a_world_of_another_correlation_is_refused(eval_world):

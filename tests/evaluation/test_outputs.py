@@ -14,7 +14,7 @@ import pytest
 
 from podtarget.evaluation.ablations import run_ablations
 from podtarget.evaluation.abtest import run_abtest
-from podtarget.evaluation.outputs import MixedReportError, report_identity
+from podtarget.evaluation.outputs import MixedReportError, portable, report_identity
 
 from .conftest import TRAIN
 
@@ -123,3 +123,17 @@ def test_make_report_with_nothing_to_report_is_one_line(tmp_path):
     assert result.stderr.strip() == (
         f"error: nothing to report in {tmp_path}: run `make evaluate`, `make abtest` and/or `make coldstart` first"
     )
+
+
+def test_written_reports_name_their_folders_by_role_not_by_the_machines_path(tmp_path):
+    data, out = tmp_path / "data", tmp_path / "out"
+    result = {
+        "config": {"examples": f"{data}/examples", "out": str(out), "spec": str(REPO / "model/specs/podtarget.toml")},
+        "runs": [f"{data}/world", "gs://bucket/eval/examples", "models/eval-eval", 3],
+    }
+    got = portable(result, {"$DATA_ROOT": str(data), "$EVAL_OUT": str(out)})
+    assert got == {
+        "config": {"examples": "$DATA_ROOT/examples", "out": "$EVAL_OUT", "spec": "model/specs/podtarget.toml"},
+        "runs": ["$DATA_ROOT/world", "gs://bucket/eval/examples", "models/eval-eval", 3],
+    }
+    assert str(tmp_path) not in json.dumps(got)

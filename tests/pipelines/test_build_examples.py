@@ -218,3 +218,20 @@ def test_a_click_on_a_late_logged_impression_is_not_an_orphan(tmp_path):
     w.write()
     summary = _build(w.root, D)
     assert summary["dead_letter"] == {}
+
+
+def test_attribution_windows_are_configurable_per_outcome_and_channel():
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from podtarget.pipelines.build_examples import BuildExamplesOptions, attribution_config
+    from podtarget.schemas.units import MS_PER_DAY
+
+    opts = PipelineOptions(["--stream_window_hours=ad:48,promo:24", "--follow_window_days=3"])
+    config = attribution_config(opts.view_as(BuildExamplesOptions))
+    assert config.window_ms("stream", "ad") == 48 * 3_600_000
+    assert config.window_ms("stream", "promo") == 24 * 3_600_000
+    assert config.window_ms("follow", "promo") == 3 * MS_PER_DAY
+    assert config.window_ms("like", "ad") == 7 * MS_PER_DAY
+    bad = PipelineOptions(["--stream_window_hours=ad:48"]).view_as(BuildExamplesOptions)
+    with pytest.raises(ValueError, match=r"--stream_window_hours must be a number or 'ad:N,promo:M'.*got 'ad:48'"):
+        attribution_config(bad)

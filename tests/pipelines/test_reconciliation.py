@@ -2,7 +2,14 @@
 
 import pytest
 
-from podtarget.pipelines.reconciliation import ROWS_BALANCE, Balance, Ledger, format_reconciliation, reconcile
+from podtarget.pipelines.reconciliation import (
+    ROWS_BALANCE,
+    Balance,
+    Ledger,
+    format_reconciliation,
+    reconcile,
+    rows_ledgers,
+)
 from podtarget.pipelines.score import scoring_ledgers
 
 
@@ -64,3 +71,16 @@ def test_the_table_shows_every_figure_of_every_ledger():
     assert lines[1].split() == ["click", "1,200", "1,000", "200"]
     assert lines[2].split() == ["active", "scored", "unaccounted"]  # another ledger shape: its own header
     assert lines[3].split() == ["campaigns", "3", "3", "0"]
+
+
+def test_reconcile_reports_what_is_unaccounted():
+    counts = {
+        "tables": {
+            "click": {"read": 10, "accepted": 6, "dead_letter": {"null_user_id": 2}, "filtered": {}},
+            "stream": {"read": 5, "accepted": 4, "filtered": {"duplicate": 1}},
+        }
+    }
+    assert reconcile(rows_ledgers(counts["tables"])).rows == {
+        "click": {"read": 10, "used": 6, "dead_lettered": 2, "filtered": 0, "unaccounted": 2},
+        "stream": {"read": 5, "used": 4, "dead_lettered": 0, "filtered": 1, "unaccounted": 0},
+    }

@@ -15,9 +15,9 @@ import pytest
 
 from podtarget.model.artifacts import ArtifactError, save_model
 from podtarget.pipelines import score
-from podtarget.pipelines.daily import MissingInputError
 from podtarget.schemas import layout
 from podtarget.schemas.derived import AUDIENCES, DEAD_LETTER, EXAMPLES, USER_RANKINGS, stored_schema
+from podtarget.transforms.runtime.day_inputs import MissingInputError
 from tests.pipelines.scoring_world import (
     DAY,
     HEAD_LOGITS,

@@ -16,12 +16,12 @@ import pytest
 from podtarget.model.product import encode_product
 from podtarget.model.train import TrainConfig, train
 from podtarget.pipelines import build_examples, build_features, score
-from podtarget.pipelines.daily import load_podcast_features, read_snapshot
 from podtarget.schemas import layout
 from podtarget.schemas.derived import LABELS, USER_FEATURES
 from podtarget.transforms.arrow.candidates import PAIR_KINDS, pair_kinds, plan_campaigns, user_side
 from podtarget.transforms.arrow.scoring_config import ScoringConfig
 from podtarget.transforms.beam.scoring import load_scoring_model
+from podtarget.transforms.runtime.day_inputs import load_podcast_features, read_snapshot
 from podtarget.transforms.runtime.storage import (
     list_files,
     partition_files,
@@ -37,6 +37,24 @@ DAY = START + datetime.timedelta(days=1)
 PARTITIONS = ("audiences", "user_rankings", "avro/audiences", "avro/user_rankings", "deadletter/score")
 
 
+def _train_on_one_day(examples: str, out: str, run: str, batches: int, **options) -> str:
+    """A tiny model: one epoch of ``batches`` batches of 256 rows of DAY, no validation or test days."""
+    config = TrainConfig(
+        examples=examples,
+        out=out,
+        run=run,
+        epochs=1,
+        batch_size=256,
+        max_batches_per_epoch=batches,
+        train_days=DAY.isoformat(),
+        valid_days="",
+        test_days="",
+        progress=False,
+        **options,
+    )
+    return train(config).run_dir
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """(data root, model folder): 600 users over 3 days, features and examples of day 2, a model trained on them."""
@@ -46,19 +64,7 @@ def world(tmp_path_factory):
     build_features.run(common)
     build_examples.run([*common, "--allow_unobserved"])
     models = str(tmp_path_factory.mktemp("score_models"))
-    config = TrainConfig(
-        examples=f"{root}/examples",
-        out=models,
-        run="tiny",
-        epochs=1,
-        batch_size=256,
-        max_batches_per_epoch=30,
-        train_days=DAY.isoformat(),
-        valid_days="",
-        test_days="",
-        progress=False,
-    )
-    return root, train(config).run_dir
+    return root, _train_on_one_day(f"{root}/examples", models, "tiny", batches=30)
 
 
 @pytest.fixture(scope="module")
@@ -287,20 +293,7 @@ def test_nothing_but_the_evaluation_reads_the_worlds_ground_truth(scored, tmp_pa
         assert [read_bytes(f) for f in files[0]] == [read_bytes(f) for f in files[1]], table
     runs = []
     for data in (root, str(copy)):
-        config = TrainConfig(
-            examples=f"{data}/examples",
-            out=str(tmp_path / "models"),
-            run=f"run-{len(runs)}",
-            epochs=1,
-            batch_size=256,
-            max_batches_per_epoch=10,
-            train_days=DAY.isoformat(),
-            valid_days="",
-            test_days="",
-            threads=1,
-            progress=False,
-        )
-        runs.append(train(config).run_dir)
+        runs.append(_train_on_one_day(f"{data}/examples", str(tmp_path / "models"), f"run-{len(runs)}", 10, threads=1))
     assert read_bytes(f"{runs[0]}/weights.pt") == read_bytes(f"{runs[1]}/weights.pt")
     score.run([f"--data_root={copy}", f"--date={DAY}", f"--model={model}", "--runner=FnApiRunner"])
     # Dead letters name the campaign snapshot they came from, whose path differs: equal otherwise.

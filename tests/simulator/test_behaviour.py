@@ -1,6 +1,5 @@
 import collections
 import datetime
-import math
 
 import numpy as np
 import pytest
@@ -94,28 +93,3 @@ def test_memory_is_bounded_by_the_outcome_window_not_the_number_of_days():
     for d, _ in enumerate(sim.run()):
         assert all(day > d for day in sim._pending), "a finished day is still buffered"
         assert len(sim._pending) <= 12  # outcome delays span a few days at most
-
-
-def test_ad_opportunities_come_from_the_session_model():
-    """A counterfactual day's ad slots: none for premium users or users not signed up yet, deterministic for a
-    seed, in time order, and as many on average as activity x ads per session (capped at 3 a session) predicts."""
-    from podtarget.simulator.behaviour import ad_opportunities
-    from podtarget.simulator.world import rng_for
-
-    world = World.generate(WorldConfig.preset("tiny", n_users=20_000, users_per_shard=5_000))
-    users = np.arange(world.config.n_users)
-    slots = ad_opportunities(world, 2, users, rng_for(5, 1))
-    again = ad_opportunities(world, 2, users, rng_for(5, 1))
-    assert all(np.array_equal(slots[k], again[k]) for k in slots)
-    assert not np.array_equal(slots["user"], ad_opportunities(world, 2, users, rng_for(5, 2))["user"])
-    assert (np.diff(slots["minute"]) >= 0).all() and (slots["hour"] == slots["minute"] // 60).all()
-    u = world.users
-    assert not u.premium[slots["user"]].any() and (u.signup_day[slots["user"]] <= 2).all()
-    eligible = ~u.premium & (u.signup_day <= 2)
-    lam = world.config.ads_per_session
-    per_session = sum(min(k, 3) * np.exp(-lam) * lam**k / math.factorial(k) for k in range(30))
-    expected = (u.activity[eligible] * per_session).sum()
-    assert len(slots["user"]) == pytest.approx(expected, rel=0.03)
-    # Only the users asked for.
-    some = ad_opportunities(world, 2, users[:100], rng_for(5, 1))
-    assert set(some["user"].tolist()) <= set(range(100))

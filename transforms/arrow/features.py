@@ -39,6 +39,9 @@ from podtarget.schemas.units import MS_PER_DAY, MS_PER_HOUR
 
 _EPOCH = datetime.date(1970, 1, 1)
 
+# The log tables a snapshot's history reads (their rows logged in the look-back window before D).
+HISTORY_TABLES = ("stream", "follow", "ad_impression", "promo_impression", "click")
+
 LISTENING = pa.schema(
     [pa.field("podcast_id", pa.int64(), nullable=False), pa.field("listen_ms", pa.int64(), nullable=False)]
 )

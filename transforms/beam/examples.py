@@ -31,12 +31,12 @@ from podtarget.transforms.beam.raw_input import (
     COUNTS_TAG,
     DEAD_LETTER_TAG,
     ORDER_COLUMNS,
-    FileSpec,
     first_occurrences,
     in_logging_order,
     read_spec,
 )
 from podtarget.transforms.runtime.bucket_work import BucketResult, ComputesBuckets
+from podtarget.transforms.runtime.day_inputs import FileSpec
 from podtarget.transforms.runtime.decode_cache import DecodeCache
 from podtarget.transforms.runtime.shuffle import BucketEmitter, SpilledRows, rows_by_role
 from podtarget.transforms.runtime.storage import read_parquet

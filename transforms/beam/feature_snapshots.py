@@ -19,21 +19,22 @@ from apache_beam import pvalue
 from podtarget.schemas import layout
 from podtarget.transforms.arrow.arrays import rows_where
 from podtarget.transforms.arrow.features import (
+    HISTORY_TABLES,
     FeatureConfig,
     merge_listening,
     podcast_features,
     podcast_listening_ms,
     user_features,
 )
-from podtarget.transforms.beam.raw_input import COUNTS_TAG, ORDER_COLUMNS, FileSpec, first_occurrences, in_logging_order
+from podtarget.transforms.beam.raw_input import COUNTS_TAG, ORDER_COLUMNS, first_occurrences, in_logging_order
 from podtarget.transforms.runtime.bucket_work import BucketResult, ComputesBuckets
+from podtarget.transforms.runtime.day_inputs import FileSpec
 from podtarget.transforms.runtime.decode_cache import DecodeCache
 from podtarget.transforms.runtime.shuffle import BucketEmitter, SpilledRows, rows_by_role
 from podtarget.transforms.runtime.storage import arrow_schema, atomic_write, parquet_bytes, read_avro_as_arrow
 
 PIPELINE = "build_features"
 LISTENING_TAG = "listening"
-HISTORY_TABLES = ("stream", "follow", "ad_impression", "promo_impression", "click")
 
 
 # The raw columns the feature aggregates use (plus each table's id, for deduplication): reading only these keeps

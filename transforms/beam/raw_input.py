@@ -1,4 +1,5 @@
-"""Reading raw log partitions in Beam: plan the files a day needs, read each into Arrow, validate, bucket by user.
+"""Reading raw log partitions in Beam: each planned file (:mod:`podtarget.transforms.runtime.day_inputs`) read into
+Arrow, validated and bucketed by user.
 
 A pipeline building day D *owns* the partitions logged on D: their rejected rows go to its dead letters and their
 rows are reconciled in its counts. Partitions of other days it reads only for context (later outcomes, competing
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import cast
 
 import apache_beam as beam
@@ -22,7 +22,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam import pvalue
 
-from podtarget.schemas import layout
 from podtarget.transforms.arrow.validation import (
     ReferenceIdsByDay,
     file_dead_letter,
@@ -30,14 +29,10 @@ from podtarget.transforms.arrow.validation import (
     validation_columns,
 )
 from podtarget.transforms.runtime.bucket_work import BucketResult, ComputesBuckets
+from podtarget.transforms.runtime.day_inputs import FileSpec
 from podtarget.transforms.runtime.decode_cache import DecodeCache
 from podtarget.transforms.runtime.shuffle import BucketEmitter
-from podtarget.transforms.runtime.storage import (
-    AvroReadResult,
-    list_files,
-    list_files_with_metadata,
-    read_avro_as_arrow,
-)
+from podtarget.transforms.runtime.storage import AvroReadResult, read_avro_as_arrow
 
 DEAD_LETTER_TAG = "dead_letter"
 COUNTS_TAG = "counts"
@@ -49,66 +44,11 @@ REJECTED_TAG = "rejected_keys"
 ORDER_COLUMNS = ("_pday", "_file", "_row")
 
 
-@dataclass(frozen=True)
-class FileSpec:
-    """One raw part file to read, and what it is for."""
-
-    table: str
-    day: str  # logging day (partition), ISO
-    path: str
-    role: str  # how the consumer uses the rows (e.g. "target", "competitor", "stream")
-    owned: bool  # the run owns this partition: dead-letter and reconcile its rows
-    index: int  # position in the plan (deterministic order of files)
-    size_bytes: int = 0
-    modified: float = 0.0  # epoch seconds; with the size, it names the version of the file (see DecodeCache)
-
-
-def available_days(data_root: str, table: str) -> list[datetime.date]:
-    """Logging days of raw ``table`` that have at least one part file."""
-    days = set()
-    for path in list_files(layout.join(layout.raw_table(data_root, table), "dt=*", "part-*.avro")):
-        days.add(layout.parse_dt(path))
-    return sorted(days)
-
-
-def plan_files(data_root: str, requests: Sequence[tuple[str, str, Sequence[datetime.date], bool]]) -> list[FileSpec]:
-    """File specs for ``(table, role, days, owned)`` requests, numbered in a deterministic order."""
-    specs = []
-    for table, role, days, owned in requests:
-        for day in days:
-            for path, size, modified in list_files_with_metadata(layout.raw_glob(data_root, table, day)):
-                specs.append((table, day.isoformat(), path, role, owned, size, modified))
-    return [FileSpec(*spec[:5], index=i, size_bytes=spec[5], modified=spec[6]) for i, spec in enumerate(specs)]
-
-
 def read_spec(spec: FileSpec, columns: list[str] | None, cache: DecodeCache | None) -> AvroReadResult:
     """One planned file's rows (``columns`` only, when given), through the decode cache when there is one."""
     if cache is None:
         return read_avro_as_arrow(spec.path, spec.table, columns)
     return cache.read(spec.table, spec.day, spec.path, spec.size_bytes, spec.modified, columns)
-
-
-MAX_INPUT_BYTES_PER_BUCKET = 8 * 1024 * 1024
-MAX_TARGET_BYTES_PER_BUCKET = 768 * 1024
-
-
-def effective_buckets(requested: int, files: Sequence[FileSpec]) -> int:
-    """At least ``requested`` buckets, at most 8 MiB of (compressed Avro) input per bucket, and at most 768 KiB of
-    the day's own impressions (role ``target``) per bucket.
-
-    A bucket is one grouped element after the shuffle. At bench scale (358 MB of input for a day), 8 buckets of
-    about 45 MB each lost rows in 2 of 3 runs on FnApiRunner multi_processing; 32 buckets of 11 MB, and every run
-    at 23 MB or less, reconciled. Bounding the element size keeps worker memory bounded too.
-
-    The second bound is on what a bucket assembles and writes: one wide example row per impression of the day.
-    Bounded by all input alone, a day with less context (near the end of the logs) got fewer, fuller buckets:
-    day 6 of the 8-day bench world had 16 buckets of 34k rows against 23 of 23k for day 2, and peaked 18% higher.
-    At about 26k rows per bucket (768 KiB of impression Avro) the bench day's 2M rows take 80 buckets, which
-    measured no slower than 43 and peaked lower (699 MB against 774 MB).
-    """
-    total = sum(f.size_bytes for f in files)
-    target = sum(f.size_bytes for f in files if f.role == "target")
-    return max(requested, -(-total // MAX_INPUT_BYTES_PER_BUCKET), -(-target // MAX_TARGET_BYTES_PER_BUCKET))
 
 
 class ReadValidateBucketFn(ComputesBuckets, beam.DoFn):

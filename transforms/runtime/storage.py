@@ -44,6 +44,10 @@ def read_bytes(path: str) -> bytes:
         return handle.read()
 
 
+def read_json(path: str) -> dict:
+    return json.loads(read_bytes(path))
+
+
 def atomic_write(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary sibling that no ``part-*`` glob matches, then rename it over
     ``path``: a reader sees the old content or the new, never none (on GCS a rename is a copy, which replaces the

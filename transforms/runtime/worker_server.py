@@ -4,8 +4,8 @@ Worker processes (see :mod:`podtarget.transforms.runtime.bucket_work`) are forke
 a clean process that imports the pipeline modules once (Beam, pyarrow, polars: ~2 s), so that each worker starts in
 milliseconds. This module decides whether a run wants workers and starts the server (it imports only the standard
 library). The daily commands start it first thing in their ``main()``
-(:func:`podtarget.pipelines.daily.start_worker_server`), so that it imports while the command plans its day; a run
-started otherwise gets it when its first bundle needs a worker.
+(:func:`podtarget.pipelines.daily_options.start_worker_server`), so that it imports while the command plans its day; a
+run started otherwise gets it when its first bundle needs a worker.
 
     >>> workers_wanted("DirectRunner", "in_memory", "auto", cores=2)
     2

@@ -4,7 +4,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from podtarget.transforms.beam.raw_input import FileSpec, first_occurrences, in_logging_order, largest_first
+from podtarget.transforms.beam.raw_input import first_occurrences, in_logging_order, largest_first
+from podtarget.transforms.runtime.day_inputs import FileSpec
 
 
 def _spec(index: int, size: int) -> FileSpec:

@@ -8,7 +8,8 @@ import pyarrow as pa
 import pytest
 
 from podtarget.schemas import layout
-from podtarget.transforms.beam.raw_input import plan_files, read_spec
+from podtarget.transforms.beam.raw_input import read_spec
+from podtarget.transforms.runtime.day_inputs import plan_files
 from podtarget.transforms.runtime.decode_cache import DecodeCache
 from podtarget.transforms.runtime.storage import list_files, read_avro_as_arrow
 

@@ -1,67 +1,12 @@
+"""The daily pipelines' options: the day to build, the worker processes and when their server starts."""
+
 import datetime
 
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from podtarget.pipelines.daily import bucket_processes, horizon_end_ms, logs_needed_through
+from podtarget.pipelines.daily_options import bucket_processes
 from podtarget.pipelines.options import resolve_runner
-from podtarget.pipelines.reconciliation import reconcile, rows_ledgers
-from podtarget.schemas.units import MS_PER_DAY
-from podtarget.transforms.arrow.validation import day_start_ms
-
-D = datetime.date(2026, 3, 3)
-
-
-@pytest.mark.parametrize(("window_days", "lateness"), [(7, 2), (3, 2), (1, 0), (2.5, 1)])
-def test_logs_needed_through_is_the_first_day_that_covers_every_window(window_days, lateness):
-    window = int(window_days * MS_PER_DAY)
-    needed = logs_needed_through(D, window, lateness)
-    last_window_end = day_start_ms(D) + MS_PER_DAY + window
-    assert horizon_end_ms(needed, lateness) >= last_window_end
-    assert horizon_end_ms(needed - datetime.timedelta(days=1), lateness) < last_window_end
-
-
-def test_reconcile_reports_what_is_unaccounted():
-    counts = {
-        "tables": {
-            "click": {"read": 10, "accepted": 6, "dead_letter": {"null_user_id": 2}, "filtered": {}},
-            "stream": {"read": 5, "accepted": 4, "filtered": {"duplicate": 1}},
-        }
-    }
-    assert reconcile(rows_ledgers(counts["tables"])).rows == {
-        "click": {"read": 10, "used": 6, "dead_lettered": 2, "filtered": 0, "unaccounted": 2},
-        "stream": {"read": 5, "used": 4, "dead_lettered": 0, "filtered": 1, "unaccounted": 0},
-    }
-
-
-def test_attribution_windows_are_configurable_per_outcome_and_channel():
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    from podtarget.pipelines.build_examples import BuildExamplesOptions, attribution_config
-
-    opts = PipelineOptions(["--stream_window_hours=ad:48,promo:24", "--follow_window_days=3"])
-    config = attribution_config(opts.view_as(BuildExamplesOptions))
-    assert config.window_ms("stream", "ad") == 48 * 3_600_000
-    assert config.window_ms("stream", "promo") == 24 * 3_600_000
-    assert config.window_ms("follow", "promo") == 3 * MS_PER_DAY
-    assert config.window_ms("like", "ad") == 7 * MS_PER_DAY
-    bad = PipelineOptions(["--stream_window_hours=ad:48"]).view_as(BuildExamplesOptions)
-    with pytest.raises(ValueError, match=r"--stream_window_hours must be a number or 'ad:N,promo:M'.*got 'ad:48'"):
-        attribution_config(bad)
-
-
-def test_bucket_count_grows_with_the_input_so_grouped_elements_stay_small():
-    from podtarget.transforms.beam.raw_input import MAX_INPUT_BYTES_PER_BUCKET, FileSpec, effective_buckets
-
-    def files(total_mib: int) -> list[FileSpec]:
-        return [FileSpec("stream", "2026-03-03", "p", "stream", True, index=0, size_bytes=total_mib * 1024 * 1024)]
-
-    assert effective_buckets(8, files(14)) == 8  # a demo day keeps the requested count
-    assert effective_buckets(8, files(358)) == -(-358 * 1024 * 1024 // MAX_INPUT_BYTES_PER_BUCKET) == 45
-    assert effective_buckets(64, files(358)) == 64
-    # The day's own impressions bound a bucket's rows, whatever the context around them.
-    impressions = FileSpec("ad_impression", "2026-03-03", "i", "target", True, index=1, size_bytes=60 * 1024 * 1024)
-    assert effective_buckets(8, [*files(14), impressions]) == 80
 
 
 @pytest.mark.parametrize(
@@ -106,14 +51,14 @@ def server_starts(monkeypatch) -> list[str]:
     ],
 )
 def test_only_options_that_want_workers_start_their_server(args, started, server_starts):
-    from podtarget.pipelines.daily import start_worker_server
+    from podtarget.pipelines.daily_options import start_worker_server
 
     assert (start_worker_server(PipelineOptions(args)) > 0) is started
     assert server_starts == (["start"] if started else [])
 
 
 def test_a_bad_worker_count_starts_nothing_and_says_what_was_expected(server_starts):
-    from podtarget.pipelines.daily import start_worker_server
+    from podtarget.pipelines.daily_options import start_worker_server
 
     with pytest.raises(ValueError, match="--bucket_processes must be auto or a number >= 0, got 'many'"):
         start_worker_server(PipelineOptions(["--bucket_processes=many"]))
@@ -152,7 +97,7 @@ def test_daily_commands_start_the_server_first_thing_in_main(command, server_sta
 
 
 def test_the_day_to_build_is_parsed_by_the_one_day_parser():
-    from podtarget.pipelines.daily import build_day
+    from podtarget.pipelines.daily_options import build_day
 
     assert build_day(PipelineOptions(["--date=2026-03-02"])) == datetime.date(2026, 3, 2)
     with pytest.raises(ValueError, match=r"--date: expected a day as YYYY-MM-DD, got '2026/03/01'"):

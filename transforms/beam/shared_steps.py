@@ -1,4 +1,5 @@
-"""Composite steps the daily pipelines (features, examples, scoring) share.
+"""Composite steps the daily pipelines (features, examples, scoring) share between their inputs and their sinks
+(the sinks they share are in :mod:`podtarget.transforms.beam.sinks`).
 
 - :class:`LoadDayInputs`: the day's small inputs (snapshots, reference ids, podcast features), each loaded once and
   used as side inputs;

@@ -3,7 +3,7 @@
 A run of day D writes each output partition into a staging folder of its own (``<table>/_staging/dt=D-<run>``,
 :meth:`DailyRun.stage`), its dead letters into the dead-letter partition's (:meth:`DailyRun.stage_dead_letters`),
 and its merged counts into ``_counts.json`` in the first staging folder (:attr:`DailyRun.counts_path`, written by
-:class:`podtarget.transforms.runtime.sinks.SaveCounts`). After the Beam graph has run (:meth:`DailyRun.execute`;
+:class:`podtarget.transforms.beam.sinks.SaveCounts`). After the Beam graph has run (:meth:`DailyRun.execute`;
 the run's shuffle folder is deleted whatever happens), the counts are read and the scratch file deleted; a run whose
 counts do not reconcile stops there (:meth:`DailyRun.reconcile`), committing nothing. Then :meth:`DailyRun.commit`
 swaps every partition in, dead letters first, each with the run's summary as ``_SUCCESS.json``. On a dry run
@@ -38,7 +38,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
-from podtarget.pipelines.daily import build_day, read_json, shuffle_folder
+from podtarget.pipelines.daily_options import build_day, shuffle_folder
 from podtarget.pipelines.options import DataRootOptions, require_data_root
 from podtarget.pipelines.reconciliation import Ledger, Reconciliation, reconcile
 from podtarget.schemas import layout
@@ -47,6 +47,7 @@ from podtarget.transforms.runtime.storage import (
     commit_partition,
     delete_tree,
     new_run_id,
+    read_json,
     remove_dead_runs,
     remove_if_empty,
     staging_dir,

@@ -6,9 +6,9 @@ import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from podtarget.pipelines.daily_run import DailyRun
 from podtarget.pipelines.reconciliation import rows_ledgers
-from podtarget.transforms.runtime.sinks import SaveCounts
+from podtarget.pipelines.staged_run import DailyRun
+from podtarget.transforms.beam.sinks import SaveCounts
 from podtarget.transforms.runtime.storage import is_complete, read_success
 
 DAY = "2026-03-03"

@@ -8,7 +8,7 @@ from apache_beam import pvalue
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from podtarget.transforms.beam.daily import ComputeUserBuckets, LoadDayInputs, ReadEachFile
+from podtarget.transforms.beam.shared_steps import ComputeUserBuckets, LoadDayInputs, ReadEachFile
 
 DAY = datetime.date(2026, 3, 3)
 
