@@ -134,18 +134,33 @@ def _default(field: dataclasses.Field) -> Any:
 
 
 def add_options(
-    parser: argparse.ArgumentParser | Any, cls: type, *, defaults: Mapping[str, Any] = {}, skip: Iterable[str] = ()
+    parser: argparse.ArgumentParser | Any,
+    cls: type,
+    *,
+    defaults: Mapping[str, Any] = {},
+    skip: Iterable[str] = (),
+    only: Iterable[str] | None = None,
 ) -> None:
-    """A flag ``--<field>`` on ``parser`` for every declared field of ``cls`` but ``cli=False`` ones and ``skip``.
-    ``defaults``: the command's default where it differs from the dataclass's (a required field's, e.g.)."""
-    skipped = set(skip)
+    """A flag ``--<field>`` on ``parser`` for every declared field of ``cls`` but ``cli=False`` ones and ``skip``
+    (or for the ``only`` ones). ``defaults``: the command's default where it differs from the dataclass's (a
+    required field's, or None for "as the other command decides")."""
+    skipped, chosen = set(skip), None if only is None else set(only)
     for field, declared, base, _ in options_of(cls):
-        if declared.cli and field.name not in skipped:
-            _add_flags(parser, field.name, declared, base, defaults.get(field.name, _default(field)))
+        if declared.cli and field.name not in skipped and (chosen is None or field.name in chosen):
+            required = field.name not in defaults and _required(field)
+            _add_flags(parser, field.name, declared, base, defaults.get(field.name, _default(field)), required)
 
 
-def _add_flags(parser: argparse.ArgumentParser | Any, name: str, declared: Option, base: type, default: Any) -> None:
+def _required(field: dataclasses.Field) -> bool:
+    return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+
+
+def _add_flags(
+    parser: argparse.ArgumentParser | Any, name: str, declared: Option, base: type, default: Any, required: bool
+) -> None:
     kwargs: dict[str, Any] = {"dest": name, "help": declared.help}
+    if required:  # a field without a default, and no command default for it
+        kwargs["required"] = True
     if declared.metavar:
         kwargs["metavar"] = declared.metavar
     switch = base is bool and declared.parse is None
@@ -225,10 +240,10 @@ def comma_list(text: str) -> list[str]:
     return [x for x in (s.strip() for s in text.split(",")) if x]
 
 
-def comma_ints(text: str) -> list[int]:
-    """``"1,2,3"`` -> ``[1, 2, 3]``; a clear error for anything else."""
+def comma_ints(text: str) -> tuple[int, ...]:
+    """``"1,2, 3"`` -> ``(1, 2, 3)`` (seeds, days of history); a clear error for anything else."""
     try:
-        return [int(x) for x in comma_list(text)]
+        return tuple(int(x) for x in comma_list(text))
     except ValueError:
         raise ValueError(f"expected a comma list of integers, found {text!r}") from None
 
@@ -254,6 +269,11 @@ def assignments(convert: Callable[[str], Any], expected: str) -> Callable[[str],
 
     parse.__name__ = f"assignments of {expected}"
     return parse
+
+
+def comma_names(text: str) -> tuple[str, ...]:
+    """``"a, b"`` -> ``("a", "b")``: :func:`comma_list` for fields that hold tuples."""
+    return tuple(comma_list(text))
 
 
 def comma_floats(text: str) -> tuple[float, ...]:

@@ -123,10 +123,32 @@ def test_bounds_are_for_numbers_and_one_per_side():
 
 def test_text_parsers():
     assert comma_list(" a, b,,c ") == ["a", "b", "c"]
-    assert comma_ints("1,2, 3") == [1, 2, 3]
+    assert comma_ints("1,2, 3") == (1, 2, 3)
     with pytest.raises(ValueError, match="expected a comma list of integers, found '1,x'"):
         comma_ints("1,x")
     assert comma_floats("0.7,0.15,0.15") == (0.7, 0.15, 0.15)
     with pytest.raises(ValueError, match="expected comma-separated numbers"):
         comma_floats("0.7,a")
     assert assignments(int, "SOURCE=DAYS")("ad=3") == {"ad": 3}
+
+
+def test_a_comma_list_of_integers_is_one_flag_value():
+    @dataclasses.dataclass
+    class Seeds:
+        seeds: tuple[int, ...] = option((1,), "Comma list of seeds.", parse=comma_ints)
+
+    parser = CommandParser("podtarget.some.command")
+    add_options(parser, Seeds)
+    assert from_options(Seeds, parser.parse_args(["--seeds=4,5"])).seeds == (4, 5)
+    assert comma_ints("7,") == (7,) and comma_ints("") == ()
+    with pytest.raises(UsageError) as error:
+        parser.parse_args(["--seeds=1,x"])
+    expected = "--seeds: expected a comma list of integers, found '1,x'; see `python -m podtarget.some.command --help`"
+    assert str(error.value) == expected
+
+
+def test_a_field_without_a_default_is_a_required_flag():
+    parser = CommandParser("podtarget.test")
+    add_options(parser, Config)
+    with pytest.raises(UsageError, match="the following arguments are required: --path"):
+        parser.parse_args([])
