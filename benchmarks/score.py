@@ -55,7 +55,7 @@ def _model(bench_root: str, day: str, scratch: str) -> tuple[str, str]:
         "--run=bench-score",
     ]
     split = [f"--train_days={day}", "--valid_days=", "--test_days="]
-    measure([*cmd, "--epochs=1", "--max_batches_per_epoch=20", "--no-progress", *split])
+    measure([*cmd, "--epochs=1", "--max_batches_per_epoch=20", "--no_progress", *split])
     return f"{scratch}/bench-score", f"trained for 20 batches on {examples}"
 
 

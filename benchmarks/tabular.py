@@ -38,7 +38,8 @@ import pyarrow.parquet as pq
 
 from benchmarks.harness import write_report
 from podtarget.common.cli import CommandParser, run_cli
-from podtarget.model.spec import DEFAULT_SPEC, Spec, load_spec
+from podtarget.model.spec import Spec, load_spec
+from podtarget.model.spec_types import DEFAULT_SPEC
 from podtarget.model.train import TrainConfig, train
 from podtarget.simulator.tabular import CATEGORICAL, FLOAT_CODED, TabularConfig, generate_days, write_tabular
 

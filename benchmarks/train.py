@@ -56,7 +56,7 @@ def run(bench_root: str, beam_args: list[str]) -> dict:
             "--run=bench",
             "--epochs=1",
             f"--max_batches_per_epoch={BENCH_BATCHES}",
-            "--no-progress",
+            "--no_progress",
             *split,
         ]
         measured = measure(cmd)

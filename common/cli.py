@@ -240,11 +240,3 @@ def argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 
     convert.__name__ = parse.__name__
     return convert
-
-
-def parse_ints(text: str) -> tuple[int, ...]:
-    """Comma-separated integers of a command-line flag (seeds, days of history), as an argparse ``type=``."""
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc

@@ -42,13 +42,13 @@ import sys
 import time
 from collections.abc import Sequence
 
-from podtarget.common.cli import CommandParser, configure_logging, parse_ints, warn_if_threads_spin
+from podtarget.common.cli import CommandParser, configure_logging, warn_if_threads_spin
+from podtarget.common.options import add_options, from_options
 from podtarget.evaluation.ablation_figures import calibration_curves, figures, ranking_figures
 from podtarget.evaluation.ablations_config import EvaluateConfig
 from podtarget.evaluation.outputs import check_same_run, report_identity, world_beside, write_report_json
 from podtarget.evaluation.runs import resolve_days, run_setup
 from podtarget.evaluation.scored_rows import score_test_rows
-from podtarget.evaluation.setups import all_setups
 from podtarget.evaluation.table1 import directions
 from podtarget.evaluation.truth import REFERENCES
 
@@ -117,44 +117,13 @@ def run_ablations(config: EvaluateConfig) -> dict:
 
 
 def parse_args(argv: Sequence[str]) -> tuple[EvaluateConfig, argparse.Namespace]:
-    """The run's configuration, and the CLI-only switches (``report``, ``world``) that are not part of it."""
-    d = EvaluateConfig(examples="x")
+    """The run's configuration, and the CLI-only switch (``report``) that is not part of it."""
     p = CommandParser("podtarget.evaluation.ablations", __doc__)
-    p.add_argument("--examples", default="./data/examples", help="Example table root.")
-    p.add_argument("--models", default=d.models, help="Folder of the evaluation's model runs (cached).")
-    p.add_argument("--out", default=d.out, help="Report folder: ablations.json, report.md, plots.")
-    p.add_argument("--seeds", type=parse_ints, default=d.seeds, help="Comma list of training seeds.")
-    p.add_argument("--setups", default="", help=f"Comma list (default: all): {', '.join(all_setups())}.")
-    p.add_argument("--spec", default=d.spec)
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--patience", type=int, default=d.patience)
-    p.add_argument("--batch_size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--split", default=d.split, help="trainer (default split or the days below) or mature.")
-    p.add_argument("--valid_count", type=int, default=d.valid_count, help="--split=mature: validation days.")
-    p.add_argument("--test_count", type=int, default=d.test_count, help="--split=mature: test days.")
-    p.add_argument("--train_days")
-    p.add_argument("--valid_days")
-    p.add_argument("--test_days")
-    p.add_argument("--max_batches_per_epoch", type=int, default=None)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: every core).")
-    p.add_argument("--reuse", action=argparse.BooleanOptionalAction, default=True, help="Reuse cached runs.")
-    p.add_argument("--bootstrap", type=int, default=d.bootstrap, help="Bootstrap resamples.")
-    p.add_argument("--confidence", type=float, default=d.confidence)
-    p.add_argument("--bootstrap_seed", type=int, default=d.bootstrap_seed)
-    p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True, help="Rewrite the report.")
-    p.add_argument(
-        "--world",
-        default=None,
-        help="World folder: its ground truth scores the test rows as references, and the report records its "
-        "configuration (default: beside the examples).",
-    )
+    add_options(p, EvaluateConfig, defaults={"examples": "./data/examples"})
+    p.add_argument("--report", action="store_true", default=True, help="Rewrite the report (the default).")
+    p.add_argument("--no_report", dest="report", action="store_false", help="Not --report.")
     a = p.parse_args(argv)
-    setups = tuple(s.strip() for s in a.setups.split(",") if s.strip()) or None
-    fields = {f.name for f in dataclasses.fields(EvaluateConfig)}
-    a.world = a.world or world_beside(a.examples)
-    values = {k: v for k, v in vars(a).items() if k in fields}
-    return EvaluateConfig(**{**values, "setups": setups}), a
+    return from_options(EvaluateConfig, a, world=a.world or world_beside(a.examples)), a
 
 
 def main(argv: Sequence[str] | None = None) -> int:

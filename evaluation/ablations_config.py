@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from podtarget.common.checks import check_choice, check_int, check_number, invalid, optional
+from podtarget.common.checks import invalid
+from podtarget.common.options import check_options, comma_ints, comma_list, option
 from podtarget.evaluation.outputs import DEFAULT_OUT
 from podtarget.evaluation.setups import Setup, all_setups
 from podtarget.model.spec import DEFAULT_SPEC
@@ -12,36 +13,51 @@ from podtarget.model.spec import DEFAULT_SPEC
 SPLITS = ("trainer", "mature")
 
 
+def setup_names(text: str) -> tuple[str, ...] | None:
+    """``--setups``: a comma list of configurations; empty for every one."""
+    return tuple(comma_list(text)) or None
+
+
 @dataclasses.dataclass
 class EvaluateConfig:
     """What ``make evaluate`` runs. Defaults are the full evaluation on the demo world."""
 
-    examples: str
-    models: str = "models/eval-demo"
-    out: str = DEFAULT_OUT  # the committed record, reports/eval, only when asked for by name
-    seeds: tuple[int, ...] = (1, 2, 3)
-    setups: tuple[str, ...] | None = None  # None: every configuration
-    spec: str = str(DEFAULT_SPEC)
-    epochs: int = 10
-    patience: int = 1
-    batch_size: int = 8192
-    lr: float = 2e-3
-    split: str = "trainer"  # trainer: the trainer's default or the explicit days below; mature: runs.mature_split
-    valid_count: int = 2  # --split=mature: validation days
-    test_count: int = 3  # --split=mature: test days
+    examples: str = option(help="Example table root.")
+    models: str = option("models/eval-demo", "Folder of the evaluation's model runs (cached).")
+    # The committed record, reports/eval, only when asked for by name.
+    out: str = option(DEFAULT_OUT, "Report folder: ablations.json, report.md, plots.")
+    seeds: tuple[int, ...] = option((1, 2, 3), "Comma list of training seeds.", parse=comma_ints)
+    setups: tuple[str, ...] | None = option(
+        None, f"Comma list (default: all): {', '.join(all_setups())}.", parse=setup_names
+    )
+    spec: str = option(str(DEFAULT_SPEC), "Spec file of every configuration.")
+    epochs: int = option(10, "Most epochs of each run.", low=1)
+    patience: int = option(1, "Epochs without a better validation score before a run stops.", low=0)
+    batch_size: int = option(8192, "Rows per training step.", low=1)
+    lr: float = option(2e-3, "Learning rate.", above=0)
+    split: str = option(
+        "trainer", "trainer (the trainer's default or the days below) or mature (runs.mature_split).", choices=SPLITS
+    )
+    valid_count: int = option(2, "--split=mature: validation days.", low=0)
+    test_count: int = option(3, "--split=mature: test days.", low=1)
     # The simulated world whose ground truth scores the test rows as yardsticks (evaluation/truth.py); None or a
     # folder without a world (logs of your own): a constant is the only reference.
-    world: str | None = None
-    train_days: str | None = None
-    valid_days: str | None = None
-    test_days: str | None = None
-    max_batches_per_epoch: int | None = None
-    threads: int | None = None
-    reuse: bool = True
-    calibration_bins: int = 10
-    bootstrap: int = 1000  # resamples of the test impressions and seeds
-    confidence: float = 0.95
-    bootstrap_seed: int = 17
+    world: str | None = option(
+        None,
+        "World folder: its ground truth scores the test rows as references, and the report records its "
+        "configuration (default: beside the examples).",
+    )
+    train_days: str | None = option(None, "Training days (with --valid_days, --test_days; as the trainer takes them).")
+    valid_days: str | None = option(None, "Validation days.")
+    test_days: str | None = option(None, "Test days.")
+    max_batches_per_epoch: int | None = option(None, "Stop each epoch after this many batches.", low=1)
+    threads: int | None = option(None, "torch threads (default: every core).", low=1)
+    reuse: bool = option(True, "Reuse cached runs.")
+    calibration_bins: int = option(10, "Bins of the calibration curves.", low=1, cli=False)
+    # Fewer resamples make the percentile ends noise.
+    bootstrap: int = option(1000, "Bootstrap resamples of the test impressions and seeds.", low=100)
+    confidence: float = option(0.95, "Level of the intervals.", low=0.5, below=1)
+    bootstrap_seed: int = option(17, "Seed of the bootstrap.", low=0)
 
     def __post_init__(self) -> None:
         owner = "EvaluateConfig"
@@ -60,16 +76,7 @@ class EvaluateConfig:
                 raise invalid(
                     owner, "setups", "setups including 'baseline' (every figure is relative to it)", self.setups
                 )
-        for name in ("epochs", "batch_size", "calibration_bins", "test_count"):
-            check_int(owner, name, getattr(self, name), low=1)
-        for name in ("patience", "valid_count", "bootstrap_seed"):
-            check_int(owner, name, getattr(self, name), low=0)
-        for name in ("max_batches_per_epoch", "threads"):
-            optional(check_int, owner, name, getattr(self, name), low=1)
-        check_int(owner, "bootstrap", self.bootstrap, low=100)  # fewer resamples make percentile ends noise
-        check_number(owner, "confidence", self.confidence, low=0.5, below=1)
-        check_number(owner, "lr", self.lr, above=0)
-        check_choice(owner, "split", self.split, SPLITS)
+        check_options(self)
         explicit = [n for n in ("train_days", "valid_days", "test_days") if getattr(self, n)]
         if self.split == "mature" and explicit:
             given = " and ".join(explicit)

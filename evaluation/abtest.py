@@ -61,9 +61,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from podtarget.common.cli import CommandParser, configure_logging, parse_ints, warn_if_threads_spin
-from podtarget.common.days import parse_days
-from podtarget.evaluation.abtest_config import ARMS, DESIGNS, HEADS, MODEL_ARMS, REFERENCE_ARMS, ABTestConfig
+from podtarget.common.cli import CommandParser, configure_logging, warn_if_threads_spin
+from podtarget.common.options import add_options, from_options
+from podtarget.evaluation.ablations_config import EvaluateConfig
+from podtarget.evaluation.abtest_config import ARMS, HEADS, MODEL_ARMS, REFERENCE_ARMS, ABTestConfig
 from podtarget.evaluation.abtest_figures import LESS_STREAMED_TIERS, summarize
 from podtarget.evaluation.market import day_market, reference_scores, serve_designs
 from podtarget.evaluation.outputs import check_same_run, report_identity, table_fingerprint, write_report_json
@@ -355,68 +356,22 @@ def _private(unit: dict, key: str) -> dict:
     return out
 
 
-def _days(text: str) -> tuple[datetime.date, ...]:
-    try:
-        return tuple(parse_days(text))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(x.strip() for x in text.split(",") if x.strip())
-
-
-TRAINING_OPTIONS = {
-    "split": str,
-    "valid_count": int,
-    "test_count": int,
-    "epochs": int,
-    "patience": int,
-    "batch_size": int,
-    "max_batches_per_epoch": int,
-}
+# Missing models are trained as `make evaluate` would: the same settings give the same cached runs.
+TRAINING_OPTIONS = ("split", "valid_count", "test_count", "epochs", "patience", "batch_size", "max_batches_per_epoch")
 
 
 def parse_args(argv: Sequence[str]) -> tuple[ABTestConfig, argparse.Namespace]:
-    d = ABTestConfig(data_root="x")
+    """The test's configuration, and the command-line-only settings: ``examples``, ``report`` and
+    ``evaluate_args`` (the training settings of missing models, given as ``make evaluate`` takes them)."""
     p = CommandParser("podtarget.evaluation.abtest", __doc__)
-    p.add_argument("--data_root", default="./data")
+    add_options(p, ABTestConfig, defaults={"data_root": "./data"})
     p.add_argument("--examples", default=None, help="Example table to train missing models (default: under data).")
-    p.add_argument("--models", default=d.models)
-    p.add_argument("--out", default=d.out)
-    p.add_argument("--days", type=_days, default=(), help="Held-out days (default: every day after the test days).")
-    p.add_argument("--model_seeds", type=parse_ints, default=d.model_seeds, help="Seeds of the ablation runs used.")
-    p.add_argument("--control", default=None)
-    p.add_argument("--treatment", default=None)
-    p.add_argument(
-        "--arms", type=_names, default=d.arms, help=f"control,treatment and any of {','.join(REFERENCE_ARMS)}."
-    )
-    p.add_argument("--designs", type=_names, default=d.designs, help=f"Some of {','.join(DESIGNS)}.")
-    p.add_argument("--audience_shares", type=_floats, default=d.audience_shares, help="Audience design's shares.")
-    p.add_argument("--matched_share", type=float, default=d.matched_share, help="Control's share arms are matched at.")
-    p.add_argument("--draw_seed", type=int, default=d.draw_seed)
-    p.add_argument("--inventory_seed", type=int, default=d.inventory_seed)
-    p.add_argument("--reserve_cpm_micros", type=int, default=d.reserve_cpm_micros)
-    p.add_argument("--bootstrap", type=int, default=d.bootstrap)
-    p.add_argument("--confidence", type=float, default=d.confidence)
-    p.add_argument("--hour", type=int, default=d.hour)
-    p.add_argument("--work_dir", default=None, help="Keep the arms' audiences here (default: a temp folder).")
-    p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True)
-    # Missing models are trained as `make evaluate` would: the same settings give the same cached runs.
-    for name, kind in TRAINING_OPTIONS.items():
-        p.add_argument(f"--{name}", type=kind, default=None, help="For missing models: as in evaluation.ablations.")
+    p.add_argument("--report", action="store_true", default=True, help="Rewrite the report (the default).")
+    p.add_argument("--no_report", dest="report", action="store_false", help="Not --report.")
+    add_options(p, EvaluateConfig, only=TRAINING_OPTIONS, defaults=dict.fromkeys(TRAINING_OPTIONS))
     a, rest = p.parse_known_args(argv)
-    fields = {f.name for f in dataclasses.fields(ABTestConfig)}
-    values = {k: v for k, v in vars(a).items() if k in fields}
     a.evaluate_args = {k: getattr(a, k) for k in TRAINING_OPTIONS if getattr(a, k) is not None}
-    return ABTestConfig(**values, pipeline_args=tuple(rest)), a
+    return from_options(ABTestConfig, a, pipeline_args=tuple(rest)), a
 
 
 def format_summary(result: dict) -> str:

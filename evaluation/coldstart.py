@@ -55,9 +55,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from podtarget.common.checks import check_int, check_number, invalid
-from podtarget.common.cli import CommandParser, configure_logging, parse_ints, warn_if_threads_spin
+from podtarget.common.checks import check_number, invalid
+from podtarget.common.cli import CommandParser, configure_logging, warn_if_threads_spin
 from podtarget.common.days import parse_days
+from podtarget.common.options import add_options, check_options, comma_ints, comma_names, from_options, option
 from podtarget.evaluation import intervals
 from podtarget.evaluation.ablations_config import EvaluateConfig
 from podtarget.evaluation.outputs import (
@@ -73,7 +74,7 @@ from podtarget.evaluation.setups import Setup, all_setups
 from podtarget.evaluation.truth import REFERENCES, reference_scores
 from podtarget.model import artifacts
 from podtarget.model.artifacts import load_model
-from podtarget.model.spec import DEFAULT_SPEC
+from podtarget.model.spec_types import DEFAULT_SPEC
 from podtarget.model.train import TrainConfig
 from podtarget.schemas import layout
 from podtarget.simulator.config import WorldConfig
@@ -110,31 +111,63 @@ COMPARISONS = (
 ALL = 0  # --history=all: every training day
 
 
+def _worlds(text: str) -> tuple[tuple[float, str], ...]:
+    out = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        value, sep, root = part.partition(":")
+        try:
+            out.append((float(value), root))
+        except ValueError:
+            sep = ""
+        if not sep or not root:
+            raise argparse.ArgumentTypeError(
+                f"--worlds {part!r}: expected CORRELATION:DATA_ROOT, e.g. 0.8:./data-rho0.8"
+            )
+    return tuple(out)
+
+
+def _history(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(ALL if x.strip() == "all" else int(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected days of ad history or 'all', e.g. 1,3,7,all; got {text!r}") from exc
+
+
 @dataclasses.dataclass
 class ColdstartConfig:
     """What ``make coldstart`` runs."""
 
-    worlds: tuple[tuple[float, str], ...]  # (correlation, data root), one per world
-    models: str = "models/coldstart"
-    out: str = DEFAULT_OUT
-    preset: str = "eval"  # the preset a missing world is simulated from
-    seeds: tuple[int, ...] = (1, 2, 3)
-    history: tuple[int, ...] = (1, 3, 7, ALL)  # days of ad history; 0 = all
-    setups: tuple[str, ...] = tuple(SCORED)
-    spec: str = str(DEFAULT_SPEC)
-    epochs: int = 4
-    patience: int = 1
-    batch_size: int = 8192
-    max_batches_per_epoch: int | None = 25
-    valid_count: int = 1
-    test_count: int = 3
-    # Sampling of every run with both sources (None: TrainConfig's default, whatever it is).
-    max_source_repeats: float | None = TrainConfig(examples="").max_source_repeats
-    threads: int | None = None
-    bootstrap: int = 1000
-    confidence: float = 0.95
-    bootstrap_seed: int = 17
-    pipeline_args: tuple[str, ...] = ()
+    worlds: tuple[tuple[float, str], ...] = option(
+        help="CORRELATION:DATA_ROOT,... one per world.", parse=_worlds
+    )  # (correlation, data root), one per world
+    models: str = option("models/coldstart", "Folder of the sweep's runs (cached).")
+    out: str = option(DEFAULT_OUT, "Report folder: coldstart.json, report.md, the plot.")
+    preset: str = option("eval", "World preset a missing world is simulated from.")
+    seeds: tuple[int, ...] = option((1, 2, 3), "Comma list of training seeds (3 or more).", parse=comma_ints)
+    history: tuple[int, ...] = option(
+        (1, 3, 7, ALL), "Days of ad history, 'all' for every day.", parse=_history
+    )  # 0 = all
+    setups: tuple[str, ...] = option(tuple(SCORED), f"Some of {', '.join(SCORED)}.", parse=comma_names)
+    spec: str = option(str(DEFAULT_SPEC), "Spec file of every run.", cli=False)
+    epochs: int = option(4, "Most epochs of each run.", low=1)
+    patience: int = option(1, "Epochs without a better validation score before a run stops.", low=0)
+    batch_size: int = option(8192, "Rows per training step.", low=1)
+    max_batches_per_epoch: int | None = option(25, "Stop each epoch after this many batches.", low=1)
+    valid_count: int = option(1, "Validation days (the last mature days before the test days).", low=0)
+    test_count: int = option(3, "Test days (the last mature days).", low=1)
+    # Sampling of every run with both sources (None: no cap).
+    max_source_repeats: float | None = option(
+        TrainConfig(examples="").max_source_repeats,
+        "Most draws per epoch of a row of the scarcer source, on average (as the trainer's).",
+        low=1,
+        none_flag="--no_repeat_cap",
+        none_help="No cap on repeats of the scarcer source.",
+    )
+    threads: int | None = option(None, "torch threads (default: every core).", low=1)
+    bootstrap: int = option(1000, "Bootstrap resamples.", low=100)
+    confidence: float = option(0.95, "Level of the intervals.", low=0.5, below=1)
+    bootstrap_seed: int = option(17, "Seed of the bootstrap.", low=0, cli=False)
+    pipeline_args: tuple[str, ...] = option((), "Flags passed to the pipelines that build a missing world.", cli=False)
 
     def __post_init__(self) -> None:
         owner = "ColdstartConfig"
@@ -156,12 +189,7 @@ class ColdstartConfig:
             raise invalid(owner, "history", "days of ad history >= 1, or 0 for all of it", self.history)
         if not self.setups or any(s not in SCORED for s in self.setups) or "baseline" not in self.setups:
             raise invalid(owner, "setups", f"some of {list(SCORED)}, including 'baseline'", self.setups)
-        for name in ("epochs", "batch_size", "test_count"):
-            check_int(owner, name, getattr(self, name), low=1)
-        for name in ("patience", "valid_count", "bootstrap_seed"):
-            check_int(owner, name, getattr(self, name), low=0)
-        check_int(owner, "bootstrap", self.bootstrap, low=100)
-        check_number(owner, "confidence", self.confidence, low=0.5, below=1)
+        check_options(self)
 
     def evaluate_config(self, root: str, tag: str) -> EvaluateConfig:
         """The ablations' configuration of one world's runs (their recipe, split and cache folder)."""
@@ -421,57 +449,14 @@ def _tables(root: str) -> tuple[str, str]:
     return layout.join(root, "examples"), layout.world_dir(root)
 
 
-def _worlds(text: str) -> tuple[tuple[float, str], ...]:
-    out = []
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        value, sep, root = part.partition(":")
-        try:
-            out.append((float(value), root))
-        except ValueError:
-            sep = ""
-        if not sep or not root:
-            raise argparse.ArgumentTypeError(
-                f"--worlds {part!r}: expected CORRELATION:DATA_ROOT, e.g. 0.8:./data-rho0.8"
-            )
-    return tuple(out)
-
-
-def _history(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(ALL if x.strip() == "all" else int(x) for x in text.split(",") if x.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected days of ad history or 'all', e.g. 1,3,7,all; got {text!r}") from exc
-
-
 def parse_args(argv: Sequence[str]) -> tuple[ColdstartConfig, argparse.Namespace]:
-    d = ColdstartConfig(worlds=((0.0, "x"),))
+    """The sweep's configuration, and the command-line-only ``report`` switch."""
     p = CommandParser("podtarget.evaluation.coldstart", __doc__)
-    p.add_argument("--worlds", type=_worlds, required=True, help="CORRELATION:DATA_ROOT,... one per world.")
-    p.add_argument("--models", default=d.models, help="Folder of the sweep's runs (cached).")
-    p.add_argument("--out", default=d.out)
-    p.add_argument("--preset", default=d.preset, help="World preset a missing world is simulated from.")
-    p.add_argument("--seeds", type=parse_ints, default=d.seeds)
-    p.add_argument("--history", type=_history, default=d.history, help="Days of ad history, 'all' for every day.")
-    p.add_argument("--setups", default=",".join(d.setups), help=f"Some of {', '.join(SCORED)}.")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--patience", type=int, default=d.patience)
-    p.add_argument("--batch_size", type=int, default=d.batch_size)
-    p.add_argument("--max_batches_per_epoch", type=int, default=d.max_batches_per_epoch)
-    p.add_argument("--valid_count", type=int, default=d.valid_count)
-    p.add_argument("--test_count", type=int, default=d.test_count)
-    p.add_argument("--max_source_repeats", type=float, default=d.max_source_repeats)
-    p.add_argument("--no_repeat_cap", action="store_true", help="No cap on repeats of the scarcer source.")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--bootstrap", type=int, default=d.bootstrap)
-    p.add_argument("--confidence", type=float, default=d.confidence)
-    p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True, help="Rewrite the report.")
+    add_options(p, ColdstartConfig)
+    p.add_argument("--report", action="store_true", default=True, help="Rewrite the report (the default).")
+    p.add_argument("--no_report", dest="report", action="store_false", help="Not --report.")
     a, rest = p.parse_known_args(argv)
-    fields = {f.name for f in dataclasses.fields(ColdstartConfig)}
-    values = {k: v for k, v in vars(a).items() if k in fields}
-    values["setups"] = tuple(s.strip() for s in a.setups.split(",") if s.strip())
-    if a.no_repeat_cap:
-        values["max_source_repeats"] = None
-    return ColdstartConfig(**values, pipeline_args=tuple(rest)), a
+    return from_options(ColdstartConfig, a, pipeline_args=tuple(rest)), a
 
 
 def format_summary(result: dict) -> str:

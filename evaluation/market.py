@@ -19,7 +19,8 @@ from podtarget.schemas import layout
 from podtarget.simulator.config import AD_SLOTS, SURFACES
 from podtarget.simulator.sessions import ad_opportunities
 from podtarget.simulator.world import World, rng_for
-from podtarget.transforms.arrow.candidates import ScoringConfig, plan_campaigns
+from podtarget.transforms.arrow.candidates import plan_campaigns
+from podtarget.transforms.arrow.scoring_config import ScoringConfig
 from podtarget.transforms.runtime.day_inputs import load_podcast_features, read_snapshot
 
 

@@ -42,7 +42,8 @@ from podtarget.model.data.encoding import Batch, Encoder
 from podtarget.model.data.statistics import FeatureStats
 from podtarget.model.data.tables import resolve_filesystem
 from podtarget.model.network import InputLayout, MultiTaskNetwork
-from podtarget.model.spec import Spec, SpecError
+from podtarget.model.spec import Spec
+from podtarget.model.spec_types import SpecError
 
 FORMAT_VERSION = 1
 FILES = ("weights.pt", "spec.json", "normalization.json", "hashing.json")

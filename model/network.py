@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from podtarget.model.data.encoding import Batch
-from podtarget.model.spec import ModelSpec
+from podtarget.model.spec_types import ModelSpec
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,24 +11,9 @@ scikit-learn's parameter validation::
     (False, True)
     >>> spec.validate(table_schema)   # raises SpecError("feature 'x' in group 'user': column not in the table; ...")
 
-File format (every key is documented in ``docs/spec.md``)::
-
-    [source]                                # optional: without it, one implicit source "all" (every row)
-    column = "source"                       # which channel served the row
-    values = ["ad", "promo"]
-
-    [groups.user.categorical]               # column = hash buckets, or {buckets = N, min_count = K}
-    user_id = {buckets = 262144, min_count = 2}
-    [groups.user.multi_categorical]         # list<string|int> columns: mean of the values' embeddings
-    user_top_genres_28d = 64
-    [groups.user.numeric]                   # log1p for heavy-tailed counts, missing = add a null indicator
-    user_streams_28d = {log1p = true}
-
-    [[tasks]]
-    name = "AdStream"
-    label = "label_stream"
-    source = "ad"                           # the source the task belongs to (drives the directional mask);
-                                            # optional where the spec has one source
+The file format, every key with its default and meaning, is documented in one place: ``docs/spec.md``. The parts
+(features, tasks, the network's shape) are in ``model/spec_types.py``, the checks against a table in
+``model/spec_schema.py``.
 
 The default directional mask follows the paper: ``m[s, t] = 0`` iff ``s`` is not the source task ``t`` belongs to
 *and* ``t`` belongs to a source listed in ``[mask] protected`` (default: promo), i.e. ad rows give no loss to
@@ -46,117 +31,26 @@ import math
 import pathlib
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 
 from podtarget.common.checks import check_choice, check_int, check_number, invalid
-
-FeatureKind = Literal["categorical", "multi_categorical", "numeric"]
-KINDS: tuple[str, ...] = ("categorical", "multi_categorical", "numeric")
-ARCHITECTURES: tuple[str, ...] = ("shared_bottom", "mmoe", "ple")
-INTERACTIONS: tuple[str, ...] = ("none", "dot")
-# Validation metrics that can choose the best epoch, each with its key in a task's metrics; log loss is the one
-# where lower is better.
-SELECTION_METRICS: dict[str, str] = {"ap": "average_precision", "auc": "roc_auc", "log_loss": "log_loss"}
-LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "linear")
-# [training]: the trainer's settings a spec may carry (model/train.py's TrainConfig fields of the same names), so a
-# table's spec holds everything its best run needs. A flag given on the command line wins over them.
-TRAINING_KEYS: tuple[str, ...] = (
-    "epochs",
-    "batch_size",
-    "lr",
-    "embedding_lr",
-    "lr_schedule",
-    "warmup_steps",
-    "patience",
-    "weight_decay",
-    "embedding_weight_decay",
+from podtarget.model.spec_schema import schema_problems, schema_text
+from podtarget.model.spec_types import (
+    ARCHITECTURES,
+    DEFAULT_SPEC,
+    IMPLICIT_SOURCE,
+    INTERACTIONS,
+    KINDS,
+    LR_SCHEDULES,
+    SELECTION_METRICS,
+    TRAINING_KEYS,
+    FeatureSpec,
+    ModelSpec,
+    SpecError,
+    TaskSpec,
 )
-DEFAULT_SPEC = pathlib.Path(__file__).with_name("specs") / "podtarget.toml"
-# The one source of a spec without a [source] table: every row belongs to it, whatever the table's columns.
-IMPLICIT_SOURCE = "all"
-
-
-class SpecError(ValueError):
-    """A spec that cannot be parsed, is inconsistent, or does not fit the table's schema."""
-
-
-@dataclasses.dataclass(frozen=True)
-class FeatureSpec:
-    """One input column. ``buckets`` (categorical kinds): hashed embedding rows, row 0 being null / unseen in
-    training; ``min_count``: buckets seen fewer times than this on the training split also map to row 0, so rare
-    and new ids share one learned cold-start row. ``share`` (categorical kinds): the name of another categorical
-    feature whose embedding rows this one looks its values up in (its buckets and min_count apply), so that, e.g.,
-    the shows of a user's history and the show of the impression are points of one space. ``floats``
-    (categorical): the column may be floating-point (ids stored as floats, NaN for null); integral values hash as
-    the integers they hold. ``log1p`` / ``missing`` (numeric): see the module docstring. ``clip`` (numeric):
-    ``(low, high)``, values are clipped to it before anything else. ``buckets`` (numeric): besides its normalized
-    value, the feature gets an embedding of its quantile bucket, of ``buckets`` buckets whose edges are quantiles
-    of the training split (saved with the model, so scoring buckets exactly as training did); 0: none.
-    ``embedding_dim`` (every feature with embedding rows): the width of its embedding, at most the table's (the
-    largest of these and ``[model] embedding_dim``; 0: the model's), e.g. wider for an id of thousands of values
-    than for a flag of three. A feature that shares rows has the owner's."""
-
-    name: str
-    group: str
-    kind: FeatureKind
-    buckets: int = 0
-    min_count: int = 1
-    log1p: bool = False
-    missing: bool = False
-    share: str | None = None
-    clip: tuple[float, float] | None = None
-    floats: bool = False
-    embedding_dim: int = 0
-
-    @property
-    def embedded(self) -> bool:
-        """Whether the feature looks up embedding rows: every categorical one, and numeric ones with buckets."""
-        return self.kind != "numeric" or self.buckets > 0
-
-    @property
-    def rows(self) -> int:
-        """Embedding rows of the feature's block: its hash buckets, or a numeric's buckets plus the null row."""
-        return self.buckets + 1 if self.kind == "numeric" else self.buckets
-
-    @property
-    def table(self) -> str:
-        """The name of the embedding rows this feature reads: its own, or those of the feature it shares."""
-        return self.share or self.name
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskSpec:
-    """A binary task: its label column, the source it belongs to, and the sources whose rows evaluate it."""
-
-    name: str
-    label: str
-    source: str
-    eval_sources: tuple[str, ...] = ()
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    """Network sizes. ``bottom``: shared encoder widths (batch norm after the last); ``tower``: hidden widths of
-    each task tower; ``experts``/``expert``: shared expert count and widths (architecture = "mmoe" or "ple");
-    ``task_experts``: experts of each task's own (PLE only: each task's gate mixes its own and the shared ones).
-    ``interaction``: explicit feature interactions added to the encoder's input, for every architecture:
-    ``"none"``, or ``"dot"``, the dot product of every pair of categorical features' embeddings (DLRM's
-    interaction; with shared rows, the user's history against the impression's show is one of them).
-    ``cross_layers``: DCN-v2 cross layers over the encoder's input (0: none), of rank ``cross_rank`` (0: full)."""
-
-    embedding_dim: int = 8
-    bottom: tuple[int, ...] = (128, 64)
-    tower: tuple[int, ...] = (32,)
-    architecture: str = "shared_bottom"
-    experts: int = 4
-    expert: tuple[int, ...] = (64,)
-    task_experts: int = 1
-    dropout: float = 0.0
-    interaction: str = "none"
-    cross_layers: int = 0
-    cross_rank: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -337,52 +231,14 @@ class Spec:
 
     def validate(self, schema: pa.Schema) -> None:
         """Check every column the spec uses against ``schema``; raises :class:`SpecError` naming the first
-        problem (all problems are listed, one per line)."""
-        problems = []
-        names = schema.names
-
-        def missing(what: str, column: str) -> str:
-            close = difflib.get_close_matches(column, names, n=3)
-            hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-            listed = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-            return f"{what}: column not in the table; {hint or 'expected one of ' + listed}".rstrip()
-
-        def check(what: str, column: str, ok, expected: str, hint=lambda typ: "") -> None:
-            if column not in names:
-                problems.append(missing(what, column))
-                return
-            typ = schema.field(column).type
-            if not ok(typ):
-                problems.append(f"{what}: expected {expected} column, found {typ}{hint(typ)}")
-
-        if self.source_column is not None:
-            check(f"source column {self.source_column!r}", self.source_column, _is_string, "a string or dictionary")
-        for f in self.active_features:
-            what = f"feature {f.name!r} in group {f.group!r}"
-            if f.kind == "categorical" and f.floats:
-                check(what, f.name, _is_float_categorical, "a string, integer, boolean, floating-point or dictionary")
-            elif f.kind == "categorical":
-
-                def floats_hint(typ: pa.DataType) -> str:
-                    floating = pa.types.is_floating(typ)
-                    return "; a float column of codes or ids is taken with {floats = true}" if floating else ""
-
-                check(what, f.name, _is_categorical, "a string, integer, boolean or dictionary", floats_hint)
-            elif f.kind == "multi_categorical":
-                check(what, f.name, _is_multi, "a list of strings or integers")
-            else:
-                check(what, f.name, _is_numeric, "an integer, floating-point or boolean")
-        problems += _share_problems(self, schema)
-        for t in self.tasks:
-            check(f"task {t.name!r} label {t.label!r}", t.label, _is_label, "an integer or boolean")
-        if self.slice_column:
-            check(f"slice column {self.slice_column!r}", self.slice_column, _is_categorical, "an integer or string")
+        problem (all problems are listed, one per line; ``model/spec_schema.py``)."""
+        problems = schema_problems(self, schema)
         if problems:
             raise SpecError("spec does not fit the table:\n  " + "\n  ".join(problems))
 
     def schema_fingerprint(self, schema: pa.Schema) -> str:
         """A hash of the names and types of the columns this spec reads: the contract a trained model needs."""
-        return hashlib.sha256(_schema_text(self, schema).encode()).hexdigest()[:16]
+        return hashlib.sha256(schema_text(self, schema).encode()).hexdigest()[:16]
 
     def column_types(self, schema: pa.Schema) -> dict[str, str]:
         return {c: str(schema.field(c).type) for c in self.columns if c in schema.names}
@@ -410,63 +266,6 @@ def _drop_implicit_source(raw: dict[str, Any]) -> None:
     for task in raw["tasks"]:
         task.pop("source", None)
         task.pop("eval_sources", None)
-
-
-def _share_problems(spec: Spec, schema: pa.Schema) -> list[str]:
-    """Features that share rows must hash their values alike: strings with strings, integers with integers."""
-    problems = []
-    for f in spec.active_features:
-        if f.share is None or f.name not in schema.names or f.share not in schema.names:
-            continue
-        mine, theirs = _hash_kind(schema.field(f.name).type), _hash_kind(schema.field(f.share).type)
-        if mine != theirs:
-            problems.append(
-                f"feature {f.name!r} shares the rows of {f.share!r}: expected {theirs} values like it, found {mine}"
-            )
-    return problems
-
-
-def _hash_kind(t: pa.DataType) -> str:
-    """How a column's values hash: as strings or as integers (lists by their values; floats as the integers they
-    hold)."""
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        t = t.value_type
-    return "string" if _is_string(t) else "integer"
-
-
-def _schema_text(spec: Spec, schema: pa.Schema) -> str:
-    return ";".join(f"{c}:{schema.field(c).type if c in schema.names else 'absent'}" for c in spec.columns)
-
-
-def _value_type(t: pa.DataType) -> pa.DataType:
-    return t.value_type if pa.types.is_dictionary(t) else t
-
-
-def _is_string(t: pa.DataType) -> bool:
-    t = _value_type(t)
-    return pa.types.is_string(t) or pa.types.is_large_string(t)
-
-
-def _is_categorical(t: pa.DataType) -> bool:
-    return _is_string(t) or pa.types.is_integer(_value_type(t)) or pa.types.is_boolean(t)
-
-
-def _is_float_categorical(t: pa.DataType) -> bool:
-    return _is_categorical(t) or pa.types.is_floating(t)
-
-
-def _is_multi(t: pa.DataType) -> bool:
-    if not (pa.types.is_list(t) or pa.types.is_large_list(t)):
-        return False
-    return _is_string(t.value_type) or pa.types.is_integer(_value_type(t.value_type))
-
-
-def _is_numeric(t: pa.DataType) -> bool:
-    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
-
-
-def _is_label(t: pa.DataType) -> bool:
-    return pa.types.is_integer(t) or pa.types.is_boolean(t)
 
 
 # ------------------------------------------------------------------------------------------ parsing

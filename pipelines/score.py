@@ -25,13 +25,15 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions, StandardOptions, TestOptions
 
 from podtarget.common.cli import warn_if_threads_spin
+from podtarget.common.options import add_options, from_options
 from podtarget.pipelines.daily_options import DailyOptions
 from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
 from podtarget.pipelines.reconciliation import Balance, Ledger, Reconciliation
 from podtarget.pipelines.staged_run import DailyRun
 from podtarget.schemas import layout
 from podtarget.schemas.derived import AUDIENCES, USER_RANKINGS, fingerprint
-from podtarget.transforms.arrow.candidates import DEFAULT_HEADS, PIPELINE, RULES, ScoringConfig
+from podtarget.transforms.arrow.candidates import PIPELINE, RULES
+from podtarget.transforms.arrow.scoring_config import ScoringConfig
 from podtarget.transforms.beam.scoring import (
     FORMATS,
     BuildAudiences,
@@ -59,48 +61,8 @@ class ScoreOptions(PipelineOptions):
 
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
-        defaults = ScoringConfig()
         parser.add_argument("--model", default=None, help="Trained model folder, models/<run> (local or gs://).")
-        parser.add_argument(
-            "--heads",
-            default=DEFAULT_HEADS,
-            help="channel:objective=Head, comma-separated; * matches any channel or objective. A head serves only "
-            "the channels and label its loss mask trained (else the campaign is dead-lettered, untrained_head).",
-        )
-        parser.add_argument(
-            "--transfers",
-            default=defaults.transfers,
-            help="Declared transfers, as --heads: a head serving a channel:objective it was not trained for, e.g. "
-            "ad:follow=Follow (a promotion head for ad follow campaigns).",
-        )
-        parser.add_argument("--audience_cut", default=defaults.audience_cut, help="top_k or budget.")
-        parser.add_argument(
-            "--audience_size", type=int, default=defaults.audience_size, help="Users per audience (top_k)."
-        )
-        parser.add_argument(
-            "--impressions_per_user",
-            type=float,
-            default=defaults.impressions_per_user,
-            help="budget cut: users = budget / days / CPM * 1000 / impressions_per_user.",
-        )
-        parser.add_argument("--top_n", type=int, default=defaults.top_n, help="Campaigns per user in user_rankings.")
-        parser.add_argument("--hour", type=int, default=defaults.hour, help="Serving hour of day (UTC) assumed.")
-        parser.add_argument("--device", default=defaults.device, help="primary (the user's) or one device family.")
-        parser.add_argument("--ad_slot", default=defaults.ad_slot, help="auto (by creative format) or a slot.")
-        parser.add_argument("--ad_surface", default=defaults.ad_surface, help="auto (by slot) or a surface.")
-        parser.add_argument("--promo_slot", default=defaults.promo_slot, help="Promotion slot assumed.")
-        parser.add_argument("--promo_layout", default=defaults.promo_layout, help="Promotion layout assumed.")
-        parser.add_argument("--promo_position", type=int, default=defaults.promo_position, help="0-based position.")
-        parser.add_argument("--promo_surface", default=defaults.promo_surface, help="Promotion surface assumed.")
-        parser.add_argument(
-            "--users_per_block", type=int, default=defaults.users_per_block, help="Users per scored element."
-        )
-        parser.add_argument(
-            "--max_pairs_per_block",
-            type=int,
-            default=defaults.max_pairs_per_block,
-            help="Cap on users x campaigns per element (fewer users per block when campaigns are many).",
-        )
+        add_options(parser, ScoringConfig)  # the audience and serving-context options, declared with ScoringConfig
         parser.add_argument(
             "--pairs_per_forward", type=int, default=8192, help="Pairs per forward pass of the network."
         )
@@ -123,8 +85,7 @@ class ScoreOptions(PipelineOptions):
 
 
 def scoring_config(opts: ScoreOptions) -> ScoringConfig:
-    fields = ScoringConfig.__dataclass_fields__
-    return ScoringConfig(**{name: getattr(opts, name) for name in fields})
+    return from_options(ScoringConfig, opts)
 
 
 def _formats(text: str) -> tuple[str, ...]:

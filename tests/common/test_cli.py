@@ -143,23 +143,9 @@ def test_flags_are_whole_names_and_a_bad_one_is_one_line(capsys):
     assert capsys.readouterr().err.startswith("error: unknown option --epoch=1 (did you mean --epochs?)")
 
 
-def test_a_comma_list_of_integers_is_one_flag_value():
-    from podtarget.common.cli import CommandParser, UsageError, parse_ints
-
-    assert parse_ints("1,2, 3") == (1, 2, 3)
-    assert parse_ints("7,") == (7,) and parse_ints("") == ()
-    parser = CommandParser("podtarget.some.command")
-    parser.add_argument("--seeds", type=parse_ints, default=(1,))
-    assert parser.parse_args(["--seeds=4,5"]).seeds == (4, 5)
-    with pytest.raises(UsageError) as error:
-        parser.parse_args(["--seeds=1,x"])
-    expected = "--seeds: expected comma-separated integers, got '1,x'; see `python -m podtarget.some.command --help`"
-    assert str(error.value) == expected
-
-
 def test_training_refuses_an_abbreviated_flag():
     from podtarget.common.cli import UsageError
-    from podtarget.model.train import parse_args
+    from podtarget.model.train_config import parse_args
 
     assert parse_args(["--epochs=1"]).epochs == 1
     with pytest.raises(UsageError, match="unknown option --epoch=1 .did you mean --epochs"):

@@ -17,7 +17,8 @@ from podtarget.evaluation.abtest_config import ARMS, ABTestConfig
 from podtarget.evaluation.auction import audience_size
 from podtarget.schemas import layout
 from podtarget.simulator import World
-from podtarget.transforms.arrow.candidates import ScoringConfig, find_candidates, plan_campaigns
+from podtarget.transforms.arrow.candidates import find_candidates, plan_campaigns
+from podtarget.transforms.arrow.scoring_config import ScoringConfig
 from podtarget.transforms.runtime.day_inputs import load_podcast_features, read_snapshot
 from podtarget.transforms.runtime.storage import read_parquet
 from tests.evaluation.conftest import AB_DAY, SEEDS, TRAIN, ab_config

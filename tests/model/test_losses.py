@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from podtarget.model.data import Encoder, ExampleTable, fit_statistics
+from podtarget.model.learner import batch_loss
 from podtarget.model.losses import LossWeighting, masked_bce, pcgrad_backward, project_conflicting, row_mask
 from podtarget.model.network import InputLayout, MultiTaskNetwork
 from podtarget.model.spec import load_spec
-from podtarget.model.train import batch_loss
 
 PROMO_TASKS = ("PromotionStream", "Like", "Follow")
 AD_TASKS = ("AdStream", "Click")

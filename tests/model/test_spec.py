@@ -7,7 +7,8 @@ import sys
 import pyarrow as pa
 import pytest
 
-from podtarget.model.spec import DEFAULT_SPEC, Spec, SpecError, load_spec
+from podtarget.model.spec import Spec, load_spec
+from podtarget.model.spec_types import DEFAULT_SPEC, SpecError
 from podtarget.schemas.derived import EXAMPLES
 
 

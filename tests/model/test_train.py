@@ -15,8 +15,9 @@ from sklearn.metrics import roc_auc_score
 
 from podtarget.model.artifacts import ArtifactError, load_model
 from podtarget.model.data import ExampleTable
-from podtarget.model.spec import SpecError
-from podtarget.model.train import EpochProgress, TrainConfig, main, train
+from podtarget.model.progress import EpochProgress
+from podtarget.model.spec_types import SpecError
+from podtarget.model.train import TrainConfig, main, train
 from tests.model.conftest import quick_config, toy_config
 
 
@@ -177,7 +178,7 @@ def test_a_cold_started_source_trains_on_its_last_days_only(podcast_toy, tmp_pat
 def test_cli(podcast_toy, tmp_path, capsys):
     examples, spec = podcast_toy
     args = [f"--examples={examples}", f"--spec={spec}", f"--out={tmp_path}", "--run=cli", "--epochs=1"]
-    assert main([*args, "--batch_size=512", "--no-progress", "--task_weights=Click=0.5"]) == 0
+    assert main([*args, "--batch_size=512", "--no_progress", "--task_weights=Click=0.5"]) == 0
     out = capsys.readouterr().out
     assert "[test]" in out and "model written to" in out
     saved = json.loads((tmp_path / "cli" / "manifest.json").read_text())
@@ -213,7 +214,7 @@ def _draw(stream: io.StringIO, enabled: bool | None) -> str:
 def test_a_terminal_gets_a_bar_over_the_epochs_batches():
     drawn = _draw(_Terminal(), enabled=None)
     assert "epoch 1/2" in drawn and "3/4" in drawn and "loss 0.5000" in drawn and "data wait 25.0%" in drawn, drawn
-    assert _draw(_Terminal(), enabled=False) == ""  # --no-progress
+    assert _draw(_Terminal(), enabled=False) == ""  # --no_progress
     assert _draw(io.StringIO(), enabled=None) == ""  # not a terminal
     assert "3/4" in _draw(io.StringIO(), enabled=True)  # --progress: e.g. an IDE console that is not a terminal
 
@@ -380,17 +381,17 @@ def test_a_scheduled_run_resumes_where_its_schedule_was(podcast_toy, tmp_path, m
 
     common = dict(epochs=3, patience=5, lr_schedule="cosine", warmup_steps=3)
     whole = train(toy_config(podcast_toy, tmp_path / "a", **common))
-    real = training._write_checkpoint
+    real = training.write_checkpoint
 
     def cut_after_the_first_epoch(run, learner, state, fingerprint):
         real(run, learner, state, fingerprint)
         if state.epoch == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "_write_checkpoint", cut_after_the_first_epoch)
+    monkeypatch.setattr(training, "write_checkpoint", cut_after_the_first_epoch)
     with pytest.raises(KeyboardInterrupt):
         train(toy_config(podcast_toy, tmp_path / "b", **common))
-    monkeypatch.setattr(training, "_write_checkpoint", real)
+    monkeypatch.setattr(training, "write_checkpoint", real)
     with pytest.raises(ArtifactError, match="written by a different configuration"):
         train(toy_config(podcast_toy, tmp_path / "b", **{**common, "epochs": 4}, resume=True))
     resumed = train(toy_config(podcast_toy, tmp_path / "b", **common, resume=True))

@@ -6,8 +6,10 @@ import re
 import pytest
 
 from podtarget.model.data import SamplingPlan
+from podtarget.model.learner import LrSchedule
 from podtarget.model.spec import Spec
-from podtarget.model.train import LrSchedule, TrainConfig, few_steps_warning, parse_args, with_spec_training
+from podtarget.model.train import few_steps_warning
+from podtarget.model.train_config import TrainConfig, parse_args, with_spec_training
 
 DAYS = "days as YYYY-MM-DD, a..b ranges or a comma list (e.g. 2026-03-02..2026-03-07) or None"
 

@@ -18,7 +18,8 @@ from podtarget.model.train import TrainConfig, train
 from podtarget.pipelines import build_examples, build_features, score
 from podtarget.schemas import layout
 from podtarget.schemas.derived import LABELS, USER_FEATURES
-from podtarget.transforms.arrow.candidates import PAIR_KINDS, ScoringConfig, pair_kinds, plan_campaigns, user_side
+from podtarget.transforms.arrow.candidates import PAIR_KINDS, pair_kinds, plan_campaigns, user_side
+from podtarget.transforms.arrow.scoring_config import ScoringConfig
 from podtarget.transforms.beam.scoring import load_scoring_model
 from podtarget.transforms.runtime.day_inputs import load_podcast_features, read_snapshot
 from podtarget.transforms.runtime.storage import (

@@ -48,13 +48,12 @@ from podtarget.transforms.arrow.candidates import (
     CampaignPlan,
     CampaignSide,
     Candidates,
-    ScoringConfig,
     find_candidates,
-    parse_heads,
     plan_campaigns,
     user_side,
 )
 from podtarget.transforms.arrow.ranking import TopUsers, block_top_users, merge_top_users, top_campaigns_per_user
+from podtarget.transforms.arrow.scoring_config import ScoringConfig, parse_heads
 from podtarget.transforms.arrow.validation import dead_letters
 from podtarget.transforms.beam.raw_input import COUNTS_TAG, DEAD_LETTER_TAG
 from podtarget.transforms.runtime.columnar_avro import write_avro_table

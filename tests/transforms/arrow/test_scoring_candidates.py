@@ -15,13 +15,13 @@ from podtarget.transforms.arrow.candidates import (
     PAIR_COLUMNS,
     PAIR_KINDS,
     USER_COLUMNS,
-    ScoringConfig,
     find_candidates,
     pair_kinds,
     plan_campaigns,
     user_side,
 )
 from podtarget.transforms.arrow.example_assembly import _list_contains, list_membership
+from podtarget.transforms.arrow.scoring_config import ScoringConfig
 from podtarget.transforms.runtime.storage import arrow_schema
 from tests.pipelines.scoring_world import DAY, campaign, creative, podcast, user
 
