@@ -34,8 +34,8 @@ import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from podtarget.common.checks import check_choice, check_int, check_number, optional
-from podtarget.common.cli import argument
+from .checks import check_choice, check_int, check_number, optional
+from .cli import argument
 
 OPTION = "podtarget.option"  # the key of a field's metadata that holds its Option
 

@@ -12,6 +12,13 @@
 Run as ``python -m``, a Ctrl-C while a command still imports is one line (``common/cli.py``).
 """
 
-from podtarget.common.cli import quiet_interrupts_while_starting
+from ..common.cli import quiet_interrupts_while_starting
 
 quiet_interrupts_while_starting()
+
+# The folders are the package podtarget (pyproject's package-dir): imported as `evaluation` from the repository root,
+# this folder would be a second copy of it, with its own module state, beside the installed one.
+if __name__ != "podtarget.evaluation":
+    raise ImportError(
+        f"{__name__!r} is the folder evaluation/ of podtarget: import podtarget.evaluation (make setup installs it)"
+    )

@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from podtarget.evaluation import intervals, ranking
-from podtarget.evaluation.ablations_config import EvaluateConfig
-from podtarget.evaluation.scored_rows import FIGURES, TestRows
-from podtarget.evaluation.table1 import table1_directions
-from podtarget.evaluation.truth import REFERENCES
-from podtarget.model.metrics import binary_metrics
+from ..model.metrics import binary_metrics
+from . import intervals, ranking
+from .ablations_config import EvaluateConfig
+from .scored_rows import FIGURES, TestRows
+from .table1 import table1_directions
+from .truth import REFERENCES
 
 
 def spread(values: Sequence[float | None]) -> dict:

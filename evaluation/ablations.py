@@ -42,15 +42,15 @@ import sys
 import time
 from collections.abc import Sequence
 
-from podtarget.common.cli import CommandParser, configure_logging, warn_if_threads_spin
-from podtarget.common.options import add_options, from_options
-from podtarget.evaluation.ablation_figures import calibration_curves, figures, ranking_figures
-from podtarget.evaluation.ablations_config import EvaluateConfig
-from podtarget.evaluation.outputs import check_same_run, report_identity, world_beside, write_report_json
-from podtarget.evaluation.runs import resolve_days, run_setup
-from podtarget.evaluation.scored_rows import score_test_rows
-from podtarget.evaluation.table1 import directions
-from podtarget.evaluation.truth import REFERENCES
+from ..common.cli import CommandParser, configure_logging, warn_if_threads_spin
+from ..common.options import add_options, from_options
+from .ablation_figures import calibration_curves, figures, ranking_figures
+from .ablations_config import EvaluateConfig
+from .outputs import check_same_run, report_identity, world_beside, write_report_json
+from .runs import resolve_days, run_setup
+from .scored_rows import score_test_rows
+from .table1 import directions
+from .truth import REFERENCES
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run_ablations(config)
     print(format_summary(result))
     if cli.report:
-        from podtarget.evaluation.report import write_report
+        from .report import write_report
 
         print(f"report written to {write_report(config.out, world_dir=config.world)}")
     return 0
@@ -163,6 +163,6 @@ def _ci_text(point: float | None, ci: Sequence[float] | None) -> str:
 
 
 if __name__ == "__main__":
-    from podtarget.common.cli import run_cli
+    from ..common.cli import run_cli
 
     sys.exit(run_cli(main, {"--out": "EVAL_OUT=reports/<name>"}))  # errors as one line

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from podtarget.common.checks import invalid
-from podtarget.common.options import check_options, comma_ints, comma_list, option
-from podtarget.evaluation.outputs import DEFAULT_OUT
-from podtarget.evaluation.setups import Setup, all_setups
-from podtarget.model.spec import DEFAULT_SPEC
+from ..common.checks import invalid
+from ..common.options import check_options, comma_ints, comma_list, option
+from ..model.spec import DEFAULT_SPEC
+from .outputs import DEFAULT_OUT
+from .setups import Setup, all_setups
 
 SPLITS = ("trainer", "mature")
 

@@ -61,18 +61,18 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from podtarget.common.cli import CommandParser, configure_logging, warn_if_threads_spin
-from podtarget.common.options import add_options, from_options
-from podtarget.evaluation.ablations_config import EvaluateConfig
-from podtarget.evaluation.abtest_config import ARMS, HEADS, MODEL_ARMS, REFERENCE_ARMS, ABTestConfig
-from podtarget.evaluation.abtest_figures import LESS_STREAMED_TIERS, summarize
-from podtarget.evaluation.market import day_market, reference_scores, serve_designs
-from podtarget.evaluation.outputs import check_same_run, report_identity, table_fingerprint, write_report_json
-from podtarget.model import artifacts
-from podtarget.pipelines import score
-from podtarget.schemas import layout
-from podtarget.simulator.world import World
-from podtarget.transforms.runtime.storage import read_parquet
+from ..common.cli import CommandParser, configure_logging, warn_if_threads_spin
+from ..common.options import add_options, from_options
+from ..model import artifacts
+from ..pipelines import score
+from ..schemas import layout
+from ..simulator.world import World
+from ..transforms.runtime.storage import read_parquet
+from .ablations_config import EvaluateConfig
+from .abtest_config import ARMS, HEADS, MODEL_ARMS, REFERENCE_ARMS, ABTestConfig
+from .abtest_figures import LESS_STREAMED_TIERS, summarize
+from .market import day_market, reference_scores, serve_designs
+from .outputs import check_same_run, report_identity, table_fingerprint, write_report_json
 
 log = logging.getLogger(__name__)
 
@@ -221,9 +221,9 @@ def ensure_models(config: ABTestConfig, examples: str | None, evaluate_args: dic
         return out
     if config.control and config.treatment:
         raise FileNotFoundError(f"no trained model at {[m[2] for m in missing]}: train it, or leave them unset")
-    from podtarget.evaluation.ablations_config import EvaluateConfig
-    from podtarget.evaluation.runs import resolve_days, run_setup
-    from podtarget.evaluation.setups import all_setups
+    from .ablations_config import EvaluateConfig
+    from .runs import resolve_days, run_setup
+    from .setups import all_setups
 
     evaluate = EvaluateConfig(
         examples=examples or layout.join(config.data_root, "examples"),
@@ -410,13 +410,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run_abtest(config, cli.examples, cli.evaluate_args)
     print(format_summary(result))
     if cli.report:
-        from podtarget.evaluation.report import write_report
+        from .report import write_report
 
         print(f"report written to {write_report(config.out, world_dir=layout.world_dir(config.data_root))}")
     return 0
 
 
 if __name__ == "__main__":
-    from podtarget.common.cli import run_cli
+    from ..common.cli import run_cli
 
     sys.exit(run_cli(main, {"--out": "EVAL_OUT=reports/<name>"}))  # errors as one line

@@ -7,11 +7,11 @@ import dataclasses
 import datetime
 from collections.abc import Sequence
 
-from podtarget.common.checks import check_choice, invalid
-from podtarget.common.days import parse_days
-from podtarget.common.options import check_options, comma_floats, comma_ints, comma_names, option
-from podtarget.evaluation.outputs import DEFAULT_OUT
-from podtarget.model import artifacts
+from ..common.checks import check_choice, invalid
+from ..common.days import parse_days
+from ..common.options import check_options, comma_floats, comma_ints, comma_names, option
+from ..model import artifacts
+from .outputs import DEFAULT_OUT
 
 MODEL_ARMS = ("control", "treatment")
 HEADS = {"control": "PromotionStream", "treatment": "AdStream"}

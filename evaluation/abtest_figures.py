@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from podtarget.evaluation import intervals
-from podtarget.evaluation.abtest_config import DESIGNS, ABTestConfig
+from . import intervals
+from .abtest_config import DESIGNS, ABTestConfig
 
 COUNTERS = ("impressions", "reach", "spend_micros", "clicks", "streams", "expected_streams")
 METRICS = ("i2s", "ecps", "ctr", "streams", "reach", "impressions", "expected_i2s")

@@ -55,30 +55,24 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from podtarget.common.checks import check_number, invalid
-from podtarget.common.cli import CommandParser, configure_logging, warn_if_threads_spin
-from podtarget.common.days import parse_days
-from podtarget.common.options import add_options, check_options, comma_ints, comma_names, from_options, option
-from podtarget.evaluation import intervals
-from podtarget.evaluation.ablations_config import EvaluateConfig
-from podtarget.evaluation.outputs import (
-    DEFAULT_OUT,
-    check_same_run,
-    report_identity,
-    table_fingerprint,
-    write_report_json,
-)
-from podtarget.evaluation.runs import mature_split, run_setup
-from podtarget.evaluation.scored_rows import load_world, read_days
-from podtarget.evaluation.setups import Setup, all_setups
-from podtarget.evaluation.truth import REFERENCES, reference_scores
-from podtarget.model import artifacts
-from podtarget.model.artifacts import load_model
-from podtarget.model.spec_types import DEFAULT_SPEC
-from podtarget.model.train import TrainConfig
-from podtarget.schemas import layout
-from podtarget.simulator.config import WorldConfig
-from podtarget.transforms.runtime.storage import list_files
+from ..common.checks import check_number, invalid
+from ..common.cli import CommandParser, configure_logging, warn_if_threads_spin
+from ..common.days import parse_days
+from ..common.options import add_options, check_options, comma_ints, comma_names, from_options, option
+from ..model import artifacts
+from ..model.artifacts import load_model
+from ..model.spec_types import DEFAULT_SPEC
+from ..model.train import TrainConfig
+from ..schemas import layout
+from ..simulator.config import WorldConfig
+from ..transforms.runtime.storage import list_files
+from . import intervals
+from .ablations_config import EvaluateConfig
+from .outputs import DEFAULT_OUT, check_same_run, report_identity, table_fingerprint, write_report_json
+from .runs import mature_split, run_setup
+from .scored_rows import load_world, read_days
+from .setups import Setup, all_setups
+from .truth import REFERENCES, reference_scores
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +246,7 @@ def ensure_world(config: ColdstartConfig, correlation: float, root: str) -> dict
     beam = list(config.pipeline_args) or ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
     built = False
     if found is None:
-        from podtarget.pipelines import simulate_world
+        from ..pipelines import simulate_world
 
         log.info("simulating the %s world with correlation %s into %s", config.preset, correlation, root)
         simulate_world.run(
@@ -261,7 +255,7 @@ def ensure_world(config: ColdstartConfig, correlation: float, root: str) -> dict
         built = True
     examples = layout.join(root, "examples")
     if built or not list_files(layout.join(examples, "dt=*", layout.SUCCESS_MARKER)):
-        from podtarget.pipelines import backfill
+        from ..pipelines import backfill
 
         world = WorldConfig.from_json(artifacts.read_bytes(layout.join(layout.world_dir(root), "config.json")).decode())
         # The days whose labels (7-day windows, 2 days of logging lateness) are mature inside the simulated
@@ -478,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run_coldstart(config)
     print(format_summary(result))
     if cli.report:
-        from podtarget.evaluation.report import write_report
+        from .report import write_report
 
         first_root = config.worlds[0][1]
         print(f"report written to {write_report(config.out, world_dir=os.path.join(first_root, 'world'))}")
@@ -486,6 +480,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from podtarget.common.cli import run_cli
+    from ..common.cli import run_cli
 
     sys.exit(run_cli(main, {"--out": "EVAL_OUT=reports/<name>"}))

@@ -12,16 +12,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from podtarget.evaluation.abtest_config import HEADS, ABTestConfig
-from podtarget.evaluation.auction import audience_pairs, audience_ranks, run_auction, value_bids
-from podtarget.evaluation.truth import shared_stream_logit
-from podtarget.schemas import layout
-from podtarget.simulator.config import AD_SLOTS, SURFACES
-from podtarget.simulator.sessions import ad_opportunities
-from podtarget.simulator.world import World, rng_for
-from podtarget.transforms.arrow.candidates import plan_campaigns
-from podtarget.transforms.arrow.scoring_config import ScoringConfig
-from podtarget.transforms.runtime.day_inputs import load_podcast_features, read_snapshot
+from ..schemas import layout
+from ..simulator.config import AD_SLOTS, SURFACES
+from ..simulator.sessions import ad_opportunities
+from ..simulator.world import World, rng_for
+from ..transforms.arrow.candidates import plan_campaigns
+from ..transforms.arrow.scoring_config import ScoringConfig
+from ..transforms.runtime.day_inputs import load_podcast_features, read_snapshot
+from .abtest_config import HEADS, ABTestConfig
+from .auction import audience_pairs, audience_ranks, run_auction, value_bids
+from .truth import shared_stream_logit
 
 
 def draw_outcomes(

@@ -20,9 +20,9 @@ import os
 import pathlib
 from typing import Any
 
-from podtarget.model import artifacts
-from podtarget.schemas import layout
-from podtarget.transforms.runtime.storage import list_files, read_bytes
+from ..model import artifacts
+from ..schemas import layout
+from ..transforms.runtime.storage import list_files, read_bytes
 
 DEFAULT_OUT = "reports/local/eval"
 REPORT_FILES = ("ablations.json", "abtest.json", "coldstart.json")

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from podtarget.evaluation.intervals import average_precision, seed_draws
+from .intervals import average_precision, seed_draws
 
 
 def campaign_normalised(score: np.ndarray, campaign: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from podtarget.model import artifacts  # noqa: E402
+from ..model import artifacts
 
 TIER_NOTE = (
     "Popularity tiers are this project's (`transforms/arrow/features.py`): shows ranked by 30-day listening hours, "
@@ -456,13 +456,13 @@ def write_report(out: str, world_dir: str | None = None) -> str:
             plot_calibration(ablations, os.path.join(out, "calibration.png"))
             files.append("calibration.png")
     if abtest is not None:
-        from podtarget.evaluation.report_abtest import abtest_sections, plot_abtest_by_tier
+        from .report_abtest import abtest_sections, plot_abtest_by_tier
 
         lines += abtest_sections(abtest)
         plot_abtest_by_tier(abtest, os.path.join(out, "abtest_by_tier.png"))
         files += ["abtest.json", "abtest_units.json.gz", "abtest_by_tier.png"]
     if coldstart is not None:
-        from podtarget.evaluation.report_coldstart import coldstart_sections, plot_coldstart
+        from .report_coldstart import coldstart_sections, plot_coldstart
 
         lines += coldstart_sections(coldstart)
         plot_coldstart(coldstart, os.path.join(out, "coldstart.png"))
@@ -492,7 +492,7 @@ def write_report(out: str, world_dir: str | None = None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from podtarget.common.cli import CommandParser
+    from ..common.cli import CommandParser
 
     p = CommandParser("podtarget.evaluation.report", __doc__)
     p.add_argument("--out", default="reports/eval", help="Report folder holding ablations.json / abtest.json.")
@@ -503,6 +503,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from podtarget.common.cli import run_cli
+    from ..common.cli import run_cli
 
     sys.exit(run_cli(main, {"--out": "EVAL_OUT=reports/<name>"}))  # errors as one line

@@ -7,7 +7,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from podtarget.evaluation.report import _label, _paper, _save
+from .report import _label, _paper, _save
 
 AB_METRICS = (("i2s", "i2s"), ("ecps", "eCPS"), ("ctr", "CTR"), ("streams", "streams"), ("reach", "reach"))
 SEGMENTS = (("all", "All podcasts"), ("less_streamed", "Less-streamed (tiers 3-5)"))

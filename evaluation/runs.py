@@ -11,12 +11,12 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 
-from podtarget.evaluation.ablations_config import EvaluateConfig
-from podtarget.evaluation.setups import Setup
-from podtarget.model import artifacts
-from podtarget.model.train import TrainConfig, train
-from podtarget.schemas import layout
-from podtarget.transforms.runtime.storage import list_files, read_bytes
+from ..model import artifacts
+from ..model.train import TrainConfig, train
+from ..schemas import layout
+from ..transforms.runtime.storage import list_files, read_bytes
+from .ablations_config import EvaluateConfig
+from .setups import Setup
 
 # ------------------------------------------------------------------------------------------ split
 

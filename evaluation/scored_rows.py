@@ -9,15 +9,15 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from podtarget.evaluation.ablations_config import EvaluateConfig
-from podtarget.evaluation.outputs import world_beside
-from podtarget.evaluation.setups import AD_TASK, PROMO_TASK
-from podtarget.evaluation.truth import reference_scores
-from podtarget.model import artifacts
-from podtarget.model.artifacts import load_model
-from podtarget.schemas import layout
-from podtarget.simulator.world import World
-from podtarget.transforms.runtime.storage import list_files, read_parquet_files
+from ..model import artifacts
+from ..model.artifacts import load_model
+from ..schemas import layout
+from ..simulator.world import World
+from ..transforms.runtime.storage import list_files, read_parquet_files
+from .ablations_config import EvaluateConfig
+from .outputs import world_beside
+from .setups import AD_TASK, PROMO_TASK
+from .truth import reference_scores
 
 # What is measured on the test rows: (label column, source of the rows, heads that can serve it, best first).
 FIGURES = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from podtarget.model.spec import DEFAULT_SPEC, load_spec
+from ..model.spec import DEFAULT_SPEC, load_spec
 
 PROMO_TASK, AD_TASK = "PromotionStream", "AdStream"
 ANCILLARY = ("Click", "Like", "Follow")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from podtarget.evaluation import intervals
-from podtarget.evaluation.setups import PAPER_SETUPS, all_setups
+from . import intervals
+from .setups import PAPER_SETUPS, all_setups
 
 
 # The directions of Table 1 a figure is checked against: a cell of the table (a setup against the baseline), or one

@@ -20,8 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from podtarget.simulator.config import AD_SLOTS, DEVICES, PROMO_LAYOUTS, PROMO_SLOTS, SURFACES
-from podtarget.simulator.world import World
+from ..simulator.config import AD_SLOTS, DEVICES, PROMO_LAYOUTS, PROMO_SLOTS, SURFACES
+from ..simulator.world import World
 
 # Reference scores of test rows, in report order: (name, label).
 REFERENCES = (

@@ -37,13 +37,13 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import torch
 
-from podtarget.model import calibration
-from podtarget.model.data.encoding import Batch, Encoder
-from podtarget.model.data.statistics import FeatureStats
-from podtarget.model.data.tables import resolve_filesystem
-from podtarget.model.network import InputLayout, MultiTaskNetwork
-from podtarget.model.spec import Spec
-from podtarget.model.spec_types import SpecError
+from . import calibration
+from .data.encoding import Batch, Encoder
+from .data.statistics import FeatureStats
+from .data.tables import resolve_filesystem
+from .network import InputLayout, MultiTaskNetwork
+from .spec import Spec
+from .spec_types import SpecError
 
 FORMAT_VERSION = 1
 FILES = ("weights.pt", "spec.json", "normalization.json", "hashing.json")

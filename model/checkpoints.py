@@ -11,11 +11,11 @@ import logging
 
 import torch
 
-from podtarget.model import artifacts
-from podtarget.model.artifacts import ArtifactError
-from podtarget.model.learner import Learner
-from podtarget.model.run_setup import TrainingRun
-from podtarget.model.train_config import TrainConfig
+from . import artifacts
+from .artifacts import ArtifactError
+from .learner import Learner
+from .run_setup import TrainingRun
+from .train_config import TrainConfig
 
 log = logging.getLogger("podtarget.model.train")
 

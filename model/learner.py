@@ -9,13 +9,13 @@ import math
 
 import torch
 
-from podtarget.model.artifacts import ArtifactError
-from podtarget.model.data.encoding import Batch, Encoder
-from podtarget.model.data.statistics import fit_statistics
-from podtarget.model.losses import LossWeighting, masked_bce, pcgrad_backward, row_mask
-from podtarget.model.network import InputLayout, MultiTaskNetwork, RowSparseAdam
-from podtarget.model.run_setup import TrainingRun
-from podtarget.model.train_config import TrainConfig
+from .artifacts import ArtifactError
+from .data.encoding import Batch, Encoder
+from .data.statistics import fit_statistics
+from .losses import LossWeighting, masked_bce, pcgrad_backward, row_mask
+from .network import InputLayout, MultiTaskNetwork, RowSparseAdam
+from .run_setup import TrainingRun
+from .train_config import TrainConfig
 
 
 def batch_terms(

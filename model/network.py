@@ -22,8 +22,8 @@ from typing import cast
 import torch
 from torch import nn
 
-from podtarget.model.data.encoding import Batch
-from podtarget.model.spec_types import ModelSpec
+from .data.encoding import Batch
+from .spec_types import ModelSpec
 
 
 @dataclasses.dataclass(frozen=True)

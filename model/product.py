@@ -36,9 +36,9 @@ import pyarrow as pa
 import torch
 from torch import nn
 
-from podtarget.model.artifacts import TrainedModel
-from podtarget.model.data.encoding import Batch, Encoder, RowBlock
-from podtarget.model.network import MMoE, MultiTaskNetwork, SharedBottom
+from .artifacts import TrainedModel
+from .data.encoding import Batch, Encoder, RowBlock
+from .network import MMoE, MultiTaskNetwork, SharedBottom
 
 # Null columns that pad a side to every spec column before encoding. Their type does not matter (a null encodes
 # as row 0, an empty bag or a missing number whatever its type), and they are dropped again: another side owns them.

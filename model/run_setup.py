@@ -15,17 +15,17 @@ from collections.abc import Sequence
 import pyarrow as pa
 import torch
 
-from podtarget.common.cloud import require_credentials
-from podtarget.common.days import parse_days
-from podtarget.model import artifacts
-from podtarget.model.artifacts import ArtifactError, TrainedModel, join, load_model
-from podtarget.model.data.labels import immature_labels, label_catalog, usable_days
-from podtarget.model.data.splits import DaySplit, split_days
-from podtarget.model.data.tables import ExampleTable
-from podtarget.model.spec import Spec, load_spec
-from podtarget.model.spec_types import SpecError, TaskSpec
-from podtarget.model.train_config import TrainConfig
-from podtarget.model.validation import selection
+from ..common.cloud import require_credentials
+from ..common.days import parse_days
+from . import artifacts
+from .artifacts import ArtifactError, TrainedModel, join, load_model
+from .data.labels import immature_labels, label_catalog, usable_days
+from .data.splits import DaySplit, split_days
+from .data.tables import ExampleTable
+from .spec import Spec, load_spec
+from .spec_types import SpecError, TaskSpec
+from .train_config import TrainConfig
+from .validation import selection
 
 log = logging.getLogger("podtarget.model.train")
 

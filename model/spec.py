@@ -35,9 +35,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from podtarget.common.checks import check_choice, check_int, check_number, invalid
-from podtarget.model.spec_schema import schema_problems, schema_text
-from podtarget.model.spec_types import (
+from ..common.checks import check_choice, check_int, check_number, invalid
+from .spec_schema import schema_problems, schema_text
+from .spec_types import (
     ARCHITECTURES,
     DEFAULT_SPEC,
     IMPLICIT_SOURCE,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 if TYPE_CHECKING:
-    from podtarget.model.spec import Spec
+    from .spec import Spec
 
 
 def schema_problems(spec: Spec, schema: pa.Schema) -> list[str]:

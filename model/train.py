@@ -46,21 +46,21 @@ import sys
 import time
 from collections.abc import Sequence
 
-from podtarget.common.cli import configure_logging, run_cli, warn_if_threads_spin
-from podtarget.model import artifacts
-from podtarget.model.artifacts import TrainedModel, join, load_model
-from podtarget.model.checkpoints import TrainState, resume_state, write_checkpoint
-from podtarget.model.data.labels import task_priors
-from podtarget.model.data.prefetch import Prefetcher
-from podtarget.model.data.sampling import BatchStream, SamplingPlan, plan_sampling
-from podtarget.model.data.tables import Unit
-from podtarget.model.learner import Learner, LrSchedule, build_learner
-from podtarget.model.metrics import format_table
-from podtarget.model.progress import WARMUP_BATCHES, EpochProgress, Throughput
-from podtarget.model.run_setup import TrainingRun, config_fingerprint, open_run
-from podtarget.model.spec import Spec
-from podtarget.model.train_config import TrainConfig, parse_args, with_spec_training
-from podtarget.model.validation import better_score, evaluate, fit_calibration, predict_days, selection, stopping_score
+from ..common.cli import configure_logging, run_cli, warn_if_threads_spin
+from . import artifacts
+from .artifacts import TrainedModel, join, load_model
+from .checkpoints import TrainState, resume_state, write_checkpoint
+from .data.labels import task_priors
+from .data.prefetch import Prefetcher
+from .data.sampling import BatchStream, SamplingPlan, plan_sampling
+from .data.tables import Unit
+from .learner import Learner, LrSchedule, build_learner
+from .metrics import format_table
+from .progress import WARMUP_BATCHES, EpochProgress, Throughput
+from .run_setup import TrainingRun, config_fingerprint, open_run
+from .spec import Spec
+from .train_config import TrainConfig, parse_args, with_spec_training
+from .validation import better_score, evaluate, fit_calibration, predict_days, selection, stopping_score
 
 log = logging.getLogger("podtarget.model.train")
 

@@ -14,21 +14,13 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 
-from podtarget.common.checks import check_int, check_number, invalid
-from podtarget.common.cli import CommandParser
-from podtarget.common.days import parse_days
-from podtarget.common.options import (
-    add_options,
-    assignments,
-    check_options,
-    comma_floats,
-    comma_list,
-    from_options,
-    option,
-)
-from podtarget.model.losses import WEIGHTINGS
-from podtarget.model.spec import Spec
-from podtarget.model.spec_types import ARCHITECTURES, DEFAULT_SPEC, LR_SCHEDULES, TRAINING_KEYS
+from ..common.checks import check_int, check_number, invalid
+from ..common.cli import CommandParser
+from ..common.days import parse_days
+from ..common.options import add_options, assignments, check_options, comma_floats, comma_list, from_options, option
+from .losses import WEIGHTINGS
+from .spec import Spec
+from .spec_types import ARCHITECTURES, DEFAULT_SPEC, LR_SCHEDULES, TRAINING_KEYS
 
 log = logging.getLogger("podtarget.model.train")
 

@@ -9,16 +9,16 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from podtarget.model import calibration
-from podtarget.model.artifacts import trained_for
-from podtarget.model.data.encoding import Encoder
-from podtarget.model.data.sampling import scan
-from podtarget.model.data.tables import ExampleTable
-from podtarget.model.losses import row_mask
-from podtarget.model.metrics import evaluate_arrays
-from podtarget.model.network import MultiTaskNetwork
-from podtarget.model.spec import Spec
-from podtarget.model.spec_types import SELECTION_METRICS
+from . import calibration
+from .artifacts import trained_for
+from .data.encoding import Encoder
+from .data.sampling import scan
+from .data.tables import ExampleTable
+from .losses import row_mask
+from .metrics import evaluate_arrays
+from .network import MultiTaskNetwork
+from .spec import Spec
+from .spec_types import SELECTION_METRICS
 
 
 def predict_days(network: MultiTaskNetwork, encoder: Encoder, table: ExampleTable, days, immature) -> dict | None:

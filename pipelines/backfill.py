@@ -32,16 +32,16 @@ from collections.abc import Callable, Iterable
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from podtarget.common.cli import CommandParser, argument, configure_logging, one_line, run_cli, was_interrupted
-from podtarget.common.cloud import require_credentials
-from podtarget.common.days import day_range, parse_day
-from podtarget.pipelines import build_examples, build_features, lineage
-from podtarget.pipelines.daily_options import start_worker_server
-from podtarget.pipelines.options import COMMAND_LOG_FORMAT, MAKE_VARIABLES, require_data_root, resolve_runner
-from podtarget.schemas import LOG_TABLES, SNAPSHOT_TABLES, layout
-from podtarget.transforms.arrow.validation import UNREADABLE_FILE
-from podtarget.transforms.runtime.day_inputs import available_days
-from podtarget.transforms.runtime.storage import is_complete, read_success
+from ..common.cli import CommandParser, argument, configure_logging, one_line, run_cli, was_interrupted
+from ..common.cloud import require_credentials
+from ..common.days import day_range, parse_day
+from ..schemas import LOG_TABLES, SNAPSHOT_TABLES, layout
+from ..transforms.arrow.validation import UNREADABLE_FILE
+from ..transforms.runtime.day_inputs import available_days
+from ..transforms.runtime.storage import is_complete, read_success
+from . import build_examples, build_features, lineage
+from .daily_options import start_worker_server
+from .options import COMMAND_LOG_FORMAT, MAKE_VARIABLES, require_data_root, resolve_runner
 
 STAGES = ("features", "examples")
 

@@ -24,23 +24,12 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from podtarget.pipelines import lineage
-from podtarget.pipelines.daily_options import (
-    DailyOptions,
-    bucket_processes,
-    build_day,
-    decode_cache,
-    start_worker_server,
-)
-from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
-from podtarget.pipelines.reconciliation import Reconciliation, format_reconciliation, rows_ledgers
-from podtarget.pipelines.staged_run import DailyRun
-from podtarget.schemas import layout
-from podtarget.schemas.derived import EXAMPLES, fingerprint
-from podtarget.schemas.units import MS_PER_DAY, MS_PER_HOUR
-from podtarget.transforms.arrow.attribution import AttributionConfig
-from podtarget.transforms.arrow.validation import UNREADABLE_FILE
-from podtarget.transforms.beam.examples import (
+from ..schemas import layout
+from ..schemas.derived import EXAMPLES, fingerprint
+from ..schemas.units import MS_PER_DAY, MS_PER_HOUR
+from ..transforms.arrow.attribution import AttributionConfig
+from ..transforms.arrow.validation import UNREADABLE_FILE
+from ..transforms.beam.examples import (
     PIPELINE,
     BuildExamplesBucketFn,
     DayRelevance,
@@ -51,16 +40,16 @@ from podtarget.transforms.beam.examples import (
     rejected_clicked_impressions,
     relevant_context,
 )
-from podtarget.transforms.beam.raw_input import (
+from ..transforms.beam.raw_input import (
     COUNTS_TAG,
     DEAD_LETTER_TAG,
     REJECTED_TAG,
     ReadRawByUserBucket,
     ReadValidateBucketFn,
 )
-from podtarget.transforms.beam.shared_steps import ComputeUserBuckets, LoadDayInputs, ReadEachFile
-from podtarget.transforms.beam.sinks import SaveCounts, WriteDeadLetters
-from podtarget.transforms.runtime.day_inputs import (
+from ..transforms.beam.shared_steps import ComputeUserBuckets, LoadDayInputs, ReadEachFile
+from ..transforms.beam.sinks import SaveCounts, WriteDeadLetters
+from ..transforms.runtime.day_inputs import (
     FileSpec,
     LogCoverage,
     check_examples_inputs,
@@ -72,12 +61,12 @@ from podtarget.transforms.runtime.day_inputs import (
     logged_through,
     logs_needed_through,
 )
-from podtarget.transforms.runtime.storage import (
-    atomic_write,
-    parquet_bytes,
-    partition_files,
-    use_system_allocator,
-)
+from ..transforms.runtime.storage import atomic_write, parquet_bytes, partition_files, use_system_allocator
+from . import lineage
+from .daily_options import DailyOptions, bucket_processes, build_day, decode_cache, start_worker_server
+from .options import DataRootOptions, resolve_runner, run_main
+from .reconciliation import Reconciliation, format_reconciliation, rows_ledgers
+from .staged_run import DailyRun
 
 
 class BuildExamplesOptions(PipelineOptions):

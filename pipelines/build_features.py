@@ -19,21 +19,10 @@ import functools
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from podtarget.pipelines import lineage
-from podtarget.pipelines.daily_options import (
-    DailyOptions,
-    bucket_processes,
-    build_day,
-    decode_cache,
-    start_worker_server,
-)
-from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
-from podtarget.pipelines.reconciliation import Balance, Ledger, Reconciliation
-from podtarget.pipelines.staged_run import DailyRun
-from podtarget.schemas import layout
-from podtarget.schemas.derived import PODCAST_FEATURES, USER_FEATURES, fingerprint
-from podtarget.transforms.arrow.features import HISTORY_TABLES, FeatureConfig
-from podtarget.transforms.beam.feature_snapshots import (
+from ..schemas import layout
+from ..schemas.derived import PODCAST_FEATURES, USER_FEATURES, fingerprint
+from ..transforms.arrow.features import HISTORY_TABLES, FeatureConfig
+from ..transforms.beam.feature_snapshots import (
     LISTENING_TAG,
     PIPELINE,
     BuildUserFeaturesBucketFn,
@@ -42,10 +31,10 @@ from podtarget.transforms.beam.feature_snapshots import (
     history_columns,
     keep_all_columns,
 )
-from podtarget.transforms.beam.raw_input import COUNTS_TAG, ReadRawByUserBucket, ReadValidateBucketFn
-from podtarget.transforms.beam.shared_steps import ComputeUserBuckets, LoadDayInputs, ReadEachFile
-from podtarget.transforms.beam.sinks import SaveCounts
-from podtarget.transforms.runtime.day_inputs import (
+from ..transforms.beam.raw_input import COUNTS_TAG, ReadRawByUserBucket, ReadValidateBucketFn
+from ..transforms.beam.shared_steps import ComputeUserBuckets, LoadDayInputs, ReadEachFile
+from ..transforms.beam.sinks import SaveCounts
+from ..transforms.runtime.day_inputs import (
     FileSpec,
     effective_buckets,
     history_days,
@@ -54,7 +43,12 @@ from podtarget.transforms.runtime.day_inputs import (
     load_snapshot,
     snapshot_files,
 )
-from podtarget.transforms.runtime.storage import use_system_allocator
+from ..transforms.runtime.storage import use_system_allocator
+from . import lineage
+from .daily_options import DailyOptions, bucket_processes, build_day, decode_cache, start_worker_server
+from .options import DataRootOptions, resolve_runner, run_main
+from .reconciliation import Balance, Ledger, Reconciliation
+from .staged_run import DailyRun
 
 
 def input_fingerprint(data_root: str, day: datetime.date, lateness: int, config: FeatureConfig, files=None) -> dict:

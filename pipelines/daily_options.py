@@ -14,12 +14,12 @@ import datetime
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
-from podtarget.common.days import parse_day
-from podtarget.schemas import layout
-from podtarget.transforms.runtime import worker_server
-from podtarget.transforms.runtime.decode_cache import DecodeCache
-from podtarget.transforms.runtime.shuffle import SHUFFLE_MODES
-from podtarget.transforms.runtime.worker_server import workers_wanted
+from ..common.days import parse_day
+from ..schemas import layout
+from ..transforms.runtime import worker_server
+from ..transforms.runtime.decode_cache import DecodeCache
+from ..transforms.runtime.shuffle import SHUFFLE_MODES
+from ..transforms.runtime.worker_server import workers_wanted
 
 
 class DailyOptions(PipelineOptions):

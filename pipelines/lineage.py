@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from apache_beam.io.filesystems import FileSystems
 
-from podtarget.common.days import parse_day
-from podtarget.schemas import SNAPSHOT_TABLES, layout
-from podtarget.transforms.runtime.storage import list_files_with_metadata, read_bytes
+from ..common.days import parse_day
+from ..schemas import SNAPSHOT_TABLES, layout
+from ..transforms.runtime.storage import list_files_with_metadata, read_bytes
 
 
 def _digest(items: Iterable[str]) -> str:

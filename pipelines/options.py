@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
-from podtarget.common.checks import invalid
-from podtarget.common.cloud import require_credentials
-from podtarget.transforms.runtime.storage import is_local
+from ..common.checks import invalid
+from ..common.cloud import require_credentials
+from ..transforms.runtime.storage import is_local
 
 IN_PROCESS_RUNNER = "FnApiRunner"
 
@@ -119,7 +119,7 @@ def run_main(
     ``describe(summary)`` (or the dry-run note). An error is one line (``common/cli.py``), exit status 2."""
     import sys
 
-    from podtarget.common.cli import configure_logging, run_cli
+    from ..common.cli import configure_logging, run_cli
 
     argv = sys.argv[1:] if argv is None else argv
     if "-h" in argv or "--help" in argv:

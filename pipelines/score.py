@@ -24,17 +24,13 @@ import logging
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions, StandardOptions, TestOptions
 
-from podtarget.common.cli import warn_if_threads_spin
-from podtarget.common.options import add_options, from_options
-from podtarget.pipelines.daily_options import DailyOptions
-from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
-from podtarget.pipelines.reconciliation import Balance, Ledger, Reconciliation
-from podtarget.pipelines.staged_run import DailyRun
-from podtarget.schemas import layout
-from podtarget.schemas.derived import AUDIENCES, USER_RANKINGS, fingerprint
-from podtarget.transforms.arrow.candidates import PIPELINE, RULES
-from podtarget.transforms.arrow.scoring_config import ScoringConfig
-from podtarget.transforms.beam.scoring import (
+from ..common.cli import warn_if_threads_spin
+from ..common.options import add_options, from_options
+from ..schemas import layout
+from ..schemas.derived import AUDIENCES, USER_RANKINGS, fingerprint
+from ..transforms.arrow.candidates import PIPELINE, RULES
+from ..transforms.arrow.scoring_config import ScoringConfig
+from ..transforms.beam.scoring import (
     FORMATS,
     BuildAudiences,
     PlanCampaigns,
@@ -44,15 +40,14 @@ from podtarget.transforms.beam.scoring import (
     load_scoring_model,
     model_fingerprint,
 )
-from podtarget.transforms.beam.shared_steps import LoadDayInputs
-from podtarget.transforms.beam.sinks import SaveCounts, WriteDeadLetters
-from podtarget.transforms.runtime.day_inputs import (
-    load_podcast_features,
-    load_snapshot,
-    require_features,
-    snapshot_files,
-)
-from podtarget.transforms.runtime.storage import partition_files
+from ..transforms.beam.shared_steps import LoadDayInputs
+from ..transforms.beam.sinks import SaveCounts, WriteDeadLetters
+from ..transforms.runtime.day_inputs import load_podcast_features, load_snapshot, require_features, snapshot_files
+from ..transforms.runtime.storage import partition_files
+from .daily_options import DailyOptions
+from .options import DataRootOptions, resolve_runner, run_main
+from .reconciliation import Balance, Ledger, Reconciliation
+from .staged_run import DailyRun
 
 
 class ScoreOptions(PipelineOptions):

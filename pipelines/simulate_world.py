@@ -22,13 +22,13 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, TestOptions
 
-from podtarget.common.days import parse_day
-from podtarget.pipelines.options import DataRootOptions, resolve_runner, run_main
-from podtarget.schemas import LOG_TABLES, SNAPSHOT_TABLES, layout
-from podtarget.simulator import World, WorldConfig
-from podtarget.simulator.summary import format_summary, summarize
-from podtarget.transforms.beam.simulate import SimulateWorld
-from podtarget.transforms.beam.sinks import WriteJson
+from ..common.days import parse_day
+from ..schemas import LOG_TABLES, SNAPSHOT_TABLES, layout
+from ..simulator import World, WorldConfig
+from ..simulator.summary import format_summary, summarize
+from ..transforms.beam.simulate import SimulateWorld
+from ..transforms.beam.sinks import WriteJson
+from .options import DataRootOptions, resolve_runner, run_main
 
 
 class SimulateWorldOptions(PipelineOptions):

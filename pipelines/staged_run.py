@@ -38,12 +38,9 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
-from podtarget.pipelines.daily_options import build_day, shuffle_folder
-from podtarget.pipelines.options import DataRootOptions, require_data_root
-from podtarget.pipelines.reconciliation import Ledger, Reconciliation, reconcile
-from podtarget.schemas import layout
-from podtarget.transforms.runtime.shuffle import removed_afterwards
-from podtarget.transforms.runtime.storage import (
+from ..schemas import layout
+from ..transforms.runtime.shuffle import removed_afterwards
+from ..transforms.runtime.storage import (
     commit_partition,
     delete_tree,
     new_run_id,
@@ -52,6 +49,9 @@ from podtarget.transforms.runtime.storage import (
     remove_if_empty,
     staging_dir,
 )
+from .daily_options import build_day, shuffle_folder
+from .options import DataRootOptions, require_data_root
+from .reconciliation import Ledger, Reconciliation, reconcile
 
 COUNTS_FILE = "_counts.json"
 

@@ -231,7 +231,7 @@ def stored_schema(schema: pa.Schema) -> pa.Schema:
 def derived_avro_schema(name: str):
     """The Avro form of a derived output (``schemas/avro/<name>.avsc``: ``audience``, ``user_ranking``), parsed
     by the registry with the same checks as the raw schemas (a ``schemas.TableSchema``)."""
-    from podtarget.schemas.registry import SchemaError, parse_schema, read_avsc
+    from .registry import SchemaError, parse_schema, read_avsc
 
     if name not in ("audience", "user_ranking"):
         raise SchemaError(f"unknown derived Avro schema {name!r}; expected audience or user_ranking")

@@ -10,7 +10,14 @@
 Nothing here imports Beam's pipeline machinery; :mod:`podtarget.transforms.beam.simulate` wraps it in Beam.
 """
 
-from podtarget.simulator.config import GroundTruth, WorldConfig
-from podtarget.simulator.world import OutcomeProbabilities, World
+from .config import GroundTruth, WorldConfig
+from .world import OutcomeProbabilities, World
 
 __all__ = ["GroundTruth", "OutcomeProbabilities", "World", "WorldConfig"]
+
+# The folders are the package podtarget (pyproject's package-dir): imported as `simulator` from the repository root,
+# this folder would be a second copy of it, with its own module state, beside the installed one.
+if __name__ != "podtarget.simulator":
+    raise ImportError(
+        f"{__name__!r} is the folder simulator/ of podtarget: import podtarget.simulator (make setup installs it)"
+    )

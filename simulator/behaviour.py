@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from podtarget.schemas import LOG_TABLES
-from podtarget.schemas.units import MS_PER_DAY, MS_PER_HOUR
-from podtarget.simulator.config import AD_FORMATS, AD_SLOTS, DEVICES, GENRES, PROMO_LAYOUTS, PROMO_SLOTS, SURFACES
-from podtarget.simulator.dirt import DirtPlanter
-from podtarget.simulator.sessions import MAX_ADS_PER_SESSION, day_sessions
-from podtarget.simulator.world import World, rng_for
+from ..schemas import LOG_TABLES
+from ..schemas.units import MS_PER_DAY, MS_PER_HOUR
+from .config import AD_FORMATS, AD_SLOTS, DEVICES, GENRES, PROMO_LAYOUTS, PROMO_SLOTS, SURFACES
+from .dirt import DirtPlanter
+from .sessions import MAX_ADS_PER_SESSION, day_sessions
+from .world import World, rng_for
 
 Columns = dict[str, np.ndarray]
 
@@ -504,7 +504,7 @@ class ShardSimulator:
 
     # -- buffering by logging day ---------------------------------------------------------------------------------
     def _countries(self, users: np.ndarray) -> np.ndarray:
-        from podtarget.simulator.config import COUNTRIES
+        from .config import COUNTRIES
 
         return np.array(COUNTRIES, dtype=object)[self.world.users.country[users]]
 

@@ -20,8 +20,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from podtarget.common.checks import check_int, check_number, invalid
-from podtarget.schemas import load_schema
+from ..common.checks import check_int, check_number, invalid
+from ..schemas import load_schema
 
 # Category vocabularies come from the data contracts, so codes used by the simulator and by every later stage
 # agree by construction: code i means vocabulary[i].

@@ -18,9 +18,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from podtarget.schemas import LOG_TABLES, load_schema
-from podtarget.simulator.config import DIRT_KINDS, WorldConfig
-from podtarget.simulator.world import rng_for
+from ..schemas import LOG_TABLES, load_schema
+from .config import DIRT_KINDS, WorldConfig
+from .world import rng_for
 
 Columns = dict[str, np.ndarray]
 FAR_FUTURE_MS = 4_102_444_800_000  # 2100-01-01

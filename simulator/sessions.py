@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from podtarget.schemas.units import MS_PER_HOUR
-from podtarget.simulator.config import DEVICES
-from podtarget.simulator.world import World
+from ..schemas.units import MS_PER_HOUR
+from .config import DEVICES
+from .world import World
 
 # Local listening hours peak on the morning commute and in the evening.
 _HOUR_WEIGHTS = np.array(

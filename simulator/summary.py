@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from podtarget.simulator.config import DIRT_KINDS, WorldConfig
+from .config import DIRT_KINDS, WorldConfig
 
 OUTCOMES = ("click", "stream", "follow", "like")
 

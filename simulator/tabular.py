@@ -34,8 +34,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from podtarget.common.checks import check_int
-from podtarget.common.cli import CommandParser, run_cli
+from ..common.checks import check_int
+from ..common.cli import CommandParser, run_cli
 
 START = datetime.date(2026, 1, 1)
 NUMERIC = ("age", "income", "sessions_7d", "days_since_visit", "price", "tenure_days", "score")

@@ -34,8 +34,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
-from podtarget.schemas import layout
-from podtarget.simulator.config import (
+from ..schemas import layout
+from .config import (
     ACCOUNT_TYPES,
     AD_FORMATS,
     AGE_BUCKETS,

@@ -1,4 +1,5 @@
-"""The layering docs/architecture.md draws, checked on the code: which folder may import which.
+"""The layering docs/architecture.md draws, checked on the code: which folder may import which, written as relative
+imports (so the graph is in the tree itself), and no second copy of a folder importable from the repository root.
 
 Each packaged folder may import only the project folders listed for it (its own always). ``model`` knowing nothing
 of Beam and ``transforms/arrow`` being pure Arrow logic are checked on third-party imports too. An import inside a
@@ -59,15 +60,24 @@ def _unit(path: pathlib.Path, root: pathlib.Path = ROOT) -> str:
     return "/".join(parts[:2]) if parts[0] == "transforms" and len(parts) > 2 else parts[0]
 
 
-def _imports(path: pathlib.Path) -> list[tuple[int, str]]:
+def _package(path: pathlib.Path, root: pathlib.Path) -> list[str]:
+    """The package a module file belongs to, as installed: ``model/data/encoding.py`` -> podtarget.model.data."""
+    return ["podtarget", *path.relative_to(root).parent.parts]
+
+
+def _imports(path: pathlib.Path, root: pathlib.Path = ROOT) -> list[tuple[int, str, int]]:
+    """Every import of a module file as (line, absolute module name, level): relative imports resolved against the
+    file's place in the package (level > 0), absolute ones as written (level 0)."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.append((node.lineno, node.module))
-            if node.module in ("podtarget.transforms",):  # from podtarget.transforms import arrow
-                found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+            found += [(node.lineno, alias.name, 0) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = _package(path, root)[: len(_package(path, root)) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            found.append((node.lineno, module, node.level))
+            if node.module is None or module == "podtarget.transforms":  # from .. import arrow: submodules
+                found += [(node.lineno, f"{module}.{alias.name}", node.level) for alias in node.names]
     return found
 
 
@@ -92,11 +102,14 @@ def _violations(path: pathlib.Path, root: pathlib.Path = ROOT) -> list[str]:
     unit = _unit(path, root)
     allowed = ALLOWED.get(unit, set()) | {unit}
     out = []
-    for line, module in _imports(path):
+    for line, module, level in _imports(path, root):
         where = f"{path.relative_to(root)}:{line}"
         top = module.split(".")[0]
         if top in TOP_LEVEL:
-            out.append(f"{where}: bare import {module!r}; import podtarget.{module}")
+            out.append(f"{where}: bare import {module!r}; import it relatively (from ..{module} import ...)")
+        if top == "podtarget" and level == 0:
+            # Relative imports keep the graph between the folders readable from the tree (tools, grep, editors).
+            out.append(f"{where}: absolute import {module!r} inside the package; import it relatively")
         target = _target(module)
         if target is not None and target != "transforms" and target not in allowed:
             out.append(f"{where}: {unit} may not import {module} ({target}); allowed: {sorted(allowed)}")
@@ -128,9 +141,11 @@ def test_the_architecture_page_lists_the_same_layers():
 @pytest.mark.parametrize(
     "source, expected",
     [
-        ("from podtarget.pipelines import daily_options\n", "may not import podtarget.pipelines"),
+        ("from ..pipelines import daily_options\n", "may not import podtarget.pipelines (pipelines)"),
+        ("from ..pipelines.options import run_main\n", "may not import podtarget.pipelines.options"),
         ("import apache_beam as beam\n", "may not import apache_beam"),
         ("from model.data import Batch\n", "bare import 'model.data'"),
+        ("from podtarget.model.data import Batch\n", "absolute import 'podtarget.model.data' inside the package"),
     ],
 )
 def test_a_violation_is_reported_with_its_place(tmp_path, source, expected):
@@ -139,3 +154,25 @@ def test_a_violation_is_reported_with_its_place(tmp_path, source, expected):
     module.write_text(source)
     found = _violations(module, root=tmp_path)
     assert any(expected in v and "model/bad.py:1" in v for v in found), found
+
+
+@pytest.mark.parametrize("folder", sorted(TOP_LEVEL))
+def test_a_folder_is_not_importable_as_a_second_copy(folder):
+    """From the repository root, ``import schemas`` would load the folder again beside podtarget.schemas."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", f"import {folder}"], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode != 0 and "ImportError" in run.stderr, run.stderr
+
+
+def test_the_architecture_page_names_every_module_and_only_modules_that_exist():
+    """docs/architecture.md stays exact: each module of the packaged folders has its row (a `folder/module.py` in a
+    table or the text), and every module path it names is one that exists."""
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"`((?:[\w]+/)+[\w]+\.py)`", page))
+    modules = {str(p.relative_to(ROOT)) for p in _sources() if p.name != "__init__.py"}
+    missing = sorted(modules - named)
+    assert not missing, f"docs/architecture.md names no row for: {missing}"
+    gone = sorted(n for n in named if not (ROOT / n).exists())
+    assert not gone, f"docs/architecture.md names modules that do not exist: {gone}"

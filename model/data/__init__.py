@@ -30,15 +30,15 @@ One module per concern, in the order a training run uses them:
 This module re-exports their public names, so ``from podtarget.model.data import Encoder`` works as before.
 """
 
-from podtarget.model.data.encoding import ROW_DTYPE, Batch, Encoder, RowBlock, gather_matrix
-from podtarget.model.data.errors import DataError
-from podtarget.model.data.hashing import HASHING, hash_buckets, hash_strings, list_parts, numeric_values
-from podtarget.model.data.labels import immature_labels, label_catalog, task_priors, usable_days
-from podtarget.model.data.prefetch import Prefetcher, background
-from podtarget.model.data.sampling import BatchStream, SamplingPlan, plan_sampling, scan
-from podtarget.model.data.splits import DaySplit, split_days
-from podtarget.model.data.statistics import FeatureStats, fit_statistics
-from podtarget.model.data.tables import DAY_FOLDER, ExampleTable, Unit, read_chunks, resolve_filesystem
+from .encoding import (ROW_DTYPE, Batch, Encoder, RowBlock, gather_matrix)
+from .errors import DataError
+from .hashing import (HASHING, hash_buckets, hash_strings, list_parts, numeric_values)
+from .labels import (immature_labels, label_catalog, task_priors, usable_days)
+from .prefetch import (Prefetcher, background)
+from .sampling import (BatchStream, SamplingPlan, plan_sampling, scan)
+from .splits import (DaySplit, split_days)
+from .statistics import (FeatureStats, fit_statistics)
+from .tables import (DAY_FOLDER, ExampleTable, Unit, read_chunks, resolve_filesystem)
 
 __all__ = [
     "DAY_FOLDER",

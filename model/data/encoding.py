@@ -21,11 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from podtarget.model.data.errors import DataError
-from podtarget.model.data.hashing import HASHING, hash_buckets, list_parts, numeric_values
-from podtarget.model.data.statistics import FeatureStats
-from podtarget.model.spec import Spec
-from podtarget.model.spec_types import FeatureSpec
+from .errors import DataError
+from .hashing import (HASHING, hash_buckets, list_parts, numeric_values)
+from .statistics import FeatureStats
+from ..spec import Spec
+from ..spec_types import FeatureSpec
 
 # Training batches carry a sparse CSR matrix (gather_matrix); torch flags CSR support as beta once per process.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)

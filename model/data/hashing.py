@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from podtarget.common.hashing import splitmix64
-from podtarget.model.data.errors import DataError
+from ...common.hashing import splitmix64
+from .errors import DataError
 
 HASHING = {
     "string": "blake2b, 8-byte digest of the UTF-8 bytes, little-endian",

@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from podtarget.model.data.tables import ExampleTable, read_chunks
-from podtarget.model.spec import Spec
+from .tables import (ExampleTable, read_chunks)
+from ..spec import Spec
 
 
 def label_catalog(spec: Spec, table: ExampleTable, days: Iterable[datetime.date]) -> dict:

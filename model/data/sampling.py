@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from podtarget.model.data.encoding import Batch, Encoder, RowBlock
-from podtarget.model.data.errors import DataError
-from podtarget.model.data.prefetch import Prefetcher, background
-from podtarget.model.data.tables import ExampleTable, Unit, read_chunks
-from podtarget.model.spec import Spec
+from .encoding import (Batch, Encoder, RowBlock)
+from .errors import DataError
+from .prefetch import (Prefetcher, background)
+from .tables import (ExampleTable, Unit, read_chunks)
+from ..spec import Spec
 
 
 class _ShufflePool:

@@ -12,7 +12,7 @@ import datetime
 import math
 from collections.abc import Sequence
 
-from podtarget.model.data.errors import DataError
+from .errors import DataError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from podtarget.model.data.errors import DataError
-from podtarget.model.data.hashing import hash_buckets, list_parts, numeric_values
-from podtarget.model.data.tables import ExampleTable, read_chunks
-from podtarget.model.spec import Spec
+from .errors import DataError
+from .hashing import (hash_buckets, list_parts, numeric_values)
+from .tables import (ExampleTable, read_chunks)
+from ..spec import Spec
 
 
 @dataclasses.dataclass

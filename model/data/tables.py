@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from podtarget.model.data.errors import DataError
-from podtarget.schemas.layout import MANIFEST_KEY, SUCCESS_MARKER
+from .errors import DataError
+from ...schemas.layout import (MANIFEST_KEY, SUCCESS_MARKER)
 
 DAY_FOLDER = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from podtarget.common.hashing import GOLDEN_GAMMA
+from ...common.hashing import GOLDEN_GAMMA
 
 
 def sorted_unique(values: np.ndarray) -> np.ndarray:

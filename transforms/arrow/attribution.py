@@ -44,8 +44,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from podtarget.common.checks import check_int, invalid
-from podtarget.schemas.units import MS_PER_DAY, MS_PER_HOUR
+from ...common.checks import check_int, invalid
+from ...schemas.units import MS_PER_DAY, MS_PER_HOUR
 
 # Far beyond any attribution window; the bound keeps timestamp + window (and the sort keys) inside int64.
 MAX_WINDOW_MS = 100 * 365 * MS_PER_DAY

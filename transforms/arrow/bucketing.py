@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from podtarget.common.hashing import MIX2, mix64
+from ...common.hashing import MIX2, mix64
 
 
 def bucket_of(ids: np.ndarray, n_buckets: int) -> np.ndarray:

@@ -31,11 +31,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from podtarget.schemas.derived import DEAD_LETTER, EXAMPLES, LABELS, PODCAST_FEATURES, USER_FEATURES
-from podtarget.schemas.units import MS_PER_HOUR
-from podtarget.transforms.arrow.example_assembly import IMPRESSIONS, assemble_examples, list_membership
-from podtarget.transforms.arrow.scoring_config import ScoringConfig
-from podtarget.transforms.arrow.validation import day_start_ms, dead_letters
+from ...schemas.derived import DEAD_LETTER, EXAMPLES, LABELS, PODCAST_FEATURES, USER_FEATURES
+from ...schemas.units import MS_PER_HOUR
+from .example_assembly import IMPRESSIONS, assemble_examples, list_membership
+from .scoring_config import ScoringConfig
+from .validation import day_start_ms, dead_letters
 
 PIPELINE = "score"
 

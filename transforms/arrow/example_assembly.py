@@ -19,9 +19,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from podtarget.schemas.derived import EXAMPLES, LABELS, PODCAST_FEATURES, USER_FEATURES
-from podtarget.schemas.units import MS_PER_DAY, MS_PER_HOUR
-from podtarget.transforms.arrow.arrays import positions_of
+from ...schemas.derived import EXAMPLES, LABELS, PODCAST_FEATURES, USER_FEATURES
+from ...schemas.units import MS_PER_DAY, MS_PER_HOUR
+from .arrays import positions_of
 
 # Impressions of both channels in one shape (ad-only columns null for promotions and vice versa).
 IMPRESSIONS = pa.schema(

@@ -33,9 +33,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from podtarget.common.checks import check_int, invalid
-from podtarget.schemas.derived import PODCAST_FEATURES, POPULARITY_TIERS, USER_FEATURES
-from podtarget.schemas.units import MS_PER_DAY, MS_PER_HOUR
+from ...common.checks import check_int, invalid
+from ...schemas.derived import PODCAST_FEATURES, POPULARITY_TIERS, USER_FEATURES
+from ...schemas.units import MS_PER_DAY, MS_PER_HOUR
 
 _EPOCH = datetime.date(1970, 1, 1)
 

@@ -9,10 +9,10 @@ import dataclasses
 import math
 from collections.abc import Mapping
 
-from podtarget.common.checks import check_choice, invalid
-from podtarget.common.options import check_options, option
-from podtarget.schemas import load_schema
-from podtarget.schemas.derived import AUDIENCE_CUTS
+from ...common.checks import check_choice, invalid
+from ...common.options import check_options, option
+from ...schemas import load_schema
+from ...schemas.derived import AUDIENCE_CUTS
 
 DEFAULT_HEADS = "ad:stream=AdStream,promo:stream=PromotionStream,*:click=Click,*:follow=Follow"
 

@@ -30,10 +30,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from podtarget.schemas import load_schema
-from podtarget.schemas.derived import DEAD_LETTER
-from podtarget.schemas.units import MS_PER_DAY
-from podtarget.transforms.arrow.arrays import IdSet
+from ...schemas import load_schema
+from ...schemas.derived import DEAD_LETTER
+from ...schemas.units import MS_PER_DAY
+from .arrays import IdSet
 
 _EPOCH = datetime.date(1970, 1, 1)
 

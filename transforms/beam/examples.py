@@ -19,27 +19,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam import pvalue
 
-from podtarget.schemas import layout
-from podtarget.schemas.derived import DEAD_LETTER, LABELS, USER_FEATURES
-from podtarget.schemas.units import MS_PER_DAY, MS_PER_MINUTE
-from podtarget.transforms.arrow.arrays import IdSet, rows_where, sorted_unique
-from podtarget.transforms.arrow.attribution import AttributionConfig, label_impressions
-from podtarget.transforms.arrow.bucketing import pair_keys
-from podtarget.transforms.arrow.example_assembly import IMPRESSIONS, assemble_examples, unify_impressions
-from podtarget.transforms.arrow.validation import day_start_ms, dead_letters
-from podtarget.transforms.beam.raw_input import (
-    COUNTS_TAG,
-    DEAD_LETTER_TAG,
-    ORDER_COLUMNS,
-    first_occurrences,
-    in_logging_order,
-    read_spec,
-)
-from podtarget.transforms.runtime.bucket_work import BucketResult, ComputesBuckets
-from podtarget.transforms.runtime.day_inputs import FileSpec
-from podtarget.transforms.runtime.decode_cache import DecodeCache
-from podtarget.transforms.runtime.shuffle import BucketEmitter, SpilledRows, rows_by_role
-from podtarget.transforms.runtime.storage import read_parquet
+from ...schemas import layout
+from ...schemas.derived import DEAD_LETTER, LABELS, USER_FEATURES
+from ...schemas.units import MS_PER_DAY, MS_PER_MINUTE
+from ..arrow.arrays import IdSet, rows_where, sorted_unique
+from ..arrow.attribution import AttributionConfig, label_impressions
+from ..arrow.bucketing import pair_keys
+from ..arrow.example_assembly import IMPRESSIONS, assemble_examples, unify_impressions
+from ..arrow.validation import day_start_ms, dead_letters
+from ..runtime.bucket_work import BucketResult, ComputesBuckets
+from ..runtime.day_inputs import FileSpec
+from ..runtime.decode_cache import DecodeCache
+from ..runtime.shuffle import BucketEmitter, SpilledRows, rows_by_role
+from ..runtime.storage import read_parquet
+from .raw_input import COUNTS_TAG, DEAD_LETTER_TAG, ORDER_COLUMNS, first_occurrences, in_logging_order, read_spec
 
 PIPELINE = "build_examples"
 IMPRESSION_TABLES = ("ad_impression", "promo_impression")

@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam import pvalue
 
-from podtarget.schemas import layout
-from podtarget.transforms.arrow.arrays import rows_where
-from podtarget.transforms.arrow.features import (
+from ...schemas import layout
+from ..arrow.arrays import rows_where
+from ..arrow.features import (
     HISTORY_TABLES,
     FeatureConfig,
     merge_listening,
@@ -26,12 +26,12 @@ from podtarget.transforms.arrow.features import (
     podcast_listening_ms,
     user_features,
 )
-from podtarget.transforms.beam.raw_input import COUNTS_TAG, ORDER_COLUMNS, first_occurrences, in_logging_order
-from podtarget.transforms.runtime.bucket_work import BucketResult, ComputesBuckets
-from podtarget.transforms.runtime.day_inputs import FileSpec
-from podtarget.transforms.runtime.decode_cache import DecodeCache
-from podtarget.transforms.runtime.shuffle import BucketEmitter, SpilledRows, rows_by_role
-from podtarget.transforms.runtime.storage import arrow_schema, atomic_write, parquet_bytes, read_avro_as_arrow
+from ..runtime.bucket_work import BucketResult, ComputesBuckets
+from ..runtime.day_inputs import FileSpec
+from ..runtime.decode_cache import DecodeCache
+from ..runtime.shuffle import BucketEmitter, SpilledRows, rows_by_role
+from ..runtime.storage import arrow_schema, atomic_write, parquet_bytes, read_avro_as_arrow
+from .raw_input import COUNTS_TAG, ORDER_COLUMNS, first_occurrences, in_logging_order
 
 PIPELINE = "build_features"
 LISTENING_TAG = "listening"

@@ -22,17 +22,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam import pvalue
 
-from podtarget.transforms.arrow.validation import (
-    ReferenceIdsByDay,
-    file_dead_letter,
-    validate_log_rows,
-    validation_columns,
-)
-from podtarget.transforms.runtime.bucket_work import BucketResult, ComputesBuckets
-from podtarget.transforms.runtime.day_inputs import FileSpec
-from podtarget.transforms.runtime.decode_cache import DecodeCache
-from podtarget.transforms.runtime.shuffle import BucketEmitter
-from podtarget.transforms.runtime.storage import AvroReadResult, read_avro_as_arrow
+from ..arrow.validation import ReferenceIdsByDay, file_dead_letter, validate_log_rows, validation_columns
+from ..runtime.bucket_work import BucketResult, ComputesBuckets
+from ..runtime.day_inputs import FileSpec
+from ..runtime.decode_cache import DecodeCache
+from ..runtime.shuffle import BucketEmitter
+from ..runtime.storage import AvroReadResult, read_avro_as_arrow
 
 DEAD_LETTER_TAG = "dead_letter"
 COUNTS_TAG = "counts"

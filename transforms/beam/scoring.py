@@ -31,18 +31,11 @@ from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
-from podtarget.model.artifacts import ArtifactError, TrainedModel, load_model
-from podtarget.model.product import PreparedSide, ProductLayout, ProductScorer
-from podtarget.schemas import layout
-from podtarget.schemas.derived import (
-    AUDIENCES,
-    EXAMPLES,
-    USER_FEATURES,
-    USER_RANKINGS,
-    derived_avro_schema,
-    stored_schema,
-)
-from podtarget.transforms.arrow.candidates import (
+from ...model.artifacts import ArtifactError, TrainedModel, load_model
+from ...model.product import PreparedSide, ProductLayout, ProductScorer
+from ...schemas import layout
+from ...schemas.derived import AUDIENCES, EXAMPLES, USER_FEATURES, USER_RANKINGS, derived_avro_schema, stored_schema
+from ..arrow.candidates import (
     PAIR_KINDS,
     PIPELINE,
     CampaignPlan,
@@ -52,17 +45,12 @@ from podtarget.transforms.arrow.candidates import (
     plan_campaigns,
     user_side,
 )
-from podtarget.transforms.arrow.ranking import TopUsers, block_top_users, merge_top_users, top_campaigns_per_user
-from podtarget.transforms.arrow.scoring_config import ScoringConfig, parse_heads
-from podtarget.transforms.arrow.validation import dead_letters
-from podtarget.transforms.beam.raw_input import COUNTS_TAG, DEAD_LETTER_TAG
-from podtarget.transforms.runtime.columnar_avro import write_avro_table
-from podtarget.transforms.runtime.storage import (
-    atomic_write,
-    deterministic_sync_marker,
-    parquet_bytes,
-    read_parquet,
-)
+from ..arrow.ranking import TopUsers, block_top_users, merge_top_users, top_campaigns_per_user
+from ..arrow.scoring_config import ScoringConfig, parse_heads
+from ..arrow.validation import dead_letters
+from ..runtime.columnar_avro import write_avro_table
+from ..runtime.storage import atomic_write, deterministic_sync_marker, parquet_bytes, read_parquet
+from .raw_input import COUNTS_TAG, DEAD_LETTER_TAG
 
 FORMATS = ("parquet", "avro")
 NAMESPACE = "podtarget_score"

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from podtarget.schemas import LOG_TABLES, layout, load_schema
-from podtarget.simulator.behaviour import ShardSimulator
-from podtarget.simulator.dirt import truncated_file_target
-from podtarget.simulator.world import World
-from podtarget.transforms.arrow.counting import merge_counts
-from podtarget.transforms.runtime.storage import deterministic_sync_marker, truncate_file, write_avro_part
+from ...schemas import LOG_TABLES, layout, load_schema
+from ...simulator.behaviour import ShardSimulator
+from ...simulator.dirt import truncated_file_target
+from ...simulator.world import World
+from ..arrow.counting import merge_counts
+from ..runtime.storage import deterministic_sync_marker, truncate_file, write_avro_part
 
 CATALOG_TABLES = ("podcast", "campaign", "creative")
 CATALOG_SHARD = 0

@@ -10,10 +10,10 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam import pvalue
 
-from podtarget.schemas import layout
-from podtarget.schemas.derived import DEAD_LETTER
-from podtarget.transforms.arrow.counting import merge_counts
-from podtarget.transforms.runtime.storage import atomic_write, parquet_bytes
+from ...schemas import layout
+from ...schemas.derived import DEAD_LETTER
+from ..arrow.counting import merge_counts
+from ..runtime.storage import atomic_write, parquet_bytes
 
 
 class WriteJson(beam.PTransform):

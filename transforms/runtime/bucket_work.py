@@ -61,9 +61,9 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from podtarget.transforms.runtime import worker_server
-from podtarget.transforms.runtime.shuffle import ShuffleFiles
-from podtarget.transforms.runtime.storage import WriteBehind, atomic_write, parquet_bytes, use_system_allocator
+from . import worker_server
+from .shuffle import ShuffleFiles
+from .storage import WriteBehind, atomic_write, parquet_bytes, use_system_allocator
 
 # Attributes a bundle creates at run time: never pickled with the DoFn (see ComputesBuckets.__getstate__).
 _RUNTIME_ATTRIBUTES = ("_compute_pool", "_workers", "_writer", "_pending", "shuffle_files")

@@ -20,8 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from podtarget.schemas import TableSchema
-from podtarget.transforms.runtime.storage import atomic_write, write_avro_part
+from ...schemas import TableSchema
+from .storage import atomic_write, write_avro_part
 
 ROWS_PER_BLOCK = 65536
 _FIXED: dict[str, np.dtype] = {"float": np.dtype("<f4"), "double": np.dtype("<f8")}

@@ -29,15 +29,15 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from podtarget.common.days import days_from, parse_day
-from podtarget.schemas import LOG_TABLES, layout
-from podtarget.schemas.derived import PODCAST_FEATURES
-from podtarget.schemas.units import MS_PER_DAY
-from podtarget.transforms.arrow.attribution import AttributionConfig
-from podtarget.transforms.arrow.features import HISTORY_TABLES, FeatureConfig
-from podtarget.transforms.arrow.validation import ReferenceIds, ReferenceIdsByDay, day_start_ms
-from podtarget.transforms.runtime.decode_cache import DecodeCache
-from podtarget.transforms.runtime.storage import (
+from ...common.days import days_from, parse_day
+from ...schemas import LOG_TABLES, layout
+from ...schemas.derived import PODCAST_FEATURES
+from ...schemas.units import MS_PER_DAY
+from ..arrow.attribution import AttributionConfig
+from ..arrow.features import HISTORY_TABLES, FeatureConfig
+from ..arrow.validation import ReferenceIds, ReferenceIdsByDay, day_start_ms
+from .decode_cache import DecodeCache
+from .storage import (
     is_complete,
     list_files,
     list_files_with_metadata,

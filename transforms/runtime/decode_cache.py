@@ -31,8 +31,8 @@ import pyarrow.feather as feather
 import pyarrow.ipc
 from apache_beam.io.filesystems import FileSystems
 
-from podtarget.schemas import layout
-from podtarget.transforms.runtime.storage import (
+from ...schemas import layout
+from .storage import (
     AvroReadResult,
     arrow_schema,
     atomic_write,

@@ -32,8 +32,8 @@ from typing import NamedTuple
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-from podtarget.transforms.arrow.bucketing import bucket_runs, split_by_bucket
-from podtarget.transforms.runtime.storage import atomic_write, delete_tree, is_local
+from ..arrow.bucketing import bucket_runs, split_by_bucket
+from .storage import atomic_write, delete_tree, is_local
 
 SHUFFLE_MODES = ("files", "beam")
 

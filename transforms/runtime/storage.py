@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from podtarget.schemas import TableSchema, layout, load_schema
+from ...schemas import TableSchema, layout, load_schema
 
 
 # -- plain bytes ---------------------------------------------------------------------------------------------------
