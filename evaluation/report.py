@@ -23,13 +23,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, never a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 from ..model import artifacts
+from .report_abtest import abtest_sections, plot_abtest_by_tier
+from .report_coldstart import coldstart_sections, plot_coldstart
+from .report_style import label_axes, paper_change, save_figure
 
 TIER_NOTE = (
     "Popularity tiers are this project's (`transforms/arrow/features.py`): shows ranked by 30-day listening hours, "
@@ -56,24 +56,7 @@ def _pm(s: dict | None, digits: int = 1, pct: bool = True) -> str:
     return text
 
 
-def _paper(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.1f}%"
-
-
 # ------------------------------------------------------------------------------------------ plots
-
-
-def _label(ax, xlabel: str, ylabel: str, title: str) -> None:
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-
-
-def _save(fig, path: str) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def plot_ap_by_tier(ablations: dict, path: str) -> None:
@@ -92,8 +75,8 @@ def plot_ap_by_tier(ablations: dict, path: str) -> None:
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xticks(x, [n.removeprefix("tier_") for n in names])
         level = int(100 * ablations["config"]["confidence"])
-        _label(ax, "podcast popularity tier (0 = most streamed)", f"AP change, % ({level}% interval)", title)
-    _save(fig, path)
+        label_axes(ax, "podcast popularity tier (0 = most streamed)", f"AP change, % ({level}% interval)", title)
+    save_figure(fig, path)
 
 
 def plot_calibration(ablations: dict, path: str) -> None:
@@ -106,13 +89,13 @@ def plot_calibration(ablations: dict, path: str) -> None:
             ax.plot(c["mean_prediction"], c["observed_rate"], "o-", label=f"{setup} ({c['head']})")
             top = max(top, max(c["mean_prediction"]), max(c["observed_rate"]))
         ax.plot([0, top], [0, top], "--", color="grey", lw=0.8, label="perfect")
-        _label(
+        label_axes(
             ax,
             "mean predicted stream probability (equal-count bins)",
             "observed stream rate",
             f"{channel} impressions, test days",
         )
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------------------ markdown
@@ -160,8 +143,8 @@ def ablation_sections(ab: dict) -> list[str]:
         paper = s["paper"] or {}
         lines.append(
             f"| {s['label']} (`{name}`) | {_change(promos, name) if name != 'baseline' else '-'} | "
-            f"{_paper(paper.get('promotions'))} | {_change(ads, name) if name != 'baseline' else '-'} | "
-            f"{_paper(paper.get('ads'))} | {_ap(promos, name)} | {_ap(ads, name)} |"
+            f"{paper_change(paper.get('promotions'))} | {_change(ads, name) if name != 'baseline' else '-'} | "
+            f"{paper_change(paper.get('ads'))} | {_ap(promos, name)} | {_ap(ads, name)} |"
         )
     for channel, seg in (("promotions", promos), ("ads", ads)):
         lines += [
@@ -456,14 +439,10 @@ def write_report(out: str, world_dir: str | None = None) -> str:
             plot_calibration(ablations, os.path.join(out, "calibration.png"))
             files.append("calibration.png")
     if abtest is not None:
-        from .report_abtest import abtest_sections, plot_abtest_by_tier
-
         lines += abtest_sections(abtest)
         plot_abtest_by_tier(abtest, os.path.join(out, "abtest_by_tier.png"))
         files += ["abtest.json", "abtest_units.json.gz", "abtest_by_tier.png"]
     if coldstart is not None:
-        from .report_coldstart import coldstart_sections, plot_coldstart
-
         lines += coldstart_sections(coldstart)
         plot_coldstart(coldstart, os.path.join(out, "coldstart.png"))
         files += ["coldstart.json", "coldstart.png"]

@@ -7,7 +7,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .report import _label, _paper, _save
+from .report_style import label_axes, paper_change, save_figure
 
 AB_METRICS = (("i2s", "i2s"), ("ecps", "eCPS"), ("ctr", "CTR"), ("streams", "streams"), ("reach", "reach"))
 SEGMENTS = (("all", "All podcasts"), ("less_streamed", "Less-streamed (tiers 3-5)"))
@@ -68,8 +68,8 @@ def plot_abtest_by_tier(abtest: dict, path: str) -> None:
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xticks(x, [n.removeprefix("tier_").replace("less_streamed", "3-5") for n in names])
         title = "auction: every slot sold" if design == "auction" else "audience: at the control's impressions"
-        _label(ax, "podcast popularity tier", "treatment vs control, %", title)
-    _save(fig, path)
+        label_axes(ax, "podcast popularity tier", "treatment vs control, %", title)
+    save_figure(fig, path)
 
 
 def abtest_sections(ab: dict) -> list[str]:
@@ -193,7 +193,7 @@ def auction_lines(design: dict, paper: dict, level: int) -> list[str]:
         pos = s.get("position") or {}
         lines.append(
             f"| {tier} | {s['units']} | {_lift(s, 'treatment', 'expected_i2s')} | {_lift(s, 'treatment', 'i2s')} | "
-            f"{_paper(paper['i2s_by_tier'].get(tier))} | {_lift(s, 'treatment', 'ecps')} | "
+            f"{paper_change(paper['i2s_by_tier'].get(tier))} | {_lift(s, 'treatment', 'ecps')} | "
             f"{_position(pos.get('control'))} | {_position(pos.get('treatment'))} |"
         )
     lines += [
