@@ -176,3 +176,49 @@ def test_the_architecture_page_names_every_module_and_only_modules_that_exist():
     assert not missing, f"docs/architecture.md names no row for: {missing}"
     gone = sorted(n for n in named if not (ROOT / n).exists())
     assert not gone, f"docs/architecture.md names modules that do not exist: {gone}"
+
+
+def _typing_only_lines(path: pathlib.Path) -> set[int]:
+    """Lines of the imports under ``if TYPE_CHECKING:``, which annotations read and the running code does not."""
+    lines = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            lines |= {n.lineno for n in ast.walk(node) if isinstance(n, ast.Import | ast.ImportFrom)}
+    return lines
+
+
+def test_no_two_modules_import_each_other_even_through_others():
+    """The module import graph has no cycle (imports inside functions count too, annotations' imports under
+    TYPE_CHECKING do not): each module can be read, tested and moved after the ones it imports."""
+    graph: dict[str, set[str]] = {}
+    names = {}
+    for path in _sources():
+        parts = ["podtarget", *path.relative_to(ROOT).with_suffix("").parts]
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        names[name] = path
+    for name, path in names.items():
+        graph[name] = set()
+        typing_only = _typing_only_lines(path)
+        for line, module, _ in _imports(path):
+            if line in typing_only:
+                continue
+            while module and module not in names:  # from .x import name: the module x; podtarget.y.z: y.z
+                module = module.rpartition(".")[0]
+            if module and module != name and not name.startswith(module + "."):  # a package's own __init__
+                graph[name].add(module)
+    seen: dict[str, int] = {}  # 1: on the current path, 2: done
+    cycles = []
+
+    def visit(node: str, path: list[str]) -> None:
+        seen[node] = 1
+        for nxt in sorted(graph[node]):
+            if seen.get(nxt) == 1:
+                cycles.append(" -> ".join([*path[path.index(nxt) :], nxt]))
+            elif nxt not in seen:
+                visit(nxt, [*path, nxt])
+        seen[node] = 2
+
+    for node in sorted(graph):
+        if node not in seen:
+            visit(node, [node])
+    assert not cycles, "\n".join(cycles)
