@@ -66,7 +66,8 @@ def immature_days(observed: np.ndarray, mine: np.ndarray, day_of_row: np.ndarray
 def score_test_rows(config: EvaluateConfig, records: list[dict], test_days: list[str]) -> TestRows:
     """Score the test days' impressions with every run, once, with every head a figure needs. A figure leaves out
     a test day whose label is unobserved on more than half of the figure's rows: as in training
-    (``model/data.py``), the few observed labels of an immature day are early-credited positives, not a sample."""
+    (``model/data/labels.py``), the few observed labels of an immature day are early-credited positives, not a
+    sample."""
     per_day = [read_days(config.examples, [day]) for day in test_days]
     table = pa.concat_tables(per_day, promote_options="default")
     day_of_row = np.repeat(np.arange(len(per_day)), [t.num_rows for t in per_day])

@@ -1,7 +1,7 @@
 """The configurations ``make evaluate`` compares, in report order: Table 1's rows (the promotions-only ``baseline``
 and the setups the paper reports against it) and our own ablations of the joint model (one thing changed each).
-Each says which :class:`~podtarget.model.train.TrainConfig` fields it changes, which head serves the channel it has
-no head for, and the paper's figures where the paper has its row.
+Each says which :class:`~podtarget.model.train_config.TrainConfig` fields it changes, which head serves the channel
+it has no head for, and the paper's figures where the paper has its row.
 """
 
 from __future__ import annotations

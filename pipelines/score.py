@@ -51,8 +51,8 @@ from .staged_run import DailyRun
 
 
 class ScoreOptions(PipelineOptions):
-    """Options of ``podtarget.pipelines.score`` (see :class:`podtarget.transforms.arrow.candidates.ScoringConfig` for
-    the rules)."""
+    """Options of ``podtarget.pipelines.score``: the model, the audience and serving-context options declared with
+    :class:`podtarget.transforms.arrow.scoring_config.ScoringConfig` (the rules are there), and the run's own."""
 
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
