@@ -20,9 +20,10 @@ field that may be None defaults to None); a ``bool`` defaulting to False is a sw
 defaulting to True or None (undecided) gets ``--name`` and ``--no_name``; a field whose flag text needs more than a
 scalar conversion (a comma list, ``KEY=VALUE`` pairs) names its ``parse``. ``none_flag`` adds a switch that sets the
 field to None wherever it stands (``--no_source_balance`` for ``source_ratio``); ``repeat`` makes a list field a flag
-given once per
-item (``--add_task=A --add_task=B``). A field with ``cli=False`` is settable from Python only, and checked the same.
-Standard library only: every layer's configurations use it.
+given once per item (``--add_task=A --add_task=B``); a field without a default is a required flag. Choices are
+listed in ``--help`` and checked by :func:`check_options`, so a bad value reads the same from Python, a command or
+a Beam pipeline (whose parser would otherwise exit with a usage block). A field with ``cli=False`` is settable
+from Python only, and checked the same. Standard library only: every layer's configurations use it.
 """
 
 from __future__ import annotations
